@@ -1,0 +1,281 @@
+//! The local server: every route family on one listener, on the embedded store, from the
+//! same handler code the Lambdas run.
+
+use axum::Router;
+use clap::Parser;
+use ipnet::IpNet;
+use shared::adapters::memory::MemoryStore;
+use shared::api::{self, endpoints};
+use shared::config::{self, ConfigError, Env};
+use shared::domain::Role;
+use shared::keys::{self, KeyError};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "webhooks-local",
+    version,
+    about = "Run AgentVista Webhooks locally, in memory"
+)]
+pub struct Options {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Register an API key, as ORG:ROLE:KEY (repeatable). Without any, org `demo` gets a
+    /// random admin key, printed at start.
+    #[arg(long = "key", value_name = "ORG:ROLE:KEY", value_parser = parse_key_spec)]
+    pub keys: Vec<KeySpec>,
+    /// Address range the sender may reach despite the SSRF rules (repeatable; `none`
+    /// allows nothing). Default: loopback only.
+    #[arg(long = "allow-target", value_name = "CIDR")]
+    pub allow_targets: Vec<String>,
+    /// Extra PEM root certificate the sender trusts (repeatable).
+    #[arg(long = "root-cert", value_name = "PATH")]
+    pub root_certs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub org: String,
+    pub role: Role,
+    pub key: String,
+}
+
+fn parse_key_spec(raw: &str) -> Result<KeySpec, String> {
+    let mut parts = raw.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(org), Some(role), Some(key)) if !key.is_empty() => Ok(KeySpec {
+            org: org.to_owned(),
+            role: role.parse()?,
+            key: key.to_owned(),
+        }),
+        _ => Err("expected ORG:ROLE:KEY, e.g. demo:admin:avk_local_admin".into()),
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("--key {org}: {source}")]
+    Key { org: String, source: KeyError },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Everything the process runs with, resolved from flags and environment.
+pub struct LocalServer {
+    pub router: Router,
+    /// Set when no `--key` was given: the random admin key of org `demo`.
+    pub demo_admin_key: Option<String>,
+    pub allowed_targets: Vec<IpNet>,
+    pub root_certs: Vec<PathBuf>,
+}
+
+fn loopback() -> Vec<IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+impl LocalServer {
+    /// Resolve settings (flags win over `ALLOWED_TARGET_CIDRS` and `EXTRA_ROOT_CERTS`),
+    /// register keys and build the router on a fresh embedded store.
+    pub async fn prepare(options: Options, env: &impl Env) -> Result<Self, StartError> {
+        let allowed_targets = if !options.allow_targets.is_empty() {
+            config::parse_cidrs("--allow-target", &options.allow_targets)?
+        } else if env.get("ALLOWED_TARGET_CIDRS").is_some() {
+            config::allowed_target_cidrs(env)?
+        } else {
+            loopback()
+        };
+        let root_certs = if options.root_certs.is_empty() {
+            config::extra_root_certs(env)?
+        } else {
+            options
+                .root_certs
+                .iter()
+                .map(|p| config::check_root_cert("--root-cert", p))
+                .collect::<Result<_, _>>()?
+        };
+
+        let store = Arc::new(MemoryStore::new());
+        let mut demo_admin_key = None;
+        if options.keys.is_empty() {
+            let (key, _) = keys::mint(store.as_ref(), "demo", Role::Admin, None)
+                .await
+                .map_err(|source| StartError::Key {
+                    org: "demo".into(),
+                    source,
+                })?;
+            demo_admin_key = Some(key);
+        }
+        for spec in options.keys {
+            keys::mint(store.as_ref(), &spec.org, spec.role, Some(spec.key))
+                .await
+                .map_err(|source| StartError::Key {
+                    org: spec.org.clone(),
+                    source,
+                })?;
+        }
+
+        let router = api::finish(endpoints::routes(endpoints::EndpointsState {
+            endpoints: store.clone(),
+            keys: store,
+        }));
+        Ok(Self {
+            router,
+            demo_admin_key,
+            allowed_targets,
+            root_certs,
+        })
+    }
+}
+
+/// Bind, print `listening on http://ADDR` (first line on stdout, once ready), then serve
+/// until SIGINT or SIGTERM.
+pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
+    let requested = options.listen;
+    let server = LocalServer::prepare(options, env).await?;
+    let listener = TcpListener::bind(requested)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: requested,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+
+    let mut out = std::io::stdout().lock();
+    let targets = if server.allowed_targets.is_empty() {
+        "none".to_owned()
+    } else {
+        let list: Vec<String> = server
+            .allowed_targets
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        list.join(", ")
+    };
+    // Best effort: a closed stdout must not stop the server.
+    let _ = writeln!(out, "listening on http://{addr}");
+    let _ = writeln!(
+        out,
+        "store: in memory (everything is lost when this process exits)"
+    );
+    let _ = writeln!(out, "sender may reach: {targets}");
+    for cert in &server.root_certs {
+        let _ = writeln!(out, "extra root certificate: {}", cert.display());
+    }
+    if let Some(key) = &server.demo_admin_key {
+        let _ = writeln!(out, "org demo, admin key: {key}");
+    }
+    let _ = out.flush();
+    drop(out);
+
+    axum::serve(listener, server.router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(StartError::Serve)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_specs() {
+        let k = parse_key_spec("demo:admin:avk:with:colons").expect("valid");
+        assert_eq!(
+            (k.org.as_str(), k.role, k.key.as_str()),
+            ("demo", Role::Admin, "avk:with:colons")
+        );
+        assert!(parse_key_spec("demo:owner:avk_local_admin").is_err());
+        assert!(parse_key_spec("demo:admin").is_err());
+        assert!(parse_key_spec("demo:admin:").is_err());
+    }
+
+    fn options(args: &[&str]) -> Options {
+        Options::try_parse_from(std::iter::once("webhooks-local").chain(args.iter().copied()))
+            .expect("valid flags")
+    }
+
+    #[tokio::test]
+    async fn target_defaults_and_overrides() {
+        let none: [(&str, &str); 0] = [];
+        let s = LocalServer::prepare(options(&[]), &none)
+            .await
+            .expect("default");
+        assert_eq!(s.allowed_targets, loopback());
+        assert!(s.demo_admin_key.is_some());
+
+        let env = [("ALLOWED_TARGET_CIDRS", "10.0.0.0/8")];
+        let s = LocalServer::prepare(options(&[]), &env).await.expect("env");
+        assert_eq!(s.allowed_targets.len(), 1);
+
+        let s = LocalServer::prepare(options(&["--allow-target", "192.168.0.0/16"]), &env)
+            .await
+            .expect("flag wins");
+        assert_eq!(s.allowed_targets[0].to_string(), "192.168.0.0/16");
+
+        let s = LocalServer::prepare(options(&["--allow-target", "none"]), &none)
+            .await
+            .expect("none");
+        assert!(s.allowed_targets.is_empty());
+
+        let s = LocalServer::prepare(options(&["--key", "acme:member:avk_acme_member"]), &none)
+            .await
+            .expect("keys");
+        assert!(s.demo_admin_key.is_none());
+
+        assert!(
+            LocalServer::prepare(options(&["--allow-target", "nope"]), &none)
+                .await
+                .is_err()
+        );
+        assert!(
+            LocalServer::prepare(options(&["--root-cert", "/no/such.pem"]), &none)
+                .await
+                .is_err()
+        );
+        assert!(
+            LocalServer::prepare(options(&["--key", "BAD:admin:avk_local_admin"]), &none)
+                .await
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,408 @@
+//! DynamoDB adapter: one table, keys laid out as in `docs/DESIGN.md` ("Table design").
+//!
+//! Items are mapped with `serde_dynamo`; every conditional write maps its failure to a
+//! domain error instead of a generic backend error.
+
+mod items;
+pub mod schema;
+
+use crate::domain::time::format as ts;
+use crate::domain::{ApiKey, Endpoint, EndpointChanges, KeyHash, SigningSecret};
+use crate::ports::{EndpointStore, KeyStore, StoreError};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
+use chrono::{DateTime, Utc};
+use items::{ApiKeyItem, EndpointItem, keys};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// A client from the SDK's standard chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...).
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::load_from_env().await;
+        Self::new(Client::new(&config), table)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// All pages of a query, in the order DynamoDB returns them.
+    async fn query_all(
+        &self,
+        request: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = request
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+fn backend<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Backend(DisplayErrorContext(err).to_string())
+}
+
+fn mapping(err: serde_dynamo::Error) -> StoreError {
+    StoreError::Backend(format!("item mapping: {err}"))
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Which items of a cancelled transaction failed their condition.
+fn failed_conditions<R>(
+    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> Option<Vec<bool>> {
+    let service = err.as_service_error()?;
+    let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+        cancelled,
+    ) = service
+    else {
+        return None;
+    };
+    Some(
+        cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code() == Some("ConditionalCheckFailed"))
+            .collect(),
+    )
+}
+
+fn is_conditional_failure<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+#[async_trait]
+impl EndpointStore for DynamoStore {
+    async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> Result<(), StoreError> {
+        let item = serde_dynamo::to_item(EndpointItem::from(endpoint)).map_err(mapping)?;
+        // The per-org counter and the endpoint are written together, so the limit holds
+        // under concurrent creates without counting the org's endpoints.
+        let count = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(keys::org_pk(&endpoint.org)))
+            .key("sk", s(keys::ORG_SK))
+            .update_expression("SET endpoint_count = if_not_exists(endpoint_count, :zero) + :one")
+            .condition_expression("attribute_not_exists(endpoint_count) OR endpoint_count < :limit")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match failed_conditions(&err).as_deref() {
+                Some([true, ..]) => Err(StoreError::EndpointLimitReached { limit }),
+                Some([_, true]) => Err(StoreError::AlreadyExists),
+                _ => Err(backend(err)),
+            },
+        }
+    }
+
+    async fn list_endpoints(&self, org: &str) -> Result<Vec<Endpoint>, StoreError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(keys::org_pk(org)))
+            .expression_attribute_values(":prefix", s(keys::ENDPOINT_SK_PREFIX))
+            .scan_index_forward(false);
+        let items = self.query_all(request).await?;
+        items
+            .into_iter()
+            .map(|item| {
+                serde_dynamo::from_item::<_, EndpointItem>(item)
+                    .map(Endpoint::from)
+                    .map_err(mapping)
+            })
+            .collect()
+    }
+
+    async fn get_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::org_pk(org)))
+            .key("sk", s(keys::endpoint_sk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item
+            .map(|item| {
+                serde_dynamo::from_item::<_, EndpointItem>(item)
+                    .map(Endpoint::from)
+                    .map_err(mapping)
+            })
+            .transpose()
+    }
+
+    async fn update_endpoint(
+        &self,
+        org: &str,
+        id: Uuid,
+        changes: &EndpointChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        if changes.is_empty() {
+            return self.get_endpoint(org, id).await;
+        }
+        let mut sets = vec!["#updated_at = :updated_at"];
+        let mut names = HashMap::from([("#updated_at".to_owned(), "updated_at".to_owned())]);
+        let mut values = HashMap::from([(":updated_at".to_owned(), s(ts(&now)))]);
+        let mut set = |field: &'static str, expr: &'static str, value: AttributeValue| {
+            sets.push(expr);
+            names.insert(format!("#{field}"), field.to_owned());
+            values.insert(format!(":{field}"), value);
+        };
+        if let Some(url) = &changes.url {
+            set("url", "#url = :url", s(url));
+        }
+        if let Some(description) = &changes.description {
+            set("description", "#description = :description", s(description));
+        }
+        if let Some(types) = &changes.event_types {
+            let list = types.iter().map(s).collect();
+            set(
+                "event_types",
+                "#event_types = :event_types",
+                AttributeValue::L(list),
+            );
+        }
+        if let Some(active) = changes.is_active {
+            set(
+                "is_active",
+                "#is_active = :is_active",
+                AttributeValue::Bool(active),
+            );
+        }
+        if changes.resets_failures() {
+            set(
+                "consecutive_failures",
+                "#consecutive_failures = :consecutive_failures",
+                n(0),
+            );
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::org_pk(org)))
+            .key("sk", s(keys::endpoint_sk(id)))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_exists(pk)")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out
+                .attributes
+                .map(|item| {
+                    serde_dynamo::from_item::<_, EndpointItem>(item)
+                        .map(Endpoint::from)
+                        .map_err(mapping)
+                })
+                .transpose(),
+            Err(err) if is_conditional_failure(&err) => Ok(None),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    async fn replace_secret(
+        &self,
+        org: &str,
+        id: Uuid,
+        secret: &SigningSecret,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::org_pk(org)))
+            .key("sk", s(keys::endpoint_sk(id)))
+            .update_expression("SET secret = :secret, updated_at = :updated_at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":secret", s(secret.expose()))
+            .expression_attribute_values(":updated_at", s(ts(&now)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    async fn delete_endpoint(&self, org: &str, id: Uuid) -> Result<bool, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(keys::org_pk(org)))
+            .key("sk", s(keys::endpoint_sk(id)))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(keys::org_pk(org)))
+            .key("sk", s(keys::ORG_SK))
+            .update_expression("SET endpoint_count = endpoint_count - :one")
+            .condition_expression("endpoint_count > :zero")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match failed_conditions(&err).as_deref() {
+                Some([true, ..]) => Ok(false),
+                _ => Err(backend(err)),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl KeyStore for DynamoStore {
+    async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let item = serde_dynamo::to_item(ApiKeyItem::from(key)).map_err(mapping)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional_failure(&err) => Err(StoreError::AlreadyExists),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    async fn find_key(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::api_key_pk(hash)))
+            .key("sk", s(keys::API_KEY_SK))
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item
+            .map(|item| {
+                serde_dynamo::from_item::<_, ApiKeyItem>(item)
+                    .map_err(mapping)
+                    .and_then(|i| ApiKey::try_from(i).map_err(StoreError::Backend))
+            })
+            .transpose()
+    }
+
+    async fn delete_key(&self, hash: &KeyHash) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::api_key_pk(hash)))
+            .key("sk", s(keys::API_KEY_SK))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    async fn list_keys(&self, org: &str) -> Result<Vec<ApiKey>, StoreError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(keys::org_api_keys_gsi1pk(org)));
+        let items = self.query_all(request).await?;
+        items
+            .into_iter()
+            .map(|item| {
+                serde_dynamo::from_item::<_, ApiKeyItem>(item)
+                    .map_err(mapping)
+                    .and_then(|i| ApiKey::try_from(i).map_err(StoreError::Backend))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,60 @@
+//! The table definition, for tests and local emulators. `template.yaml` declares the
+//! same table for AWS; keep the two in step.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+
+/// The one global secondary index: per-org key listings, and (with the delivery pipeline)
+/// per-endpoint delivery history.
+pub const GSI1: &str = "gsi1";
+
+fn attribute(name: &str) -> Result<AttributeDefinition, String> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, String> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Create the table (on-demand, `pk`/`sk` plus `gsi1`). Does not wait: emulators create
+/// tables synchronously, and AWS deployments use `template.yaml` instead.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(GSI1)
+        .key_schema(key("gsi1pk", KeyType::Hash)?)
+        .key_schema(key("gsi1sk", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk")?)
+        .attribute_definitions(attribute("sk")?)
+        .attribute_definitions(attribute("gsi1pk")?)
+        .attribute_definitions(attribute("gsi1sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(index)
+        .send()
+        .await
+        .map_err(|e| DisplayErrorContext(e).to_string())?;
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Adapters behind the ports: DynamoDB for AWS, an embedded in-memory store for the local
+//! server and tests.
+
+pub mod dynamo;
+pub mod memory;

@@ -1,0 +1,201 @@
+//! `/org/{org_slug}/webhooks/endpoints...`: create, list, update, delete, rotate-secret.
+
+use super::auth::{self, authorize};
+use super::body::{JsonFields, required};
+use super::{ApiError, PathParams};
+use crate::domain::time::rfc3339_millis;
+use crate::domain::validation::{self, MAX_ENDPOINTS_PER_ORG};
+use crate::domain::{self, Endpoint, EndpointChanges, NewEndpoint, SigningSecret};
+use crate::ports::{EndpointStore, KeyStore};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{patch, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// What the endpoint routes need, and nothing more.
+#[derive(Clone)]
+pub struct EndpointsState {
+    pub endpoints: Arc<dyn EndpointStore>,
+    pub keys: Arc<dyn KeyStore>,
+}
+
+pub fn routes(state: EndpointsState) -> Router {
+    Router::new()
+        .route("/org/{org_slug}/webhooks/endpoints", post(create).get(list))
+        .route(
+            "/org/{org_slug}/webhooks/endpoints/{endpoint_id}",
+            patch(update).delete(remove),
+        )
+        .route(
+            "/org/{org_slug}/webhooks/endpoints/{endpoint_id}/rotate-secret",
+            post(rotate_secret),
+        )
+        .with_state(state)
+}
+
+/// An endpoint as the API shows it: never with its secret.
+#[derive(Serialize)]
+pub struct EndpointView<'a> {
+    id: Uuid,
+    url: &'a str,
+    description: &'a str,
+    event_types: &'a [String],
+    is_active: bool,
+    consecutive_failures: u32,
+    #[serde(with = "rfc3339_millis")]
+    created_at: DateTime<Utc>,
+    #[serde(with = "rfc3339_millis")]
+    updated_at: DateTime<Utc>,
+}
+
+impl<'a> From<&'a Endpoint> for EndpointView<'a> {
+    fn from(e: &'a Endpoint) -> Self {
+        Self {
+            id: e.id,
+            url: &e.url,
+            description: &e.description,
+            event_types: &e.event_types,
+            is_active: e.is_active,
+            consecutive_failures: e.consecutive_failures,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+/// The create answer: the one place besides rotation where the secret is shown.
+#[derive(Serialize)]
+struct CreatedEndpoint<'a> {
+    #[serde(flatten)]
+    endpoint: EndpointView<'a>,
+    secret: &'a str,
+}
+
+async fn create(
+    State(state): State<EndpointsState>,
+    params: PathParams,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let org = params.org();
+    authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
+    let new = parse_new_endpoint(JsonFields::read(body).await?)?;
+    let endpoint = Endpoint::create(org, new, domain::now());
+    state
+        .endpoints
+        .insert_endpoint(&endpoint, MAX_ENDPOINTS_PER_ORG)
+        .await?;
+    tracing::info!(org, endpoint_id = %endpoint.id, "endpoint created");
+    let created = CreatedEndpoint {
+        endpoint: EndpointView::from(&endpoint),
+        secret: endpoint.secret.expose(),
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn list(
+    State(state): State<EndpointsState>,
+    params: PathParams,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = params.org();
+    authorize(state.keys.as_ref(), &headers, org, auth::READ).await?;
+    let endpoints = state.endpoints.list_endpoints(org).await?;
+    let views: Vec<EndpointView> = endpoints.iter().map(EndpointView::from).collect();
+    Ok(Json(serde_json::json!({ "endpoints": views })).into_response())
+}
+
+async fn update(
+    State(state): State<EndpointsState>,
+    params: PathParams,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let org = params.org();
+    authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
+    let id = params.id("endpoint_id")?;
+    let changes = parse_changes(JsonFields::read(body).await?)?;
+    let endpoint = state
+        .endpoints
+        .update_endpoint(org, id, &changes, domain::now())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tracing::info!(org, endpoint_id = %id, is_active = endpoint.is_active, "endpoint updated");
+    Ok(Json(EndpointView::from(&endpoint)).into_response())
+}
+
+async fn remove(
+    State(state): State<EndpointsState>,
+    params: PathParams,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = params.org();
+    authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
+    let id = params.id("endpoint_id")?;
+    if !state.endpoints.delete_endpoint(org, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    tracing::info!(org, endpoint_id = %id, "endpoint deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn rotate_secret(
+    State(state): State<EndpointsState>,
+    params: PathParams,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = params.org();
+    authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
+    let id = params.id("endpoint_id")?;
+    let secret = SigningSecret::generate();
+    if !state
+        .endpoints
+        .replace_secret(org, id, &secret, domain::now())
+        .await?
+    {
+        return Err(ApiError::NotFound);
+    }
+    tracing::info!(org, endpoint_id = %id, "endpoint secret rotated");
+    Ok(Json(serde_json::json!({ "id": id, "secret": secret.expose() })).into_response())
+}
+
+fn parse_new_endpoint(mut fields: JsonFields) -> Result<NewEndpoint, ApiError> {
+    let url = required(fields.string("url")?, "url")?;
+    let description = fields
+        .nullable_string("description")?
+        .flatten()
+        .unwrap_or_default();
+    let event_types = required(fields.string_list("event_types")?, "event_types")?;
+    fields.finish()?;
+    Ok(NewEndpoint {
+        url: validation::endpoint_url(&url)?,
+        description: validation::description(&description)?,
+        event_types: validation::event_types(event_types)?,
+    })
+}
+
+fn parse_changes(mut fields: JsonFields) -> Result<EndpointChanges, ApiError> {
+    let url = fields.string("url")?;
+    // `"description": null` clears the label.
+    let description = fields
+        .nullable_string("description")?
+        .map(Option::unwrap_or_default);
+    let event_types = fields.string_list("event_types")?;
+    let is_active = fields.bool("is_active")?;
+    fields.finish()?;
+    Ok(EndpointChanges {
+        url: url.as_deref().map(validation::endpoint_url).transpose()?,
+        description: description
+            .as_deref()
+            .map(validation::description)
+            .transpose()?,
+        event_types: event_types.map(validation::event_types).transpose()?,
+        is_active,
+    })
+}

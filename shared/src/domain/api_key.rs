@@ -1,0 +1,186 @@
+//! Organisation API keys and their roles.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+/// What a key may do. Reads need `Admin` or `Member`, publishing `Admin` or `Publisher`,
+/// every other write `Admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+    Publisher,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::Publisher => "publisher",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            "publisher" => Ok(Role::Publisher),
+            other => Err(format!(
+                "unknown role {other:?} (expected admin, member or publisher)"
+            )),
+        }
+    }
+}
+
+/// SHA-256 of an API key, hex-encoded: the only form in which a key is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyHash(String);
+
+impl KeyHash {
+    pub fn of(key: &str) -> Self {
+        Self(hex::encode(Sha256::digest(key.as_bytes())))
+    }
+
+    pub fn from_stored(hex: String) -> Self {
+        Self(hex)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Compare in constant time, so a lookup never leaks how much of a hash matched.
+    pub fn matches(&self, other: &KeyHash) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+/// A stored API key: everything but the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Public identifier shown by `keys list`.
+    pub id: Uuid,
+    pub hash: KeyHash,
+    pub org: String,
+    pub role: Role,
+    /// The key's last four characters, so an operator can tell keys apart.
+    pub hint: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Shortest key the operator may choose; generated keys are much longer.
+pub const MIN_KEY_LEN: usize = 12;
+const MAX_KEY_LEN: usize = 256;
+
+impl ApiKey {
+    /// A new random key: `avk_` + base64url of 32 random bytes.
+    pub fn generate_secret() -> String {
+        format!(
+            "avk_{}",
+            URL_SAFE_NO_PAD.encode(super::random_bytes::<32>())
+        )
+    }
+
+    /// Check an operator-chosen key: printable ASCII without spaces, of a sane length.
+    pub fn check_chosen(key: &str) -> Result<(), String> {
+        if key.len() < MIN_KEY_LEN || key.len() > MAX_KEY_LEN {
+            return Err(format!(
+                "a key must be {MIN_KEY_LEN} to {MAX_KEY_LEN} characters long"
+            ));
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("a key may only hold printable ASCII characters, no spaces".into());
+        }
+        Ok(())
+    }
+
+    pub fn new(key: &str, org: &str, role: Role, now: DateTime<Utc>) -> Self {
+        let hint: String = key
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        Self {
+            id: Uuid::now_v7(),
+            hash: KeyHash::of(key),
+            org: org.to_owned(),
+            role,
+            hint,
+            created_at: now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_sha256_hex_known_answer() {
+        assert_eq!(
+            KeyHash::of("abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn matches_is_exact() {
+        let a = KeyHash::of("avk_one_key_here");
+        assert!(a.matches(&KeyHash::of("avk_one_key_here")));
+        assert!(!a.matches(&KeyHash::of("avk_one_key_herf")));
+    }
+
+    #[test]
+    fn generated_keys_are_long_random_and_valid() {
+        let a = ApiKey::generate_secret();
+        assert!(a.starts_with("avk_"));
+        assert_eq!(a.len(), 4 + 43);
+        assert_ne!(a, ApiKey::generate_secret());
+        assert!(ApiKey::check_chosen(&a).is_ok());
+    }
+
+    #[test]
+    fn chosen_keys_are_checked() {
+        assert!(ApiKey::check_chosen("avk_local_admin").is_ok());
+        assert!(ApiKey::check_chosen("short").is_err());
+        assert!(ApiKey::check_chosen("has a space in it").is_err());
+    }
+
+    #[test]
+    fn record_keeps_only_hash_and_hint() {
+        let k = ApiKey::new("avk_local_admin", "demo", Role::Admin, Utc::now());
+        assert_eq!(k.hint, "dmin");
+        assert_eq!(k.hash, KeyHash::of("avk_local_admin"));
+        assert!(!format!("{k:?}").contains("avk_local_admin"));
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        for r in [Role::Admin, Role::Member, Role::Publisher] {
+            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
+        }
+        assert!("owner".parse::<Role>().is_err());
+    }
+}

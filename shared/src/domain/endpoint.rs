@@ -1,0 +1,151 @@
+//! Webhook endpoints and the rules for changing them.
+
+use super::SigningSecret;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// A registered receiver of one organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub org: String,
+    /// UUID v7, so ids sort by creation.
+    pub id: Uuid,
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    pub is_active: bool,
+    pub consecutive_failures: u32,
+    pub secret: SigningSecret,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A validated create request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEndpoint {
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+}
+
+/// A validated PATCH: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointChanges {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub is_active: Option<bool>,
+}
+
+impl Endpoint {
+    /// A fresh, active endpoint with a new id and signing secret.
+    pub fn create(org: &str, new: NewEndpoint, now: DateTime<Utc>) -> Self {
+        Self {
+            org: org.to_owned(),
+            id: Uuid::now_v7(),
+            url: new.url,
+            description: new.description,
+            event_types: new.event_types,
+            is_active: true,
+            consecutive_failures: 0,
+            secret: SigningSecret::generate(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+impl EndpointChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Resuming (`is_active: true`) clears the circuit breaker: the failure count restarts.
+    pub fn resets_failures(&self) -> bool {
+        self.is_active == Some(true)
+    }
+
+    /// Apply to an endpoint in memory. The DynamoDB adapter expresses the same rules as
+    /// one conditional `UpdateItem`; the shared contract tests keep the two in step.
+    pub fn apply(&self, endpoint: &mut Endpoint, now: DateTime<Utc>) {
+        if self.is_empty() {
+            return;
+        }
+        if let Some(url) = &self.url {
+            endpoint.url.clone_from(url);
+        }
+        if let Some(description) = &self.description {
+            endpoint.description.clone_from(description);
+        }
+        if let Some(types) = &self.event_types {
+            endpoint.event_types.clone_from(types);
+        }
+        if let Some(active) = self.is_active {
+            endpoint.is_active = active;
+        }
+        if self.resets_failures() {
+            endpoint.consecutive_failures = 0;
+        }
+        endpoint.updated_at = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::now;
+
+    fn sample() -> Endpoint {
+        let mut e = Endpoint::create(
+            "acme",
+            NewEndpoint {
+                url: "https://example.com/a".into(),
+                description: "d".into(),
+                event_types: vec!["a.b".into()],
+            },
+            now(),
+        );
+        e.is_active = false;
+        e.consecutive_failures = 20;
+        e
+    }
+
+    #[test]
+    fn resuming_resets_the_failure_count() {
+        let mut e = sample();
+        let later = e.created_at + chrono::Duration::seconds(5);
+        EndpointChanges {
+            is_active: Some(true),
+            ..Default::default()
+        }
+        .apply(&mut e, later);
+        assert!(e.is_active);
+        assert_eq!(e.consecutive_failures, 0);
+        assert_eq!(e.updated_at, later);
+    }
+
+    #[test]
+    fn pausing_keeps_the_count_and_empty_changes_touch_nothing() {
+        let mut e = sample();
+        let before = e.clone();
+        EndpointChanges::default().apply(&mut e, before.created_at + chrono::Duration::seconds(1));
+        assert_eq!(e, before);
+        EndpointChanges {
+            is_active: Some(false),
+            description: Some("new".into()),
+            ..Default::default()
+        }
+        .apply(&mut e, before.created_at);
+        assert_eq!(e.consecutive_failures, 20);
+        assert_eq!(e.description, "new");
+    }
+
+    #[test]
+    fn ids_sort_by_creation() {
+        let a = sample();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = sample();
+        assert!(a.id < b.id);
+        assert_eq!(a.id.get_version_num(), 7);
+    }
+}

@@ -1,0 +1,46 @@
+//! Timestamps: RFC 3339 UTC with exactly three fractional digits, everywhere.
+//!
+//! One fixed width means the stored strings sort in time order and a value read back
+//! equals the value written.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// The current time, cut to whole milliseconds.
+pub fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+pub fn format(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `#[serde(with = "crate::domain::time::rfc3339_millis")]`
+pub mod rfc3339_millis {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let raw = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&raw)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_width_millis() {
+        let t = DateTime::from_timestamp_millis(1_764_230_400_000).expect("valid");
+        assert_eq!(format(&t), "2025-11-27T08:00:00.000Z");
+        let n = now();
+        assert_eq!(n.timestamp_subsec_nanos() % 1_000_000, 0);
+    }
+}

@@ -1,0 +1,104 @@
+//! Minting, revoking and listing API keys: the operator CLI and the local server's
+//! `--key` flag both go through here.
+
+use crate::domain::validation::org_slug;
+use crate::domain::{self, ApiKey, KeyHash, Role};
+use crate::ports::{KeyStore, StoreError};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum KeyError {
+    #[error("invalid organisation: {0}")]
+    InvalidOrg(String),
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    #[error("that key is already registered")]
+    AlreadyRegistered,
+    #[error("no such key")]
+    NotFound,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for KeyError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::AlreadyExists => KeyError::AlreadyRegistered,
+            other => KeyError::Store(other),
+        }
+    }
+}
+
+/// Register a key for `org` with `role`: the one given, or a new random one. Returns the
+/// key (the only time it exists outside the caller's hands) and its stored record.
+pub async fn mint(
+    store: &dyn KeyStore,
+    org: &str,
+    role: Role,
+    chosen: Option<String>,
+) -> Result<(String, ApiKey), KeyError> {
+    org_slug(org).map_err(|e| KeyError::InvalidOrg(e.message))?;
+    let key = match chosen {
+        Some(k) => {
+            ApiKey::check_chosen(&k).map_err(KeyError::InvalidKey)?;
+            k
+        }
+        None => ApiKey::generate_secret(),
+    };
+    let record = ApiKey::new(&key, org, role, domain::now());
+    store.insert_key(&record).await?;
+    Ok((key, record))
+}
+
+/// Revoke a key at once: the next request with it is 401.
+pub async fn revoke(store: &dyn KeyStore, key: &str) -> Result<(), KeyError> {
+    if store.delete_key(&KeyHash::of(key)).await? {
+        Ok(())
+    } else {
+        Err(KeyError::NotFound)
+    }
+}
+
+pub async fn list(store: &dyn KeyStore, org: &str) -> Result<Vec<ApiKey>, KeyError> {
+    Ok(store.list_keys(org).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn mint_revoke_list() {
+        let store = MemoryStore::new();
+        let (key, record) = mint(&store, "acme", Role::Member, None)
+            .await
+            .expect("mint");
+        assert_eq!(record.hash, KeyHash::of(&key));
+        let (chosen, _) = mint(&store, "acme", Role::Admin, Some("avk_local_admin".into()))
+            .await
+            .expect("mint chosen");
+        assert_eq!(chosen, "avk_local_admin");
+        assert!(matches!(
+            mint(&store, "acme", Role::Admin, Some("avk_local_admin".into())).await,
+            Err(KeyError::AlreadyRegistered)
+        ));
+        assert!(matches!(
+            mint(&store, "Bad Org", Role::Admin, None).await,
+            Err(KeyError::InvalidOrg(_))
+        ));
+        assert!(matches!(
+            mint(&store, "acme", Role::Admin, Some("short".into())).await,
+            Err(KeyError::InvalidKey(_))
+        ));
+        assert_eq!(list(&store, "acme").await.expect("list").len(), 2);
+        revoke(&store, &key).await.expect("revoke");
+        assert!(matches!(
+            revoke(&store, &key).await,
+            Err(KeyError::NotFound)
+        ));
+        let left = list(&store, "acme").await.expect("list");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].role, Role::Admin);
+    }
+}
