@@ -1,0 +1,240 @@
+//! The endpoint API's rules and every error class, driven through fixture-derived Lambda
+//! events on both backends.
+
+use crate::common::*;
+use serde_json::{Value, json};
+use shared::domain::validation::MAX_ENDPOINTS_PER_ORG;
+use std::sync::Arc;
+
+const ENDPOINTS: &str = "/org/acme/webhooks/endpoints";
+
+fn endpoint_path(id: &str) -> String {
+    format!("{ENDPOINTS}/{id}")
+}
+
+async fn setup(store: Arc<impl Store>) -> axum::Router {
+    seed_keys(store.as_ref()).await;
+    store
+        .insert_endpoint(&fixture_endpoint(), MAX_ENDPOINTS_PER_ORG)
+        .await
+        .expect("seed endpoint");
+    router(store)
+}
+
+async fn authentication_and_scoping(store: Arc<impl Store>) {
+    let r = setup(store.clone()).await;
+
+    let none = send(&r, "endpoints-list.json", |e| set_key(e, None)).await;
+    assert_error(&none, 401, "unauthorized");
+    assert_eq!(none.headers["www-authenticate"], "Bearer");
+    let unknown = send(&r, "endpoints-list.json", |e| set_key(e, Some("avk_not_a_real_key"))).await;
+    assert_error(&unknown, 401, "unauthorized");
+    // Unauthenticated callers learn nothing, not even that an id is malformed.
+    let malformed_id = send(&r, "endpoints-update.json", |e| {
+        set_key(e, None);
+        set_path(e, &endpoint_path("not-a-uuid"));
+    })
+    .await;
+    assert_error(&malformed_id, 401, "unauthorized");
+
+    // Roles: member reads only, publisher publishes only.
+    let member_create = send(&r, "endpoints-create.json", |e| set_key(e, Some(MEMBER_KEY))).await;
+    assert_error(&member_create, 403, "forbidden");
+    for fixture in ["endpoints-update.json", "endpoints-delete.json", "endpoints-rotate-secret.json"] {
+        let a = send(&r, fixture, |e| set_key(e, Some(MEMBER_KEY))).await;
+        assert_error(&a, 403, "forbidden");
+    }
+    let publisher_list = send(&r, "endpoints-list.json", |e| set_key(e, Some(PUBLISHER_KEY))).await;
+    assert_error(&publisher_list, 403, "forbidden");
+
+    // Another org's key, or an org that does not exist: 404, as if nothing were there.
+    let other = send(&r, "endpoints-list.json", |e| set_key(e, Some(OTHER_ORG_ADMIN_KEY))).await;
+    assert_error(&other, 404, "not_found");
+    let nosuch = send(&r, "endpoints-list.json", |e| {
+        set_path(e, "/org/nosuch/webhooks/endpoints")
+    })
+    .await;
+    assert_error(&nosuch, 404, "not_found");
+    for fixture in ["endpoints-update.json", "endpoints-delete.json", "endpoints-rotate-secret.json"] {
+        let a = send(&r, fixture, |e| set_key(e, Some(OTHER_ORG_ADMIN_KEY))).await;
+        assert_error(&a, 404, "not_found");
+        // Even the other org's admin on its own path cannot reach acme's endpoint.
+        let b = send(&r, fixture, |e| {
+            set_key(e, Some(OTHER_ORG_ADMIN_KEY));
+            let path = e["rawPath"].as_str().expect("path").replace("/org/acme/", "/org/other/");
+            set_path(e, &path);
+        })
+        .await;
+        assert_error(&b, 404, "not_found");
+    }
+    let untouched = store
+        .get_endpoint("acme", fixture_endpoint().id)
+        .await
+        .expect("get")
+        .expect("still there");
+    assert_eq!(untouched.description, "fixture");
+    assert!(!untouched.is_active);
+}
+
+async fn routing_and_malformed_requests(store: Arc<impl Store>) {
+    let r = setup(store.clone()).await;
+
+    let wrong_method = send(&r, "endpoints-list.json", |e| set_method(e, "PUT")).await;
+    assert_error(&wrong_method, 405, "method_not_allowed");
+    let get_rotate = send(&r, "endpoints-rotate-secret.json", |e| set_method(e, "GET")).await;
+    assert_error(&get_rotate, 405, "method_not_allowed");
+    let unknown_route = send(&r, "endpoints-list.json", |e| {
+        set_path(e, "/org/acme/webhooks/nothing-here")
+    })
+    .await;
+    assert_error(&unknown_route, 404, "not_found");
+    for id in ["not-a-uuid", "00000000-0000-7000-8000-000000000000"] {
+        let a = send(&r, "endpoints-update.json", |e| set_path(e, &endpoint_path(id))).await;
+        assert_error(&a, 404, "not_found");
+    }
+
+    for body in ["", "{", "[]", "\"text\"", "{\"url\": }", "null"] {
+        let a = send(&r, "endpoints-create.json", |e| set_body(e, body)).await;
+        assert_error(&a, 400, "bad_request");
+        let b = send(&r, "endpoints-update.json", |e| set_body(e, body)).await;
+        assert_error(&b, 400, "bad_request");
+    }
+    let huge = json!({"url": "https://example.com/", "event_types": ["a"],
+        "description": "x".repeat(600 * 1024)})
+    .to_string();
+    let too_big = send(&r, "endpoints-create.json", |e| set_body(e, &huge)).await;
+    assert_error(&too_big, 413, "payload_too_large");
+
+    // Nothing was created or changed by any of that.
+    assert_eq!(store.list_endpoints("acme").await.expect("list").len(), 1);
+}
+
+async fn validation(store: Arc<impl Store>) {
+    let r = setup(store.clone()).await;
+    let good = json!({"url": "https://example.com/hook", "event_types": ["alert.fired"]});
+    let with = |field: &str, value: Value| {
+        let mut b = good.clone();
+        b[field] = value;
+        b.to_string()
+    };
+    let cases = [
+        (with("url", json!("http://example.com/hook")), "url"),
+        (with("url", json!("not a url")), "url"),
+        (with("url", json!(42)), "url"),
+        (with("url", json!(format!("https://example.com/{}", "a".repeat(2048)))), "url"),
+        (json!({"event_types": ["a"]}).to_string(), "url"),
+        (json!({"url": "https://example.com/"}).to_string(), "event_types"),
+        (with("event_types", json!([])), "event_types"),
+        (with("event_types", json!("alert.fired")), "event_types"),
+        (with("event_types", json!(["Alert"])), "event_types[0]"),
+        (with("event_types", json!(["ok", 3])), "event_types[1]"),
+        (with("event_types", json!((0..51).map(|i| format!("t{i}")).collect::<Vec<_>>())), "event_types"),
+        (with("description", json!("d".repeat(257))), "description"),
+        (with("description", json!(["x"])), "description"),
+        (with("is_active", json!(false)), "is_active"),
+        (with("secret", json!("whsec_mine")), "secret"),
+    ];
+    for (body, field) in &cases {
+        let a = send(&r, "endpoints-create.json", |e| set_body(e, body)).await;
+        assert_error(&a, 422, "validation_failed");
+        assert_eq!(a.json["error"]["field"], *field, "{body}");
+    }
+
+    let patch_cases = [
+        (json!({"url": null}), "url"),
+        (json!({"url": "http://example.com/"}), "url"),
+        (json!({"is_active": "yes"}), "is_active"),
+        (json!({"event_types": []}), "event_types"),
+        (json!({"consecutive_failures": 0}), "consecutive_failures"),
+    ];
+    for (body, field) in &patch_cases {
+        let a = send(&r, "endpoints-update.json", |e| set_body(e, &body.to_string())).await;
+        assert_error(&a, 422, "validation_failed");
+        assert_eq!(a.json["error"]["field"], *field, "{body}");
+    }
+    // A rejected PATCH changes nothing.
+    let stored = store
+        .get_endpoint("acme", fixture_endpoint().id)
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(stored.url, fixture_endpoint().url);
+    assert_eq!(stored.consecutive_failures, 7);
+    assert_eq!(store.list_endpoints("acme").await.expect("list").len(), 1);
+}
+
+async fn update_rules(store: Arc<impl Store>) {
+    let r = setup(store.clone()).await;
+    let before = store
+        .get_endpoint("acme", fixture_endpoint().id)
+        .await
+        .expect("get")
+        .expect("there");
+
+    let empty = send(&r, "endpoints-update.json", |e| set_body(e, "{}")).await;
+    assert_eq!(empty.status, 200, "{}", empty.json);
+    assert_eq!(empty.json["updated_at"], shared::domain::time::format(&before.updated_at));
+
+    let resumed = send(&r, "endpoints-update.json", |e| {
+        set_body(e, r#"{"is_active": true, "event_types": ["a.b", "c"], "description": null}"#)
+    })
+    .await;
+    assert_eq!(resumed.status, 200, "{}", resumed.json);
+    assert_eq!(resumed.json["is_active"], true);
+    assert_eq!(resumed.json["consecutive_failures"], 0);
+    assert_eq!(resumed.json["event_types"], json!(["a.b", "c"]));
+    assert_eq!(resumed.json["description"], "");
+    assert_eq!(resumed.json["url"], before.url.as_str());
+    let after = store
+        .get_endpoint("acme", before.id)
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(after.consecutive_failures, 0);
+    assert!(after.is_active);
+    assert_eq!(after.secret, before.secret, "PATCH never touches the secret");
+    assert!(after.updated_at >= before.updated_at);
+}
+
+async fn endpoint_limit(store: Arc<impl Store>) {
+    let r = setup(store.clone()).await;
+    for i in 1..MAX_ENDPOINTS_PER_ORG {
+        let body = json!({"url": format!("https://example.com/{i}"), "event_types": ["a"]});
+        let a = send(&r, "endpoints-create.json", |e| set_body(e, &body.to_string())).await;
+        assert_eq!(a.status, 201, "endpoint {i}: {}", a.json);
+    }
+    let over = send(&r, "endpoints-create.json", |_| {}).await;
+    assert_error(&over, 422, "endpoint_limit_reached");
+    assert_eq!(
+        store.list_endpoints("acme").await.expect("list").len(),
+        MAX_ENDPOINTS_PER_ORG
+    );
+    // Other orgs are not affected, and deleting frees a place.
+    let other = send(&r, "endpoints-create.json", |e| {
+        set_key(e, Some(OTHER_ORG_ADMIN_KEY));
+        set_path(e, "/org/other/webhooks/endpoints");
+    })
+    .await;
+    assert_eq!(other.status, 201, "{}", other.json);
+    assert_eq!(send(&r, "endpoints-delete.json", |_| {}).await.status, 204);
+    assert_eq!(send(&r, "endpoints-create.json", |_| {}).await.status, 201);
+}
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory_store {
+            $(#[tokio::test] async fn $case() { super::$case(crate::common::memory().await).await })*
+        }
+        mod dynamodb {
+            $(#[tokio::test] async fn $case() { super::$case(crate::common::dynamo().await).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    authentication_and_scoping,
+    routing_and_malformed_requests,
+    validation,
+    update_rules,
+    endpoint_limit,
+);

@@ -1,0 +1,173 @@
+//! Test plumbing: stores on both backends, fixture loading, responses as JSON.
+
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use shared::adapters::dynamo::{DynamoStore, schema};
+use shared::adapters::memory::MemoryStore;
+use shared::api::{self, endpoints::{self, EndpointsState}};
+use shared::domain::{ApiKey, Role, SigningSecret};
+use shared::ports::{EndpointStore, KeyStore};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// Everything the API needs from storage; both adapters implement it.
+pub trait Store: EndpointStore + KeyStore + 'static {}
+impl<T: EndpointStore + KeyStore + 'static> Store for T {}
+
+pub async fn memory() -> Arc<MemoryStore> {
+    Arc::new(MemoryStore::new())
+}
+
+/// A DynamoDB store on a fresh table in the moto server. Fails (never skips) when the
+/// emulator is not configured, so a run without it cannot pass by accident.
+pub async fn dynamo() -> Arc<DynamoStore> {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run the tests with scripts/test.sh, which starts moto"
+    );
+    let config = aws_config::load_from_env().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = format!("it-{}", uuid::Uuid::now_v7());
+    schema::create_table(&client, &table)
+        .await
+        .expect("create the test table in moto");
+    Arc::new(DynamoStore::new(client, table))
+}
+
+pub const ADMIN_KEY: &str = "avk_fixture_acme_admin";
+pub const MEMBER_KEY: &str = "avk_fixture_acme_member";
+pub const PUBLISHER_KEY: &str = "avk_fixture_acme_publisher";
+pub const OTHER_ORG_ADMIN_KEY: &str = "avk_fixture_other_admin";
+/// The endpoint id the `events/` fixtures address.
+pub const FIXTURE_ENDPOINT_ID: &str = "0193a5c2-7d1e-7a00-8000-00000000e001";
+
+/// Register the fixtures' keys: org `acme` (admin, member, publisher) and org `other`.
+pub async fn seed_keys(store: &dyn KeyStore) {
+    for (key, org, role) in [
+        (ADMIN_KEY, "acme", Role::Admin),
+        (MEMBER_KEY, "acme", Role::Member),
+        (PUBLISHER_KEY, "acme", Role::Publisher),
+        (OTHER_ORG_ADMIN_KEY, "other", Role::Admin),
+    ] {
+        store
+            .insert_key(&ApiKey::new(key, org, role, shared::domain::now()))
+            .await
+            .expect("seed key");
+    }
+}
+
+/// The endpoint the fixtures address, paused with failures on record.
+pub fn fixture_endpoint() -> shared::domain::Endpoint {
+    let now = shared::domain::now();
+    shared::domain::Endpoint {
+        org: "acme".into(),
+        id: FIXTURE_ENDPOINT_ID.parse().expect("uuid"),
+        url: "https://hooks.example.com/fixture".into(),
+        description: "fixture".into(),
+        event_types: vec!["alert.fired".into()],
+        is_active: false,
+        consecutive_failures: 7,
+        secret: SigningSecret::generate(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub fn router(store: Arc<impl Store>) -> Router {
+    api::finish(endpoints::routes(EndpointsState {
+        endpoints: store.clone(),
+        keys: store,
+    }))
+}
+
+pub fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+pub fn fixture_json(name: &str) -> Value {
+    let raw = std::fs::read_to_string(events_dir().join(name)).expect("fixture exists");
+    serde_json::from_str(&raw).expect("fixture is JSON")
+}
+
+/// Turn an API Gateway v2 event into a request exactly as the Lambda runtime does.
+pub fn lambda_request(event: &Value) -> lambda_http::Request {
+    lambda_http::request::from_str(&event.to_string()).expect("lambda_http accepts the event")
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: axum::http::HeaderMap,
+    pub json: Value,
+}
+
+pub async fn call(router: &Router, request: lambda_http::Request) -> Answer {
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("routers are infallible");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("every answer with a body is JSON")
+    };
+    Answer {
+        status,
+        headers,
+        json,
+    }
+}
+
+/// Send a fixture, optionally changed first by `edit`.
+pub async fn send(router: &Router, fixture: &str, edit: impl FnOnce(&mut Value)) -> Answer {
+    let mut event = fixture_json(fixture);
+    edit(&mut event);
+    call(router, lambda_request(&event)).await
+}
+
+/// Point a fixture at another path (keeping `rawPath` and `requestContext.http.path` in step).
+pub fn set_path(event: &mut Value, path: &str) {
+    event["rawPath"] = path.into();
+    event["requestContext"]["http"]["path"] = path.into();
+}
+
+pub fn set_method(event: &mut Value, method: &str) {
+    event["requestContext"]["http"]["method"] = method.into();
+}
+
+pub fn set_body(event: &mut Value, body: &str) {
+    event["body"] = body.into();
+    event["isBase64Encoded"] = false.into();
+    if let Some(h) = event["headers"].as_object_mut() {
+        h.remove("content-length");
+    }
+}
+
+pub fn set_key(event: &mut Value, key: Option<&str>) {
+    let headers = event["headers"].as_object_mut().expect("headers");
+    match key {
+        Some(k) => {
+            headers.insert("authorization".into(), format!("Bearer {k}").into());
+        }
+        None => {
+            headers.remove("authorization");
+        }
+    }
+}
+
+/// The `{"error": {...}}` shape every failure has.
+pub fn assert_error(answer: &Answer, status: u16, code: &str) {
+    assert_eq!(answer.status, status, "{}", answer.json);
+    assert_eq!(answer.json["error"]["code"], code, "{}", answer.json);
+    assert!(answer.json["error"]["message"].is_string(), "{}", answer.json);
+}

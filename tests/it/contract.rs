@@ -1,0 +1,188 @@
+//! One contract for the storage ports, run against the embedded store and DynamoDB
+//! (moto): same results, same ordering, same conditional-write failures.
+
+use crate::common::Store;
+use shared::domain::{ApiKey, Endpoint, EndpointChanges, KeyHash, NewEndpoint, Role, SigningSecret, now};
+use shared::ports::StoreError;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn endpoint(org: &str, n: usize) -> Endpoint {
+    Endpoint::create(
+        org,
+        NewEndpoint {
+            url: format!("https://example.com/{n}"),
+            description: format!("endpoint {n}"),
+            event_types: vec!["alert.fired".into(), format!("t{n}")],
+        },
+        now(),
+    )
+}
+
+async fn endpoints_round_trip_newest_first_per_org(store: Arc<impl Store>) {
+    let mut made = Vec::new();
+    for n in 0..5 {
+        let e = endpoint("acme", n);
+        store.insert_endpoint(&e, 100).await.expect("insert");
+        made.push(e);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elsewhere = endpoint("acme-2", 9);
+    store.insert_endpoint(&elsewhere, 100).await.expect("insert");
+
+    let listed = store.list_endpoints("acme").await.expect("list");
+    made.reverse();
+    assert_eq!(listed, made, "every field round-trips, newest first");
+    assert_eq!(store.list_endpoints("acme-2").await.expect("list"), vec![elsewhere.clone()]);
+    assert!(store.list_endpoints("nobody").await.expect("list").is_empty());
+
+    assert_eq!(store.get_endpoint("acme", made[0].id).await.expect("get"), Some(made[0].clone()));
+    assert_eq!(store.get_endpoint("acme", elsewhere.id).await.expect("get"), None);
+    assert_eq!(store.get_endpoint("acme", uuid::Uuid::now_v7()).await.expect("get"), None);
+}
+
+async fn duplicate_ids_are_refused_without_counting(store: Arc<impl Store>) {
+    let e = endpoint("acme", 1);
+    store.insert_endpoint(&e, 2).await.expect("insert");
+    assert!(matches!(store.insert_endpoint(&e, 2).await, Err(StoreError::AlreadyExists)));
+    store.insert_endpoint(&endpoint("acme", 2), 2).await.expect("the refused duplicate took no place");
+    assert!(matches!(
+        store.insert_endpoint(&endpoint("acme", 3), 2).await,
+        Err(StoreError::EndpointLimitReached { limit: 2 })
+    ));
+}
+
+async fn limit_holds_under_concurrent_creates(store: Arc<impl Store>) {
+    let tasks: Vec<_> = (0..12)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert_endpoint(&endpoint("acme", n), 5).await })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(()) => created += 1,
+            Err(StoreError::EndpointLimitReached { limit: 5 }) => {}
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    assert_eq!(created, 5);
+    assert_eq!(store.list_endpoints("acme").await.expect("list").len(), 5);
+}
+
+async fn delete_frees_a_place_and_is_scoped(store: Arc<impl Store>) {
+    let a = endpoint("acme", 1);
+    let b = endpoint("acme", 2);
+    store.insert_endpoint(&a, 2).await.expect("a");
+    store.insert_endpoint(&b, 2).await.expect("b");
+    assert!(!store.delete_endpoint("other", a.id).await.expect("scoped"));
+    assert!(store.delete_endpoint("acme", a.id).await.expect("delete"));
+    assert!(!store.delete_endpoint("acme", a.id).await.expect("twice"));
+    assert_eq!(store.list_endpoints("acme").await.expect("list"), vec![b]);
+    store.insert_endpoint(&endpoint("acme", 3), 2).await.expect("a place was freed");
+    assert!(matches!(
+        store.insert_endpoint(&endpoint("acme", 4), 2).await,
+        Err(StoreError::EndpointLimitReached { .. })
+    ));
+}
+
+async fn updates_are_partial_and_resuming_resets_failures(store: Arc<impl Store>) {
+    let mut e = endpoint("acme", 1);
+    e.is_active = false;
+    e.consecutive_failures = 20;
+    store.insert_endpoint(&e, 100).await.expect("insert");
+    let later = e.created_at + chrono::Duration::seconds(3);
+
+    let unchanged = store
+        .update_endpoint("acme", e.id, &EndpointChanges::default(), later)
+        .await
+        .expect("update");
+    assert_eq!(unchanged, Some(e.clone()), "empty changes write nothing");
+
+    let paused = store
+        .update_endpoint(
+            "acme",
+            e.id,
+            &EndpointChanges { description: Some("renamed".into()), is_active: Some(false), ..Default::default() },
+            later,
+        )
+        .await
+        .expect("update")
+        .expect("exists");
+    assert_eq!(paused.description, "renamed");
+    assert_eq!(paused.consecutive_failures, 20);
+    assert_eq!(paused.updated_at, later);
+    assert_eq!(paused.url, e.url);
+
+    let changes = EndpointChanges {
+        url: Some("https://example.org/new".into()),
+        event_types: Some(vec!["x.y".into()]),
+        is_active: Some(true),
+        ..Default::default()
+    };
+    let resumed = store.update_endpoint("acme", e.id, &changes, later).await.expect("update").expect("exists");
+    let mut expected = paused.clone();
+    changes.apply(&mut expected, later);
+    assert_eq!(resumed, expected, "the adapter applies the same rules as the domain");
+    assert_eq!(resumed.consecutive_failures, 0);
+    assert_eq!(store.get_endpoint("acme", e.id).await.expect("get"), Some(resumed));
+
+    assert_eq!(store.update_endpoint("acme", uuid::Uuid::now_v7(), &changes, later).await.expect("update"), None);
+    assert_eq!(store.update_endpoint("other", e.id, &changes, later).await.expect("update"), None);
+    assert!(store.get_endpoint("other", e.id).await.expect("get").is_none(), "no item was created");
+}
+
+async fn secrets_are_replaced_in_place(store: Arc<impl Store>) {
+    let e = endpoint("acme", 1);
+    store.insert_endpoint(&e, 100).await.expect("insert");
+    let fresh = SigningSecret::generate();
+    let later = e.created_at + chrono::Duration::seconds(1);
+    assert!(store.replace_secret("acme", e.id, &fresh, later).await.expect("rotate"));
+    let got = store.get_endpoint("acme", e.id).await.expect("get").expect("exists");
+    assert_eq!(got.secret, fresh);
+    assert_eq!(got.updated_at, later);
+    assert!(!store.replace_secret("other", e.id, &SigningSecret::generate(), later).await.expect("scoped"));
+    assert!(!store.replace_secret("acme", uuid::Uuid::now_v7(), &fresh, later).await.expect("unknown"));
+    assert!(store.get_endpoint("other", e.id).await.expect("get").is_none());
+}
+
+async fn keys_by_hash_and_by_org(store: Arc<impl Store>) {
+    let a = ApiKey::new("avk_contract_key_a", "acme", Role::Admin, now());
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let b = ApiKey::new("avk_contract_key_b", "acme", Role::Publisher, now());
+    let c = ApiKey::new("avk_contract_key_c", "other", Role::Member, now());
+    for k in [&b, &a, &c] {
+        store.insert_key(k).await.expect("insert");
+    }
+    assert!(matches!(store.insert_key(&a).await, Err(StoreError::AlreadyExists)));
+    assert_eq!(store.find_key(&KeyHash::of("avk_contract_key_a")).await.expect("find"), Some(a.clone()));
+    assert_eq!(store.find_key(&KeyHash::of("avk_contract_key_z")).await.expect("find"), None);
+    assert_eq!(store.list_keys("acme").await.expect("list"), vec![a.clone(), b.clone()], "oldest first");
+    assert!(store.delete_key(&a.hash).await.expect("delete"));
+    assert!(!store.delete_key(&a.hash).await.expect("twice"));
+    assert_eq!(store.find_key(&a.hash).await.expect("find"), None);
+    assert_eq!(store.list_keys("acme").await.expect("list"), vec![b]);
+    assert_eq!(store.list_keys("other").await.expect("list"), vec![c]);
+}
+
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod memory_store {
+            $(#[tokio::test] async fn $case() { super::$case(crate::common::memory().await).await })*
+        }
+        mod dynamodb {
+            $(#[tokio::test] async fn $case() { super::$case(crate::common::dynamo().await).await })*
+        }
+    };
+}
+
+contract!(
+    endpoints_round_trip_newest_first_per_org,
+    duplicate_ids_are_refused_without_counting,
+    limit_holds_under_concurrent_creates,
+    delete_frees_a_place_and_is_scoped,
+    updates_are_partial_and_resuming_resets_failures,
+    secrets_are_replaced_in_place,
+    keys_by_hash_and_by_org,
+);

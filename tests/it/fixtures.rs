@@ -1,0 +1,156 @@
+//! Every `events/` fixture goes through `lambda_http`'s own event conversion and the
+//! handler, on both backends, so a fixture that drifts from the code fails here.
+
+use crate::common::*;
+use serde_json::Value;
+use shared::domain::validation::MAX_ENDPOINTS_PER_ORG;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Every fixture and the test that covers it; a new file in `events/` must be added here.
+const COVERED: &[&str] = &[
+    "endpoints-create.json",
+    "endpoints-create-base64.json",
+    "endpoints-list.json",
+    "endpoints-update.json",
+    "endpoints-delete.json",
+    "endpoints-rotate-secret.json",
+];
+
+#[test]
+fn every_fixture_is_covered() {
+    let on_disk: BTreeSet<String> = std::fs::read_dir(events_dir())
+        .expect("events/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let covered: BTreeSet<String> = COVERED.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(on_disk, covered);
+}
+
+/// The routes the fixtures exercise are exactly the routes `template.yaml` wires to
+/// API Gateway (`Method:` followed by `Path:` in each HttpApi event).
+#[test]
+fn fixtures_and_template_name_the_same_routes() {
+    let template = std::fs::read_to_string(events_dir().join("../template.yaml")).expect("template");
+    let mut routes = BTreeSet::new();
+    let mut method = None;
+    for line in template.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("Method: ") {
+            method = Some(m.to_owned());
+        } else if let (Some(p), Some(m)) = (line.strip_prefix("Path: "), method.take()) {
+            routes.insert(format!("{m} {p}"));
+        }
+    }
+    let from_fixtures: BTreeSet<String> = COVERED
+        .iter()
+        .map(|f| fixture_json(f)["routeKey"].as_str().expect("routeKey").to_owned())
+        .collect();
+    assert_eq!(routes, from_fixtures);
+}
+
+async fn every_fixture_answers_as_specified(store: Arc<impl Store>) {
+    seed_keys(store.as_ref()).await;
+    let fixture = fixture_endpoint();
+    store
+        .insert_endpoint(&fixture, MAX_ENDPOINTS_PER_ORG)
+        .await
+        .expect("seed endpoint");
+    let r = router(store.clone());
+
+    // Create, plain and base64-encoded bodies.
+    let created = send(&r, "endpoints-create.json", |_| {}).await;
+    assert_eq!(created.status, 201, "{}", created.json);
+    let body: Value = serde_json::from_str(
+        fixture_json("endpoints-create.json")["body"]
+            .as_str()
+            .expect("body"),
+    )
+    .expect("body JSON");
+    let c = &created.json;
+    assert_eq!(c["url"], body["url"]);
+    assert_eq!(c["description"], body["description"]);
+    assert_eq!(c["event_types"], body["event_types"]);
+    assert_eq!(c["is_active"], true);
+    assert_eq!(c["consecutive_failures"], 0);
+    assert_eq!(c["created_at"], c["updated_at"]);
+    let id: Uuid = c["id"].as_str().expect("id").parse().expect("uuid");
+    assert_eq!(id.get_version_num(), 7);
+    let secret = c["secret"].as_str().expect("secret returned on create");
+    assert!(secret.starts_with("whsec_"));
+    let stored = store
+        .get_endpoint("acme", id)
+        .await
+        .expect("get")
+        .expect("created endpoint is stored");
+    assert_eq!(stored.secret.expose(), secret);
+
+    let b64 = send(&r, "endpoints-create-base64.json", |_| {}).await;
+    assert_eq!(b64.status, 201, "{}", b64.json);
+    assert_eq!(b64.json["url"], "https://hooks.example.com/b64");
+
+    // List (a member key may read): newest first, never a secret.
+    let listed = send(&r, "endpoints-list.json", |_| {}).await;
+    assert_eq!(listed.status, 200, "{}", listed.json);
+    let list = listed.json["endpoints"].as_array().expect("endpoints array");
+    let ids: Vec<&str> = list.iter().map(|e| e["id"].as_str().expect("id")).collect();
+    assert_eq!(
+        ids,
+        [
+            b64.json["id"].as_str().expect("id"),
+            c["id"].as_str().expect("id"),
+            FIXTURE_ENDPOINT_ID
+        ]
+    );
+    assert!(list.iter().all(|e| e.get("secret").is_none()));
+    assert!(!listed.json.to_string().contains("whsec_"));
+
+    // Update: description and is_active false; pausing keeps the failure count.
+    let updated = send(&r, "endpoints-update.json", |_| {}).await;
+    assert_eq!(updated.status, 200, "{}", updated.json);
+    assert_eq!(updated.json["id"], FIXTURE_ENDPOINT_ID);
+    assert_eq!(updated.json["description"], "Paused for maintenance");
+    assert_eq!(updated.json["is_active"], false);
+    assert_eq!(updated.json["consecutive_failures"], 7);
+    assert_eq!(updated.json["url"], fixture.url.as_str());
+    assert!(updated.json.get("secret").is_none());
+
+    // Rotate: a new secret, returned once, and the stored one replaced at once.
+    let rotated = send(&r, "endpoints-rotate-secret.json", |_| {}).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.json);
+    assert_eq!(rotated.json["id"], FIXTURE_ENDPOINT_ID);
+    let new_secret = rotated.json["secret"].as_str().expect("secret");
+    assert!(new_secret.starts_with("whsec_"));
+    assert_ne!(new_secret, fixture.secret.expose());
+    let after = store
+        .get_endpoint("acme", fixture.id)
+        .await
+        .expect("get")
+        .expect("still there");
+    assert_eq!(after.secret.expose(), new_secret);
+    assert_eq!(rotated.json.as_object().expect("object").len(), 2);
+
+    // Delete: 204 without a body, then gone.
+    let deleted = send(&r, "endpoints-delete.json", |_| {}).await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(deleted.json, Value::Null);
+    assert!(
+        store
+            .get_endpoint("acme", fixture.id)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let again = send(&r, "endpoints-delete.json", |_| {}).await;
+    assert_error(&again, 404, "not_found");
+}
+
+#[tokio::test]
+async fn fixtures_on_memory_store() {
+    every_fixture_answers_as_specified(memory().await).await;
+}
+
+#[tokio::test]
+async fn fixtures_on_dynamodb() {
+    every_fixture_answers_as_specified(dynamo().await).await;
+}
