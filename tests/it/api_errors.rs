@@ -27,7 +27,10 @@ async fn authentication_and_scoping(store: Arc<impl Store>) {
     let none = send(&r, "endpoints-list.json", |e| set_key(e, None)).await;
     assert_error(&none, 401, "unauthorized");
     assert_eq!(none.headers["www-authenticate"], "Bearer");
-    let unknown = send(&r, "endpoints-list.json", |e| set_key(e, Some("avk_not_a_real_key"))).await;
+    let unknown = send(&r, "endpoints-list.json", |e| {
+        set_key(e, Some("avk_not_a_real_key"))
+    })
+    .await;
     assert_error(&unknown, 401, "unauthorized");
     // Unauthenticated callers learn nothing, not even that an id is malformed.
     let malformed_id = send(&r, "endpoints-update.json", |e| {
@@ -38,30 +41,50 @@ async fn authentication_and_scoping(store: Arc<impl Store>) {
     assert_error(&malformed_id, 401, "unauthorized");
 
     // Roles: member reads only, publisher publishes only.
-    let member_create = send(&r, "endpoints-create.json", |e| set_key(e, Some(MEMBER_KEY))).await;
+    let member_create = send(&r, "endpoints-create.json", |e| {
+        set_key(e, Some(MEMBER_KEY))
+    })
+    .await;
     assert_error(&member_create, 403, "forbidden");
-    for fixture in ["endpoints-update.json", "endpoints-delete.json", "endpoints-rotate-secret.json"] {
+    for fixture in [
+        "endpoints-update.json",
+        "endpoints-delete.json",
+        "endpoints-rotate-secret.json",
+    ] {
         let a = send(&r, fixture, |e| set_key(e, Some(MEMBER_KEY))).await;
         assert_error(&a, 403, "forbidden");
     }
-    let publisher_list = send(&r, "endpoints-list.json", |e| set_key(e, Some(PUBLISHER_KEY))).await;
+    let publisher_list = send(&r, "endpoints-list.json", |e| {
+        set_key(e, Some(PUBLISHER_KEY))
+    })
+    .await;
     assert_error(&publisher_list, 403, "forbidden");
 
     // Another org's key, or an org that does not exist: 404, as if nothing were there.
-    let other = send(&r, "endpoints-list.json", |e| set_key(e, Some(OTHER_ORG_ADMIN_KEY))).await;
+    let other = send(&r, "endpoints-list.json", |e| {
+        set_key(e, Some(OTHER_ORG_ADMIN_KEY))
+    })
+    .await;
     assert_error(&other, 404, "not_found");
     let nosuch = send(&r, "endpoints-list.json", |e| {
         set_path(e, "/org/nosuch/webhooks/endpoints")
     })
     .await;
     assert_error(&nosuch, 404, "not_found");
-    for fixture in ["endpoints-update.json", "endpoints-delete.json", "endpoints-rotate-secret.json"] {
+    for fixture in [
+        "endpoints-update.json",
+        "endpoints-delete.json",
+        "endpoints-rotate-secret.json",
+    ] {
         let a = send(&r, fixture, |e| set_key(e, Some(OTHER_ORG_ADMIN_KEY))).await;
         assert_error(&a, 404, "not_found");
         // Even the other org's admin on its own path cannot reach acme's endpoint.
         let b = send(&r, fixture, |e| {
             set_key(e, Some(OTHER_ORG_ADMIN_KEY));
-            let path = e["rawPath"].as_str().expect("path").replace("/org/acme/", "/org/other/");
+            let path = e["rawPath"]
+                .as_str()
+                .expect("path")
+                .replace("/org/acme/", "/org/other/");
             set_path(e, &path);
         })
         .await;
@@ -89,7 +112,10 @@ async fn routing_and_malformed_requests(store: Arc<impl Store>) {
     .await;
     assert_error(&unknown_route, 404, "not_found");
     for id in ["not-a-uuid", "00000000-0000-7000-8000-000000000000"] {
-        let a = send(&r, "endpoints-update.json", |e| set_path(e, &endpoint_path(id))).await;
+        let a = send(&r, "endpoints-update.json", |e| {
+            set_path(e, &endpoint_path(id))
+        })
+        .await;
         assert_error(&a, 404, "not_found");
     }
 
@@ -121,14 +147,29 @@ async fn validation(store: Arc<impl Store>) {
         (with("url", json!("http://example.com/hook")), "url"),
         (with("url", json!("not a url")), "url"),
         (with("url", json!(42)), "url"),
-        (with("url", json!(format!("https://example.com/{}", "a".repeat(2048)))), "url"),
+        (
+            with(
+                "url",
+                json!(format!("https://example.com/{}", "a".repeat(2048))),
+            ),
+            "url",
+        ),
         (json!({"event_types": ["a"]}).to_string(), "url"),
-        (json!({"url": "https://example.com/"}).to_string(), "event_types"),
+        (
+            json!({"url": "https://example.com/"}).to_string(),
+            "event_types",
+        ),
         (with("event_types", json!([])), "event_types"),
         (with("event_types", json!("alert.fired")), "event_types"),
         (with("event_types", json!(["Alert"])), "event_types[0]"),
         (with("event_types", json!(["ok", 3])), "event_types[1]"),
-        (with("event_types", json!((0..51).map(|i| format!("t{i}")).collect::<Vec<_>>())), "event_types"),
+        (
+            with(
+                "event_types",
+                json!((0..51).map(|i| format!("t{i}")).collect::<Vec<_>>()),
+            ),
+            "event_types",
+        ),
         (with("description", json!("d".repeat(257))), "description"),
         (with("description", json!(["x"])), "description"),
         (with("is_active", json!(false)), "is_active"),
@@ -148,7 +189,10 @@ async fn validation(store: Arc<impl Store>) {
         (json!({"consecutive_failures": 0}), "consecutive_failures"),
     ];
     for (body, field) in &patch_cases {
-        let a = send(&r, "endpoints-update.json", |e| set_body(e, &body.to_string())).await;
+        let a = send(&r, "endpoints-update.json", |e| {
+            set_body(e, &body.to_string())
+        })
+        .await;
         assert_error(&a, 422, "validation_failed");
         assert_eq!(a.json["error"]["field"], *field, "{body}");
     }
@@ -173,10 +217,16 @@ async fn update_rules(store: Arc<impl Store>) {
 
     let empty = send(&r, "endpoints-update.json", |e| set_body(e, "{}")).await;
     assert_eq!(empty.status, 200, "{}", empty.json);
-    assert_eq!(empty.json["updated_at"], shared::domain::time::format(&before.updated_at));
+    assert_eq!(
+        empty.json["updated_at"],
+        shared::domain::time::format(&before.updated_at)
+    );
 
     let resumed = send(&r, "endpoints-update.json", |e| {
-        set_body(e, r#"{"is_active": true, "event_types": ["a.b", "c"], "description": null}"#)
+        set_body(
+            e,
+            r#"{"is_active": true, "event_types": ["a.b", "c"], "description": null}"#,
+        )
     })
     .await;
     assert_eq!(resumed.status, 200, "{}", resumed.json);
@@ -192,7 +242,10 @@ async fn update_rules(store: Arc<impl Store>) {
         .expect("there");
     assert_eq!(after.consecutive_failures, 0);
     assert!(after.is_active);
-    assert_eq!(after.secret, before.secret, "PATCH never touches the secret");
+    assert_eq!(
+        after.secret, before.secret,
+        "PATCH never touches the secret"
+    );
     assert!(after.updated_at >= before.updated_at);
 }
 
@@ -200,7 +253,10 @@ async fn endpoint_limit(store: Arc<impl Store>) {
     let r = setup(store.clone()).await;
     for i in 1..MAX_ENDPOINTS_PER_ORG {
         let body = json!({"url": format!("https://example.com/{i}"), "event_types": ["a"]});
-        let a = send(&r, "endpoints-create.json", |e| set_body(e, &body.to_string())).await;
+        let a = send(&r, "endpoints-create.json", |e| {
+            set_body(e, &body.to_string())
+        })
+        .await;
         assert_eq!(a.status, 201, "endpoint {i}: {}", a.json);
     }
     let over = send(&r, "endpoints-create.json", |_| {}).await;

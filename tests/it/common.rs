@@ -5,7 +5,10 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use shared::adapters::dynamo::{DynamoStore, schema};
 use shared::adapters::memory::MemoryStore;
-use shared::api::{self, endpoints::{self, EndpointsState}};
+use shared::api::{
+    self,
+    endpoints::{self, EndpointsState},
+};
 use shared::domain::{ApiKey, Role, SigningSecret};
 use shared::ports::{EndpointStore, KeyStore};
 use std::path::PathBuf;
@@ -169,5 +172,9 @@ pub fn set_key(event: &mut Value, key: Option<&str>) {
 pub fn assert_error(answer: &Answer, status: u16, code: &str) {
     assert_eq!(answer.status, status, "{}", answer.json);
     assert_eq!(answer.json["error"]["code"], code, "{}", answer.json);
-    assert!(answer.json["error"]["message"].is_string(), "{}", answer.json);
+    assert!(
+        answer.json["error"]["message"].is_string(),
+        "{}",
+        answer.json
+    );
 }

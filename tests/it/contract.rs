@@ -2,7 +2,9 @@
 //! (moto): same results, same ordering, same conditional-write failures.
 
 use crate::common::Store;
-use shared::domain::{ApiKey, Endpoint, EndpointChanges, KeyHash, NewEndpoint, Role, SigningSecret, now};
+use shared::domain::{
+    ApiKey, Endpoint, EndpointChanges, KeyHash, NewEndpoint, Role, SigningSecret, now,
+};
 use shared::ports::StoreError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,24 +30,54 @@ async fn endpoints_round_trip_newest_first_per_org(store: Arc<impl Store>) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elsewhere = endpoint("acme-2", 9);
-    store.insert_endpoint(&elsewhere, 100).await.expect("insert");
+    store
+        .insert_endpoint(&elsewhere, 100)
+        .await
+        .expect("insert");
 
     let listed = store.list_endpoints("acme").await.expect("list");
     made.reverse();
     assert_eq!(listed, made, "every field round-trips, newest first");
-    assert_eq!(store.list_endpoints("acme-2").await.expect("list"), vec![elsewhere.clone()]);
-    assert!(store.list_endpoints("nobody").await.expect("list").is_empty());
+    assert_eq!(
+        store.list_endpoints("acme-2").await.expect("list"),
+        vec![elsewhere.clone()]
+    );
+    assert!(
+        store
+            .list_endpoints("nobody")
+            .await
+            .expect("list")
+            .is_empty()
+    );
 
-    assert_eq!(store.get_endpoint("acme", made[0].id).await.expect("get"), Some(made[0].clone()));
-    assert_eq!(store.get_endpoint("acme", elsewhere.id).await.expect("get"), None);
-    assert_eq!(store.get_endpoint("acme", uuid::Uuid::now_v7()).await.expect("get"), None);
+    assert_eq!(
+        store.get_endpoint("acme", made[0].id).await.expect("get"),
+        Some(made[0].clone())
+    );
+    assert_eq!(
+        store.get_endpoint("acme", elsewhere.id).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store
+            .get_endpoint("acme", uuid::Uuid::now_v7())
+            .await
+            .expect("get"),
+        None
+    );
 }
 
 async fn duplicate_ids_are_refused_without_counting(store: Arc<impl Store>) {
     let e = endpoint("acme", 1);
     store.insert_endpoint(&e, 2).await.expect("insert");
-    assert!(matches!(store.insert_endpoint(&e, 2).await, Err(StoreError::AlreadyExists)));
-    store.insert_endpoint(&endpoint("acme", 2), 2).await.expect("the refused duplicate took no place");
+    assert!(matches!(
+        store.insert_endpoint(&e, 2).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    store
+        .insert_endpoint(&endpoint("acme", 2), 2)
+        .await
+        .expect("the refused duplicate took no place");
     assert!(matches!(
         store.insert_endpoint(&endpoint("acme", 3), 2).await,
         Err(StoreError::EndpointLimitReached { limit: 2 })
@@ -80,7 +112,10 @@ async fn delete_frees_a_place_and_is_scoped(store: Arc<impl Store>) {
     assert!(store.delete_endpoint("acme", a.id).await.expect("delete"));
     assert!(!store.delete_endpoint("acme", a.id).await.expect("twice"));
     assert_eq!(store.list_endpoints("acme").await.expect("list"), vec![b]);
-    store.insert_endpoint(&endpoint("acme", 3), 2).await.expect("a place was freed");
+    store
+        .insert_endpoint(&endpoint("acme", 3), 2)
+        .await
+        .expect("a place was freed");
     assert!(matches!(
         store.insert_endpoint(&endpoint("acme", 4), 2).await,
         Err(StoreError::EndpointLimitReached { .. })
@@ -104,7 +139,11 @@ async fn updates_are_partial_and_resuming_resets_failures(store: Arc<impl Store>
         .update_endpoint(
             "acme",
             e.id,
-            &EndpointChanges { description: Some("renamed".into()), is_active: Some(false), ..Default::default() },
+            &EndpointChanges {
+                description: Some("renamed".into()),
+                is_active: Some(false),
+                ..Default::default()
+            },
             later,
         )
         .await
@@ -121,16 +160,45 @@ async fn updates_are_partial_and_resuming_resets_failures(store: Arc<impl Store>
         is_active: Some(true),
         ..Default::default()
     };
-    let resumed = store.update_endpoint("acme", e.id, &changes, later).await.expect("update").expect("exists");
+    let resumed = store
+        .update_endpoint("acme", e.id, &changes, later)
+        .await
+        .expect("update")
+        .expect("exists");
     let mut expected = paused.clone();
     changes.apply(&mut expected, later);
-    assert_eq!(resumed, expected, "the adapter applies the same rules as the domain");
+    assert_eq!(
+        resumed, expected,
+        "the adapter applies the same rules as the domain"
+    );
     assert_eq!(resumed.consecutive_failures, 0);
-    assert_eq!(store.get_endpoint("acme", e.id).await.expect("get"), Some(resumed));
+    assert_eq!(
+        store.get_endpoint("acme", e.id).await.expect("get"),
+        Some(resumed)
+    );
 
-    assert_eq!(store.update_endpoint("acme", uuid::Uuid::now_v7(), &changes, later).await.expect("update"), None);
-    assert_eq!(store.update_endpoint("other", e.id, &changes, later).await.expect("update"), None);
-    assert!(store.get_endpoint("other", e.id).await.expect("get").is_none(), "no item was created");
+    assert_eq!(
+        store
+            .update_endpoint("acme", uuid::Uuid::now_v7(), &changes, later)
+            .await
+            .expect("update"),
+        None
+    );
+    assert_eq!(
+        store
+            .update_endpoint("other", e.id, &changes, later)
+            .await
+            .expect("update"),
+        None
+    );
+    assert!(
+        store
+            .get_endpoint("other", e.id)
+            .await
+            .expect("get")
+            .is_none(),
+        "no item was created"
+    );
 }
 
 async fn secrets_are_replaced_in_place(store: Arc<impl Store>) {
@@ -138,13 +206,38 @@ async fn secrets_are_replaced_in_place(store: Arc<impl Store>) {
     store.insert_endpoint(&e, 100).await.expect("insert");
     let fresh = SigningSecret::generate();
     let later = e.created_at + chrono::Duration::seconds(1);
-    assert!(store.replace_secret("acme", e.id, &fresh, later).await.expect("rotate"));
-    let got = store.get_endpoint("acme", e.id).await.expect("get").expect("exists");
+    assert!(
+        store
+            .replace_secret("acme", e.id, &fresh, later)
+            .await
+            .expect("rotate")
+    );
+    let got = store
+        .get_endpoint("acme", e.id)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(got.secret, fresh);
     assert_eq!(got.updated_at, later);
-    assert!(!store.replace_secret("other", e.id, &SigningSecret::generate(), later).await.expect("scoped"));
-    assert!(!store.replace_secret("acme", uuid::Uuid::now_v7(), &fresh, later).await.expect("unknown"));
-    assert!(store.get_endpoint("other", e.id).await.expect("get").is_none());
+    assert!(
+        !store
+            .replace_secret("other", e.id, &SigningSecret::generate(), later)
+            .await
+            .expect("scoped")
+    );
+    assert!(
+        !store
+            .replace_secret("acme", uuid::Uuid::now_v7(), &fresh, later)
+            .await
+            .expect("unknown")
+    );
+    assert!(
+        store
+            .get_endpoint("other", e.id)
+            .await
+            .expect("get")
+            .is_none()
+    );
 }
 
 async fn keys_by_hash_and_by_org(store: Arc<impl Store>) {
@@ -155,10 +248,29 @@ async fn keys_by_hash_and_by_org(store: Arc<impl Store>) {
     for k in [&b, &a, &c] {
         store.insert_key(k).await.expect("insert");
     }
-    assert!(matches!(store.insert_key(&a).await, Err(StoreError::AlreadyExists)));
-    assert_eq!(store.find_key(&KeyHash::of("avk_contract_key_a")).await.expect("find"), Some(a.clone()));
-    assert_eq!(store.find_key(&KeyHash::of("avk_contract_key_z")).await.expect("find"), None);
-    assert_eq!(store.list_keys("acme").await.expect("list"), vec![a.clone(), b.clone()], "oldest first");
+    assert!(matches!(
+        store.insert_key(&a).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(
+        store
+            .find_key(&KeyHash::of("avk_contract_key_a"))
+            .await
+            .expect("find"),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store
+            .find_key(&KeyHash::of("avk_contract_key_z"))
+            .await
+            .expect("find"),
+        None
+    );
+    assert_eq!(
+        store.list_keys("acme").await.expect("list"),
+        vec![a.clone(), b.clone()],
+        "oldest first"
+    );
     assert!(store.delete_key(&a.hash).await.expect("delete"));
     assert!(!store.delete_key(&a.hash).await.expect("twice"));
     assert_eq!(store.find_key(&a.hash).await.expect("find"), None);

@@ -32,7 +32,8 @@ fn every_fixture_is_covered() {
 /// API Gateway (`Method:` followed by `Path:` in each HttpApi event).
 #[test]
 fn fixtures_and_template_name_the_same_routes() {
-    let template = std::fs::read_to_string(events_dir().join("../template.yaml")).expect("template");
+    let template =
+        std::fs::read_to_string(events_dir().join("../template.yaml")).expect("template");
     let mut routes = BTreeSet::new();
     let mut method = None;
     for line in template.lines().map(str::trim) {
@@ -44,7 +45,12 @@ fn fixtures_and_template_name_the_same_routes() {
     }
     let from_fixtures: BTreeSet<String> = COVERED
         .iter()
-        .map(|f| fixture_json(f)["routeKey"].as_str().expect("routeKey").to_owned())
+        .map(|f| {
+            fixture_json(f)["routeKey"]
+                .as_str()
+                .expect("routeKey")
+                .to_owned()
+        })
         .collect();
     assert_eq!(routes, from_fixtures);
 }
@@ -92,7 +98,9 @@ async fn every_fixture_answers_as_specified(store: Arc<impl Store>) {
     // List (a member key may read): newest first, never a secret.
     let listed = send(&r, "endpoints-list.json", |_| {}).await;
     assert_eq!(listed.status, 200, "{}", listed.json);
-    let list = listed.json["endpoints"].as_array().expect("endpoints array");
+    let list = listed.json["endpoints"]
+        .as_array()
+        .expect("endpoints array");
     let ids: Vec<&str> = list.iter().map(|e| e["id"].as_str().expect("id")).collect();
     assert_eq!(
         ids,

@@ -1,0 +1,185 @@
+//! The local server contract (SPEC.md): the real binary, its flags, its first line,
+//! its routes over HTTP and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    base: String,
+}
+
+impl Server {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("ALLOWED_TARGET_CIDRS")
+            .env_remove("EXTRA_ROOT_CERTS")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn webhooks-local");
+        // A server that misbehaves must fail the test, not hang it: kill it after a minute,
+        // which ends any read below with EOF.
+        let pid = child.id().to_string();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(60));
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("first line");
+        let base = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!("first line must be `listening on http://ADDR`, got {first:?}")
+            })
+            .to_owned();
+        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        Self {
+            child,
+            stdout,
+            base,
+        }
+    }
+
+    fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("line");
+        line
+    }
+
+    /// SIGTERM, then the exit status and whatever else it printed (the server must stop
+    /// by itself, promptly).
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let mut rest = String::new();
+                self.stdout.read_to_string(&mut rest).expect("stdout");
+                return (status, rest);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not exit within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[tokio::test]
+async fn serves_the_endpoint_routes_with_given_keys_and_stops_on_sigterm() {
+    let mut server = Server::start(
+        &[
+            "--key",
+            "acme:admin:avk_local_test_admin",
+            "--key",
+            "acme:member:avk_local_test_member",
+        ],
+        &[],
+    );
+    let rest: Vec<String> = (0..2).map(|_| server.next_line()).collect();
+    assert!(rest[0].contains("in memory"), "{rest:?}");
+    assert!(
+        rest[1].contains("127.0.0.0/8") && rest[1].contains("::1/128"),
+        "{rest:?}"
+    );
+
+    let http = reqwest::Client::new();
+    let url = format!("{}/org/acme/webhooks/endpoints", server.base);
+    let created = http
+        .post(&url)
+        .bearer_auth("avk_local_test_admin")
+        .json(
+            &serde_json::json!({"url": "https://example.com/hook", "event_types": ["alert.fired"]}),
+        )
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.expect("json");
+    assert!(
+        created["secret"]
+            .as_str()
+            .expect("secret")
+            .starts_with("whsec_")
+    );
+
+    let listed: serde_json::Value = http
+        .get(&url)
+        .bearer_auth("avk_local_test_member")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["endpoints"][0]["id"], created["id"]);
+
+    let denied = http
+        .post(&url)
+        .bearer_auth("avk_local_test_member")
+        .body("{}")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(denied.status(), 403);
+
+    let (status, rest_of_stdout) = server.terminate();
+    assert!(status.success(), "{status}");
+    assert!(
+        !rest_of_stdout.contains("admin key"),
+        "no demo key when --key is given"
+    );
+}
+
+#[tokio::test]
+async fn without_keys_it_mints_a_demo_admin_key() {
+    let mut server = Server::start(&["--allow-target", "none"], &[]);
+    let rest: Vec<String> = (0..3).map(|_| server.next_line()).collect();
+    assert!(rest[1].contains("none"), "{rest:?}");
+    let key = rest[2]
+        .trim()
+        .strip_prefix("org demo, admin key: ")
+        .unwrap_or_else(|| panic!("demo key line, got {rest:?}"))
+        .to_owned();
+    let answer = reqwest::Client::new()
+        .get(format!("{}/org/demo/webhooks/endpoints", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(answer.status(), 200);
+    assert!(server.terminate().0.success());
+}
+
+#[test]
+fn a_malformed_setting_stops_start_up_naming_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("ALLOWED_TARGET_CIDRS", "127.0.0.0/8,not-a-range")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ALLOWED_TARGET_CIDRS") && stderr.contains("not-a-range"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is announced before settings are valid"
+    );
+}
