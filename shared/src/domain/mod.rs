@@ -1,12 +1,14 @@
 //! Pure domain types and rules: no I/O here.
 
 pub mod api_key;
+pub mod attempt;
 pub mod endpoint;
 pub mod secret;
 pub mod time;
 pub mod validation;
 
 pub use api_key::{ApiKey, KeyHash, Role};
+pub use attempt::{AttemptError, AttemptErrorKind};
 pub use endpoint::{Endpoint, EndpointChanges, NewEndpoint};
 pub use secret::SigningSecret;
 pub use time::now;

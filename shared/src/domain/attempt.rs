@@ -1,0 +1,40 @@
+//! One HTTP try of a delivery, and how it failed.
+
+use serde::{Deserialize, Serialize};
+
+/// Why an attempt failed, as SPEC.md names the kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptErrorKind {
+    /// No complete answer within the total (or connect) timeout.
+    Timeout,
+    /// TCP connection refused, reset or otherwise failed.
+    Connect,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// The host name did not resolve.
+    Dns,
+    /// Every address of the target is in a range the SSRF rules refuse.
+    BlockedAddress,
+    /// A 3xx answer: redirects are never followed.
+    Redirect,
+    /// Any other non-2xx status.
+    HttpStatus,
+}
+
+/// `{"kind": "...", "message": "..."}` in the API; the message is short and never holds
+/// a secret or a response body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptError {
+    pub kind: AttemptErrorKind,
+    pub message: String,
+}
+
+impl AttemptError {
+    pub fn new(kind: AttemptErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
