@@ -2,8 +2,10 @@
 //! same names; a setting a process needs that is missing or malformed stops start-up with
 //! an error naming it.
 
+use crate::domain::RetryPolicy;
 use ipnet::IpNet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -110,6 +112,65 @@ pub fn extra_root_certs(env: &impl Env) -> Result<Vec<PathBuf>, ConfigError> {
         .collect()
 }
 
+/// `DELIVERY_QUEUE_URL`: the SQS queue of delivery jobs.
+pub fn delivery_queue_url(env: &impl Env) -> Result<String, ConfigError> {
+    env.get("DELIVERY_QUEUE_URL").ok_or(ConfigError::Missing {
+        name: "DELIVERY_QUEUE_URL",
+        hint: "set it to the delivery queue's URL (the stack sets it for every function)",
+    })
+}
+
+fn number<T>(env: &impl Env, name: &'static str, default: T, min: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    match env.get(name) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<T>() {
+            Ok(v) if v >= min => Ok(v),
+            _ => Err(ConfigError::Malformed {
+                name,
+                reason: format!("{raw:?} is not a whole number of at least {min}"),
+            }),
+        },
+    }
+}
+
+/// `RETRY_SCHEDULE`: comma-separated seconds between attempts (default
+/// `5,300,1800,7200,18000,36000,36000`).
+pub fn retry_policy(env: &impl Env) -> Result<RetryPolicy, ConfigError> {
+    let Some(raw) = env.get("RETRY_SCHEDULE") else {
+        return Ok(RetryPolicy::default());
+    };
+    let delays = raw
+        .split(',')
+        .map(|part| part.trim().parse::<u64>().map(Duration::from_secs))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ConfigError::Malformed {
+            name: "RETRY_SCHEDULE",
+            reason: format!("{raw:?} is not a comma-separated list of whole seconds"),
+        })?;
+    Ok(RetryPolicy {
+        delays,
+        ..RetryPolicy::default()
+    })
+}
+
+/// `CIRCUIT_BREAKER_THRESHOLD`: consecutive failures that pause an endpoint (default 20).
+pub fn circuit_breaker_threshold(env: &impl Env) -> Result<u32, ConfigError> {
+    number(env, "CIRCUIT_BREAKER_THRESHOLD", 20, 1)
+}
+
+/// `DELIVERY_TIMEOUT_MS`: total time one POST may take (default 15 000).
+pub fn delivery_timeout(env: &impl Env) -> Result<Duration, ConfigError> {
+    number(env, "DELIVERY_TIMEOUT_MS", 15_000u64, 100).map(Duration::from_millis)
+}
+
+/// `RETENTION_DAYS`: how long events, deliveries and attempts are kept (default 30).
+pub fn retention_days(env: &impl Env) -> Result<u32, ConfigError> {
+    number(env, "RETENTION_DAYS", 30, 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +203,34 @@ mod tests {
             .expect_err("missing file");
         assert!(err.to_string().contains("EXTRA_ROOT_CERTS"));
         assert_eq!(extra_root_certs(&[("X", "y")]), Ok(vec![]));
+    }
+
+    #[test]
+    fn pipeline_settings() {
+        let none: [(&str, &str); 0] = [];
+        assert_eq!(retry_policy(&none), Ok(RetryPolicy::default()));
+        let p = retry_policy(&[("RETRY_SCHEDULE", "1, 1,2")]).expect("valid");
+        assert_eq!(p.delays, [1, 1, 2].map(Duration::from_secs));
+        assert_eq!(p.max_attempts(), 4);
+        for bad in ["", "1,,2", "a", "-1"] {
+            let err = retry_policy(&[("RETRY_SCHEDULE", bad)]);
+            if !bad.is_empty() {
+                assert!(err.expect_err(bad).to_string().contains("RETRY_SCHEDULE"));
+            }
+        }
+        assert_eq!(circuit_breaker_threshold(&none), Ok(20));
+        assert_eq!(
+            circuit_breaker_threshold(&[("CIRCUIT_BREAKER_THRESHOLD", "3")]),
+            Ok(3)
+        );
+        assert!(circuit_breaker_threshold(&[("CIRCUIT_BREAKER_THRESHOLD", "0")]).is_err());
+        assert_eq!(delivery_timeout(&none), Ok(Duration::from_secs(15)));
+        assert_eq!(retention_days(&[("RETENTION_DAYS", "7")]), Ok(7));
+        assert!(
+            delivery_queue_url(&none)
+                .expect_err("missing")
+                .to_string()
+                .contains("DELIVERY_QUEUE_URL")
+        );
     }
 }

@@ -8,5 +8,8 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod keys;
+pub mod pipeline;
 pub mod ports;
+pub mod signing;
 pub mod telemetry;
+pub mod wiring;

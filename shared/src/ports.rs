@@ -1,7 +1,10 @@
 //! The narrow traits the domain talks to storage through. Each entry point depends only
 //! on the ports it uses; every adapter passes the same contract tests (`tests/`).
 
-use crate::domain::{ApiKey, Endpoint, EndpointChanges, KeyHash, SigningSecret};
+use crate::domain::{
+    ApiKey, Attempt, AttemptOutcome, Delivery, Endpoint, EndpointChanges, Event, Job, KeyHash,
+    Lease, PostOutcome, SigningSecret,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -59,4 +62,132 @@ pub trait KeyStore: Send + Sync {
     async fn delete_key(&self, hash: &KeyHash) -> Result<bool, StoreError>;
     /// Oldest first.
     async fn list_keys(&self, org: &str) -> Result<Vec<ApiKey>, StoreError>;
+}
+
+/// Events, stored once per publish.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// `AlreadyExists` if the organisation already has an event with this id.
+    async fn insert_event(&self, event: &Event) -> Result<(), StoreError>;
+    async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError>;
+}
+
+/// What an attempt claim must find for the sender to go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimFor {
+    /// Automatic attempt number `n`: `attempt_count` is `n - 1` and the delivery is due.
+    Attempt(u32),
+    /// The manual retry request with this id is still open.
+    Manual(Uuid),
+}
+
+/// Deliveries and their attempts.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Take the endpoint's next delivery sequence number; `None` if it no longer exists.
+    async fn next_delivery_seq(
+        &self,
+        org: &str,
+        endpoint_id: Uuid,
+    ) -> Result<Option<u64>, StoreError>;
+    /// `AlreadyExists` if a delivery with this id is stored.
+    async fn insert_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    async fn get_delivery(&self, id: Uuid) -> Result<Option<Delivery>, StoreError>;
+    /// In attempt order.
+    async fn list_attempts(&self, id: Uuid) -> Result<Vec<Attempt>, StoreError>;
+    /// Page `page` (from 1) of `per_page` of the endpoint's deliveries, newest first, and
+    /// the total. Reads only that page, whatever its number.
+    async fn delivery_page(
+        &self,
+        endpoint: &Endpoint,
+        page: u32,
+        per_page: u32,
+    ) -> Result<(Vec<Delivery>, u64), StoreError>;
+    /// Take `lease` on the delivery if `claim` holds and no live lease exists. Returns the
+    /// delivery as claimed, or `None` if the claim does not hold.
+    async fn claim(
+        &self,
+        id: Uuid,
+        claim: ClaimFor,
+        lease: Lease,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Delivery>, StoreError>;
+    /// Store the attempt and the delivery's new state together, if `lease` is still held.
+    /// `false` if it was not (another sender took over): nothing is written then.
+    async fn record_attempt(
+        &self,
+        id: Uuid,
+        lease: Uuid,
+        attempt: &Attempt,
+        outcome: &AttemptOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Park a claimed delivery as `paused` (its endpoint is inactive) and drop the lease.
+    async fn hold(&self, id: Uuid, lease: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Open a manual retry request: status `pending`, due now.
+    async fn request_retry(
+        &self,
+        id: Uuid,
+        request: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Up to `limit` paused deliveries of an endpoint.
+    async fn paused_deliveries(
+        &self,
+        endpoint_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// `paused` → `pending`, due now. `false` if it was not paused.
+    async fn resume_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Up to `limit` delivery ids of an endpoint (any order).
+    async fn endpoint_delivery_ids(
+        &self,
+        endpoint_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError>;
+    /// Delete deliveries with all their attempts.
+    async fn delete_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError>;
+    /// Up to `limit` pending or retrying deliveries due at or before `before`, oldest due first.
+    async fn due_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Move a due delivery's `next_attempt_at` (the recovery sweep re-queued it).
+    async fn touch_due(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// The circuit breaker's counter on the endpoint, changed atomically.
+#[async_trait]
+pub trait EndpointHealth: Send + Sync {
+    /// Add one failure; the new count, or `None` if the endpoint is gone.
+    async fn record_failure(&self, org: &str, id: Uuid) -> Result<Option<u32>, StoreError>;
+    /// Reset the count to zero.
+    async fn record_success(&self, org: &str, id: Uuid) -> Result<(), StoreError>;
+    /// Set `is_active: false` if it is active (and, with `min_failures`, only if the count
+    /// reached it). `true` if this call paused it.
+    async fn pause_endpoint(
+        &self,
+        org: &str,
+        id: Uuid,
+        min_failures: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+}
+
+#[derive(Debug, Error)]
+#[error("queue error: {0}")]
+pub struct QueueError(pub String);
+
+/// The delivery queue: SQS in AWS, an in-process queue locally.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Enqueue jobs, each visible after its delay (capped at the queue's maximum).
+    async fn enqueue(&self, jobs: Vec<(Job, std::time::Duration)>) -> Result<(), QueueError>;
+}
+
+/// The outbound HTTP client the sender posts through (SSRF-guarded in production).
+#[async_trait]
+pub trait WebhookTransport: Send + Sync {
+    async fn post(&self, url: &str, headers: &[(&str, String)], body: bytes::Bytes) -> PostOutcome;
 }

@@ -1,1 +1,343 @@
-//! Test support (being written).
+//! Test support: an HTTPS webhook receiver with a certificate made in the test.
+//!
+//! [`HttpsReceiver::start`] binds `127.0.0.1` on a free port, serves HTTP/1.1 over TLS with
+//! a leaf certificate for `localhost`, `127.0.0.1` and `::1` issued by a throw-away CA made
+//! with rcgen, and records every request it gets. Trust [`HttpsReceiver::ca_pem`] (or the
+//! file [`HttpsReceiver::write_ca_pem`] writes) to talk to it.
+//!
+//! What it answers is programmable per request with a [`Behaviour`] of [`Reply`]s: status,
+//! extra headers, body, a delay before answering, or an endless slow body.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use std::time::Duration;
+//! use testkit::{Behaviour, HttpsReceiver, Reply};
+//!
+//! let receiver = HttpsReceiver::start(Behaviour::sequence(
+//!     [Reply::status(503).header("Retry-After", "1")],
+//!     Reply::ok(),
+//! ))
+//! .await;
+//! let url = receiver.url("/hook"); // https://127.0.0.1:PORT/hook
+//! let ca = receiver.ca_pem(); // trust this PEM in the client under test
+//! // ... make the code under test post to `url` twice ...
+//! let got = receiver.wait_for(2, Duration::from_secs(5)).await;
+//! assert_eq!(got[0].header("content-type"), Some("application/json"));
+//! # let _ = (url, ca);
+//! # }
+//! ```
+//!
+//! Dropping the receiver stops it and closes every open connection.
+
+mod behaviour;
+
+pub use behaviour::{Behaviour, Reply, ReplyBody};
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+use behaviour::ReplyStream;
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// `POST`, `GET`, ...
+    pub method: String,
+    /// The request target: path plus `?query` if any, e.g. `/hook?x=1`.
+    pub path: String,
+    /// Header names in lower case; repeated headers are joined with `", "`.
+    pub headers: BTreeMap<String, String>,
+    /// The exact body bytes.
+    pub body: Bytes,
+    /// When the whole request (body included) had arrived.
+    pub received_at: Instant,
+    /// The same moment on the wall clock.
+    pub received_at_system: SystemTime,
+}
+
+impl RecordedRequest {
+    /// A header's value; `name` is matched case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The body as UTF-8 text (lossy).
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+struct State {
+    requests: Mutex<Vec<RecordedRequest>>,
+    count: watch::Sender<usize>,
+    behaviour: Mutex<Behaviour>,
+}
+
+impl State {
+    fn requests(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn behaviour(&self) -> MutexGuard<'_, Behaviour> {
+        self.behaviour.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An HTTPS server on `127.0.0.1:PORT` that records requests and answers as told.
+///
+/// Panics (it is a test helper) if the port cannot be bound or the certificate cannot be
+/// made. Stops when dropped.
+pub struct HttpsReceiver {
+    addr: SocketAddr,
+    ca_pem: String,
+    state: Arc<State>,
+    server: JoinHandle<()>,
+}
+
+impl HttpsReceiver {
+    /// Starts a receiver that answers as `behaviour` says (a bare [`Reply`] works too).
+    pub async fn start(behaviour: impl Into<Behaviour>) -> Self {
+        let (ca_pem, acceptor) = make_tls();
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("testkit: bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("testkit: local address");
+        let state = Arc::new(State {
+            requests: Mutex::new(Vec::new()),
+            count: watch::Sender::new(0),
+            behaviour: Mutex::new(behaviour.into()),
+        });
+        let server = tokio::spawn(accept_loop(listener, acceptor, state.clone()));
+        Self {
+            addr,
+            ca_pem,
+            state,
+            server,
+        }
+    }
+
+    /// The bound address (`127.0.0.1:PORT`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `https://127.0.0.1:PORT/path` (a missing leading `/` is added).
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{}", self.port(), slash(path))
+    }
+
+    /// `https://localhost:PORT/path`: the same server, addressed by name (so a client has
+    /// to resolve it; the certificate is valid for `localhost` too).
+    pub fn localhost_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{}", self.port(), slash(path))
+    }
+
+    /// PEM of the CA certificate that issued the server's certificate: trust this.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Writes [`Self::ca_pem`] to `dir/testkit-ca-PORT.pem` and returns the path.
+    /// Panics if the file cannot be written.
+    pub fn write_ca_pem(&self, dir: impl AsRef<Path>) -> PathBuf {
+        let path = dir.as_ref().join(format!("testkit-ca-{}.pem", self.port()));
+        std::fs::write(&path, &self.ca_pem)
+            .unwrap_or_else(|e| panic!("testkit: write {}: {e}", path.display()));
+        path
+    }
+
+    /// Replaces the behaviour for the requests that arrive from now on.
+    pub fn set_behaviour(&self, behaviour: impl Into<Behaviour>) {
+        *self.state.behaviour() = behaviour.into();
+    }
+
+    /// Every request recorded so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests().clone()
+    }
+
+    /// Waits until at least `n` requests have arrived and returns all of them.
+    /// Panics if fewer than `n` arrived within `timeout`.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
+        let mut count = self.state.count.subscribe();
+        let _ = tokio::time::timeout(timeout, count.wait_for(|c| *c >= n)).await;
+        let got = self.requests();
+        assert!(
+            got.len() >= n,
+            "testkit: expected at least {n} request(s) within {timeout:?}, got {}",
+            got.len()
+        );
+        got
+    }
+}
+
+impl Drop for HttpsReceiver {
+    fn drop(&mut self) {
+        // Aborting the accept loop drops its JoinSet, which aborts every connection task.
+        self.server.abort();
+    }
+}
+
+impl std::fmt::Debug for HttpsReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpsReceiver")
+            .field("addr", &self.addr)
+            .field("requests", &self.state.requests().len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn slash(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    }
+}
+
+/// A CA, a leaf for localhost/127.0.0.1/::1 signed by it, and a TLS acceptor serving the
+/// leaf (HTTP/1.1 only). Uses the aws-lc-rs provider explicitly, so no process-wide
+/// default provider is needed.
+fn make_tls() -> (String, TlsAcceptor) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("testkit: CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "testkit receiver CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate().expect("testkit: CA key");
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("testkit: CA certificate");
+
+    let leaf_key = KeyPair::generate().expect("testkit: leaf key");
+    let mut leaf_params = CertificateParams::new(vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ])
+    .expect("testkit: leaf params");
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &ca)
+        .expect("testkit: leaf certificate");
+
+    let chain: Vec<CertificateDer<'static>> = vec![leaf.der().clone(), ca.der().clone()];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("testkit: TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("testkit: server certificate");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    (ca.pem(), TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<State>) {
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let Ok((tcp, _peer)) = listener.accept().await else {
+            // E.g. out of file descriptors: don't spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        connections.spawn(async move {
+            // A client that rejects the certificate ends here, before any request.
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = service_fn(move |request| handle(state.clone(), request));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Response<ReplyStream>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let mut headers = BTreeMap::<String, String>::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_owned())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    let recorded = RecordedRequest {
+        method: parts.method.to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+        headers,
+        body,
+        received_at: Instant::now(),
+        received_at_system: SystemTime::now(),
+    };
+    let reply = state.behaviour().next_reply(&recorded);
+    {
+        let mut requests = state.requests();
+        requests.push(recorded);
+        state.count.send_replace(requests.len());
+    }
+
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut response = Response::new(ReplyStream::from(reply.body));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).expect("testkit: reply status must be 100..=999");
+    for (name, value) in reply.headers {
+        response.headers_mut().append(
+            HeaderName::from_bytes(name.as_bytes()).expect("testkit: reply header name"),
+            HeaderValue::from_str(&value).expect("testkit: reply header value"),
+        );
+    }
+    Ok(response)
+}

@@ -276,17 +276,6 @@ async fn endpoint_limit(store: Arc<impl Store>) {
     assert_eq!(send(&r, "endpoints-create.json", |_| {}).await.status, 201);
 }
 
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory_store {
-            $(#[tokio::test] async fn $case() { super::$case(crate::common::memory().await).await })*
-        }
-        mod dynamodb {
-            $(#[tokio::test] async fn $case() { super::$case(crate::common::dynamo().await).await })*
-        }
-    };
-}
-
 on_both_backends!(
     authentication_and_scoping,
     routing_and_malformed_requests,

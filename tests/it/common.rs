@@ -5,19 +5,28 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use shared::adapters::dynamo::{DynamoStore, schema};
 use shared::adapters::memory::MemoryStore;
-use shared::api::{
-    self,
-    endpoints::{self, EndpointsState},
-};
-use shared::domain::{ApiKey, Role, SigningSecret};
-use shared::ports::{EndpointStore, KeyStore};
+use shared::adapters::memory_queue::MemoryQueue;
+use shared::domain::{ApiKey, Job, Role, SigningSecret};
+use shared::ports::KeyStore;
+use shared::wiring::Services;
+pub use shared::wiring::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tower::ServiceExt;
 
-/// Everything the API needs from storage; both adapters implement it.
-pub trait Store: EndpointStore + KeyStore + 'static {}
-impl<T: EndpointStore + KeyStore + 'static> Store for T {}
+/// Run each listed `async fn case(store)` as a test on the embedded store and on
+/// DynamoDB (moto): one contract, two backends.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory_store {
+            $(#[tokio::test] async fn $case() { super::$case(crate::common::memory().await).await })*
+        }
+        mod dynamodb {
+            $(#[tokio::test] async fn $case() { super::$case(crate::common::dynamo().await).await })*
+        }
+    };
+}
 
 pub async fn memory() -> Arc<MemoryStore> {
     Arc::new(MemoryStore::new())
@@ -73,16 +82,23 @@ pub fn fixture_endpoint() -> shared::domain::Endpoint {
         is_active: false,
         consecutive_failures: 7,
         secret: SigningSecret::generate(),
+        delivery_seq: 0,
         created_at: now,
         updated_at: now,
     }
 }
 
+/// Every route on `store`, with an embedded queue whose due jobs the caller may read.
+pub fn router_with_queue(store: Arc<impl Store>) -> (Router, UnboundedReceiver<Job>) {
+    let (queue, jobs) = MemoryQueue::new();
+    (Services::new(store, Arc::new(queue)).router(), jobs)
+}
+
+/// Every route on `store`; the jobs it enqueues are taken and dropped.
 pub fn router(store: Arc<impl Store>) -> Router {
-    api::finish(endpoints::routes(EndpointsState {
-        endpoints: store.clone(),
-        keys: store,
-    }))
+    let (router, mut jobs) = router_with_queue(store);
+    tokio::spawn(async move { while jobs.recv().await.is_some() {} });
+    router
 }
 
 pub fn events_dir() -> PathBuf {

@@ -16,6 +16,13 @@ const COVERED: &[&str] = &[
     "endpoints-update.json",
     "endpoints-delete.json",
     "endpoints-rotate-secret.json",
+    "endpoints-test.json",
+    "events-publish.json",
+    "deliveries-list.json",
+    "deliveries-get.json",
+    "deliveries-retry.json",
+    "sqs-deliver.json",
+    "sqs-batch-with-poison.json",
 ];
 
 #[test]
@@ -45,12 +52,7 @@ fn fixtures_and_template_name_the_same_routes() {
     }
     let from_fixtures: BTreeSet<String> = COVERED
         .iter()
-        .map(|f| {
-            fixture_json(f)["routeKey"]
-                .as_str()
-                .expect("routeKey")
-                .to_owned()
-        })
+        .filter_map(|f| fixture_json(f)["routeKey"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(routes, from_fixtures);
 }
@@ -161,4 +163,130 @@ async fn fixtures_on_memory_store() {
 #[tokio::test]
 async fn fixtures_on_dynamodb() {
     every_fixture_answers_as_specified(dynamo().await).await;
+}
+
+/// The delivery id the `events/` fixtures address.
+const FIXTURE_DELIVERY_ID: &str = "0193a5c2-7d1e-7a00-8000-0000000d0001";
+
+async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
+    use crate::pipeline::{Harness, Options};
+    use aws_lambda_events::event::sqs::SqsEvent;
+    use shared::domain::{Delivery, Event, now};
+    use shared::pipeline::sqs_batch::handle_batch;
+    use testkit::{Behaviour, Reply};
+
+    let h = Harness::start(
+        store.clone(),
+        Behaviour::always(Reply::ok()),
+        Options::default(),
+    )
+    .await;
+    let mut endpoint = fixture_endpoint();
+    endpoint.url = h.receiver.url("/hook");
+    endpoint.is_active = true;
+    store
+        .insert_endpoint(&endpoint, MAX_ENDPOINTS_PER_ORG)
+        .await
+        .expect("endpoint");
+    let event = Event {
+        org: "acme".into(),
+        id: "evt_seeded".into(),
+        event_type: "alert.fired".into(),
+        created_at: now(),
+        payload: r#"{"id":"evt_seeded","type":"alert.fired","created_at":"2026-11-27T08:00:00.000Z","org":"acme","data":{}}"#.into(),
+        delivery_count: 1,
+    };
+    store.insert_event(&event).await.expect("event");
+    let seq = store
+        .next_delivery_seq("acme", endpoint.id)
+        .await
+        .expect("seq")
+        .expect("exists");
+    let mut seeded = Delivery::new(&event, endpoint.id, seq, true);
+    seeded.id = FIXTURE_DELIVERY_ID.parse().expect("uuid");
+    store.insert_delivery(&seeded).await.expect("delivery");
+    let r = &h.router;
+
+    let published = send(r, "events-publish.json", |_| {}).await;
+    assert_eq!(published.status, 202, "{}", published.json);
+    assert_eq!(
+        published.json,
+        serde_json::json!({"event_id": "evt_fixture_0001", "deliveries": 1})
+    );
+    let tested = send(r, "endpoints-test.json", |_| {}).await;
+    assert_eq!(tested.status, 202, "{}", tested.json);
+    assert_eq!(tested.json["deliveries"], 1);
+    assert!(
+        tested.json["delivery_id"]
+            .as_str()
+            .is_some_and(|d| d.parse::<Uuid>().is_ok())
+    );
+
+    let listed = send(r, "deliveries-list.json", |_| {}).await;
+    assert_eq!(listed.status, 200, "{}", listed.json);
+    assert_eq!(
+        (
+            listed.json["total"].as_u64(),
+            listed.json["page"].as_u64(),
+            listed.json["per_page"].as_u64()
+        ),
+        (Some(3), Some(1), Some(2))
+    );
+    let page = listed.json["deliveries"].as_array().expect("deliveries");
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0]["id"], tested.json["delivery_id"], "newest first");
+    assert_eq!(page[1]["event_id"], "evt_fixture_0001");
+
+    let got = send(r, "deliveries-get.json", |_| {}).await;
+    assert_eq!(got.status, 200, "{}", got.json);
+    assert_eq!(got.json["id"], FIXTURE_DELIVERY_ID);
+    assert_eq!(got.json["status"], "pending");
+    assert_eq!(got.json["attempts"], serde_json::json!([]));
+    assert_eq!(got.json["payload"]["id"], "evt_seeded");
+
+    // The sender's SQS events, through aws_lambda_events' own types.
+    let deliver: SqsEvent =
+        serde_json::from_value(fixture_json("sqs-deliver.json")).expect("SqsEvent");
+    let response = handle_batch(&h.sender, deliver).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(h.receiver.requests().len(), 1);
+    assert_eq!(
+        h.receiver.requests()[0].header("webhook-id"),
+        Some(FIXTURE_DELIVERY_ID)
+    );
+
+    let retried = send(r, "deliveries-retry.json", |_| {}).await;
+    assert_eq!(retried.status, 202, "{}", retried.json);
+    assert_eq!(retried.json["delivery_id"], FIXTURE_DELIVERY_ID);
+
+    // A redelivered job (already done) succeeds quietly; the poison message is failed
+    // back to SQS, which moves it to the dead-letter queue after maxReceiveCount.
+    let mixed: SqsEvent =
+        serde_json::from_value(fixture_json("sqs-batch-with-poison.json")).expect("SqsEvent");
+    let response = handle_batch(&h.sender, mixed).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["2e1424d4-f796-459a-8184-9c92662be6da"]);
+    assert_eq!(h.receiver.requests().len(), 1, "the duplicate sent nothing");
+    assert_eq!(
+        store
+            .list_attempts(seeded.id)
+            .await
+            .expect("attempts")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn pipeline_fixtures_on_memory_store() {
+    pipeline_fixtures_answer_as_specified(memory().await).await;
+}
+
+#[tokio::test]
+async fn pipeline_fixtures_on_dynamodb() {
+    pipeline_fixtures_answer_as_specified(dynamo().await).await;
 }

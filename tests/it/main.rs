@@ -1,7 +1,11 @@
 //! Integration tests across crates. The DynamoDB half needs the moto server that
 //! `scripts/test.sh` starts; run them through it (see README.md).
 
-mod api_errors;
+#[macro_use]
 mod common;
+
+mod api_errors;
 mod contract;
+mod delivery_contract;
 mod fixtures;
+mod pipeline;

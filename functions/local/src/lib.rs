@@ -4,11 +4,16 @@
 use axum::Router;
 use clap::Parser;
 use ipnet::IpNet;
+use shared::adapters::http_client::{OutboundBuildError, OutboundClient};
 use shared::adapters::memory::MemoryStore;
-use shared::api::{self, endpoints};
+use shared::adapters::memory_queue::MemoryQueue;
 use shared::config::{self, ConfigError, Env};
+use shared::domain::Job;
 use shared::domain::Role;
 use shared::keys::{self, KeyError};
+use shared::pipeline::Sender;
+use shared::pipeline::sweep::{DEFAULT_GRACE, SWEEP_LIMIT, sweep};
+use shared::wiring::{self, Services};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,11 +76,18 @@ pub enum StartError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Client(#[from] OutboundBuildError),
 }
 
 /// Everything the process runs with, resolved from flags and environment.
 pub struct LocalServer {
     pub router: Router,
+    /// The in-process sender and the queue it reads due jobs from.
+    pub sender: Arc<Sender>,
+    jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+    store: Arc<MemoryStore>,
+    queue: Arc<MemoryQueue>,
     /// Set when no `--key` was given: the random admin key of org `demo`.
     pub demo_admin_key: Option<String>,
     pub allowed_targets: Vec<IpNet>,
@@ -130,12 +142,26 @@ impl LocalServer {
                 })?;
         }
 
-        let router = api::finish(endpoints::routes(endpoints::EndpointsState {
-            endpoints: store.clone(),
-            keys: store,
-        }));
+        let (queue, jobs) = MemoryQueue::new();
+        let queue = Arc::new(queue);
+        let router = Services::new(store.clone(), queue.clone()).router();
+        let client = OutboundClient::new(wiring::outbound_config(
+            env,
+            allowed_targets.clone(),
+            root_certs.clone(),
+        )?)?;
+        let sender = Arc::new(wiring::sender(
+            store.clone(),
+            queue.clone(),
+            Arc::new(client),
+            wiring::sender_settings(env)?,
+        ));
         Ok(Self {
             router,
+            sender,
+            jobs,
+            store,
+            queue,
             demo_admin_key,
             allowed_targets,
             root_certs,
@@ -180,15 +206,70 @@ pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
     if let Some(key) = &server.demo_admin_key {
         let _ = writeln!(out, "org demo, admin key: {key}");
     }
+
+    let retry: Vec<String> = server
+        .sender
+        .settings
+        .retry
+        .delays
+        .iter()
+        .map(|d| d.as_secs().to_string())
+        .collect();
+    let _ = writeln!(
+        out,
+        "sender: in process; retry schedule {}s; circuit breaker after {} failures",
+        retry.join(","),
+        server.sender.settings.breaker_threshold
+    );
     let _ = out.flush();
     drop(out);
 
-    axum::serve(listener, server.router)
+    let workers = tokio::spawn(run_worker(server.sender.clone(), server.jobs));
+    let sweeper = tokio::spawn(run_sweeper(server.store.clone(), server.queue.clone()));
+    let served = axum::serve(listener, server.router)
         .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(StartError::Serve)?;
+        .await;
+    workers.abort();
+    sweeper.abort();
+    served.map_err(StartError::Serve)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Jobs at most in flight at once, as a Lambda's concurrency would bound them.
+const WORKER_CONCURRENCY: usize = 32;
+
+/// The local stand-in for the sender Lambda: every due job, handled concurrently.
+/// A job whose handling failed goes back on the queue after a pause, as SQS would.
+async fn run_worker(sender: Arc<Sender>, mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(WORKER_CONCURRENCY));
+    while let Some(job) = jobs.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            if let Err(err) = sender.handle(job.clone()).await {
+                tracing::warn!(error = %err, "job failed; retrying it in 5 s");
+                let _ = sender
+                    .queue
+                    .enqueue(vec![(job, std::time::Duration::from_secs(5))])
+                    .await;
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// The local stand-in for the scheduled sweep Lambda.
+async fn run_sweeper(store: Arc<MemoryStore>, queue: Arc<MemoryQueue>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
+    loop {
+        every.tick().await;
+        if let Err(err) = sweep(store.as_ref(), queue.as_ref(), DEFAULT_GRACE, SWEEP_LIMIT).await {
+            tracing::warn!(error = %err, "sweep failed");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -3,11 +3,18 @@
 //! It keeps the same rules as the DynamoDB adapter (limits, ordering, conditional
 //! creates); the contract tests in `tests/` run against both.
 
-use crate::domain::{ApiKey, Endpoint, EndpointChanges, KeyHash, SigningSecret};
-use crate::ports::{EndpointStore, KeyStore, StoreError};
+use crate::domain::delivery::{page_range, page_total};
+use crate::domain::{
+    ApiKey, Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, EndpointChanges, Event,
+    KeyHash, Lease, SigningSecret,
+};
+use crate::ports::{
+    ClaimFor, DeliveryStore, EndpointHealth, EndpointStore, EventStore, KeyStore, StoreError,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
@@ -16,6 +23,16 @@ struct State {
     /// (org, endpoint id) -> endpoint; ids are v7, so the map's order is creation order.
     endpoints: BTreeMap<(String, Uuid), Endpoint>,
     keys: BTreeMap<KeyHash, ApiKey>,
+    events: BTreeMap<(String, String), Event>,
+    deliveries: BTreeMap<Uuid, Delivery>,
+    /// (delivery id, attempt number) -> attempt.
+    attempts: BTreeMap<(Uuid, u32), Attempt>,
+}
+
+impl State {
+    fn endpoint_mut(&mut self, org: &str, id: Uuid) -> Option<&mut Endpoint> {
+        self.endpoints.get_mut(&(org.to_owned(), id))
+    }
 }
 
 #[derive(Default)]
@@ -140,5 +157,291 @@ impl KeyStore for MemoryStore {
             .collect();
         keys.sort_by_key(|k| k.id);
         Ok(keys)
+    }
+}
+
+#[async_trait]
+impl EndpointHealth for MemoryStore {
+    async fn record_failure(&self, org: &str, id: Uuid) -> Result<Option<u32>, StoreError> {
+        Ok(self.state().endpoint_mut(org, id).map(|e| {
+            e.consecutive_failures = e.consecutive_failures.saturating_add(1);
+            e.consecutive_failures
+        }))
+    }
+
+    async fn record_success(&self, org: &str, id: Uuid) -> Result<(), StoreError> {
+        if let Some(e) = self.state().endpoint_mut(org, id) {
+            e.consecutive_failures = 0;
+        }
+        Ok(())
+    }
+
+    async fn pause_endpoint(
+        &self,
+        org: &str,
+        id: Uuid,
+        min_failures: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        Ok(match state.endpoint_mut(org, id) {
+            Some(e) if e.is_active && min_failures.is_none_or(|m| e.consecutive_failures >= m) => {
+                e.is_active = false;
+                e.updated_at = now;
+                true
+            }
+            _ => false,
+        })
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn insert_event(&self, event: &Event) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let key = (event.org.clone(), event.id.clone());
+        if state.events.contains_key(&key) {
+            return Err(StoreError::AlreadyExists);
+        }
+        state.events.insert(key, event.clone());
+        Ok(())
+    }
+
+    async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError> {
+        Ok(self
+            .state()
+            .events
+            .get(&(org.to_owned(), id.to_owned()))
+            .cloned())
+    }
+}
+
+fn lease_is_free(d: &Delivery, now: DateTime<Utc>) -> bool {
+    d.lease.is_none_or(|l| l.until < now)
+}
+
+#[async_trait]
+impl DeliveryStore for MemoryStore {
+    async fn next_delivery_seq(
+        &self,
+        org: &str,
+        endpoint_id: Uuid,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(self.state().endpoint_mut(org, endpoint_id).map(|e| {
+            e.delivery_seq += 1;
+            e.delivery_seq
+        }))
+    }
+
+    async fn insert_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.deliveries.contains_key(&delivery.id) {
+            return Err(StoreError::AlreadyExists);
+        }
+        state.deliveries.insert(delivery.id, delivery.clone());
+        Ok(())
+    }
+
+    async fn get_delivery(&self, id: Uuid) -> Result<Option<Delivery>, StoreError> {
+        Ok(self.state().deliveries.get(&id).cloned())
+    }
+
+    async fn list_attempts(&self, id: Uuid) -> Result<Vec<Attempt>, StoreError> {
+        Ok(self
+            .state()
+            .attempts
+            .range((id, 0)..=(id, u32::MAX))
+            .map(|(_, a)| a.clone())
+            .collect())
+    }
+
+    async fn delivery_page(
+        &self,
+        endpoint: &Endpoint,
+        page: u32,
+        per_page: u32,
+    ) -> Result<(Vec<Delivery>, u64), StoreError> {
+        let state = self.state();
+        let mut of_endpoint: Vec<&Delivery> = state
+            .deliveries
+            .values()
+            .filter(|d| d.endpoint_id == endpoint.id)
+            .collect();
+        of_endpoint.sort_by_key(|d| std::cmp::Reverse(d.seq));
+        let bottom = of_endpoint.last().map(|d| d.seq);
+        let total = page_total(bottom, endpoint.delivery_seq);
+        let items = match bottom.and_then(|b| page_range(b, endpoint.delivery_seq, page, per_page))
+        {
+            Some((lo, hi)) => of_endpoint
+                .into_iter()
+                .filter(|d| (lo..=hi).contains(&d.seq))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok((items, total))
+    }
+
+    async fn claim(
+        &self,
+        id: Uuid,
+        claim: ClaimFor,
+        lease: Lease,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let mut state = self.state();
+        let Some(d) = state.deliveries.get_mut(&id) else {
+            return Ok(None);
+        };
+        let holds = lease_is_free(d, now)
+            && match claim {
+                ClaimFor::Attempt(n) => d.status.is_due() && d.attempt_count + 1 == n,
+                ClaimFor::Manual(request) => d.manual_retry == Some(request),
+            };
+        if !holds {
+            return Ok(None);
+        }
+        d.lease = Some(lease);
+        Ok(Some(d.clone()))
+    }
+
+    async fn record_attempt(
+        &self,
+        id: Uuid,
+        lease: Uuid,
+        attempt: &Attempt,
+        outcome: &AttemptOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let key = (id, attempt.attempt_number);
+        let holds = state
+            .deliveries
+            .get(&id)
+            .is_some_and(|d| d.lease.is_some_and(|l| l.id == lease));
+        if !holds || state.attempts.contains_key(&key) {
+            return Ok(false);
+        }
+        state.attempts.insert(key, attempt.clone());
+        if let Some(d) = state.deliveries.get_mut(&id) {
+            d.apply_attempt(attempt, outcome, now);
+        }
+        Ok(true)
+    }
+
+    async fn hold(&self, id: Uuid, lease: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        Ok(match state.deliveries.get_mut(&id) {
+            Some(d) if d.lease.is_some_and(|l| l.id == lease) => {
+                d.status = DeliveryStatus::Paused;
+                d.next_attempt_at = None;
+                d.lease = None;
+                d.updated_at = now;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn request_retry(
+        &self,
+        id: Uuid,
+        request: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        Ok(match state.deliveries.get_mut(&id) {
+            Some(d) => {
+                d.manual_retry = Some(request);
+                d.status = DeliveryStatus::Pending;
+                d.next_attempt_at = Some(now);
+                d.updated_at = now;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn paused_deliveries(
+        &self,
+        endpoint_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        Ok(self
+            .state()
+            .deliveries
+            .values()
+            .filter(|d| d.endpoint_id == endpoint_id && d.status == DeliveryStatus::Paused)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn resume_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        Ok(match state.deliveries.get_mut(&id) {
+            Some(d) if d.status == DeliveryStatus::Paused => {
+                d.status = DeliveryStatus::Pending;
+                d.next_attempt_at = Some(now);
+                d.updated_at = now;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn endpoint_delivery_ids(
+        &self,
+        endpoint_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        Ok(self
+            .state()
+            .deliveries
+            .values()
+            .filter(|d| d.endpoint_id == endpoint_id)
+            .take(limit as usize)
+            .map(|d| d.id)
+            .collect())
+    }
+
+    async fn delete_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for id in ids {
+            state.deliveries.remove(id);
+            let attempts: Vec<(Uuid, u32)> = state
+                .attempts
+                .range((Bound::Included((*id, 0)), Bound::Included((*id, u32::MAX))))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in attempts {
+                state.attempts.remove(&k);
+            }
+        }
+        Ok(())
+    }
+
+    async fn due_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let state = self.state();
+        let mut due: Vec<&Delivery> = state
+            .deliveries
+            .values()
+            .filter(|d| d.status.is_due() && d.next_attempt_at.is_some_and(|t| t <= before))
+            .collect();
+        due.sort_by_key(|d| (d.next_attempt_at, d.id));
+        Ok(due.into_iter().take(limit as usize).cloned().collect())
+    }
+
+    async fn touch_due(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        if let Some(d) = self.state().deliveries.get_mut(&id)
+            && d.status.is_due()
+        {
+            d.next_attempt_at = Some(at);
+        }
+        Ok(())
     }
 }

@@ -2,4 +2,7 @@
 //! server and tests.
 
 pub mod dynamo;
+pub mod http_client;
 pub mod memory;
+pub mod memory_queue;
+pub mod sqs;

@@ -84,6 +84,11 @@ impl JsonFields {
         }
     }
 
+    /// Any JSON value (including `null`).
+    pub fn value(&mut self, name: &str) -> Option<Value> {
+        self.0.remove(name)
+    }
+
     pub fn bool(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.0.remove(name) {
             None => Ok(None),

@@ -2,11 +2,15 @@
 
 use super::auth::{self, authorize};
 use super::body::{JsonFields, required};
+use super::publish::{accepted, publish_error};
 use super::{ApiError, PathParams};
+use crate::domain::Job;
+use crate::domain::job::JOB_VERSION;
 use crate::domain::time::rfc3339_millis;
 use crate::domain::validation::{self, MAX_ENDPOINTS_PER_ORG};
 use crate::domain::{self, Endpoint, EndpointChanges, NewEndpoint, SigningSecret};
-use crate::ports::{EndpointStore, KeyStore};
+use crate::pipeline::{Audience, PublishRequest, Publisher};
+use crate::ports::{EndpointStore, JobQueue, KeyStore, QueueError};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,6 +20,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// What the endpoint routes need, and nothing more.
@@ -23,6 +28,10 @@ use uuid::Uuid;
 pub struct EndpointsState {
     pub endpoints: Arc<dyn EndpointStore>,
     pub keys: Arc<dyn KeyStore>,
+    /// For the resume and purge jobs of PATCH and DELETE.
+    pub queue: Arc<dyn JobQueue>,
+    /// For `POST .../test`.
+    pub publisher: Arc<Publisher>,
 }
 
 pub fn routes(state: EndpointsState) -> Router {
@@ -35,6 +44,10 @@ pub fn routes(state: EndpointsState) -> Router {
         .route(
             "/org/{org_slug}/webhooks/endpoints/{endpoint_id}/rotate-secret",
             post(rotate_secret),
+        )
+        .route(
+            "/org/{org_slug}/webhooks/endpoints/{endpoint_id}/test",
+            post(send_test),
         )
         .with_state(state)
 }
@@ -127,6 +140,19 @@ async fn update(
         .await?
         .ok_or(ApiError::NotFound)?;
     tracing::info!(org, endpoint_id = %id, is_active = endpoint.is_active, "endpoint updated");
+    if changes.resets_failures() {
+        // Re-queue its paused deliveries, a chunk per job however many there are.
+        let job = Job::ResumeEndpoint {
+            v: JOB_VERSION,
+            org: org.to_owned(),
+            endpoint_id: id,
+        };
+        state
+            .queue
+            .enqueue(vec![(job, Duration::ZERO)])
+            .await
+            .map_err(queue_error)?;
+    }
     Ok(Json(EndpointView::from(&endpoint)).into_response())
 }
 
@@ -142,6 +168,16 @@ async fn remove(
         return Err(ApiError::NotFound);
     }
     tracing::info!(org, endpoint_id = %id, "endpoint deleted");
+    // Its history goes in bounded chunks, one job each, so no invocation can time out.
+    // Should this enqueue fail, the API already hides the history and TTL removes it.
+    let job = Job::PurgeEndpoint {
+        v: JOB_VERSION,
+        org: org.to_owned(),
+        endpoint_id: id,
+    };
+    if let Err(err) = state.queue.enqueue(vec![(job, Duration::ZERO)]).await {
+        tracing::error!(org, endpoint_id = %id, error = %err, "purge not enqueued; history left to expire");
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -163,6 +199,42 @@ async fn rotate_secret(
     }
     tracing::info!(org, endpoint_id = %id, "endpoint secret rotated");
     Ok(Json(serde_json::json!({ "id": id, "secret": secret.expose() })).into_response())
+}
+
+async fn send_test(
+    State(state): State<EndpointsState>,
+    params: PathParams,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = params.org();
+    authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
+    let id = params.id("endpoint_id")?;
+    let request = PublishRequest {
+        id: None,
+        event_type: TEST_EVENT_TYPE.to_owned(),
+        data: serde_json::json!({
+            "endpoint_id": id,
+            "message": "This is a test event from AgentVista Webhooks.",
+        }),
+    };
+    let published = state
+        .publisher
+        .publish(org, request, Audience::Endpoint(id))
+        .await
+        .map_err(publish_error)?;
+    let delivery_id = published.delivery_ids.first().map(|d| serde_json::json!(d));
+    Ok(accepted(
+        &published,
+        delivery_id.map(|d| ("delivery_id", d)),
+    ))
+}
+
+/// The event type of `POST .../test`.
+pub const TEST_EVENT_TYPE: &str = "webhook.test";
+
+fn queue_error(err: QueueError) -> ApiError {
+    tracing::error!(error = %err, "enqueue failed");
+    ApiError::Internal
 }
 
 fn parse_new_endpoint(mut fields: JsonFields) -> Result<NewEndpoint, ApiError> {

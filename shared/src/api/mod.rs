@@ -3,9 +3,11 @@
 
 pub mod auth;
 pub mod body;
+pub mod deliveries;
 pub mod endpoints;
 mod error;
 mod params;
+pub mod publish;
 
 pub use error::ApiError;
 pub use params::PathParams;

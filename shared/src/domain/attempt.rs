@@ -38,3 +38,17 @@ impl AttemptError {
         }
     }
 }
+
+/// What one POST to a receiver came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostOutcome {
+    /// `None` on a network error.
+    pub status: Option<u16>,
+    /// The receiver's `Retry-After`, parsed (any status; only 429/503 use it).
+    pub retry_after: Option<std::time::Duration>,
+    /// The first 4 KiB of the answer, as text.
+    pub response_body: String,
+    /// `None` exactly when the answer was 2xx.
+    pub error: Option<AttemptError>,
+    pub duration: std::time::Duration,
+}

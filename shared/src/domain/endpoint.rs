@@ -16,6 +16,8 @@ pub struct Endpoint {
     pub is_active: bool,
     pub consecutive_failures: u32,
     pub secret: SigningSecret,
+    /// How many deliveries the endpoint has had (the last one's `seq`).
+    pub delivery_seq: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -49,6 +51,7 @@ impl Endpoint {
             is_active: true,
             consecutive_failures: 0,
             secret: SigningSecret::generate(),
+            delivery_seq: 0,
             created_at: now,
             updated_at: now,
         }

@@ -2,14 +2,20 @@
 
 pub mod api_key;
 pub mod attempt;
+pub mod delivery;
 pub mod endpoint;
+pub mod job;
+pub mod retry;
 pub mod secret;
 pub mod time;
 pub mod validation;
 
 pub use api_key::{ApiKey, KeyHash, Role};
-pub use attempt::{AttemptError, AttemptErrorKind};
+pub use attempt::{AttemptError, AttemptErrorKind, PostOutcome};
+pub use delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus, Event, Lease, Trigger};
 pub use endpoint::{Endpoint, EndpointChanges, NewEndpoint};
+pub use job::Job;
+pub use retry::RetryPolicy;
 pub use secret::SigningSecret;
 pub use time::now;
 pub use validation::ValidationError;

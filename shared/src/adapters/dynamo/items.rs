@@ -1,7 +1,11 @@
 //! The table's item shapes and key formats (see `docs/DESIGN.md`, "Table design").
 
+use crate::domain::time::format as ts;
 use crate::domain::time::rfc3339_millis;
-use crate::domain::{ApiKey, Endpoint, KeyHash, Role, SigningSecret};
+use crate::domain::{
+    ApiKey, Attempt, AttemptError, Delivery, DeliveryStatus, Endpoint, Event, KeyHash, Lease, Role,
+    SigningSecret, Trigger,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -30,6 +34,45 @@ pub mod keys {
     pub fn org_api_keys_gsi1pk(org: &str) -> String {
         format!("ORG#{org}#APIKEYS")
     }
+
+    pub fn event_sk(id: &str) -> String {
+        format!("EVT#{id}")
+    }
+
+    pub const DELIVERY_SK: &str = "DLV";
+
+    pub fn delivery_pk(id: Uuid) -> String {
+        format!("DLV#{id}")
+    }
+
+    pub fn attempt_sk(n: u32) -> String {
+        format!("ATT#{n:010}")
+    }
+
+    pub fn endpoint_deliveries_gsi1pk(endpoint: Uuid) -> String {
+        format!("EPD#{endpoint}")
+    }
+
+    /// Zero-padded so string order is number order.
+    pub fn seq_gsi1sk(seq: u64) -> String {
+        format!("{seq:020}")
+    }
+
+    /// The due index is split over this many partitions, so a busy sweep or a burst of
+    /// retries never lands on one hot partition.
+    pub const DUE_SHARDS: u128 = 8;
+
+    pub fn due_gsi2pk(delivery: Uuid) -> String {
+        format!("DUE#{}", delivery.as_u128() % DUE_SHARDS)
+    }
+
+    pub fn due_gsi2sk(at: &str, delivery: Uuid) -> String {
+        format!("{at}#{delivery}")
+    }
+
+    pub fn paused_gsi2pk(endpoint: Uuid) -> String {
+        format!("PAUSED#{endpoint}")
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -44,6 +87,8 @@ pub struct EndpointItem {
     is_active: bool,
     consecutive_failures: u32,
     secret: String,
+    #[serde(default)]
+    delivery_seq: u64,
     #[serde(with = "rfc3339_millis")]
     created_at: DateTime<Utc>,
     #[serde(with = "rfc3339_millis")]
@@ -63,6 +108,7 @@ impl From<&Endpoint> for EndpointItem {
             is_active: e.is_active,
             consecutive_failures: e.consecutive_failures,
             secret: e.secret.expose().to_owned(),
+            delivery_seq: e.delivery_seq,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -80,6 +126,7 @@ impl From<EndpointItem> for Endpoint {
             is_active: i.is_active,
             consecutive_failures: i.consecutive_failures,
             secret: SigningSecret::from_stored(i.secret),
+            delivery_seq: i.delivery_seq,
             created_at: i.created_at,
             updated_at: i.updated_at,
         }
@@ -131,5 +178,211 @@ impl TryFrom<ApiKeyItem> for ApiKey {
             hint: i.hint,
             created_at: i.created_at,
         })
+    }
+}
+
+/// Where a delivery sits in `gsi2`: due deliveries under `DUE#<shard>` sorted by due time,
+/// paused ones under `PAUSED#<endpoint>`, finished ones nowhere.
+pub fn gsi2_placement(d: &Delivery) -> Option<(String, String)> {
+    match (d.status, d.next_attempt_at) {
+        (s, Some(at)) if s.is_due() => {
+            Some((keys::due_gsi2pk(d.id), keys::due_gsi2sk(&ts(&at), d.id)))
+        }
+        (DeliveryStatus::Paused, _) => Some((keys::paused_gsi2pk(d.endpoint_id), d.id.to_string())),
+        _ => None,
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct EventItem {
+    pk: String,
+    sk: String,
+    org: String,
+    id: String,
+    event_type: String,
+    #[serde(with = "rfc3339_millis")]
+    created_at: DateTime<Utc>,
+    payload: String,
+    delivery_count: u32,
+    expires_at: i64,
+}
+
+impl EventItem {
+    pub fn new(e: &Event, expires_at: i64) -> Self {
+        Self {
+            pk: keys::org_pk(&e.org),
+            sk: keys::event_sk(&e.id),
+            org: e.org.clone(),
+            id: e.id.clone(),
+            event_type: e.event_type.clone(),
+            created_at: e.created_at,
+            payload: e.payload.clone(),
+            delivery_count: e.delivery_count,
+            expires_at,
+        }
+    }
+}
+
+impl From<EventItem> for Event {
+    fn from(i: EventItem) -> Self {
+        Self {
+            org: i.org,
+            id: i.id,
+            event_type: i.event_type,
+            created_at: i.created_at,
+            payload: i.payload,
+            delivery_count: i.delivery_count,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct DeliveryItem {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
+    id: Uuid,
+    org: String,
+    endpoint_id: Uuid,
+    event_id: String,
+    event_type: String,
+    seq: u64,
+    status: DeliveryStatus,
+    attempt_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_status_code: Option<u16>,
+    #[serde(with = "rfc3339_millis")]
+    created_at: DateTime<Utc>,
+    #[serde(with = "rfc3339_millis")]
+    updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_attempt_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    manual_retry: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease_until: Option<String>,
+    expires_at: i64,
+}
+
+fn parse_ts(raw: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("stored timestamp {raw:?}: {e}"))
+}
+
+impl DeliveryItem {
+    pub fn new(d: &Delivery, expires_at: i64) -> Self {
+        let (gsi2pk, gsi2sk) = gsi2_placement(d).unzip();
+        Self {
+            pk: keys::delivery_pk(d.id),
+            sk: keys::DELIVERY_SK.to_owned(),
+            gsi1pk: keys::endpoint_deliveries_gsi1pk(d.endpoint_id),
+            gsi1sk: keys::seq_gsi1sk(d.seq),
+            gsi2pk,
+            gsi2sk,
+            id: d.id,
+            org: d.org.clone(),
+            endpoint_id: d.endpoint_id,
+            event_id: d.event_id.clone(),
+            event_type: d.event_type.clone(),
+            seq: d.seq,
+            status: d.status,
+            attempt_count: d.attempt_count,
+            last_status_code: d.last_status_code,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+            next_attempt_at: d.next_attempt_at.as_ref().map(ts),
+            manual_retry: d.manual_retry,
+            lease_id: d.lease.map(|l| l.id),
+            lease_until: d.lease.map(|l| ts(&l.until)),
+            expires_at,
+        }
+    }
+}
+
+impl TryFrom<DeliveryItem> for Delivery {
+    type Error = String;
+    fn try_from(i: DeliveryItem) -> Result<Self, String> {
+        let lease = match (i.lease_id, i.lease_until) {
+            (Some(id), Some(until)) => Some(Lease {
+                id,
+                until: parse_ts(&until)?,
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            id: i.id,
+            org: i.org,
+            endpoint_id: i.endpoint_id,
+            event_id: i.event_id,
+            event_type: i.event_type,
+            seq: i.seq,
+            status: i.status,
+            attempt_count: i.attempt_count,
+            last_status_code: i.last_status_code,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+            next_attempt_at: i.next_attempt_at.as_deref().map(parse_ts).transpose()?,
+            manual_retry: i.manual_retry,
+            lease,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct AttemptItem {
+    pk: String,
+    sk: String,
+    attempt_number: u32,
+    trigger: Trigger,
+    #[serde(with = "rfc3339_millis")]
+    started_at: DateTime<Utc>,
+    duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status_code: Option<u16>,
+    response_body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<AttemptError>,
+    succeeded: bool,
+    expires_at: i64,
+}
+
+impl AttemptItem {
+    pub fn new(delivery: Uuid, a: &Attempt, expires_at: i64) -> Self {
+        Self {
+            pk: keys::delivery_pk(delivery),
+            sk: keys::attempt_sk(a.attempt_number),
+            attempt_number: a.attempt_number,
+            trigger: a.trigger,
+            started_at: a.started_at,
+            duration_ms: a.duration_ms,
+            status_code: a.status_code,
+            response_body: a.response_body.clone(),
+            error: a.error.clone(),
+            succeeded: a.succeeded,
+            expires_at,
+        }
+    }
+}
+
+impl From<AttemptItem> for Attempt {
+    fn from(i: AttemptItem) -> Self {
+        Self {
+            attempt_number: i.attempt_number,
+            trigger: i.trigger,
+            started_at: i.started_at,
+            duration_ms: i.duration_ms,
+            status_code: i.status_code,
+            response_body: i.response_body,
+            error: i.error,
+            succeeded: i.succeeded,
+        }
     }
 }

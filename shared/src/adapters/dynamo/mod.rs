@@ -3,6 +3,8 @@
 //! Items are mapped with `serde_dynamo`; every conditional write maps its failure to a
 //! domain error instead of a generic backend error.
 
+mod deliveries;
+mod expr;
 mod items;
 pub mod schema;
 
@@ -16,6 +18,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
+use expr::UpdateExpr;
 use items::{ApiKeyItem, EndpointItem, keys};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -26,14 +29,25 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// How long events, deliveries and attempts are kept (their `expires_at`).
+    retention: chrono::Duration,
 }
+
+/// Default `RETENTION_DAYS`.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
+            retention: chrono::Duration::days(i64::from(DEFAULT_RETENTION_DAYS)),
         }
+    }
+
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention = chrono::Duration::days(i64::from(days));
+        self
     }
 
     /// A client from the SDK's standard chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...).
@@ -208,55 +222,34 @@ impl EndpointStore for DynamoStore {
         if changes.is_empty() {
             return self.get_endpoint(org, id).await;
         }
-        let mut sets = vec!["#updated_at = :updated_at"];
-        let mut names = HashMap::from([("#updated_at".to_owned(), "updated_at".to_owned())]);
-        let mut values = HashMap::from([(":updated_at".to_owned(), s(ts(&now)))]);
-        let mut set = |field: &'static str, expr: &'static str, value: AttributeValue| {
-            sets.push(expr);
-            names.insert(format!("#{field}"), field.to_owned());
-            values.insert(format!(":{field}"), value);
-        };
+        let mut expr = UpdateExpr::new().set("updated_at", s(ts(&now)));
         if let Some(url) = &changes.url {
-            set("url", "#url = :url", s(url));
+            expr = expr.set("url", s(url));
         }
         if let Some(description) = &changes.description {
-            set("description", "#description = :description", s(description));
+            expr = expr.set("description", s(description));
         }
         if let Some(types) = &changes.event_types {
-            let list = types.iter().map(s).collect();
-            set(
+            expr = expr.set(
                 "event_types",
-                "#event_types = :event_types",
-                AttributeValue::L(list),
+                AttributeValue::L(types.iter().map(s).collect()),
             );
         }
         if let Some(active) = changes.is_active {
-            set(
-                "is_active",
-                "#is_active = :is_active",
-                AttributeValue::Bool(active),
-            );
+            expr = expr.set("is_active", AttributeValue::Bool(active));
         }
         if changes.resets_failures() {
-            set(
-                "consecutive_failures",
-                "#consecutive_failures = :consecutive_failures",
-                n(0),
-            );
+            expr = expr.set("consecutive_failures", n(0));
         }
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(keys::org_pk(org)))
             .key("sk", s(keys::endpoint_sk(id)))
-            .update_expression(format!("SET {}", sets.join(", ")))
             .condition_expression("attribute_exists(pk)")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
+            .return_values(ReturnValue::AllNew);
+        let result = expr.update_item(request).send().await;
         match result {
             Ok(out) => out
                 .attributes

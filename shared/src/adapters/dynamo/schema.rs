@@ -11,6 +11,9 @@ use aws_sdk_dynamodb::types::{
 /// The one global secondary index: per-org key listings, and (with the delivery pipeline)
 /// per-endpoint delivery history.
 pub const GSI1: &str = "gsi1";
+/// The sparse scheduling index: due deliveries by due time (`DUE#<shard>`) and paused
+/// deliveries by endpoint (`PAUSED#<endpoint>`).
+pub const GSI2: &str = "gsi2";
 
 fn attribute(name: &str) -> Result<AttributeDefinition, String> {
     AttributeDefinition::builder()
@@ -28,20 +31,23 @@ fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Create the table (on-demand, `pk`/`sk` plus `gsi1`). Does not wait: emulators create
+/// Create the table (on-demand, `pk`/`sk` plus `gsi1` and `gsi2`). Does not wait: emulators create
 /// tables synchronously, and AWS deployments use `template.yaml` instead.
-pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
-    let index = GlobalSecondaryIndex::builder()
-        .index_name(GSI1)
-        .key_schema(key("gsi1pk", KeyType::Hash)?)
-        .key_schema(key("gsi1sk", KeyType::Range)?)
+fn index(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex, String> {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(pk, KeyType::Hash)?)
+        .key_schema(key(sk, KeyType::Range)?)
         .projection(
             Projection::builder()
                 .projection_type(ProjectionType::All)
                 .build(),
         )
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
     client
         .create_table()
         .table_name(table)
@@ -50,9 +56,12 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
         .attribute_definitions(attribute("sk")?)
         .attribute_definitions(attribute("gsi1pk")?)
         .attribute_definitions(attribute("gsi1sk")?)
+        .attribute_definitions(attribute("gsi2pk")?)
+        .attribute_definitions(attribute("gsi2sk")?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
-        .global_secondary_indexes(index)
+        .global_secondary_indexes(index(GSI1, "gsi1pk", "gsi1sk")?)
+        .global_secondary_indexes(index(GSI2, "gsi2pk", "gsi2sk")?)
         .send()
         .await
         .map_err(|e| DisplayErrorContext(e).to_string())?;

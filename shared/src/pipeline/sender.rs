@@ -1,0 +1,389 @@
+//! The sender: one job at a time, claim → sign → POST → record → schedule.
+//!
+//! Idempotent under at-least-once delivery: a job names the attempt it is for and the
+//! sender claims that attempt with a conditional write before posting, so a duplicate
+//! message finds the claim taken (or the attempt recorded) and does nothing. The attempt
+//! and the delivery's new state are written together, only while the claim is held; a
+//! sender that dies after the POST leaves an expiring lease and a due delivery, which the
+//! recovery sweep re-queues, so the try is repeated, never lost.
+
+use crate::domain::retry::breaker_trips;
+use crate::domain::{
+    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Job, Lease, RetryPolicy, Trigger, now,
+};
+use crate::ports::{
+    ClaimFor, DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, QueueError,
+    StoreError, WebhookTransport,
+};
+use crate::signing;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use uuid::Uuid;
+
+/// The queue's longest delay: waits beyond it are made in hops.
+pub const MAX_QUEUE_DELAY: Duration = crate::adapters::sqs::MAX_DELAY;
+/// Deliveries handled per resume or purge job; the job re-queues itself for the rest,
+/// so no invocation runs long however many there are.
+pub const CHUNK: u32 = 200;
+
+pub struct SenderSettings {
+    pub retry: RetryPolicy,
+    pub breaker_threshold: u32,
+    /// How long a claim holds: longer than one POST can take (its total timeout), so a
+    /// live sender never loses its claim, short enough that a dead one's is soon free.
+    pub lease: Duration,
+    pub user_agent: String,
+}
+
+/// Failures that should make the queue hand the job back (storage or queue trouble).
+#[derive(Debug, Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// What handling a job came to (for logs and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// An attempt was made and recorded.
+    Attempted {
+        status: DeliveryStatus,
+        attempt: u32,
+    },
+    /// The job was early and went back on the queue.
+    Hopped,
+    /// Nothing to do: a duplicate, a stale job, or a deleted delivery.
+    Skipped,
+    /// The endpoint is inactive: the delivery is paused until it is resumed.
+    Held,
+    /// A chunk of a resume or purge; `more` if the job re-queued itself.
+    Chunk { done: usize, more: bool },
+}
+
+pub struct Sender {
+    pub endpoints: Arc<dyn EndpointStore>,
+    pub health: Arc<dyn EndpointHealth>,
+    pub deliveries: Arc<dyn DeliveryStore>,
+    pub events: Arc<dyn EventStore>,
+    pub queue: Arc<dyn JobQueue>,
+    pub transport: Arc<dyn WebhookTransport>,
+    pub settings: SenderSettings,
+}
+
+/// A uniform number in [0, 1) for retry jitter.
+fn unit_random() -> f64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn until(later: DateTime<Utc>, from: DateTime<Utc>) -> Duration {
+    (later - from).to_std().unwrap_or(Duration::ZERO)
+}
+
+/// The job that makes the next attempt of a delivery that is due.
+pub fn next_job(d: &Delivery) -> Job {
+    match d.manual_retry {
+        Some(request) => Job::manual(d.id, request),
+        None => Job::automatic(d.id, d.attempt_count + 1, None),
+    }
+}
+
+impl Sender {
+    pub async fn handle(&self, job: Job) -> Result<Handled, SendError> {
+        match job {
+            Job::Deliver {
+                delivery_id,
+                attempt,
+                trigger,
+                manual_retry,
+                not_before,
+                ..
+            } => {
+                let now = now();
+                if let Some(at) = not_before.filter(|at| *at > now + chrono::Duration::seconds(1)) {
+                    let delay = until(at, now).min(MAX_QUEUE_DELAY);
+                    let hop = Job::automatic(delivery_id, attempt, Some(at));
+                    self.queue.enqueue(vec![(hop, delay)]).await?;
+                    return Ok(Handled::Hopped);
+                }
+                let claim = match (trigger, manual_retry) {
+                    (Trigger::Manual, Some(request)) => ClaimFor::Manual(request),
+                    (Trigger::Manual, None) => return Ok(Handled::Skipped),
+                    (Trigger::Automatic, _) => ClaimFor::Attempt(attempt),
+                };
+                self.deliver(delivery_id, claim, trigger).await
+            }
+            Job::ResumeEndpoint {
+                org, endpoint_id, ..
+            } => self.resume(&org, endpoint_id).await,
+            Job::PurgeEndpoint {
+                org, endpoint_id, ..
+            } => self.purge(&org, endpoint_id).await,
+        }
+    }
+
+    async fn deliver(
+        &self,
+        id: Uuid,
+        claim: ClaimFor,
+        trigger: Trigger,
+    ) -> Result<Handled, SendError> {
+        let started = now();
+        let lease = Lease {
+            id: Uuid::now_v7(),
+            until: started + chrono::Duration::from_std(self.settings.lease).unwrap_or_default(),
+        };
+        let Some(delivery) = self.deliveries.claim(id, claim, lease, started).await? else {
+            return Ok(Handled::Skipped);
+        };
+        let endpoint = self
+            .endpoints
+            .get_endpoint(&delivery.org, delivery.endpoint_id)
+            .await?;
+        let event = self
+            .events
+            .get_event(&delivery.org, &delivery.event_id)
+            .await?;
+        let (Some(endpoint), Some(event)) = (endpoint.filter(|e| e.is_active), event) else {
+            return self.hold(&delivery, lease.id).await;
+        };
+
+        let attempt_number = delivery.attempt_count + 1;
+        let signature = match signing::sign(
+            &endpoint.secret,
+            &delivery.id.to_string(),
+            started.timestamp(),
+            event.payload.as_bytes(),
+        ) {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::error!(delivery_id = %id, error = %err, "cannot sign: holding the delivery");
+                return self.hold(&delivery, lease.id).await;
+            }
+        };
+        let headers = [
+            ("content-type", "application/json".to_owned()),
+            ("user-agent", self.settings.user_agent.clone()),
+            ("x-agentvista-signature", signature.agentvista_signature),
+            ("x-agentvista-event", delivery.event_type.clone()),
+            ("x-agentvista-delivery", delivery.id.to_string()),
+            ("webhook-id", signature.webhook_id),
+            ("webhook-timestamp", signature.webhook_timestamp),
+            ("webhook-signature", signature.webhook_signature),
+        ];
+        let result = self
+            .transport
+            .post(&endpoint.url, &headers, bytes::Bytes::from(event.payload))
+            .await;
+
+        let attempt = Attempt {
+            attempt_number,
+            trigger,
+            started_at: started,
+            duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
+            status_code: result.status,
+            response_body: result.response_body,
+            error: result.error,
+            succeeded: false,
+        };
+        let attempt = Attempt {
+            succeeded: attempt.error.is_none(),
+            ..attempt
+        };
+        let gone = result.status == Some(410);
+        let finished = now();
+        let outcome = if attempt.succeeded {
+            AttemptOutcome {
+                status: DeliveryStatus::Succeeded,
+                next_attempt_at: None,
+            }
+        } else if gone {
+            AttemptOutcome {
+                status: DeliveryStatus::Paused,
+                next_attempt_at: None,
+            }
+        } else {
+            let retry_after = result
+                .retry_after
+                .filter(|_| matches!(result.status, Some(429 | 503)));
+            match self
+                .settings
+                .retry
+                .next_delay(attempt_number, retry_after, unit_random())
+            {
+                Some(wait) => AttemptOutcome {
+                    status: DeliveryStatus::Retrying,
+                    next_attempt_at: Some(
+                        finished + chrono::Duration::from_std(wait).unwrap_or_default(),
+                    ),
+                },
+                None => AttemptOutcome {
+                    status: DeliveryStatus::Failed,
+                    next_attempt_at: None,
+                },
+            }
+        };
+
+        if !self
+            .deliveries
+            .record_attempt(id, lease.id, &attempt, &outcome, finished)
+            .await?
+        {
+            // Our claim expired and another sender took the delivery over.
+            tracing::warn!(delivery_id = %id, attempt = attempt_number, "claim lost before recording; attempt not recorded twice");
+            return Ok(Handled::Skipped);
+        }
+        tracing::info!(
+            delivery_id = %id,
+            endpoint_id = %endpoint.id,
+            attempt = attempt_number,
+            status_code = ?attempt.status_code,
+            error = ?attempt.error.as_ref().map(|e| e.kind),
+            outcome = ?outcome.status,
+            "attempt recorded"
+        );
+
+        self.update_breaker(&endpoint, attempt.succeeded, gone, finished)
+            .await?;
+        if let Some(at) = outcome.next_attempt_at {
+            let job = Job::automatic(id, attempt_number + 1, Some(at));
+            let delay = until(at, finished).min(MAX_QUEUE_DELAY);
+            if let Err(err) = self.queue.enqueue(vec![(job, delay)]).await {
+                tracing::warn!(delivery_id = %id, error = %err, "retry not enqueued; the sweep will re-queue it when due");
+            }
+        }
+        Ok(Handled::Attempted {
+            status: outcome.status,
+            attempt: attempt_number,
+        })
+    }
+
+    /// The circuit breaker: success clears the count, failure adds one and pauses the
+    /// endpoint at the threshold; 410 Gone pauses it at once.
+    async fn update_breaker(
+        &self,
+        endpoint: &crate::domain::Endpoint,
+        succeeded: bool,
+        gone: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), SendError> {
+        let (org, id) = (endpoint.org.as_str(), endpoint.id);
+        if succeeded {
+            if endpoint.consecutive_failures > 0 {
+                self.health.record_success(org, id).await?;
+            }
+            return Ok(());
+        }
+        let count = self.health.record_failure(org, id).await?;
+        let threshold = self.settings.breaker_threshold;
+        if gone {
+            if self.health.pause_endpoint(org, id, None, at).await? {
+                tracing::warn!(org, endpoint_id = %id, "endpoint answered 410 Gone: paused");
+            }
+        } else if count.is_some_and(|c| breaker_trips(c, threshold))
+            && self
+                .health
+                .pause_endpoint(org, id, Some(threshold), at)
+                .await?
+        {
+            tracing::warn!(org, endpoint_id = %id, threshold, "circuit breaker tripped: endpoint paused");
+        }
+        Ok(())
+    }
+
+    /// Park a claimed delivery whose endpoint is inactive (or gone). If the endpoint was
+    /// resumed meanwhile, its resume job may already have run: re-queue at once.
+    async fn hold(&self, delivery: &Delivery, lease: Uuid) -> Result<Handled, SendError> {
+        let at = now();
+        self.deliveries.hold(delivery.id, lease, at).await?;
+        let resumed = self
+            .endpoints
+            .get_endpoint(&delivery.org, delivery.endpoint_id)
+            .await?
+            .is_some_and(|e| e.is_active);
+        if resumed
+            && self.deliveries.resume_delivery(delivery.id, at).await?
+            && let Some(d) = self.deliveries.get_delivery(delivery.id).await?
+        {
+            self.queue
+                .enqueue(vec![(next_job(&d), Duration::ZERO)])
+                .await?;
+        }
+        Ok(Handled::Held)
+    }
+
+    /// Re-queue a chunk of a resumed endpoint's paused deliveries.
+    async fn resume(&self, org: &str, endpoint_id: Uuid) -> Result<Handled, SendError> {
+        let active = self
+            .endpoints
+            .get_endpoint(org, endpoint_id)
+            .await?
+            .is_some_and(|e| e.is_active);
+        if !active {
+            return Ok(Handled::Skipped);
+        }
+        let paused = self
+            .deliveries
+            .paused_deliveries(endpoint_id, CHUNK)
+            .await?;
+        let at = now();
+        let mut jobs = Vec::with_capacity(paused.len());
+        for d in &paused {
+            if self.deliveries.resume_delivery(d.id, at).await? {
+                jobs.push((next_job(d), Duration::ZERO));
+            }
+        }
+        let more = paused.len() == CHUNK as usize;
+        if more {
+            jobs.push((
+                Job::ResumeEndpoint {
+                    v: crate::domain::job::JOB_VERSION,
+                    org: org.to_owned(),
+                    endpoint_id,
+                },
+                Duration::ZERO,
+            ));
+        }
+        let done = jobs.len() - usize::from(more);
+        self.queue.enqueue(jobs).await?;
+        Ok(Handled::Chunk { done, more })
+    }
+
+    /// Delete a chunk of a deleted endpoint's deliveries and attempts.
+    async fn purge(&self, org: &str, endpoint_id: Uuid) -> Result<Handled, SendError> {
+        if self
+            .endpoints
+            .get_endpoint(org, endpoint_id)
+            .await?
+            .is_some()
+        {
+            // The endpoint exists: this job is not for it (its delete did not happen).
+            return Ok(Handled::Skipped);
+        }
+        let ids = self
+            .deliveries
+            .endpoint_delivery_ids(endpoint_id, CHUNK)
+            .await?;
+        self.deliveries.delete_deliveries(&ids).await?;
+        let more = ids.len() == CHUNK as usize;
+        if more {
+            let again = Job::PurgeEndpoint {
+                v: crate::domain::job::JOB_VERSION,
+                org: org.to_owned(),
+                endpoint_id,
+            };
+            self.queue.enqueue(vec![(again, Duration::ZERO)]).await?;
+        }
+        Ok(Handled::Chunk {
+            done: ids.len(),
+            more,
+        })
+    }
+}

@@ -1,0 +1,499 @@
+//! The delivery pipeline's storage ports, one contract on both backends: sequence
+//! numbers and pages, claims and leases, recording, pausing, the due index, purging and
+//! the circuit breaker's counter.
+
+use shared::domain::{
+    Attempt, AttemptError, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus, Endpoint,
+    Event, Lease, NewEndpoint, Trigger, now,
+};
+use shared::ports::{ClaimFor, StoreError};
+use shared::wiring::Store;
+use std::sync::Arc;
+use uuid::Uuid;
+
+async fn endpoint(store: &impl Store) -> Endpoint {
+    let e = Endpoint::create(
+        "acme",
+        NewEndpoint {
+            url: "https://example.com/hook".into(),
+            description: String::new(),
+            event_types: vec!["a.b".into()],
+        },
+        now(),
+    );
+    store.insert_endpoint(&e, 100).await.expect("endpoint");
+    e
+}
+
+fn event(id: &str) -> Event {
+    Event {
+        org: "acme".into(),
+        id: id.into(),
+        event_type: "a.b".into(),
+        created_at: now(),
+        payload: format!(r#"{{"id":"{id}","type":"a.b"}}"#),
+        delivery_count: 1,
+    }
+}
+
+/// A new delivery to `e`, stored with the next sequence number.
+async fn delivery(store: &impl Store, e: &Endpoint, active: bool) -> Delivery {
+    let seq = store
+        .next_delivery_seq(&e.org, e.id)
+        .await
+        .expect("seq")
+        .expect("endpoint exists");
+    let d = Delivery::new(&event("evt"), e.id, seq, active);
+    store.insert_delivery(&d).await.expect("insert");
+    d
+}
+
+fn lease(seconds: i64) -> Lease {
+    Lease {
+        id: Uuid::now_v7(),
+        until: now() + chrono::Duration::seconds(seconds),
+    }
+}
+
+fn failed_attempt(n: u32) -> Attempt {
+    Attempt {
+        attempt_number: n,
+        trigger: Trigger::Automatic,
+        started_at: now(),
+        duration_ms: 12,
+        status_code: Some(500),
+        response_body: "oops".into(),
+        error: Some(AttemptError::new(AttemptErrorKind::HttpStatus, "HTTP 500")),
+        succeeded: false,
+    }
+}
+
+async fn events_are_stored_once(store: Arc<impl Store>) {
+    let e = event("evt_1");
+    store.insert_event(&e).await.expect("insert");
+    assert!(matches!(
+        store.insert_event(&e).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(
+        store.get_event("acme", "evt_1").await.expect("get"),
+        Some(e)
+    );
+    assert_eq!(store.get_event("other", "evt_1").await.expect("get"), None);
+}
+
+async fn pages_are_seq_ranges_newest_first(store: Arc<impl Store>) {
+    let e = endpoint(store.as_ref()).await;
+    let mut made = Vec::new();
+    for _ in 0..45 {
+        made.push(delivery(store.as_ref(), &e, true).await);
+    }
+    let e = store
+        .get_endpoint("acme", e.id)
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(e.delivery_seq, 45);
+    made.reverse();
+    let ids = |v: &[Delivery]| v.iter().map(|d| d.id).collect::<Vec<_>>();
+    let (p1, total) = store.delivery_page(&e, 1, 20).await.expect("page 1");
+    assert_eq!(total, 45);
+    assert_eq!(ids(&p1), ids(&made[..20]));
+    let (p3, _) = store.delivery_page(&e, 3, 20).await.expect("page 3");
+    assert_eq!(ids(&p3), ids(&made[40..]));
+    let (p4, total) = store.delivery_page(&e, 4, 20).await.expect("page 4");
+    assert!(p4.is_empty());
+    assert_eq!(total, 45);
+    let (all, _) = store.delivery_page(&e, 1, 100).await.expect("all");
+    assert_eq!(all, made, "every field round-trips");
+    assert!(
+        store
+            .next_delivery_seq("acme", Uuid::now_v7())
+            .await
+            .expect("seq")
+            .is_none()
+    );
+}
+
+async fn claims_lease_and_record_exactly_once(store: Arc<impl Store>) {
+    let e = endpoint(store.as_ref()).await;
+    let d = delivery(store.as_ref(), &e, true).await;
+    let first = lease(60);
+    let claimed = store
+        .claim(d.id, ClaimFor::Attempt(1), first, now())
+        .await
+        .expect("claim")
+        .expect("pending delivery is claimable");
+    assert_eq!(claimed.lease.map(|l| l.id), Some(first.id));
+    assert!(
+        store
+            .claim(d.id, ClaimFor::Attempt(1), lease(60), now())
+            .await
+            .expect("claim")
+            .is_none(),
+        "a live lease blocks"
+    );
+    assert!(
+        store
+            .claim(d.id, ClaimFor::Attempt(2), lease(60), now())
+            .await
+            .expect("claim")
+            .is_none(),
+        "wrong attempt"
+    );
+
+    let later = now();
+    let outcome = AttemptOutcome {
+        status: DeliveryStatus::Retrying,
+        next_attempt_at: Some(later + chrono::Duration::seconds(5)),
+    };
+    let attempt = failed_attempt(1);
+    assert!(
+        !store
+            .record_attempt(d.id, Uuid::now_v7(), &attempt, &outcome, later)
+            .await
+            .expect("record"),
+        "foreign lease"
+    );
+    assert!(
+        store
+            .record_attempt(d.id, first.id, &attempt, &outcome, later)
+            .await
+            .expect("record")
+    );
+    assert!(
+        !store
+            .record_attempt(d.id, first.id, &attempt, &outcome, later)
+            .await
+            .expect("record"),
+        "once only"
+    );
+    let after = store.get_delivery(d.id).await.expect("get").expect("there");
+    assert_eq!(after.status, DeliveryStatus::Retrying);
+    assert_eq!(after.attempt_count, 1);
+    assert_eq!(after.last_status_code, Some(500));
+    assert_eq!(after.next_attempt_at, outcome.next_attempt_at);
+    assert_eq!(after.lease, None);
+    assert_eq!(
+        store.list_attempts(d.id).await.expect("attempts"),
+        vec![attempt],
+        "every field round-trips"
+    );
+    assert!(
+        store
+            .claim(d.id, ClaimFor::Attempt(1), lease(60), now())
+            .await
+            .expect("claim")
+            .is_none(),
+        "attempt 1 is done"
+    );
+    assert!(
+        store
+            .claim(d.id, ClaimFor::Attempt(2), lease(60), now())
+            .await
+            .expect("claim")
+            .is_some()
+    );
+}
+
+async fn expired_leases_can_be_taken_over(store: Arc<impl Store>) {
+    let e = endpoint(store.as_ref()).await;
+    let d = delivery(store.as_ref(), &e, true).await;
+    let dead = lease(-1);
+    store
+        .claim(d.id, ClaimFor::Attempt(1), dead, now())
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let live = lease(60);
+    assert!(
+        store
+            .claim(d.id, ClaimFor::Attempt(1), live, now())
+            .await
+            .expect("claim")
+            .is_some(),
+        "expired lease is free"
+    );
+    let outcome = AttemptOutcome {
+        status: DeliveryStatus::Succeeded,
+        next_attempt_at: None,
+    };
+    let mut ok = failed_attempt(1);
+    ok.succeeded = true;
+    ok.error = None;
+    ok.status_code = Some(200);
+    assert!(
+        !store
+            .record_attempt(d.id, dead.id, &ok, &outcome, now())
+            .await
+            .expect("record"),
+        "the dead sender cannot record"
+    );
+    assert!(
+        store
+            .record_attempt(d.id, live.id, &ok, &outcome, now())
+            .await
+            .expect("record")
+    );
+    assert_eq!(store.list_attempts(d.id).await.expect("attempts").len(), 1);
+    let after = store.get_delivery(d.id).await.expect("get").expect("there");
+    assert_eq!(
+        (after.status, after.next_attempt_at),
+        (DeliveryStatus::Succeeded, None)
+    );
+    assert!(
+        store
+            .due_deliveries(now() + chrono::Duration::days(1), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+}
+
+async fn manual_retries_claim_by_request(store: Arc<impl Store>) {
+    let e = endpoint(store.as_ref()).await;
+    let d = delivery(store.as_ref(), &e, true).await;
+    let request = Uuid::now_v7();
+    assert!(
+        store
+            .request_retry(d.id, request, now())
+            .await
+            .expect("retry")
+    );
+    assert!(
+        !store
+            .request_retry(Uuid::now_v7(), request, now())
+            .await
+            .expect("unknown")
+    );
+    assert!(
+        store
+            .claim(d.id, ClaimFor::Manual(Uuid::now_v7()), lease(60), now())
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let l = lease(60);
+    store
+        .claim(d.id, ClaimFor::Manual(request), l, now())
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let mut a = failed_attempt(1);
+    a.trigger = Trigger::Manual;
+    let outcome = AttemptOutcome {
+        status: DeliveryStatus::Failed,
+        next_attempt_at: None,
+    };
+    assert!(
+        store
+            .record_attempt(d.id, l.id, &a, &outcome, now())
+            .await
+            .expect("record")
+    );
+    let after = store.get_delivery(d.id).await.expect("get").expect("there");
+    assert_eq!(after.manual_retry, None, "the request is used up");
+    assert!(
+        store
+            .claim(d.id, ClaimFor::Manual(request), lease(60), now())
+            .await
+            .expect("claim")
+            .is_none()
+    );
+}
+
+async fn paused_deliveries_wait_for_resume(store: Arc<impl Store>) {
+    let e = endpoint(store.as_ref()).await;
+    let born_paused = delivery(store.as_ref(), &e, false).await;
+    assert_eq!(born_paused.status, DeliveryStatus::Paused);
+    let d = delivery(store.as_ref(), &e, true).await;
+    let l = lease(60);
+    store
+        .claim(d.id, ClaimFor::Attempt(1), l, now())
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert!(store.hold(d.id, l.id, now()).await.expect("hold"));
+    let mut paused: Vec<Uuid> = store
+        .paused_deliveries(e.id, 10)
+        .await
+        .expect("paused")
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    paused.sort();
+    let mut expected = vec![born_paused.id, d.id];
+    expected.sort();
+    assert_eq!(paused, expected);
+    assert!(
+        store
+            .due_deliveries(now() + chrono::Duration::days(1), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    let at = now();
+    assert!(store.resume_delivery(d.id, at).await.expect("resume"));
+    assert!(
+        !store.resume_delivery(d.id, at).await.expect("again"),
+        "only paused ones resume"
+    );
+    let resumed = store.get_delivery(d.id).await.expect("get").expect("there");
+    assert_eq!(
+        (resumed.status, resumed.next_attempt_at, resumed.lease),
+        (DeliveryStatus::Pending, Some(at), None)
+    );
+    assert_eq!(
+        store
+            .paused_deliveries(e.id, 10)
+            .await
+            .expect("paused")
+            .len(),
+        1
+    );
+}
+
+async fn the_due_index_orders_and_cuts_off(store: Arc<impl Store>) {
+    let e = endpoint(store.as_ref()).await;
+    let a = delivery(store.as_ref(), &e, true).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let b = delivery(store.as_ref(), &e, true).await;
+    let due = store.due_deliveries(now(), 10).await.expect("due");
+    assert_eq!(
+        due.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![a.id, b.id]
+    );
+    assert_eq!(store.due_deliveries(now(), 1).await.expect("due").len(), 1);
+    assert!(
+        store
+            .due_deliveries(a.created_at - chrono::Duration::seconds(1), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    let later = now() + chrono::Duration::minutes(10);
+    store.touch_due(a.id, later).await.expect("touch");
+    let due = store.due_deliveries(now(), 10).await.expect("due");
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![b.id]);
+    assert_eq!(
+        store
+            .get_delivery(a.id)
+            .await
+            .expect("get")
+            .expect("there")
+            .next_attempt_at,
+        Some(later)
+    );
+}
+
+async fn purges_take_attempts_too(store: Arc<impl Store>) {
+    let e = endpoint(store.as_ref()).await;
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        let d = delivery(store.as_ref(), &e, true).await;
+        let l = lease(60);
+        store
+            .claim(d.id, ClaimFor::Attempt(1), l, now())
+            .await
+            .expect("claim")
+            .expect("claimed");
+        let outcome = AttemptOutcome {
+            status: DeliveryStatus::Failed,
+            next_attempt_at: None,
+        };
+        store
+            .record_attempt(d.id, l.id, &failed_attempt(1), &outcome, now())
+            .await
+            .expect("record");
+        ids.push(d.id);
+    }
+    let listed = store.endpoint_delivery_ids(e.id, 20).await.expect("ids");
+    assert_eq!(listed.len(), 20);
+    store.delete_deliveries(&listed).await.expect("delete");
+    for id in &listed {
+        assert!(store.get_delivery(*id).await.expect("get").is_none());
+        assert!(store.list_attempts(*id).await.expect("attempts").is_empty());
+    }
+    let rest = store.endpoint_delivery_ids(e.id, 100).await.expect("ids");
+    assert_eq!(rest.len(), 10);
+    assert!(
+        rest.iter()
+            .all(|id| ids.contains(id) && !listed.contains(id))
+    );
+}
+
+async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
+    let e = endpoint(store.as_ref()).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.record_failure("acme", e.id).await })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for t in tasks {
+        counts.push(t.await.expect("task").expect("ok").expect("exists"));
+    }
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=10).collect::<Vec<u32>>(),
+        "every increment is seen once"
+    );
+    assert!(
+        !store
+            .pause_endpoint("acme", e.id, Some(11), now())
+            .await
+            .expect("pause"),
+        "below threshold"
+    );
+    assert!(
+        store
+            .pause_endpoint("acme", e.id, Some(10), now())
+            .await
+            .expect("pause")
+    );
+    assert!(
+        !store
+            .pause_endpoint("acme", e.id, Some(10), now())
+            .await
+            .expect("pause"),
+        "already paused"
+    );
+    let paused = store
+        .get_endpoint("acme", e.id)
+        .await
+        .expect("get")
+        .expect("there");
+    assert!(!paused.is_active);
+    assert_eq!(paused.consecutive_failures, 10);
+    store.record_success("acme", e.id).await.expect("success");
+    assert_eq!(
+        store
+            .get_endpoint("acme", e.id)
+            .await
+            .expect("get")
+            .expect("there")
+            .consecutive_failures,
+        0
+    );
+    assert_eq!(
+        store
+            .record_failure("acme", Uuid::now_v7())
+            .await
+            .expect("gone"),
+        None
+    );
+}
+
+on_both_backends!(
+    events_are_stored_once,
+    pages_are_seq_ranges_newest_first,
+    claims_lease_and_record_exactly_once,
+    expired_leases_can_be_taken_over,
+    manual_retries_claim_by_request,
+    paused_deliveries_wait_for_resume,
+    the_due_index_orders_and_cuts_off,
+    purges_take_attempts_too,
+    the_failure_counter_is_atomic,
+);

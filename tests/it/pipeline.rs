@@ -1,0 +1,866 @@
+//! The delivery pipeline end to end: API → store → queue → sender → a real HTTPS
+//! receiver (certificate made in the test) → recorded attempts, on both backends.
+
+use crate::common::*;
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use shared::adapters::http_client::{OutboundClient, OutboundConfig};
+use shared::adapters::memory_queue::MemoryQueue;
+use shared::domain::{Attempt, AttemptOutcome, DeliveryStatus, Job, Lease, RetryPolicy, now};
+use shared::pipeline::sweep::sweep;
+use shared::pipeline::{Handled, Sender, SenderSettings};
+use shared::ports::{ClaimFor, DeliveryStore, JobQueue, QueueError, StoreError};
+use shared::wiring::{self, Services, Store};
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::{Behaviour, HttpsReceiver, Reply};
+use tokio::sync::mpsc::UnboundedReceiver;
+use uuid::Uuid;
+
+pub struct Harness<S: Store> {
+    pub store: Arc<S>,
+    pub router: axum::Router,
+    pub jobs: UnboundedReceiver<Job>,
+    pub queue: Arc<MemoryQueue>,
+    pub sender: Sender,
+    pub receiver: HttpsReceiver,
+    _certs: tempdir::Dir,
+}
+
+/// A scratch directory for the receiver's CA file, removed on drop.
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Self {
+            let p = std::env::temp_dir().join(format!("avw-it-{}", uuid::Uuid::now_v7()));
+            std::fs::create_dir_all(&p).expect("temp dir");
+            Self(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub struct Options {
+    pub retry: Vec<u64>,
+    pub threshold: u32,
+    pub lease: Duration,
+    pub allow_loopback: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            retry: vec![1, 1, 1],
+            threshold: 20,
+            lease: Duration::from_secs(30),
+            allow_loopback: true,
+        }
+    }
+}
+
+impl<S: Store> Harness<S> {
+    pub async fn start(store: Arc<S>, behaviour: Behaviour, options: Options) -> Self {
+        seed_keys(store.as_ref()).await;
+        let receiver = HttpsReceiver::start(behaviour).await;
+        let certs = tempdir::Dir::new();
+        let ca = receiver.write_ca_pem(&certs.0);
+        let (queue, jobs) = MemoryQueue::new();
+        let queue = Arc::new(queue);
+        let router = Services::new(store.clone(), queue.clone()).router();
+        let allowed = if options.allow_loopback {
+            vec![
+                "127.0.0.0/8".parse().expect("cidr"),
+                "::1/128".parse().expect("cidr"),
+            ]
+        } else {
+            Vec::new()
+        };
+        let client = OutboundClient::new(OutboundConfig {
+            allowed,
+            extra_root_certs: vec![ca],
+            total_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            user_agent: wiring::user_agent(),
+        })
+        .expect("client");
+        let sender = wiring::sender(
+            store.clone(),
+            queue.clone(),
+            Arc::new(client),
+            SenderSettings {
+                retry: RetryPolicy {
+                    delays: options
+                        .retry
+                        .iter()
+                        .copied()
+                        .map(Duration::from_secs)
+                        .collect(),
+                    jitter: 0.0,
+                },
+                breaker_threshold: options.threshold,
+                lease: options.lease,
+                user_agent: wiring::user_agent(),
+            },
+        );
+        Self {
+            store,
+            router,
+            jobs,
+            queue,
+            sender,
+            receiver,
+            _certs: certs,
+        }
+    }
+
+    /// Create an endpoint on the receiver through the API; returns (id, secret).
+    pub async fn endpoint(&self, types: &[&str]) -> (String, String) {
+        let body = json!({"url": self.receiver.url("/hook"), "event_types": types}).to_string();
+        let a = send(&self.router, "endpoints-create.json", |e| {
+            set_body(e, &body)
+        })
+        .await;
+        assert_eq!(a.status, 201, "{}", a.json);
+        (
+            a.json["id"].as_str().expect("id").to_owned(),
+            a.json["secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    pub async fn publish(&self, id: &str) -> Value {
+        let body =
+            json!({"id": id, "type": "alert.fired", "data": {"n": 1, "text": "héllo"}}).to_string();
+        let a = send(&self.router, "events-publish.json", |e| set_body(e, &body)).await;
+        assert_eq!(a.status, 202, "{}", a.json);
+        a.json
+    }
+
+    /// The next job that comes due, within `wait`.
+    pub async fn next_job(&mut self, wait: Duration) -> Option<Job> {
+        tokio::time::timeout(wait, self.jobs.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Handle the next due job.
+    pub async fn step(&mut self, wait: Duration) -> Handled {
+        let job = self.next_job(wait).await.expect("a job comes due");
+        self.sender.handle(job).await.expect("handled")
+    }
+
+    pub async fn detail(&self, delivery_id: &str) -> Value {
+        let path = format!("/org/acme/webhooks/deliveries/{delivery_id}");
+        let a = send(&self.router, "deliveries-get.json", |e| set_path(e, &path)).await;
+        assert_eq!(a.status, 200, "{}", a.json);
+        a.json
+    }
+
+    pub async fn deliveries_of(&self, endpoint_id: &str) -> Value {
+        let path = format!("/org/acme/webhooks/endpoints/{endpoint_id}/deliveries");
+        let a = send(&self.router, "deliveries-list.json", |e| {
+            set_path(e, &path);
+            e["rawQueryString"] = "".into();
+        })
+        .await;
+        assert_eq!(a.status, 200, "{}", a.json);
+        a.json
+    }
+}
+
+/// `X-AgentVista-Signature`, checked with code independent of `shared::signing`.
+fn agentvista_valid(secret: &str, header: &str, body: &[u8]) -> bool {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", x)) => t = Some(x),
+            Some(("v1", x)) => v1 = Some(x),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    hex::decode(v1).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
+}
+
+/// Standard Webhooks `webhook-signature`, checked independently.
+fn standard_valid(secret: &str, id: &str, ts: &str, body: &[u8], header: &str) -> bool {
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("prefix"))
+        .expect("base64 secret");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("key");
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(body);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    header.split(' ').any(|s| s == expected)
+}
+
+/// The receiver guide's Python snippet, run on a captured delivery.
+fn python_snippet_accepts(secret: &str, signature: &str, body: &str) -> bool {
+    use std::io::Write;
+    let script = events_dir().join("../docs/receiving/verify_agentvista.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    let input =
+        json!({"secret": secret, "headers": {"x-agentvista-signature": signature}, "body": body});
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write");
+    child.wait().expect("wait").success()
+}
+
+const STEP: Duration = Duration::from_secs(10);
+
+async fn delivers_signed_and_records_once(store: Arc<impl Store>) {
+    let mut h = Harness::start(
+        store,
+        Behaviour::always(Reply::ok().body("thanks")),
+        Options::default(),
+    )
+    .await;
+    let (endpoint_id, secret) = h.endpoint(&["alert.fired"]).await;
+    let (_, not_subscribed) = h.endpoint(&["other.type"]).await;
+    let published = h.publish("evt_e2e_1").await;
+    assert_eq!(published["deliveries"], 1);
+    assert_eq!(published["event_id"], "evt_e2e_1");
+
+    let job = h.next_job(STEP).await.expect("job");
+    assert!(matches!(
+        h.sender.handle(job.clone()).await,
+        Ok(Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            attempt: 1
+        })
+    ));
+    // The same message again (SQS is at-least-once): no second POST, no second attempt.
+    assert_eq!(h.sender.handle(job).await.expect("dup"), Handled::Skipped);
+
+    let got = h.receiver.requests();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, "/hook");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(
+        r.header("user-agent")
+            .expect("ua")
+            .starts_with("AgentVista-Webhooks/")
+    );
+    assert_eq!(r.header("x-agentvista-event"), Some("alert.fired"));
+    let delivery_id = r
+        .header("x-agentvista-delivery")
+        .expect("delivery id")
+        .to_owned();
+    assert_eq!(r.header("webhook-id"), Some(delivery_id.as_str()));
+    let signature = r.header("x-agentvista-signature").expect("signature");
+    assert!(agentvista_valid(&secret, signature, &r.body));
+    assert!(
+        !agentvista_valid(&not_subscribed, signature, &r.body),
+        "another secret fails"
+    );
+    let ts = r.header("webhook-timestamp").expect("ts");
+    assert!(signature.starts_with(&format!("t={ts},")));
+    assert!(standard_valid(
+        &secret,
+        &delivery_id,
+        ts,
+        &r.body,
+        r.header("webhook-signature").expect("sig")
+    ));
+    assert!(python_snippet_accepts(&secret, signature, &r.body_text()));
+    assert!(!python_snippet_accepts(
+        &secret,
+        signature,
+        &r.body_text().replace("héllo", "hello")
+    ));
+
+    let envelope: Value = serde_json::from_slice(&r.body).expect("JSON body");
+    assert_eq!(envelope["id"], "evt_e2e_1");
+    assert_eq!(envelope["type"], "alert.fired");
+    assert_eq!(envelope["org"], "acme");
+    assert_eq!(envelope["data"], json!({"n": 1, "text": "héllo"}));
+    assert!(
+        envelope["created_at"]
+            .as_str()
+            .expect("created_at")
+            .ends_with('Z')
+    );
+
+    let detail = h.detail(&delivery_id).await;
+    assert_eq!(detail["status"], "succeeded");
+    assert_eq!(detail["attempt_count"], 1);
+    assert_eq!(detail["last_status_code"], 200);
+    assert_eq!(detail["next_attempt_at"], Value::Null);
+    assert_eq!(detail["payload"], envelope, "the exact body sent");
+    assert_eq!(detail["endpoint_id"], endpoint_id.as_str());
+    let attempts = detail["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["trigger"], "automatic");
+    assert_eq!(attempts[0]["succeeded"], true);
+    assert_eq!(attempts[0]["response_body"], "thanks");
+    assert_eq!(attempts[0]["error"], Value::Null);
+    assert!(
+        !detail.to_string().contains("whsec_"),
+        "no secret in delivery detail"
+    );
+
+    let listed = h.deliveries_of(&endpoint_id).await;
+    assert_eq!(listed["total"], 1);
+    assert_eq!(listed["deliveries"][0]["id"], delivery_id.as_str());
+    assert!(listed["deliveries"][0].get("payload").is_none());
+
+    // A repeated event id creates nothing and answers the first result.
+    let again = h.publish("evt_e2e_1").await;
+    assert_eq!(again, published);
+    assert!(h.next_job(Duration::from_millis(300)).await.is_none());
+}
+
+async fn retries_on_schedule_then_succeeds(store: Arc<impl Store>) {
+    let behaviour = Behaviour::sequence(
+        [
+            Reply::status(500).body("boom"),
+            Reply::status(503).header("Retry-After", "1"),
+        ],
+        Reply::ok(),
+    );
+    let mut h = Harness::start(store, behaviour, Options::default()).await;
+    let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_retry").await;
+
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Retrying,
+            attempt: 1
+        }
+    );
+    let id = h.receiver.requests()[0]
+        .header("webhook-id")
+        .expect("id")
+        .to_owned();
+    let d = h.detail(&id).await;
+    assert_eq!(d["status"], "retrying");
+    assert_eq!(d["last_status_code"], 500);
+    assert!(d["next_attempt_at"].is_string());
+    assert_eq!(d["attempts"][0]["error"]["kind"], "http_status");
+    assert_eq!(d["attempts"][0]["response_body"], "boom");
+    let ep = h
+        .store
+        .get_endpoint("acme", endpoint_id.parse().expect("uuid"))
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(ep.consecutive_failures, 1);
+
+    let started = std::time::Instant::now();
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Retrying,
+            attempt: 2
+        }
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the retry waited its delay"
+    );
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            attempt: 3
+        }
+    );
+
+    let got = h.receiver.requests();
+    assert_eq!(got.len(), 3);
+    assert!(
+        got.iter().all(|r| r.body == got[0].body),
+        "the same bytes on every attempt"
+    );
+    assert!(
+        got.iter()
+            .all(|r| r.header("webhook-id") == Some(id.as_str()))
+    );
+    let d = h.detail(&id).await;
+    assert_eq!(d["status"], "succeeded");
+    assert_eq!(d["attempts"].as_array().expect("attempts").len(), 3);
+    let ep = h
+        .store
+        .get_endpoint("acme", endpoint_id.parse().expect("uuid"))
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(ep.consecutive_failures, 0, "a success clears the count");
+}
+
+async fn exhausted_retries_fail(store: Arc<impl Store>) {
+    let options = Options {
+        retry: vec![1],
+        ..Options::default()
+    };
+    let mut h = Harness::start(store, Behaviour::always(Reply::status(500)), options).await;
+    h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_fail").await;
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Retrying,
+            attempt: 1
+        }
+    );
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Failed,
+            attempt: 2
+        }
+    );
+    assert!(
+        h.next_job(Duration::from_millis(1500)).await.is_none(),
+        "nothing more is scheduled"
+    );
+}
+
+async fn breaker_pauses_and_resume_requeues(store: Arc<impl Store>) {
+    let options = Options {
+        retry: vec![1, 1, 1, 1],
+        threshold: 2,
+        ..Options::default()
+    };
+    let mut h = Harness::start(store, Behaviour::always(Reply::status(500)), options).await;
+    let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_breaker").await;
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Retrying,
+            attempt: 1
+        }
+    );
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Retrying,
+            attempt: 2
+        }
+    );
+    let ep = h
+        .store
+        .get_endpoint("acme", endpoint_id.parse().expect("uuid"))
+        .await
+        .expect("get")
+        .expect("there");
+    assert!(!ep.is_active, "paused at the threshold");
+    assert_eq!(ep.consecutive_failures, 2);
+    // The scheduled third attempt finds the endpoint paused: nothing is sent.
+    assert_eq!(h.step(STEP).await, Handled::Held);
+    assert_eq!(h.receiver.requests().len(), 2);
+    let id = h.receiver.requests()[0]
+        .header("webhook-id")
+        .expect("id")
+        .to_owned();
+    assert_eq!(h.detail(&id).await["status"], "paused");
+    // Events published while paused wait too.
+    h.publish("evt_while_paused").await;
+    assert!(h.next_job(Duration::from_millis(300)).await.is_none());
+
+    h.receiver.set_behaviour(Behaviour::always(Reply::ok()));
+    let path = format!("/org/acme/webhooks/endpoints/{endpoint_id}");
+    let resumed = send(&h.router, "endpoints-update.json", |e| {
+        set_path(e, &path);
+        set_body(e, r#"{"is_active": true}"#);
+    })
+    .await;
+    assert_eq!(resumed.status, 200);
+    assert_eq!(resumed.json["consecutive_failures"], 0);
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Chunk {
+            done: 2,
+            more: false
+        }
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        statuses.push(h.step(STEP).await);
+    }
+    assert!(
+        statuses.contains(&Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            attempt: 3
+        }),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            attempt: 1
+        }),
+        "{statuses:?}"
+    );
+}
+
+async fn gone_pauses_at_once(store: Arc<impl Store>) {
+    let mut h = Harness::start(
+        store,
+        Behaviour::always(Reply::status(410)),
+        Options::default(),
+    )
+    .await;
+    let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_gone").await;
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Paused,
+            attempt: 1
+        }
+    );
+    let ep = h
+        .store
+        .get_endpoint("acme", endpoint_id.parse().expect("uuid"))
+        .await
+        .expect("get")
+        .expect("there");
+    assert!(!ep.is_active);
+    assert!(h.next_job(Duration::from_millis(1500)).await.is_none());
+}
+
+async fn blocked_targets_are_never_reached(store: Arc<impl Store>) {
+    let options = Options {
+        allow_loopback: false,
+        ..Options::default()
+    };
+    let mut h = Harness::start(store, Behaviour::always(Reply::ok()), options).await;
+    // Both an IP literal and a name that resolves to loopback.
+    h.endpoint(&["alert.fired"]).await;
+    let body = json!({"url": h.receiver.localhost_url("/hook"), "event_types": ["alert.fired"]})
+        .to_string();
+    assert_eq!(
+        send(&h.router, "endpoints-create.json", |e| set_body(e, &body))
+            .await
+            .status,
+        201
+    );
+    h.publish("evt_blocked").await;
+    for _ in 0..2 {
+        assert_eq!(
+            h.step(STEP).await,
+            Handled::Attempted {
+                status: DeliveryStatus::Retrying,
+                attempt: 1
+            }
+        );
+    }
+    assert!(
+        h.receiver.requests().is_empty(),
+        "the receiver was never reached"
+    );
+    let ids = h
+        .store
+        .due_deliveries(now() + chrono::Duration::days(1), 10)
+        .await
+        .expect("due");
+    for d in ids {
+        let detail = h.detail(&d.id.to_string()).await;
+        assert_eq!(
+            detail["attempts"][0]["error"]["kind"], "blocked_address",
+            "{detail}"
+        );
+        assert_eq!(detail["attempts"][0]["status_code"], Value::Null);
+    }
+}
+
+async fn manual_retry_sends_again(store: Arc<impl Store>) {
+    let mut h = Harness::start(store, Behaviour::always(Reply::ok()), Options::default()).await;
+    h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_manual").await;
+    h.step(STEP).await;
+    let id = h.receiver.requests()[0]
+        .header("webhook-id")
+        .expect("id")
+        .to_owned();
+    let path = format!("/org/acme/webhooks/deliveries/{id}/retry");
+    let a = send(&h.router, "deliveries-retry.json", |e| set_path(e, &path)).await;
+    assert_eq!(a.status, 202);
+    assert_eq!(a.json, json!({"queued": true, "delivery_id": id}));
+    let job = h.next_job(STEP).await.expect("manual job");
+    assert_eq!(
+        h.sender.handle(job.clone()).await.expect("handled"),
+        Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            attempt: 2
+        }
+    );
+    assert_eq!(
+        h.sender.handle(job).await.expect("dup"),
+        Handled::Skipped,
+        "one request, one attempt"
+    );
+    let d = h.detail(&id).await;
+    assert_eq!(d["attempts"][1]["trigger"], "manual");
+    assert_eq!(h.receiver.requests().len(), 2);
+}
+
+/// A store whose next `record_attempt` fails, as if the sender died after the POST.
+struct DiesBeforeRecording<S> {
+    inner: Arc<S>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl<S: Store> DeliveryStore for DiesBeforeRecording<S> {
+    async fn next_delivery_seq(&self, org: &str, e: Uuid) -> Result<Option<u64>, StoreError> {
+        self.inner.next_delivery_seq(org, e).await
+    }
+    async fn insert_delivery(&self, d: &shared::domain::Delivery) -> Result<(), StoreError> {
+        self.inner.insert_delivery(d).await
+    }
+    async fn get_delivery(&self, id: Uuid) -> Result<Option<shared::domain::Delivery>, StoreError> {
+        self.inner.get_delivery(id).await
+    }
+    async fn list_attempts(&self, id: Uuid) -> Result<Vec<Attempt>, StoreError> {
+        self.inner.list_attempts(id).await
+    }
+    async fn delivery_page(
+        &self,
+        e: &shared::domain::Endpoint,
+        p: u32,
+        n: u32,
+    ) -> Result<(Vec<shared::domain::Delivery>, u64), StoreError> {
+        self.inner.delivery_page(e, p, n).await
+    }
+    async fn claim(
+        &self,
+        id: Uuid,
+        c: ClaimFor,
+        l: Lease,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<shared::domain::Delivery>, StoreError> {
+        self.inner.claim(id, c, l, at).await
+    }
+    async fn record_attempt(
+        &self,
+        id: Uuid,
+        l: Uuid,
+        a: &Attempt,
+        o: &AttemptOutcome,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Backend(
+                "injected: the sender died after the POST".into(),
+            ));
+        }
+        self.inner.record_attempt(id, l, a, o, at).await
+    }
+    async fn hold(
+        &self,
+        id: Uuid,
+        l: Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.hold(id, l, at).await
+    }
+    async fn request_retry(
+        &self,
+        id: Uuid,
+        r: Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.request_retry(id, r, at).await
+    }
+    async fn paused_deliveries(
+        &self,
+        e: Uuid,
+        n: u32,
+    ) -> Result<Vec<shared::domain::Delivery>, StoreError> {
+        self.inner.paused_deliveries(e, n).await
+    }
+    async fn resume_delivery(
+        &self,
+        id: Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.resume_delivery(id, at).await
+    }
+    async fn endpoint_delivery_ids(&self, e: Uuid, n: u32) -> Result<Vec<Uuid>, StoreError> {
+        self.inner.endpoint_delivery_ids(e, n).await
+    }
+    async fn delete_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+        self.inner.delete_deliveries(ids).await
+    }
+    async fn due_deliveries(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        n: u32,
+    ) -> Result<Vec<shared::domain::Delivery>, StoreError> {
+        self.inner.due_deliveries(before, n).await
+    }
+    async fn touch_due(
+        &self,
+        id: Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.touch_due(id, at).await
+    }
+}
+
+async fn a_sender_dying_after_the_post_loses_nothing(store: Arc<impl Store>) {
+    let options = Options {
+        lease: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let mut h = Harness::start(store.clone(), Behaviour::always(Reply::ok()), options).await;
+    h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_crash").await;
+    let dying = Arc::new(DiesBeforeRecording {
+        inner: store.clone(),
+        armed: true.into(),
+    });
+    h.sender.deliveries = dying.clone();
+    let job = h.next_job(STEP).await.expect("job");
+    assert!(
+        h.sender.handle(job.clone()).await.is_err(),
+        "the injected crash"
+    );
+    assert_eq!(h.receiver.requests().len(), 1, "the POST happened");
+    // While the dead sender's claim lasts, a duplicate message does nothing.
+    assert_eq!(h.sender.handle(job).await.expect("dup"), Handled::Skipped);
+
+    // Once the claim has expired, the sweep finds the delivery overdue and re-queues it.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        sweep(store.as_ref(), h.queue.as_ref(), Duration::ZERO, 100)
+            .await
+            .expect("sweep"),
+        1
+    );
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            attempt: 1
+        }
+    );
+    let got = h.receiver.requests();
+    assert_eq!(got.len(), 2, "the try was repeated, not lost");
+    assert_eq!(
+        got[0].header("webhook-id"),
+        got[1].header("webhook-id"),
+        "receivers can de-duplicate"
+    );
+    let id: Uuid = got[0]
+        .header("webhook-id")
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    assert_eq!(
+        store.list_attempts(id).await.expect("attempts").len(),
+        1,
+        "one attempt recorded for one try"
+    );
+    assert_eq!(
+        sweep(store.as_ref(), h.queue.as_ref(), Duration::ZERO, 100)
+            .await
+            .expect("sweep"),
+        0
+    );
+}
+
+/// A queue that refuses every job.
+struct BrokenQueue;
+
+#[async_trait]
+impl JobQueue for BrokenQueue {
+    async fn enqueue(&self, _: Vec<(Job, Duration)>) -> Result<(), QueueError> {
+        Err(QueueError("injected: queue unavailable".into()))
+    }
+}
+
+async fn an_enqueue_failure_after_publish_is_recovered(store: Arc<impl Store>) {
+    let mut h = Harness::start(
+        store.clone(),
+        Behaviour::always(Reply::ok()),
+        Options::default(),
+    )
+    .await;
+    h.endpoint(&["alert.fired"]).await;
+    let broken = Services::new(store.clone(), Arc::new(BrokenQueue)).router();
+    let body = json!({"id": "evt_lost_enqueue", "type": "alert.fired", "data": {}}).to_string();
+    let a = send(&broken, "events-publish.json", |e| set_body(e, &body)).await;
+    assert_eq!(a.status, 202, "stored, so accepted: {}", a.json);
+    assert!(
+        h.next_job(Duration::from_millis(300)).await.is_none(),
+        "nothing was enqueued"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        sweep(
+            store.as_ref(),
+            h.queue.as_ref(),
+            Duration::from_millis(10),
+            100
+        )
+        .await
+        .expect("sweep"),
+        1
+    );
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            attempt: 1
+        }
+    );
+    assert_eq!(h.receiver.requests().len(), 1);
+}
+
+async fn long_waits_hop(store: Arc<impl Store>) {
+    let mut h = Harness::start(store, Behaviour::always(Reply::ok()), Options::default()).await;
+    let id = Uuid::now_v7();
+    let at = now() + chrono::Duration::hours(10);
+    let job = Job::automatic(id, 2, Some(at));
+    assert_eq!(
+        h.sender.handle(job.clone()).await.expect("hop"),
+        Handled::Hopped
+    );
+    assert!(
+        h.next_job(Duration::from_millis(200)).await.is_none(),
+        "sent on with a delay"
+    );
+}
+
+on_both_backends!(
+    delivers_signed_and_records_once,
+    retries_on_schedule_then_succeeds,
+    exhausted_retries_fail,
+    breaker_pauses_and_resume_requeues,
+    gone_pauses_at_once,
+    blocked_targets_are_never_reached,
+    manual_retry_sends_again,
+    a_sender_dying_after_the_post_loses_nothing,
+    an_enqueue_failure_after_publish_is_recovered,
+    long_waits_hop,
+);
