@@ -9,3 +9,4 @@ mod contract;
 mod delivery_contract;
 mod fixtures;
 mod pipeline;
+mod sqs;

@@ -32,7 +32,7 @@ pub struct Harness<S: Store> {
 }
 
 /// A scratch directory for the receiver's CA file, removed on drop.
-mod tempdir {
+pub mod tempdir {
     pub struct Dir(pub std::path::PathBuf);
     impl Dir {
         pub fn new() -> Self {
@@ -66,6 +66,43 @@ impl Default for Options {
     }
 }
 
+/// The real SSRF-guarded client, trusting the receiver's CA; loopback allowed or not.
+pub fn outbound_client(ca: std::path::PathBuf, allow_loopback: bool) -> OutboundClient {
+    let allowed = if allow_loopback {
+        vec![
+            "127.0.0.0/8".parse().expect("cidr"),
+            "::1/128".parse().expect("cidr"),
+        ]
+    } else {
+        Vec::new()
+    };
+    OutboundClient::new(OutboundConfig {
+        allowed,
+        extra_root_certs: vec![ca],
+        total_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        user_agent: wiring::user_agent(),
+    })
+    .expect("client")
+}
+
+pub fn settings(options: &Options) -> SenderSettings {
+    SenderSettings {
+        retry: RetryPolicy {
+            delays: options
+                .retry
+                .iter()
+                .copied()
+                .map(Duration::from_secs)
+                .collect(),
+            jitter: 0.0,
+        },
+        breaker_threshold: options.threshold,
+        lease: options.lease,
+        user_agent: wiring::user_agent(),
+    }
+}
+
 impl<S: Store> Harness<S> {
     pub async fn start(store: Arc<S>, behaviour: Behaviour, options: Options) -> Self {
         seed_keys(store.as_ref()).await;
@@ -75,40 +112,11 @@ impl<S: Store> Harness<S> {
         let (queue, jobs) = MemoryQueue::new();
         let queue = Arc::new(queue);
         let router = Services::new(store.clone(), queue.clone()).router();
-        let allowed = if options.allow_loopback {
-            vec![
-                "127.0.0.0/8".parse().expect("cidr"),
-                "::1/128".parse().expect("cidr"),
-            ]
-        } else {
-            Vec::new()
-        };
-        let client = OutboundClient::new(OutboundConfig {
-            allowed,
-            extra_root_certs: vec![ca],
-            total_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(2),
-            user_agent: wiring::user_agent(),
-        })
-        .expect("client");
         let sender = wiring::sender(
             store.clone(),
             queue.clone(),
-            Arc::new(client),
-            SenderSettings {
-                retry: RetryPolicy {
-                    delays: options
-                        .retry
-                        .iter()
-                        .copied()
-                        .map(Duration::from_secs)
-                        .collect(),
-                    jitter: 0.0,
-                },
-                breaker_threshold: options.threshold,
-                lease: options.lease,
-                user_agent: wiring::user_agent(),
-            },
+            Arc::new(outbound_client(ca, options.allow_loopback)),
+            settings(&options),
         );
         Self {
             store,
@@ -852,7 +860,130 @@ async fn long_waits_hop(store: Arc<impl Store>) {
     );
 }
 
+/// Thousands of deliveries (some with attempts) go with their endpoint, in bounded
+/// chunks, each a job of its own: no single invocation grows with the history.
+async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
+    const N: usize = 1_500;
+    let mut h = Harness::start(
+        store.clone(),
+        Behaviour::always(Reply::ok()),
+        Options::default(),
+    )
+    .await;
+    let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
+    let endpoint_uuid: Uuid = endpoint_id.parse().expect("uuid");
+    let event = shared::domain::Event {
+        org: "acme".into(),
+        id: "evt_bulk".into(),
+        event_type: "alert.fired".into(),
+        created_at: now(),
+        payload: "{}".into(),
+        delivery_count: 1,
+    };
+    let tasks: Vec<_> = (0..N)
+        .collect::<Vec<_>>()
+        .chunks(N / 10)
+        .map(|chunk| {
+            let (store, event, chunk) = (store.clone(), event.clone(), chunk.to_vec());
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in chunk {
+                    let seq = store
+                        .next_delivery_seq("acme", endpoint_uuid)
+                        .await
+                        .expect("seq")
+                        .expect("exists");
+                    let d = shared::domain::Delivery::new(&event, endpoint_uuid, seq, true);
+                    store.insert_delivery(&d).await.expect("insert");
+                    if i % 50 == 0 {
+                        let lease = Lease {
+                            id: Uuid::now_v7(),
+                            until: now() + chrono::Duration::minutes(1),
+                        };
+                        store
+                            .claim(d.id, ClaimFor::Attempt(1), lease, now())
+                            .await
+                            .expect("claim")
+                            .expect("claimed");
+                        let attempt = Attempt {
+                            attempt_number: 1,
+                            trigger: shared::domain::Trigger::Automatic,
+                            started_at: now(),
+                            duration_ms: 1,
+                            status_code: Some(200),
+                            response_body: String::new(),
+                            error: None,
+                            succeeded: true,
+                        };
+                        let outcome = AttemptOutcome {
+                            status: DeliveryStatus::Succeeded,
+                            next_attempt_at: None,
+                        };
+                        assert!(
+                            store
+                                .record_attempt(d.id, lease.id, &attempt, &outcome, now())
+                                .await
+                                .expect("record")
+                        );
+                        ids.push(d.id);
+                    }
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut attempted = Vec::new();
+    for t in tasks {
+        attempted.extend(t.await.expect("task"));
+    }
+    assert_eq!(h.deliveries_of(&endpoint_id).await["total"], N);
+
+    let path = format!("/org/acme/webhooks/endpoints/{endpoint_id}");
+    assert_eq!(
+        send(&h.router, "endpoints-delete.json", |e| set_path(e, &path))
+            .await
+            .status,
+        204
+    );
+    // The history is gone for the API at once.
+    let gone = send(&h.router, "deliveries-get.json", |e| {
+        set_path(
+            e,
+            &format!("/org/acme/webhooks/deliveries/{}", attempted[0]),
+        )
+    })
+    .await;
+    assert_error(&gone, 404, "not_found");
+
+    let mut chunks = 0;
+    while let Some(job) = h.next_job(Duration::from_millis(500)).await {
+        match h.sender.handle(job).await.expect("purge chunk") {
+            Handled::Chunk { done, .. } => {
+                assert!(done <= shared::pipeline::sender::CHUNK as usize);
+                chunks += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        chunks >= N / shared::pipeline::sender::CHUNK as usize,
+        "{chunks} chunks"
+    );
+    assert!(
+        store
+            .endpoint_delivery_ids(endpoint_uuid, 10)
+            .await
+            .expect("ids")
+            .is_empty()
+    );
+    for id in attempted {
+        assert!(store.get_delivery(id).await.expect("get").is_none());
+        assert!(store.list_attempts(id).await.expect("attempts").is_empty());
+    }
+}
+
 on_both_backends!(
+    deleting_an_endpoint_purges_its_whole_history,
     delivers_signed_and_records_once,
     retries_on_schedule_then_succeeds,
     exhausted_retries_fail,

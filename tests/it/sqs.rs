@@ -1,0 +1,191 @@
+//! The SQS adapter and the sender Lambda's batch handler against moto: jobs really go
+//! through a queue, come back as an `SqsEvent`, and poison messages reach the DLQ.
+
+use crate::common::*;
+use crate::pipeline::{Options, outbound_client, settings, tempdir};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::json;
+use shared::adapters::sqs::SqsQueue;
+use shared::domain::DeliveryStatus;
+use shared::pipeline::sqs_batch::handle_batch;
+use shared::ports::DeliveryStore;
+use shared::wiring::{self, Services};
+use std::sync::Arc;
+use testkit::{Behaviour, HttpsReceiver, Reply};
+
+async fn sqs() -> aws_sdk_sqs::Client {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "run through scripts/test.sh (moto)"
+    );
+    aws_sdk_sqs::Client::new(&aws_config::load_from_env().await)
+}
+
+/// A queue with a dead-letter queue after `max_receives`; returns (queue url, dlq url).
+async fn queue_with_dlq(client: &aws_sdk_sqs::Client, max_receives: u32) -> (String, String) {
+    let name = format!("it-{}", uuid::Uuid::now_v7());
+    let dlq = client
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .expect("dlq");
+    let dlq_url = dlq.queue_url.expect("url");
+    let arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .expect("arn");
+    let redrive = json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives.to_string()});
+    let queue = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .expect("queue");
+    (queue.queue_url.expect("url"), dlq_url)
+}
+
+/// Receive up to ten messages as the Lambda service would hand them over.
+async fn receive(client: &aws_sdk_sqs::Client, url: &str) -> (SqsEvent, Vec<String>) {
+    let out = client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .expect("receive");
+    let mut event = SqsEvent::default();
+    let mut handles = Vec::new();
+    for m in out.messages.unwrap_or_default() {
+        let mut record = SqsMessage::default();
+        record.message_id = m.message_id.clone();
+        record.body = m.body.clone();
+        record.receipt_handle = m.receipt_handle.clone();
+        handles.push(m.receipt_handle.unwrap_or_default());
+        event.records.push(record);
+    }
+    (event, handles)
+}
+
+#[tokio::test]
+async fn jobs_flow_through_sqs_to_the_sender_and_dynamodb() {
+    let client = sqs().await;
+    let (url, _) = queue_with_dlq(&client, 3).await;
+    let store = dynamo().await;
+    seed_keys(store.as_ref()).await;
+    let queue = Arc::new(SqsQueue::new(client.clone(), url.clone()));
+    let receiver = HttpsReceiver::start(Behaviour::always(Reply::ok())).await;
+    let certs = tempdir::Dir::new();
+    let sender = wiring::sender(
+        store.clone(),
+        queue.clone(),
+        Arc::new(outbound_client(receiver.write_ca_pem(&certs.0), true)),
+        settings(&Options::default()),
+    );
+    let router = Services::new(store.clone(), queue.clone()).router();
+
+    let body = json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}).to_string();
+    assert_eq!(
+        send(&router, "endpoints-create.json", |e| set_body(e, &body))
+            .await
+            .status,
+        201
+    );
+    for _ in 0..2 {
+        let body =
+            json!({"url": receiver.url("/other"), "event_types": ["alert.fired"]}).to_string();
+        assert_eq!(
+            send(&router, "endpoints-create.json", |e| set_body(e, &body))
+                .await
+                .status,
+            201
+        );
+    }
+    let published = send(&router, "events-publish.json", |_| {}).await;
+    assert_eq!(published.json["deliveries"], 3);
+
+    let (event, handles) = receive(&client, &url).await;
+    assert_eq!(
+        event.records.len(),
+        3,
+        "one job per delivery, sent with SendMessageBatch"
+    );
+    let response = handle_batch(&sender, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    for h in handles {
+        client
+            .delete_message()
+            .queue_url(&url)
+            .receipt_handle(h)
+            .send()
+            .await
+            .expect("delete");
+    }
+    assert_eq!(receiver.requests().len(), 3);
+    for r in receiver.requests() {
+        let id = r.header("webhook-id").expect("id").parse().expect("uuid");
+        let d = store.get_delivery(id).await.expect("get").expect("stored");
+        assert_eq!(d.status, DeliveryStatus::Succeeded);
+        assert_eq!(store.list_attempts(id).await.expect("attempts").len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn poison_messages_end_in_the_dead_letter_queue() {
+    let client = sqs().await;
+    let (url, dlq_url) = queue_with_dlq(&client, 1).await;
+    let store = dynamo().await;
+    let queue = Arc::new(SqsQueue::new(client.clone(), url.clone()));
+    let receiver = HttpsReceiver::start(Behaviour::always(Reply::ok())).await;
+    let certs = tempdir::Dir::new();
+    let sender = wiring::sender(
+        store,
+        queue,
+        Arc::new(outbound_client(receiver.write_ca_pem(&certs.0), true)),
+        settings(&Options::default()),
+    );
+    client
+        .send_message()
+        .queue_url(&url)
+        .message_body("{\"job\":\"explode\"}")
+        .send()
+        .await
+        .expect("send");
+
+    let (event, _) = receive(&client, &url).await;
+    assert_eq!(event.records.len(), 1);
+    let id = event.records[0].message_id.clone().expect("id");
+    let response = handle_batch(&sender, event).await;
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    assert_eq!(
+        failed,
+        [id],
+        "reported, so SQS hands it back instead of deleting it"
+    );
+
+    // Not deleted: after the visibility timeout it is received again, over maxReceiveCount,
+    // and the redrive policy moves it to the dead-letter queue.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (again, _) = receive(&client, &url).await;
+    assert!(again.records.is_empty(), "moved out of the delivery queue");
+    let (dead, _) = receive(&client, &dlq_url).await;
+    assert_eq!(dead.records.len(), 1);
+    assert_eq!(
+        dead.records[0].body.as_deref(),
+        Some("{\"job\":\"explode\"}")
+    );
+}
