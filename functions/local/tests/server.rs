@@ -165,6 +165,79 @@ async fn without_keys_it_mints_a_demo_admin_key() {
     assert!(server.terminate().0.success());
 }
 
+/// The in-process sender, with real delays from `RETRY_SCHEDULE`: a receiver that fails
+/// once gets the retry a second later, and the history shows both attempts.
+#[tokio::test]
+async fn delivers_and_retries_in_process() {
+    use testkit::{Behaviour, HttpsReceiver, Reply};
+    let receiver =
+        HttpsReceiver::start(Behaviour::sequence([Reply::status(500)], Reply::ok())).await;
+    let dir = std::env::temp_dir().join(format!("avw-local-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ca = receiver.write_ca_pem(&dir);
+    let ca = ca.to_str().expect("utf-8 path");
+    let server = Server::start(
+        &[
+            "--key",
+            "acme:admin:avk_local_test_admin",
+            "--root-cert",
+            ca,
+        ],
+        &[
+            ("RETRY_SCHEDULE", "1,1"),
+            ("CIRCUIT_BREAKER_THRESHOLD", "5"),
+        ],
+    );
+    let http = reqwest::Client::new();
+    let api = format!("{}/org/acme/webhooks", server.base);
+    let created: serde_json::Value = http
+        .post(format!("{api}/endpoints"))
+        .bearer_auth("avk_local_test_admin")
+        .json(&serde_json::json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let published = http
+        .post(format!("{api}/events"))
+        .bearer_auth("avk_local_test_admin")
+        .json(&serde_json::json!({"type": "alert.fired", "data": {"x": 1}}))
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(published.status(), 202);
+
+    let got = receiver.wait_for(2, Duration::from_secs(15)).await;
+    assert!(
+        got[1].received_at - got[0].received_at >= Duration::from_millis(700),
+        "the retry waited"
+    );
+    let endpoint_id = created["id"].as_str().expect("id");
+    let mut listed = serde_json::Value::Null;
+    for _ in 0..50 {
+        listed = http
+            .get(format!("{api}/endpoints/{endpoint_id}/deliveries"))
+            .bearer_auth("avk_local_test_admin")
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        if listed["deliveries"][0]["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed["total"], 1);
+    assert_eq!(listed["deliveries"][0]["status"], "succeeded", "{listed}");
+    assert_eq!(listed["deliveries"][0]["attempt_count"], 2);
+    assert!(server.terminate().0.success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn a_malformed_setting_stops_start_up_naming_it() {
     let out = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
