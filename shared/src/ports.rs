@@ -114,16 +114,22 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<Option<Delivery>, StoreError>;
     /// Store the attempt and the delivery's new state together, if `lease` is still held.
     /// `false` if it was not (another sender took over): nothing is written then.
+    /// `claimed` is the delivery as `claim` returned it, so no read comes first.
     async fn record_attempt(
         &self,
-        id: Uuid,
+        claimed: &Delivery,
         lease: Uuid,
         attempt: &Attempt,
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Park a claimed delivery as `paused` (its endpoint is inactive) and drop the lease.
-    async fn hold(&self, id: Uuid, lease: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn hold(
+        &self,
+        claimed: &Delivery,
+        lease: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// Open a manual retry request: status `pending`, due now.
     async fn request_retry(
         &self,

@@ -150,20 +150,20 @@ async fn claims_lease_and_record_exactly_once(store: Arc<impl Store>) {
     let attempt = failed_attempt(1);
     assert!(
         !store
-            .record_attempt(d.id, Uuid::now_v7(), &attempt, &outcome, later)
+            .record_attempt(&d, Uuid::now_v7(), &attempt, &outcome, later)
             .await
             .expect("record"),
         "foreign lease"
     );
     assert!(
         store
-            .record_attempt(d.id, first.id, &attempt, &outcome, later)
+            .record_attempt(&d, first.id, &attempt, &outcome, later)
             .await
             .expect("record")
     );
     assert!(
         !store
-            .record_attempt(d.id, first.id, &attempt, &outcome, later)
+            .record_attempt(&d, first.id, &attempt, &outcome, later)
             .await
             .expect("record"),
         "once only"
@@ -224,14 +224,14 @@ async fn expired_leases_can_be_taken_over(store: Arc<impl Store>) {
     ok.status_code = Some(200);
     assert!(
         !store
-            .record_attempt(d.id, dead.id, &ok, &outcome, now())
+            .record_attempt(&d, dead.id, &ok, &outcome, now())
             .await
             .expect("record"),
         "the dead sender cannot record"
     );
     assert!(
         store
-            .record_attempt(d.id, live.id, &ok, &outcome, now())
+            .record_attempt(&d, live.id, &ok, &outcome, now())
             .await
             .expect("record")
     );
@@ -287,7 +287,7 @@ async fn manual_retries_claim_by_request(store: Arc<impl Store>) {
     };
     assert!(
         store
-            .record_attempt(d.id, l.id, &a, &outcome, now())
+            .record_attempt(&d, l.id, &a, &outcome, now())
             .await
             .expect("record")
     );
@@ -313,7 +313,7 @@ async fn paused_deliveries_wait_for_resume(store: Arc<impl Store>) {
         .await
         .expect("claim")
         .expect("claimed");
-    assert!(store.hold(d.id, l.id, now()).await.expect("hold"));
+    assert!(store.hold(&d, l.id, now()).await.expect("hold"));
     let mut paused: Vec<Uuid> = store
         .paused_deliveries(e.id, 10)
         .await
@@ -402,7 +402,7 @@ async fn purges_take_attempts_too(store: Arc<impl Store>) {
             next_attempt_at: None,
         };
         store
-            .record_attempt(d.id, l.id, &failed_attempt(1), &outcome, now())
+            .record_attempt(&d, l.id, &failed_attempt(1), &outcome, now())
             .await
             .expect("record");
         ids.push(d.id);

@@ -307,12 +307,13 @@ impl DeliveryStore for MemoryStore {
 
     async fn record_attempt(
         &self,
-        id: Uuid,
+        claimed: &Delivery,
         lease: Uuid,
         attempt: &Attempt,
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let id = claimed.id;
         let mut state = self.state();
         let key = (id, attempt.attempt_number);
         let holds = state
@@ -329,9 +330,14 @@ impl DeliveryStore for MemoryStore {
         Ok(true)
     }
 
-    async fn hold(&self, id: Uuid, lease: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn hold(
+        &self,
+        claimed: &Delivery,
+        lease: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
-        Ok(match state.deliveries.get_mut(&id) {
+        Ok(match state.deliveries.get_mut(&claimed.id) {
             Some(d) if d.lease.is_some_and(|l| l.id == lease) => {
                 d.status = DeliveryStatus::Paused;
                 d.next_attempt_at = None;

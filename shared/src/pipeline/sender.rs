@@ -233,7 +233,7 @@ impl Sender {
 
         if !self
             .deliveries
-            .record_attempt(id, lease.id, &attempt, &outcome, finished)
+            .record_attempt(&delivery, lease.id, &attempt, &outcome, finished)
             .await?
         {
             // Our claim expired and another sender took the delivery over.
@@ -302,7 +302,7 @@ impl Sender {
     /// resumed meanwhile, its resume job may already have run: re-queue at once.
     async fn hold(&self, delivery: &Delivery, lease: Uuid) -> Result<Handled, SendError> {
         let at = now();
-        self.deliveries.hold(delivery.id, lease, at).await?;
+        self.deliveries.hold(delivery, lease, at).await?;
         let resumed = self
             .endpoints
             .get_endpoint(&delivery.org, delivery.endpoint_id)

@@ -36,6 +36,18 @@ fn placed(expr: UpdateExpr, d: &Delivery) -> UpdateExpr {
         .set("updated_at", s(ts(&d.updated_at)))
 }
 
+/// `pending` and due at `at`: a due delivery's index keys need only its id and time, so
+/// no read comes first.
+fn due_now(id: Uuid, at: DateTime<Utc>) -> UpdateExpr {
+    let when = ts(&at);
+    UpdateExpr::new()
+        .set("status", s(status_str(DeliveryStatus::Pending)))
+        .set("next_attempt_at", s(when.clone()))
+        .set("gsi2pk", s(keys::due_gsi2pk(id)))
+        .set("gsi2sk", s(keys::due_gsi2sk(&when, id)))
+        .set("updated_at", s(when))
+}
+
 fn status_str(status: DeliveryStatus) -> &'static str {
     match status {
         DeliveryStatus::Pending => "pending",
@@ -168,35 +180,14 @@ impl DynamoStore {
 #[async_trait]
 impl EventStore for DynamoStore {
     async fn insert_event(&self, event: &Event) -> Result<(), StoreError> {
-        let item = serde_dynamo::to_item(EventItem::new(event, self.expires_at(event.created_at)))
-            .map_err(mapping)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_failure(&err) => Err(StoreError::AlreadyExists),
-            Err(err) => Err(backend(err)),
-        }
+        let item = EventItem::new(event, self.expires_at(event.created_at));
+        self.put_new(serde_dynamo::to_item(item).map_err(mapping)?)
+            .await
     }
 
     async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::org_pk(org)))
-            .key("sk", s(keys::event_sk(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item
+        self.get(keys::org_pk(org), &keys::event_sk(id), true)
+            .await?
             .map(|i| {
                 serde_dynamo::from_item::<_, EventItem>(i)
                     .map(Event::from)
@@ -213,66 +204,25 @@ impl DeliveryStore for DynamoStore {
         org: &str,
         endpoint_id: Uuid,
     ) -> Result<Option<u64>, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::org_pk(org)))
-            .key("sk", s(keys::endpoint_sk(endpoint_id)))
-            .update_expression("ADD delivery_seq :one")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => out
-                .attributes
-                .and_then(|a| {
-                    a.get("delivery_seq")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|v| v.parse().ok())
-                })
-                .map(Some)
-                .ok_or_else(|| StoreError::Backend("ADD delivery_seq returned no number".into())),
-            Err(err) if is_conditional_failure(&err) => Ok(None),
-            Err(err) => Err(backend(err)),
-        }
+        self.increment(
+            keys::org_pk(org),
+            &keys::endpoint_sk(endpoint_id),
+            "delivery_seq",
+        )
+        .await
     }
 
     async fn insert_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        let item = serde_dynamo::to_item(DeliveryItem::new(
-            delivery,
-            self.expires_at(delivery.created_at),
-        ))
-        .map_err(mapping)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_failure(&err) => Err(StoreError::AlreadyExists),
-            Err(err) => Err(backend(err)),
-        }
+        let item = DeliveryItem::new(delivery, self.expires_at(delivery.created_at));
+        self.put_new(serde_dynamo::to_item(item).map_err(mapping)?)
+            .await
     }
 
     async fn get_delivery(&self, id: Uuid) -> Result<Option<Delivery>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::delivery_pk(id)))
-            .key("sk", s(keys::DELIVERY_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item.map(delivery_from).transpose()
+        self.get(keys::delivery_pk(id), keys::DELIVERY_SK, true)
+            .await?
+            .map(delivery_from)
+            .transpose()
     }
 
     async fn list_attempts(&self, id: Uuid) -> Result<Vec<Attempt>, StoreError> {
@@ -362,15 +312,14 @@ impl DeliveryStore for DynamoStore {
 
     async fn record_attempt(
         &self,
-        id: Uuid,
+        claimed: &Delivery,
         lease: Uuid,
         attempt: &Attempt,
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let Some(mut delivery) = self.get_delivery(id).await? else {
-            return Ok(false);
-        };
+        let id = claimed.id;
+        let mut delivery = claimed.clone();
         delivery.apply_attempt(attempt, outcome, now);
         let item = serde_dynamo::to_item(AttemptItem::new(id, attempt, self.expires_at(now)))
             .map_err(mapping)?;
@@ -413,10 +362,14 @@ impl DeliveryStore for DynamoStore {
         }
     }
 
-    async fn hold(&self, id: Uuid, lease: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let Some(mut delivery) = self.get_delivery(id).await? else {
-            return Ok(false);
-        };
+    async fn hold(
+        &self,
+        claimed: &Delivery,
+        lease: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let id = claimed.id;
+        let mut delivery = claimed.clone();
         delivery.status = DeliveryStatus::Paused;
         delivery.next_attempt_at = None;
         delivery.updated_at = now;
@@ -436,13 +389,7 @@ impl DeliveryStore for DynamoStore {
         request: Uuid,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let Some(mut delivery) = self.get_delivery(id).await? else {
-            return Ok(false);
-        };
-        delivery.status = DeliveryStatus::Pending;
-        delivery.next_attempt_at = Some(now);
-        delivery.updated_at = now;
-        let expr = placed(UpdateExpr::new(), &delivery).set("manual_retry", s(request.to_string()));
+        let expr = due_now(id, now).set("manual_retry", s(request.to_string()));
         Ok(self
             .update_delivery(id, expr, "attribute_exists(pk)")
             .await?
@@ -459,13 +406,7 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn resume_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let Some(mut delivery) = self.get_delivery(id).await? else {
-            return Ok(false);
-        };
-        delivery.status = DeliveryStatus::Pending;
-        delivery.next_attempt_at = Some(now);
-        delivery.updated_at = now;
-        let expr = placed(UpdateExpr::new(), &delivery).value(":paused", s("paused"));
+        let expr = due_now(id, now).value(":paused", s("paused"));
         Ok(self
             .update_delivery(id, expr, "#status = :paused")
             .await?
@@ -555,27 +496,14 @@ impl DeliveryStore for DynamoStore {
 #[async_trait]
 impl EndpointHealth for DynamoStore {
     async fn record_failure(&self, org: &str, id: Uuid) -> Result<Option<u32>, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::org_pk(org)))
-            .key("sk", s(keys::endpoint_sk(id)))
-            .update_expression("ADD consecutive_failures :one")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => Ok(out.attributes.and_then(|a| {
-                a.get("consecutive_failures")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-            })),
-            Err(err) if is_conditional_failure(&err) => Ok(None),
-            Err(err) => Err(backend(err)),
-        }
+        let count = self
+            .increment(
+                keys::org_pk(org),
+                &keys::endpoint_sk(id),
+                "consecutive_failures",
+            )
+            .await?;
+        Ok(count.map(|c| u32::try_from(c).unwrap_or(u32::MAX)))
     }
 
     async fn record_success(&self, org: &str, id: Uuid) -> Result<(), StoreError> {

@@ -60,6 +60,79 @@ impl DynamoStore {
         &self.client
     }
 
+    /// `GetItem` by key.
+    async fn get(
+        &self,
+        pk: String,
+        sk: &str,
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.item)
+    }
+
+    /// `PutItem` that must create: `AlreadyExists` if an item with that key is stored.
+    async fn put_new(&self, item: Item) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional_failure(&err) => Err(StoreError::AlreadyExists),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    /// Atomically add one to a number of an existing item: the new value, or `None` if
+    /// the item does not exist.
+    async fn increment(
+        &self,
+        pk: String,
+        sk: &str,
+        attribute: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("ADD #counter :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#counter", attribute)
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out
+                .attributes
+                .and_then(|a| {
+                    a.get(attribute)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                })
+                .map(Some)
+                .ok_or_else(|| StoreError::Backend(format!("ADD {attribute} returned no number"))),
+            Err(err) if is_conditional_failure(&err) => Ok(None),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
     /// All pages of a query, in the order DynamoDB returns them.
     async fn query_all(
         &self,
@@ -193,17 +266,8 @@ impl EndpointStore for DynamoStore {
     }
 
     async fn get_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::org_pk(org)))
-            .key("sk", s(keys::endpoint_sk(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item
+        self.get(keys::org_pk(org), &keys::endpoint_sk(id), true)
+            .await?
             .map(|item| {
                 serde_dynamo::from_item::<_, EndpointItem>(item)
                     .map(Endpoint::from)
@@ -328,33 +392,15 @@ impl EndpointStore for DynamoStore {
 #[async_trait]
 impl KeyStore for DynamoStore {
     async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        let item = serde_dynamo::to_item(ApiKeyItem::from(key)).map_err(mapping)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_failure(&err) => Err(StoreError::AlreadyExists),
-            Err(err) => Err(backend(err)),
-        }
+        self.put_new(serde_dynamo::to_item(ApiKeyItem::from(key)).map_err(mapping)?)
+            .await
     }
 
+    /// Eventually consistent: a fresh key may take a moment to work, a cheaper read on
+    /// every request is worth it. Revocation is immediate for practical purposes.
     async fn find_key(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::api_key_pk(hash)))
-            .key("sk", s(keys::API_KEY_SK))
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item
+        self.get(keys::api_key_pk(hash), keys::API_KEY_SK, false)
+            .await?
             .map(|item| {
                 serde_dynamo::from_item::<_, ApiKeyItem>(item)
                     .map_err(mapping)
