@@ -9,16 +9,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MOTO_VERSION=5.2.5
+STANDARDWEBHOOKS_VERSION=1.1.0
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/avw-target}"
-VENV="$CACHE/avw-venvs/moto-$MOTO_VERSION"
 
-if [ ! -x "$VENV/bin/moto_server" ]; then
-    echo "installing moto[server]==$MOTO_VERSION into $VENV" >&2
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
-fi
+# A pinned virtualenv per tool (they pin different dependencies): venv DIR PACKAGE==VERSION
+venv() {
+    if [ ! -f "$1/.installed" ]; then
+        echo "installing $2 into $1" >&2
+        rm -rf "$1"
+        python3 -m venv "$1"
+        "$1/bin/pip" install --quiet --disable-pip-version-check "$2"
+        touch "$1/.installed"
+    fi
+}
+VENV="$CACHE/avw-venvs/moto-$MOTO_VERSION"
+venv "$VENV" "moto[server]==$MOTO_VERSION"
+# The receivers' own library, to check real deliveries the way receivers do.
+SWH_VENV="$CACHE/avw-venvs/standardwebhooks-$STANDARDWEBHOOKS_VERSION"
+venv "$SWH_VENV" "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
+export AVW_STANDARDWEBHOOKS_PYTHON="$SWH_VENV/bin/python"
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 MOTO_LOG=$(mktemp -t avw-moto.XXXXXX.log)

@@ -216,18 +216,16 @@ fn standard_valid(secret: &str, id: &str, ts: &str, body: &[u8], header: &str) -
     header.split(' ').any(|s| s == expected)
 }
 
-/// The receiver guide's Python snippet, run on a captured delivery.
-fn python_snippet_accepts(secret: &str, signature: &str, body: &str) -> bool {
+/// Run a receiver-side Python script from `docs/receiving/` on a captured delivery.
+fn python_accepts(python: &str, script: &str, input: &Value) -> bool {
     use std::io::Write;
-    let script = events_dir().join("../docs/receiving/verify_agentvista.py");
-    let mut child = std::process::Command::new("python3")
+    let script = events_dir().join("../docs/receiving").join(script);
+    let mut child = std::process::Command::new(python)
         .arg(script)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
-        .expect("python3");
-    let input =
-        json!({"secret": secret, "headers": {"x-agentvista-signature": signature}, "body": body});
+        .expect("python");
     child
         .stdin
         .take()
@@ -235,6 +233,21 @@ fn python_snippet_accepts(secret: &str, signature: &str, body: &str) -> bool {
         .write_all(input.to_string().as_bytes())
         .expect("write");
     child.wait().expect("wait").success()
+}
+
+/// The receiver guide's Python snippet (standard library only).
+fn python_snippet_accepts(secret: &str, signature: &str, body: &str) -> bool {
+    let input =
+        json!({"secret": secret, "headers": {"x-agentvista-signature": signature}, "body": body});
+    python_accepts("python3", "verify_agentvista.py", &input)
+}
+
+/// The `standardwebhooks` library from PyPI, as-is, on the `webhook-*` headers.
+fn standardwebhooks_accepts(secret: &str, request: &testkit::RecordedRequest, body: &str) -> bool {
+    let python = std::env::var("AVW_STANDARDWEBHOOKS_PYTHON")
+        .expect("AVW_STANDARDWEBHOOKS_PYTHON: run the tests with scripts/test.sh");
+    let input = json!({"secret": secret, "headers": request.headers, "body": body});
+    python_accepts(&python, "verify_standardwebhooks.py", &input)
 }
 
 const STEP: Duration = Duration::from_secs(10);
@@ -296,6 +309,12 @@ async fn delivers_signed_and_records_once(store: Arc<impl Store>) {
         r.header("webhook-signature").expect("sig")
     ));
     assert!(python_snippet_accepts(&secret, signature, &r.body_text()));
+    assert!(standardwebhooks_accepts(&secret, r, &r.body_text()));
+    assert!(!standardwebhooks_accepts(
+        &not_subscribed,
+        r,
+        &r.body_text()
+    ));
     assert!(!python_snippet_accepts(
         &secret,
         signature,

@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -92,8 +93,17 @@ impl<'a> From<&'a Delivery> for DeliverySummary<'a> {
 struct DeliveryDetail<'a> {
     #[serde(flatten)]
     summary: DeliverySummary<'a>,
-    payload: serde_json::Value,
+    /// The stored envelope verbatim: the exact bytes sent, field order included.
+    payload: Option<Box<RawValue>>,
     attempts: &'a [Attempt],
+}
+
+#[derive(Serialize)]
+struct DeliveryPage<'a> {
+    deliveries: Vec<DeliverySummary<'a>>,
+    total: u64,
+    page: u32,
+    per_page: u32,
 }
 
 /// `page` and `per_page` from the query string: whole numbers, page ≥ 1, per_page 1–100.
@@ -142,13 +152,12 @@ async fn list(
         .deliveries
         .delivery_page(&endpoint, page, per_page)
         .await?;
-    let deliveries: Vec<DeliverySummary> = items.iter().map(DeliverySummary::from).collect();
-    Ok(Json(json!({
-        "deliveries": deliveries,
-        "total": total,
-        "page": page,
-        "per_page": per_page,
-    }))
+    Ok(Json(DeliveryPage {
+        deliveries: items.iter().map(DeliverySummary::from).collect(),
+        total,
+        page,
+        per_page,
+    })
     .into_response())
 }
 
@@ -180,11 +189,11 @@ async fn detail(
     let delivery = find(&state, org, id).await?;
     let attempts = state.deliveries.list_attempts(id).await?;
     let payload = match state.events.get_event(org, &delivery.event_id).await? {
-        Some(event) => serde_json::from_str(&event.payload).map_err(|e| {
+        Some(event) => Some(RawValue::from_string(event.payload).map_err(|e| {
             tracing::error!(delivery_id = %id, error = %e, "stored payload is not JSON");
             ApiError::Internal
-        })?,
-        None => serde_json::Value::Null,
+        })?),
+        None => None,
     };
     Ok(Json(DeliveryDetail {
         summary: DeliverySummary::from(&delivery),

@@ -82,6 +82,11 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
     }
 }
 
+#[derive(Serialize)]
+struct EndpointList<'a> {
+    endpoints: Vec<EndpointView<'a>>,
+}
+
 /// The create answer: the one place besides rotation where the secret is shown.
 #[derive(Serialize)]
 struct CreatedEndpoint<'a> {
@@ -120,8 +125,10 @@ async fn list(
     let org = params.org();
     authorize(state.keys.as_ref(), &headers, org, auth::READ).await?;
     let endpoints = state.endpoints.list_endpoints(org).await?;
-    let views: Vec<EndpointView> = endpoints.iter().map(EndpointView::from).collect();
-    Ok(Json(serde_json::json!({ "endpoints": views })).into_response())
+    Ok(Json(EndpointList {
+        endpoints: endpoints.iter().map(EndpointView::from).collect(),
+    })
+    .into_response())
 }
 
 async fn update(

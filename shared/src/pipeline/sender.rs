@@ -9,7 +9,8 @@
 
 use crate::domain::retry::breaker_trips;
 use crate::domain::{
-    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Job, Lease, RetryPolicy, Trigger, now,
+    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Job, Lease, PostOutcome, RetryPolicy,
+    Trigger, now,
 };
 use crate::ports::{
     ClaimFor, DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, QueueError,
@@ -183,52 +184,18 @@ impl Sender {
             .post(&endpoint.url, &headers, bytes::Bytes::from(event.payload))
             .await;
 
+        let finished = now();
+        let gone = result.status == Some(410);
+        let outcome = self.outcome_of(attempt_number, &result, finished);
         let attempt = Attempt {
             attempt_number,
             trigger,
             started_at: started,
             duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
+            succeeded: result.error.is_none(),
             status_code: result.status,
             response_body: result.response_body,
             error: result.error,
-            succeeded: false,
-        };
-        let attempt = Attempt {
-            succeeded: attempt.error.is_none(),
-            ..attempt
-        };
-        let gone = result.status == Some(410);
-        let finished = now();
-        let outcome = if attempt.succeeded {
-            AttemptOutcome {
-                status: DeliveryStatus::Succeeded,
-                next_attempt_at: None,
-            }
-        } else if gone {
-            AttemptOutcome {
-                status: DeliveryStatus::Paused,
-                next_attempt_at: None,
-            }
-        } else {
-            let retry_after = result
-                .retry_after
-                .filter(|_| matches!(result.status, Some(429 | 503)));
-            match self
-                .settings
-                .retry
-                .next_delay(attempt_number, retry_after, unit_random())
-            {
-                Some(wait) => AttemptOutcome {
-                    status: DeliveryStatus::Retrying,
-                    next_attempt_at: Some(
-                        finished + chrono::Duration::from_std(wait).unwrap_or_default(),
-                    ),
-                },
-                None => AttemptOutcome {
-                    status: DeliveryStatus::Failed,
-                    next_attempt_at: None,
-                },
-            }
         };
 
         if !self
@@ -263,6 +230,41 @@ impl Sender {
             status: outcome.status,
             attempt: attempt_number,
         })
+    }
+
+    /// Where a delivery goes after attempt `attempt_number` ended as `result`: succeeded;
+    /// paused on 410 Gone; retrying on the schedule (a `Retry-After` on 429/503 counts);
+    /// failed once the schedule is spent.
+    fn outcome_of(
+        &self,
+        attempt_number: u32,
+        result: &PostOutcome,
+        finished: DateTime<Utc>,
+    ) -> AttemptOutcome {
+        let (status, next_attempt_at) = if result.error.is_none() {
+            (DeliveryStatus::Succeeded, None)
+        } else if result.status == Some(410) {
+            (DeliveryStatus::Paused, None)
+        } else {
+            let retry_after = result
+                .retry_after
+                .filter(|_| matches!(result.status, Some(429 | 503)));
+            match self
+                .settings
+                .retry
+                .next_delay(attempt_number, retry_after, unit_random())
+            {
+                Some(wait) => (
+                    DeliveryStatus::Retrying,
+                    Some(finished + chrono::Duration::from_std(wait).unwrap_or_default()),
+                ),
+                None => (DeliveryStatus::Failed, None),
+            }
+        };
+        AttemptOutcome {
+            status,
+            next_attempt_at,
+        }
     }
 
     /// The circuit breaker: success clears the count, failure adds one and pauses the
