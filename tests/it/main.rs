@@ -9,4 +9,5 @@ mod contract;
 mod delivery_contract;
 mod fixtures;
 mod pipeline;
+mod pipeline_api;
 mod sqs;
