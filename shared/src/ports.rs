@@ -70,6 +70,8 @@ pub trait EventStore: Send + Sync {
     /// `AlreadyExists` if the organisation already has an event with this id.
     async fn insert_event(&self, event: &Event) -> Result<(), StoreError>;
     async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError>;
+    /// Record that every target's delivery is written.
+    async fn mark_fanned_out(&self, org: &str, id: &str) -> Result<(), StoreError>;
 }
 
 /// What an attempt claim must find for the sender to go ahead.
@@ -159,8 +161,14 @@ pub trait DeliveryStore: Send + Sync {
         before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError>;
-    /// Move a due delivery's `next_attempt_at` (the recovery sweep re-queued it).
-    async fn touch_due(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Move a due delivery's `next_attempt_at` from `seen` to `at` (the recovery sweep
+    /// re-queues it). `false` if it is no longer due at `seen`: a sender got there first.
+    async fn touch_due(
+        &self,
+        id: Uuid,
+        seen: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// The circuit breaker's counter on the endpoint, changed atomically.

@@ -32,7 +32,8 @@ fn event(id: &str) -> Event {
         event_type: "a.b".into(),
         created_at: now(),
         payload: format!(r#"{{"id":"{id}","type":"a.b"}}"#),
-        delivery_count: 1,
+        targets: vec![],
+        fanned_out: true,
     }
 }
 
@@ -43,7 +44,8 @@ async fn delivery(store: &impl Store, e: &Endpoint, active: bool) -> Delivery {
         .await
         .expect("seq")
         .expect("endpoint exists");
-    let d = Delivery::new(&event("evt"), e.id, seq, active);
+    // One event per delivery: a delivery's id derives from its event and endpoint.
+    let d = Delivery::new(&event(&format!("evt_{seq}")), e.id, seq, active);
     store.insert_delivery(&d).await.expect("insert");
     d
 }
@@ -372,7 +374,12 @@ async fn the_due_index_orders_and_cuts_off(store: Arc<impl Store>) {
             .is_empty()
     );
     let later = now() + chrono::Duration::minutes(10);
-    store.touch_due(a.id, later).await.expect("touch");
+    let seen = a.next_attempt_at.expect("due");
+    assert!(
+        !store.touch_due(a.id, later, later).await.expect("touch"),
+        "not as seen"
+    );
+    assert!(store.touch_due(a.id, seen, later).await.expect("touch"));
     let due = store.due_deliveries(now(), 10).await.expect("due");
     assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![b.id]);
     assert_eq!(

@@ -194,7 +194,8 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
         event_type: "alert.fired".into(),
         created_at: now(),
         payload: r#"{"id":"evt_seeded","type":"alert.fired","created_at":"2026-11-27T08:00:00.000Z","org":"acme","data":{}}"#.into(),
-        delivery_count: 1,
+        targets: vec![],
+        fanned_out: true,
     };
     store.insert_event(&event).await.expect("event");
     let seq = store

@@ -664,18 +664,26 @@ async fn manual_retry_sends_again(store: Arc<impl Store>) {
     assert_eq!(h.receiver.requests().len(), 2);
 }
 
-/// A store whose next `record_attempt` fails, as if the sender died after the POST.
-struct DiesBeforeRecording<S> {
+/// A delivery store that fails where a test says, around the real one.
+struct Faulty<S> {
     inner: Arc<S>,
+    /// Fail the next `record_attempt`, as if the sender died after the POST.
     armed: std::sync::atomic::AtomicBool,
+    /// Fail writing the delivery for this endpoint, as if a publish died half-way.
+    fail_insert_for: Option<Uuid>,
 }
 
 #[async_trait]
-impl<S: Store> DeliveryStore for DiesBeforeRecording<S> {
+impl<S: Store> DeliveryStore for Faulty<S> {
     async fn next_delivery_seq(&self, org: &str, e: Uuid) -> Result<Option<u64>, StoreError> {
         self.inner.next_delivery_seq(org, e).await
     }
     async fn insert_delivery(&self, d: &shared::domain::Delivery) -> Result<(), StoreError> {
+        if self.fail_insert_for == Some(d.endpoint_id) {
+            return Err(StoreError::Backend(
+                "injected: the publish died half-way".into(),
+            ));
+        }
         self.inner.insert_delivery(d).await
     }
     async fn get_delivery(&self, id: Uuid) -> Result<Option<shared::domain::Delivery>, StoreError> {
@@ -762,9 +770,10 @@ impl<S: Store> DeliveryStore for DiesBeforeRecording<S> {
     async fn touch_due(
         &self,
         id: Uuid,
+        seen: chrono::DateTime<chrono::Utc>,
         at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), StoreError> {
-        self.inner.touch_due(id, at).await
+    ) -> Result<bool, StoreError> {
+        self.inner.touch_due(id, seen, at).await
     }
 }
 
@@ -776,7 +785,8 @@ async fn a_sender_dying_after_the_post_loses_nothing(store: Arc<impl Store>) {
     let mut h = Harness::start(store.clone(), Behaviour::always(Reply::ok()), options).await;
     h.endpoint(&["alert.fired"]).await;
     h.publish("evt_crash").await;
-    let dying = Arc::new(DiesBeforeRecording {
+    let dying = Arc::new(Faulty {
+        fail_insert_for: None,
         inner: store.clone(),
         armed: true.into(),
     });
@@ -911,7 +921,8 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
         event_type: "alert.fired".into(),
         created_at: now(),
         payload: "{}".into(),
-        delivery_count: 1,
+        targets: vec![],
+        fanned_out: true,
     };
     // Concurrent writers to seed quickly; the attempts afterwards, one at a time (moto
     // answers 500 to transactions that overlap other writes).
@@ -926,6 +937,11 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
                         .await
                         .expect("seq")
                         .expect("exists");
+                    // One event per delivery: a delivery's id derives from event and endpoint.
+                    let event = shared::domain::Event {
+                        id: format!("evt_bulk_{seq}"),
+                        ..event.clone()
+                    };
                     let d = shared::domain::Delivery::new(&event, endpoint_uuid, seq, true);
                     store.insert_delivery(&d).await.expect("insert");
                     made.push(d);
@@ -1017,7 +1033,145 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
     }
 }
 
+/// A publish that died after some deliveries were written is finished by a repeat with
+/// the same id: every target ends with exactly one delivery.
+async fn a_half_done_publish_is_finished_by_its_repeat(store: Arc<impl Store>) {
+    let mut h = Harness::start(
+        store.clone(),
+        Behaviour::always(Reply::ok()),
+        Options::default(),
+    )
+    .await;
+    let mut endpoints = Vec::new();
+    for _ in 0..3 {
+        endpoints.push(h.endpoint(&["alert.fired"]).await.0);
+    }
+    let broken_for: Uuid = endpoints[1].parse().expect("uuid");
+    let publisher = shared::pipeline::Publisher {
+        endpoints: store.clone(),
+        deliveries: Arc::new(Faulty {
+            inner: store.clone(),
+            armed: false.into(),
+            fail_insert_for: Some(broken_for),
+        }),
+        events: store.clone(),
+        queue: h.queue.clone(),
+    };
+    let request = || shared::pipeline::PublishRequest {
+        id: Some("evt_half".into()),
+        event_type: "alert.fired".into(),
+        data: json!({}),
+    };
+    let failed = publisher
+        .publish("acme", request(), shared::pipeline::Audience::Subscribers)
+        .await;
+    assert!(
+        failed.is_err(),
+        "the injected failure surfaces (a 500 to the client)"
+    );
+    let mut jobs = 0;
+    while h.next_job(Duration::from_millis(200)).await.is_some() {
+        jobs += 1;
+    }
+    assert_eq!(jobs, 0, "nothing was enqueued by the failed publish");
+
+    let again = h.publish("evt_half").await;
+    assert_eq!(again["deliveries"], 3);
+    for id in &endpoints {
+        assert_eq!(
+            h.deliveries_of(id).await["total"],
+            1,
+            "one delivery for endpoint {id}"
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            h.step(STEP).await,
+            Handled::Attempted {
+                status: DeliveryStatus::Succeeded,
+                attempt: 1
+            }
+        );
+    }
+    assert_eq!(h.receiver.requests().len(), 3);
+    // And now it is complete, a third publish changes nothing.
+    assert_eq!(h.publish("evt_half").await, again);
+    assert!(h.next_job(Duration::from_millis(300)).await.is_none());
+}
+
+/// A manual retry that arrives while an automatic attempt holds the delivery waits for
+/// it instead of being dropped.
+async fn a_manual_retry_during_an_attempt_is_not_lost(store: Arc<impl Store>) {
+    let mut h = Harness::start(
+        store.clone(),
+        Behaviour::always(Reply::ok()),
+        Options::default(),
+    )
+    .await;
+    h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_busy").await;
+    let automatic = h.next_job(STEP).await.expect("automatic job");
+    let Job::Deliver { delivery_id, .. } = automatic else {
+        panic!("a delivery job");
+    };
+    // Another sender is mid-attempt: it holds the claim for two more seconds.
+    let lease = Lease {
+        id: Uuid::now_v7(),
+        until: now() + chrono::Duration::seconds(2),
+    };
+    let claimed = store
+        .claim(delivery_id, ClaimFor::Attempt(1), lease, now())
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let path = format!("/org/acme/webhooks/deliveries/{delivery_id}/retry");
+    assert_eq!(
+        send(&h.router, "deliveries-retry.json", |e| set_path(e, &path))
+            .await
+            .status,
+        202
+    );
+    let manual = h.next_job(STEP).await.expect("manual job");
+    assert_eq!(
+        h.sender.handle(manual).await.expect("handled"),
+        Handled::Deferred
+    );
+    // The other sender finishes its attempt.
+    let attempt = Attempt {
+        attempt_number: 1,
+        trigger: shared::domain::Trigger::Automatic,
+        started_at: now(),
+        duration_ms: 3,
+        status_code: Some(200),
+        response_body: String::new(),
+        error: None,
+        succeeded: true,
+    };
+    let outcome = AttemptOutcome {
+        status: DeliveryStatus::Succeeded,
+        next_attempt_at: None,
+    };
+    assert!(
+        store
+            .record_attempt(&claimed, lease.id, &attempt, &outcome, now())
+            .await
+            .expect("record")
+    );
+    // The deferred manual retry comes back after the claim and makes its attempt.
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            attempt: 2
+        }
+    );
+    let detail = h.detail(&delivery_id.to_string()).await;
+    assert_eq!(detail["attempts"][1]["trigger"], "manual");
+}
+
 on_both_backends!(
+    a_half_done_publish_is_finished_by_its_repeat,
+    a_manual_retry_during_an_attempt_is_not_lost,
     deleting_an_endpoint_purges_its_whole_history,
     delivers_signed_and_records_once,
     retries_on_schedule_then_succeeds,

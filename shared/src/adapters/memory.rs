@@ -214,6 +214,17 @@ impl EventStore for MemoryStore {
             .get(&(org.to_owned(), id.to_owned()))
             .cloned())
     }
+
+    async fn mark_fanned_out(&self, org: &str, id: &str) -> Result<(), StoreError> {
+        if let Some(e) = self
+            .state()
+            .events
+            .get_mut(&(org.to_owned(), id.to_owned()))
+        {
+            e.fanned_out = true;
+        }
+        Ok(())
+    }
 }
 
 fn lease_is_free(d: &Delivery, now: DateTime<Utc>) -> bool {
@@ -302,6 +313,10 @@ impl DeliveryStore for MemoryStore {
             return Ok(None);
         }
         d.lease = Some(lease);
+        if matches!(claim, ClaimFor::Manual(_)) {
+            // The request is used up by this claim; a newer one may arrive meanwhile.
+            d.manual_retry = None;
+        }
         Ok(Some(d.clone()))
     }
 
@@ -442,12 +457,18 @@ impl DeliveryStore for MemoryStore {
         Ok(due.into_iter().take(limit as usize).cloned().collect())
     }
 
-    async fn touch_due(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
-        if let Some(d) = self.state().deliveries.get_mut(&id)
-            && d.status.is_due()
-        {
-            d.next_attempt_at = Some(at);
-        }
-        Ok(())
+    async fn touch_due(
+        &self,
+        id: Uuid,
+        seen: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(match self.state().deliveries.get_mut(&id) {
+            Some(d) if d.status.is_due() && d.next_attempt_at == Some(seen) => {
+                d.next_attempt_at = Some(at);
+                true
+            }
+            _ => false,
+        })
     }
 }

@@ -154,9 +154,11 @@ async fn update(
             org: org.to_owned(),
             endpoint_id: id,
         };
+        // Once more a little later: a sender parking a delivery at this very moment, or
+        // an index not yet showing it, is caught by the second pass.
         state
             .queue
-            .enqueue(vec![(job, Duration::ZERO)])
+            .enqueue(vec![(job.clone(), Duration::ZERO), (job, RESUME_RECHECK)])
             .await
             .map_err(queue_error)?;
     }
@@ -235,6 +237,9 @@ async fn send_test(
         delivery_id.map(|d| ("delivery_id", d)),
     ))
 }
+
+/// When the second resume pass runs: after any claim taken before the resume has ended.
+const RESUME_RECHECK: Duration = Duration::from_secs(90);
 
 /// The event type of `POST .../test`.
 pub const TEST_EVENT_TYPE: &str = "webhook.test";

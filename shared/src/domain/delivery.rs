@@ -3,6 +3,7 @@
 use super::AttemptError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// A published event, stored once: `payload` is the exact envelope sent on every attempt.
@@ -14,8 +15,17 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
     /// `{"id","type","created_at","org","data"}`, serialised once at publish time.
     pub payload: String,
-    /// How many deliveries the first publish created (answered again on a repeat).
-    pub delivery_count: u32,
+    /// The endpoints the first publish chose; a repeat answers with their count.
+    pub targets: Vec<Uuid>,
+    /// Whether every target's delivery is written. A publish that died half-way leaves
+    /// `false`, and a repeat with the same id finishes the fan-out.
+    pub fanned_out: bool,
+}
+
+impl Event {
+    pub fn delivery_count(&self) -> u32 {
+        u32::try_from(self.targets.len()).unwrap_or(u32::MAX)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,11 +108,28 @@ pub struct AttemptOutcome {
 }
 
 impl Delivery {
+    /// The id of `event`'s delivery to an endpoint: a UUID v7 of the event's time whose
+    /// other bits come from a hash of (org, event, endpoint), so a fan-out that is run
+    /// again writes the same deliveries instead of new ones.
+    pub fn id_for(event: &Event, endpoint_id: Uuid) -> Uuid {
+        let digest = Sha256::new()
+            .chain_update(event.org.as_bytes())
+            .chain_update([0])
+            .chain_update(event.id.as_bytes())
+            .chain_update([0])
+            .chain_update(endpoint_id.as_bytes())
+            .finalize();
+        let mut bits = [0u8; 10];
+        bits.copy_from_slice(&digest[..10]);
+        let millis = u64::try_from(event.created_at.timestamp_millis()).unwrap_or(0);
+        uuid::Builder::from_unix_timestamp_millis(millis, &bits).into_uuid()
+    }
+
     /// A new delivery of `event` to an endpoint: pending, or paused if the endpoint is
     /// inactive.
     pub fn new(event: &Event, endpoint_id: Uuid, seq: u64, active: bool) -> Self {
         Self {
-            id: Uuid::now_v7(),
+            id: Self::id_for(event, endpoint_id),
             org: event.org.clone(),
             endpoint_id,
             event_id: event.id.clone(),
@@ -136,9 +163,6 @@ impl Delivery {
         self.next_attempt_at = outcome.next_attempt_at;
         self.updated_at = now;
         self.lease = None;
-        if attempt.trigger == Trigger::Manual {
-            self.manual_retry = None;
-        }
     }
 }
 
@@ -167,6 +191,35 @@ pub fn page_total(bottom: Option<u64>, top: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_ids_are_v7_and_stable_per_event_and_endpoint() {
+        let event = Event {
+            org: "acme".into(),
+            id: "evt_1".into(),
+            event_type: "a.b".into(),
+            created_at: crate::domain::now(),
+            payload: "{}".into(),
+            targets: vec![],
+            fanned_out: false,
+        };
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let id = Delivery::id_for(&event, a);
+        assert_eq!(id.get_version_num(), 7);
+        assert_eq!(id, Delivery::id_for(&event, a));
+        assert_ne!(id, Delivery::id_for(&event, b));
+        let other = Event {
+            id: "evt_2".into(),
+            ..event.clone()
+        };
+        assert_ne!(id, Delivery::id_for(&other, a));
+        let millis = u64::try_from(event.created_at.timestamp_millis()).expect("after 1970");
+        assert_eq!(
+            id.get_timestamp()
+                .map(|t| t.to_unix().0 * 1000 + u64::from(t.to_unix().1 / 1_000_000)),
+            Some(millis)
+        );
+    }
 
     #[test]
     fn pages_are_seq_ranges_newest_first() {

@@ -3,6 +3,7 @@
 //! The event and its deliveries are written before anything is enqueued, and every new
 //! delivery is due at once, so if enqueueing fails the recovery sweep still sends them.
 
+use super::sender::next_job;
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{Delivery, DeliveryStatus, Endpoint, Event, Job, now};
 use crate::ports::{DeliveryStore, EndpointStore, EventStore, JobQueue, StoreError};
@@ -74,7 +75,7 @@ impl Publisher {
     ) -> Result<Published, PublishError> {
         let event_id = request.id.unwrap_or_else(|| Uuid::now_v7().to_string());
         if let Some(existing) = self.events.get_event(org, &event_id).await? {
-            return Ok(repeat(existing));
+            return self.finish(existing).await;
         }
         let targets = self.targets(org, &request.event_type, audience).await?;
         let created_at = now();
@@ -92,50 +93,110 @@ impl Publisher {
             event_type: request.event_type,
             created_at,
             payload,
-            delivery_count: u32::try_from(targets.len()).unwrap_or(u32::MAX),
+            targets: targets.iter().map(|e| e.id).collect(),
+            fanned_out: false,
         };
         match self.events.insert_event(&event).await {
-            Ok(()) => {}
-            // A concurrent publish with the same id won: answer with its result.
-            Err(StoreError::AlreadyExists) => {
-                let existing = self.events.get_event(org, &event.id).await?;
-                return existing
-                    .map(repeat)
-                    .ok_or(PublishError::Store(StoreError::AlreadyExists));
-            }
-            Err(e) => return Err(e.into()),
+            Ok(()) => self.fan_out(event, targets, false).await,
+            // A concurrent publish with the same id won: finish whatever it left.
+            Err(StoreError::AlreadyExists) => match self.events.get_event(org, &event.id).await? {
+                Some(existing) => self.finish(existing).await,
+                None => Err(StoreError::AlreadyExists.into()),
+            },
+            Err(e) => Err(e.into()),
         }
+    }
 
-        // One delivery per target, written concurrently: publish latency does not grow
-        // with the number of subscribers. An endpoint deleted since it was listed gets none.
+    /// A repeated id: answer as the first publish did, first completing its fan-out if it
+    /// died half-way (deliveries have ids derived from event and endpoint, so none is
+    /// written twice).
+    async fn finish(&self, event: Event) -> Result<Published, PublishError> {
+        if event.fanned_out {
+            return Ok(Published {
+                event_id: event.id.clone(),
+                deliveries: event.delivery_count(),
+                delivery_ids: Vec::new(),
+            });
+        }
+        let mut endpoints = Vec::with_capacity(event.targets.len());
+        for id in &event.targets {
+            if let Some(endpoint) = self.endpoints.get_endpoint(&event.org, *id).await? {
+                endpoints.push(endpoint);
+            }
+        }
+        self.fan_out(event, endpoints, true).await
+    }
+
+    /// Write one delivery per target (concurrently, so latency does not grow with the
+    /// subscriber count), mark the event fanned out, then enqueue. Every new delivery is
+    /// due at once: if the enqueue fails, the recovery sweep sends them. When `resuming`
+    /// a fan-out that died, deliveries already written are kept (and queued again if
+    /// still pending: a duplicate job is harmless).
+    async fn fan_out(
+        &self,
+        event: Event,
+        targets: Vec<Endpoint>,
+        resuming: bool,
+    ) -> Result<Published, PublishError> {
         let created: Vec<Delivery> = try_join_all(targets.iter().map(|endpoint| async {
-            let Some(seq) = self.deliveries.next_delivery_seq(org, endpoint.id).await? else {
-                return Ok::<_, StoreError>(None);
+            let id = Delivery::id_for(&event, endpoint.id);
+            if resuming && let Some(written) = self.deliveries.get_delivery(id).await? {
+                // Written before the first publish died, perhaps never enqueued.
+                return Ok::<_, StoreError>(Some(written));
+            }
+            // An endpoint deleted since it was chosen simply gets nothing.
+            let Some(seq) = self
+                .deliveries
+                .next_delivery_seq(&event.org, endpoint.id)
+                .await?
+            else {
+                return Ok(None);
             };
             let delivery = Delivery::new(&event, endpoint.id, seq, endpoint.is_active);
-            self.deliveries.insert_delivery(&delivery).await?;
-            Ok(Some(delivery))
+            match self.deliveries.insert_delivery(&delivery).await {
+                Ok(()) => Ok(Some(delivery)),
+                Err(StoreError::AlreadyExists) => Ok(None),
+                Err(e) => Err(e),
+            }
         }))
         .await?
         .into_iter()
         .flatten()
         .collect();
+        self.events.mark_fanned_out(&event.org, &event.id).await?;
 
-        let jobs: Vec<(Job, Duration)> = created
-            .iter()
-            .filter(|d| d.status == DeliveryStatus::Pending)
-            .map(|d| (Job::automatic(d.id, 1, None), Duration::ZERO))
-            .collect();
+        let mut jobs: Vec<(Job, Duration)> = Vec::with_capacity(created.len());
+        for d in &created {
+            let due = match d.status {
+                DeliveryStatus::Pending => true,
+                DeliveryStatus::Paused => self.resumed_meanwhile(d).await?,
+                _ => false,
+            };
+            if due {
+                jobs.push((next_job(d), Duration::ZERO));
+            }
+        }
         if let Err(err) = self.queue.enqueue(jobs).await {
             // Stored and due: the recovery sweep enqueues them shortly.
-            tracing::warn!(org, event_id = %event.id, error = %err, "enqueue failed; the sweep will send these deliveries");
+            tracing::warn!(org = %event.org, event_id = %event.id, error = %err, "enqueue failed; the sweep will send these deliveries");
         }
-        tracing::info!(org, event_id = %event.id, event_type = %event.event_type, deliveries = created.len(), "event published");
+        tracing::info!(org = %event.org, event_id = %event.id, event_type = %event.event_type, deliveries = created.len(), "event published");
         Ok(Published {
-            event_id: event.id,
-            deliveries: u32::try_from(created.len()).unwrap_or(u32::MAX),
+            deliveries: event.delivery_count(),
             delivery_ids: created.iter().map(|d| d.id).collect(),
+            event_id: event.id,
         })
+    }
+
+    /// A delivery written `paused` for an endpoint that was resumed after it was listed:
+    /// the resume job may already have run, so release it here.
+    async fn resumed_meanwhile(&self, d: &Delivery) -> Result<bool, StoreError> {
+        let active = self
+            .endpoints
+            .get_endpoint(&d.org, d.endpoint_id)
+            .await?
+            .is_some_and(|e| e.is_active);
+        Ok(active && self.deliveries.resume_delivery(d.id, now()).await?)
     }
 
     async fn targets(
@@ -159,13 +220,5 @@ impl Publisher {
                     .ok_or(PublishError::UnknownEndpoint)?,
             ],
         })
-    }
-}
-
-fn repeat(existing: Event) -> Published {
-    Published {
-        event_id: existing.id,
-        deliveries: existing.delivery_count,
-        delivery_ids: Vec::new(),
     }
 }

@@ -9,8 +9,8 @@
 
 use crate::domain::retry::breaker_trips;
 use crate::domain::{
-    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Job, Lease, PostOutcome, RetryPolicy,
-    Trigger, now,
+    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, Job, Lease, PostOutcome,
+    RetryPolicy, Trigger, now,
 };
 use crate::ports::{
     ClaimFor, DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, QueueError,
@@ -57,12 +57,21 @@ pub enum Handled {
     },
     /// The job was early and went back on the queue.
     Hopped,
+    /// A manual retry met another attempt in flight and went back on the queue.
+    Deferred,
     /// Nothing to do: a duplicate, a stale job, or a deleted delivery.
     Skipped,
     /// The endpoint is inactive: the delivery is paused until it is resumed.
     Held,
     /// A chunk of a resume or purge; `more` if the job re-queued itself.
     Chunk { done: usize, more: bool },
+}
+
+/// Whether parking a delivery should look again at its endpoint.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Recheck {
+    EndpointResumed,
+    No,
 }
 
 pub struct Sender {
@@ -116,10 +125,13 @@ impl Sender {
                 }
                 let claim = match (trigger, manual_retry) {
                     (Trigger::Manual, Some(request)) => ClaimFor::Manual(request),
-                    (Trigger::Manual, None) => return Ok(Handled::Skipped),
-                    (Trigger::Automatic, _) => ClaimFor::Attempt(attempt),
+                    (Trigger::Automatic, _) if attempt > 0 => ClaimFor::Attempt(attempt),
+                    _ => return Ok(Handled::Skipped),
                 };
-                self.deliver(delivery_id, claim, trigger).await
+                match self.deliver(delivery_id, claim, trigger).await? {
+                    Handled::Skipped => self.defer_open_request(delivery_id, claim).await,
+                    handled => Ok(handled),
+                }
             }
             Job::ResumeEndpoint {
                 org, endpoint_id, ..
@@ -128,6 +140,29 @@ impl Sender {
                 org, endpoint_id, ..
             } => self.purge(&org, endpoint_id).await,
         }
+    }
+
+    /// A manual retry that found another attempt in flight must not be lost: while its
+    /// request is still open, send the job on to arrive after that attempt's claim ends.
+    async fn defer_open_request(&self, id: Uuid, claim: ClaimFor) -> Result<Handled, SendError> {
+        let ClaimFor::Manual(request) = claim else {
+            return Ok(Handled::Skipped);
+        };
+        let Some(d) = self.deliveries.get_delivery(id).await? else {
+            return Ok(Handled::Skipped);
+        };
+        if d.manual_retry != Some(request) {
+            return Ok(Handled::Skipped);
+        }
+        let at = now();
+        let wait = d
+            .lease
+            .map_or(Duration::ZERO, |l| until(l.until, at))
+            .max(Duration::from_secs(1));
+        self.queue
+            .enqueue(vec![(Job::manual(id, request), wait.min(MAX_QUEUE_DELAY))])
+            .await?;
+        Ok(Handled::Deferred)
     }
 
     async fn deliver(
@@ -152,8 +187,15 @@ impl Sender {
             .events
             .get_event(&delivery.org, &delivery.event_id)
             .await?;
-        let (Some(endpoint), Some(event)) = (endpoint.filter(|e| e.is_active), event) else {
-            return self.hold(&delivery, lease.id).await;
+        let Some(endpoint) = endpoint.filter(|e| e.is_active) else {
+            return self
+                .hold(&delivery, lease.id, Recheck::EndpointResumed)
+                .await;
+        };
+        let Some(event) = event else {
+            // Expired ahead of its delivery: nothing to send, and nothing to retry.
+            tracing::error!(delivery_id = %id, "event missing: holding the delivery");
+            return self.hold(&delivery, lease.id, Recheck::No).await;
         };
 
         let attempt_number = delivery.attempt_count + 1;
@@ -166,7 +208,7 @@ impl Sender {
             Ok(s) => s,
             Err(err) => {
                 tracing::error!(delivery_id = %id, error = %err, "cannot sign: holding the delivery");
-                return self.hold(&delivery, lease.id).await;
+                return self.hold(&delivery, lease.id, Recheck::No).await;
             }
         };
         let headers = [
@@ -198,6 +240,12 @@ impl Sender {
             error: result.error,
         };
 
+        if gone {
+            // Before the attempt is recorded: should recording fail, the delivery stays
+            // due and its next try finds the endpoint paused, instead of a paused
+            // delivery waiting on an endpoint nobody paused.
+            self.pause_gone(&endpoint, finished).await?;
+        }
         if !self
             .deliveries
             .record_attempt(&delivery, lease.id, &attempt, &outcome, finished)
@@ -217,7 +265,7 @@ impl Sender {
             "attempt recorded"
         );
 
-        self.update_breaker(&endpoint, attempt.succeeded, gone, finished)
+        self.update_breaker(&endpoint, attempt.succeeded, finished)
             .await?;
         if let Some(at) = outcome.next_attempt_at {
             let job = Job::automatic(id, attempt_number + 1, Some(at));
@@ -267,13 +315,23 @@ impl Sender {
         }
     }
 
+    async fn pause_gone(&self, endpoint: &Endpoint, at: DateTime<Utc>) -> Result<(), SendError> {
+        if self
+            .health
+            .pause_endpoint(&endpoint.org, endpoint.id, None, at)
+            .await?
+        {
+            tracing::warn!(org = %endpoint.org, endpoint_id = %endpoint.id, "endpoint answered 410 Gone: paused");
+        }
+        Ok(())
+    }
+
     /// The circuit breaker: success clears the count, failure adds one and pauses the
-    /// endpoint at the threshold; 410 Gone pauses it at once.
+    /// endpoint at the threshold.
     async fn update_breaker(
         &self,
-        endpoint: &crate::domain::Endpoint,
+        endpoint: &Endpoint,
         succeeded: bool,
-        gone: bool,
         at: DateTime<Utc>,
     ) -> Result<(), SendError> {
         let (org, id) = (endpoint.org.as_str(), endpoint.id);
@@ -285,11 +343,7 @@ impl Sender {
         }
         let count = self.health.record_failure(org, id).await?;
         let threshold = self.settings.breaker_threshold;
-        if gone {
-            if self.health.pause_endpoint(org, id, None, at).await? {
-                tracing::warn!(org, endpoint_id = %id, "endpoint answered 410 Gone: paused");
-            }
-        } else if count.is_some_and(|c| breaker_trips(c, threshold))
+        if count.is_some_and(|c| breaker_trips(c, threshold))
             && self
                 .health
                 .pause_endpoint(org, id, Some(threshold), at)
@@ -300,11 +354,20 @@ impl Sender {
         Ok(())
     }
 
-    /// Park a claimed delivery whose endpoint is inactive (or gone). If the endpoint was
-    /// resumed meanwhile, its resume job may already have run: re-queue at once.
-    async fn hold(&self, delivery: &Delivery, lease: Uuid) -> Result<Handled, SendError> {
+    /// Park a claimed delivery as `paused`. For an inactive endpoint, check once more
+    /// afterwards: if it was resumed meanwhile, its resume job may already have run, so
+    /// re-queue at once.
+    async fn hold(
+        &self,
+        delivery: &Delivery,
+        lease: Uuid,
+        recheck: Recheck,
+    ) -> Result<Handled, SendError> {
         let at = now();
         self.deliveries.hold(delivery, lease, at).await?;
+        if recheck == Recheck::No {
+            return Ok(Handled::Held);
+        }
         let resumed = self
             .endpoints
             .get_endpoint(&delivery.org, delivery.endpoint_id)

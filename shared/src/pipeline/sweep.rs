@@ -24,8 +24,8 @@ pub enum SweepError {
 }
 
 /// Re-queue up to `limit` deliveries due more than `grace` ago and not held by a live
-/// claim; returns how many. Each is then marked due now, so it is not re-queued again
-/// until another `grace` has passed.
+/// claim; returns how many. Each is marked due now, so it is not re-queued again until
+/// another `grace` has passed.
 pub async fn sweep(
     deliveries: &dyn DeliveryStore,
     queue: &dyn JobQueue,
@@ -40,17 +40,23 @@ pub async fn sweep(
         .into_iter()
         .filter(|d| d.lease.is_none_or(|l| l.until < at))
         .collect();
-    if overdue.is_empty() {
-        return Ok(0);
-    }
-    let jobs = overdue
-        .iter()
-        .map(|d| (next_job(d), Duration::ZERO))
-        .collect();
-    queue.enqueue(jobs).await?;
+    // Mark first, each only if still as seen, so a delivery a sender just rescheduled
+    // is left alone; should the enqueue then fail, the next sweep finds them again.
+    let mut jobs = Vec::with_capacity(overdue.len());
     for d in &overdue {
-        deliveries.touch_due(d.id, at).await?;
+        let Some(seen) = d.next_attempt_at else {
+            continue;
+        };
+        if deliveries.touch_due(d.id, seen, at).await? {
+            jobs.push((next_job(d), Duration::ZERO));
+        }
     }
-    tracing::info!(count = overdue.len(), "re-queued overdue deliveries");
-    Ok(overdue.len())
+    let count = jobs.len();
+    if count > 0 {
+        queue.enqueue(jobs).await?;
+    }
+    if count > 0 {
+        tracing::info!(count, "re-queued overdue deliveries");
+    }
+    Ok(count)
 }

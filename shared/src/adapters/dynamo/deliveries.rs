@@ -5,9 +5,7 @@ use super::items::{AttemptItem, DeliveryItem, EventItem, gsi2_placement, keys};
 use super::{DynamoStore, Item, backend, failed_conditions, is_conditional_failure, mapping, n, s};
 use crate::domain::delivery::{page_range, page_total};
 use crate::domain::time::format as ts;
-use crate::domain::{
-    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, Event, Lease, Trigger,
-};
+use crate::domain::{Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, Event, Lease};
 use crate::ports::{ClaimFor, DeliveryStore, EndpointHealth, EventStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -195,6 +193,27 @@ impl EventStore for DynamoStore {
             })
             .transpose()
     }
+
+    async fn mark_fanned_out(&self, org: &str, id: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::org_pk(org)))
+            .key("sk", s(keys::event_sk(id)))
+            .update_expression("SET fanned_out = :yes")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|err| {
+                if is_conditional_failure(&err) {
+                    Ok(())
+                } else {
+                    Err(backend(err))
+                }
+            })
+    }
 }
 
 #[async_trait]
@@ -301,9 +320,10 @@ impl DeliveryStore for DynamoStore {
                     .condition_name("status"),
                 format!("#attempt_count = :prev AND #status IN (:pending, :retrying) AND {free}"),
             ),
+            // The request is used up by this claim; a newer one may arrive meanwhile.
             ClaimFor::Manual(request) => (
                 expr.value(":request", s(request.to_string()))
-                    .condition_name("manual_retry"),
+                    .remove("manual_retry"),
                 format!("#manual_retry = :request AND {free}"),
             ),
         };
@@ -329,15 +349,12 @@ impl DeliveryStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let mut expr = placed(UpdateExpr::new(), &delivery)
+        let expr = placed(UpdateExpr::new(), &delivery)
             .set("attempt_count", n(attempt.attempt_number))
             .set_or_remove("last_status_code", attempt.status_code.map(n))
             .remove("lease_id")
             .remove("lease_until")
             .value(":lease", s(lease.to_string()));
-        if attempt.trigger == Trigger::Manual {
-            expr = expr.remove("manual_retry");
-        }
         let update = expr
             .transact_update(
                 Update::builder()
@@ -480,16 +497,21 @@ impl DeliveryStore for DynamoStore {
         Ok(due)
     }
 
-    async fn touch_due(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn touch_due(
+        &self,
+        id: Uuid,
+        seen: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let expr = UpdateExpr::new()
             .set("next_attempt_at", s(ts(&at)))
             .set("gsi2sk", s(keys::due_gsi2sk(&ts(&at), id)))
+            .value(":seen", s(ts(&seen)))
             .value(":pending", s("pending"))
             .value(":retrying", s("retrying"))
             .condition_name("status");
-        self.update_delivery(id, expr, "#status IN (:pending, :retrying)")
-            .await?;
-        Ok(())
+        let condition = "#status IN (:pending, :retrying) AND #next_attempt_at = :seen";
+        Ok(self.update_delivery(id, expr, condition).await?.is_some())
     }
 }
 

@@ -203,7 +203,8 @@ pub struct EventItem {
     #[serde(with = "rfc3339_millis")]
     created_at: DateTime<Utc>,
     payload: String,
-    delivery_count: u32,
+    targets: Vec<Uuid>,
+    fanned_out: bool,
     expires_at: i64,
 }
 
@@ -217,7 +218,8 @@ impl EventItem {
             event_type: e.event_type.clone(),
             created_at: e.created_at,
             payload: e.payload.clone(),
-            delivery_count: e.delivery_count,
+            targets: e.targets.clone(),
+            fanned_out: e.fanned_out,
             expires_at,
         }
     }
@@ -231,7 +233,8 @@ impl From<EventItem> for Event {
             event_type: i.event_type,
             created_at: i.created_at,
             payload: i.payload,
-            delivery_count: i.delivery_count,
+            targets: i.targets,
+            fanned_out: i.fanned_out,
         }
     }
 }
