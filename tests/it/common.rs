@@ -194,3 +194,24 @@ pub fn assert_error(answer: &Answer, status: u16, code: &str) {
         answer.json
     );
 }
+
+/// A 200 answer to attempt `n`, and the outcome that records it as succeeded: for tests
+/// that play another sender.
+pub fn succeeded_attempt(n: u32) -> (shared::domain::Attempt, shared::domain::AttemptOutcome) {
+    (
+        shared::domain::Attempt {
+            attempt_number: n,
+            trigger: shared::domain::Trigger::Automatic,
+            started_at: shared::domain::now(),
+            duration_ms: 1,
+            status_code: Some(200),
+            response_body: String::new(),
+            error: None,
+            succeeded: true,
+        },
+        shared::domain::AttemptOutcome {
+            status: shared::domain::DeliveryStatus::Succeeded,
+            next_attempt_at: None,
+        },
+    )
+}

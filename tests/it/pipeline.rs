@@ -965,20 +965,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
             .await
             .expect("claim")
             .expect("claimed");
-        let attempt = Attempt {
-            attempt_number: 1,
-            trigger: shared::domain::Trigger::Automatic,
-            started_at: now(),
-            duration_ms: 1,
-            status_code: Some(200),
-            response_body: String::new(),
-            error: None,
-            succeeded: true,
-        };
-        let outcome = AttemptOutcome {
-            status: DeliveryStatus::Succeeded,
-            next_attempt_at: None,
-        };
+        let (attempt, outcome) = succeeded_attempt(1);
         assert!(
             store
                 .record_attempt(&claimed, lease.id, &attempt, &outcome, now())
@@ -1137,20 +1124,7 @@ async fn a_manual_retry_during_an_attempt_is_not_lost(store: Arc<impl Store>) {
         Handled::Deferred
     );
     // The other sender finishes its attempt.
-    let attempt = Attempt {
-        attempt_number: 1,
-        trigger: shared::domain::Trigger::Automatic,
-        started_at: now(),
-        duration_ms: 3,
-        status_code: Some(200),
-        response_body: String::new(),
-        error: None,
-        succeeded: true,
-    };
-    let outcome = AttemptOutcome {
-        status: DeliveryStatus::Succeeded,
-        next_attempt_at: None,
-    };
+    let (attempt, outcome) = succeeded_attempt(1);
     assert!(
         store
             .record_attempt(&claimed, lease.id, &attempt, &outcome, now())

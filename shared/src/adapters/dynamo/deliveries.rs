@@ -2,7 +2,7 @@
 
 use super::expr::UpdateExpr;
 use super::items::{AttemptItem, DeliveryItem, EventItem, gsi2_placement, keys};
-use super::{DynamoStore, Item, backend, failed_conditions, is_conditional_failure, mapping, n, s};
+use super::{DynamoStore, Item, backend, is_conditional_failure, mapping, n, s};
 use crate::domain::delivery::{page_range, page_total};
 use crate::domain::time::format as ts;
 use crate::domain::{Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, Event, Lease};
@@ -365,18 +365,12 @@ impl DeliveryStore for DynamoStore {
             )
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.contains(&true)) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(update).build(),
+        ];
+        // A condition failing means the attempt is recorded already or the claim is lost.
+        Ok(self.transact(items).await?.is_none())
     }
 
     async fn hold(

@@ -60,6 +60,27 @@ impl DynamoStore {
         &self.client
     }
 
+    /// `TransactWriteItems`: `Ok(None)` when it committed, `Ok(Some(failed))` when
+    /// conditions cancelled it (`failed[i]`: item `i`'s condition failed).
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<bool>>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(err) => match failed_conditions(&err) {
+                Some(failed) if failed.contains(&true) => Ok(Some(failed)),
+                _ => Err(backend(err)),
+            },
+        }
+    }
+
     /// `GetItem` by key.
     async fn get(
         &self,
@@ -228,20 +249,14 @@ impl EndpointStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match failed_conditions(&err).as_deref() {
-                Some([true, ..]) => Err(StoreError::EndpointLimitReached { limit }),
-                Some([_, true]) => Err(StoreError::AlreadyExists),
-                _ => Err(backend(err)),
-            },
+        let items = vec![
+            TransactWriteItem::builder().update(count).build(),
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        match self.transact(items).await?.as_deref() {
+            None => Ok(()),
+            Some([true, ..]) => Err(StoreError::EndpointLimitReached { limit }),
+            Some(_) => Err(StoreError::AlreadyExists),
         }
     }
 
@@ -372,19 +387,16 @@ impl EndpointStore for DynamoStore {
             .expression_attribute_values(":one", n(1))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match failed_conditions(&err).as_deref() {
-                Some([true, ..]) => Ok(false),
-                _ => Err(backend(err)),
-            },
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        match self.transact(items).await?.as_deref() {
+            None => Ok(true),
+            Some([true, ..]) => Ok(false),
+            Some(_) => Err(StoreError::Backend(
+                "endpoint_count is out of step with the endpoints".into(),
+            )),
         }
     }
 }
