@@ -98,7 +98,8 @@ pub trait DeliveryStore: Send + Sync {
     /// In attempt order.
     async fn list_attempts(&self, id: Uuid) -> Result<Vec<Attempt>, StoreError>;
     /// Page `page` (from 1) of `per_page` of the endpoint's deliveries, newest first, and
-    /// the total. Reads only that page, whatever its number.
+    /// the total. Reads only that page, whatever its number. These are summaries: a
+    /// store may leave `lease` and `manual_retry` empty (DynamoDB's `gsi1` omits them).
     async fn delivery_page(
         &self,
         endpoint: &Endpoint,

@@ -57,6 +57,26 @@ fn fixtures_and_template_name_the_same_routes() {
     assert_eq!(routes, from_fixtures);
 }
 
+/// `template.yaml` projects into `gsi1` exactly the attributes the code's table
+/// definition does (the tests run on the latter).
+#[test]
+fn template_and_code_project_the_same_gsi1_attributes() {
+    let template =
+        std::fs::read_to_string(events_dir().join("../template.yaml")).expect("template");
+    let after = template
+        .split("NonKeyAttributes:")
+        .nth(1)
+        .expect("gsi1 lists its attributes");
+    let listed: Vec<&str> = after
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .take_while(|l| l.starts_with("- "))
+        .map(|l| l.trim_start_matches("- "))
+        .collect();
+    assert_eq!(listed, shared::adapters::dynamo::schema::GSI1_ATTRIBUTES);
+}
+
 async fn every_fixture_answers_as_specified(store: Arc<impl Store>) {
     seed_keys(store.as_ref()).await;
     let fixture = fixture_endpoint();

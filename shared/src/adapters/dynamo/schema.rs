@@ -33,16 +33,47 @@ fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, String> {
 
 /// Create the table (on-demand, `pk`/`sk` plus `gsi1` and `gsi2`). Does not wait: emulators create
 /// tables synchronously, and AWS deployments use `template.yaml` instead.
-fn index(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex, String> {
+/// What `gsi1` carries besides keys: the fields a delivery list and a key list show. The
+/// lease is left out, so claiming an attempt does not rewrite this index.
+pub const GSI1_ATTRIBUTES: &[&str] = &[
+    "id",
+    "org",
+    "endpoint_id",
+    "event_id",
+    "event_type",
+    "seq",
+    "status",
+    "attempt_count",
+    "last_status_code",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "role",
+    "hint",
+];
+
+/// `include: None` projects every attribute.
+fn index(
+    name: &str,
+    pk: &str,
+    sk: &str,
+    include: Option<&[&str]>,
+) -> Result<GlobalSecondaryIndex, String> {
+    let projection = match include {
+        Some(attributes) => Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(attributes.iter().map(|a| (*a).to_owned()).collect()))
+            .build(),
+        None => Projection::builder()
+            .projection_type(ProjectionType::All)
+            .build(),
+    };
     GlobalSecondaryIndex::builder()
         .index_name(name)
         .key_schema(key(pk, KeyType::Hash)?)
         .key_schema(key(sk, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
+        .projection(projection)
         .build()
         .map_err(|e| e.to_string())
 }
@@ -60,8 +91,9 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
         .attribute_definitions(attribute("gsi2sk")?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
-        .global_secondary_indexes(index(GSI1, "gsi1pk", "gsi1sk")?)
-        .global_secondary_indexes(index(GSI2, "gsi2pk", "gsi2sk")?)
+        .global_secondary_indexes(index(GSI1, "gsi1pk", "gsi1sk", Some(GSI1_ATTRIBUTES))?)
+        // The sweep needs whole deliveries (lease, manual retry): everything.
+        .global_secondary_indexes(index(GSI2, "gsi2pk", "gsi2sk", None)?)
         .send()
         .await
         .map_err(|e| DisplayErrorContext(e).to_string())?;
