@@ -165,6 +165,15 @@ impl<S: Store> Harness<S> {
         self.sender.handle(job).await.expect("handled")
     }
 
+    /// The endpoint as stored now.
+    pub async fn stored_endpoint(&self, id: &str) -> shared::domain::Endpoint {
+        self.store
+            .get_endpoint("acme", id.parse().expect("uuid"))
+            .await
+            .expect("get")
+            .expect("the endpoint exists")
+    }
+
     pub async fn detail(&self, delivery_id: &str) -> Value {
         let path = format!("/org/acme/webhooks/deliveries/{delivery_id}");
         let a = send(&self.router, "deliveries-get.json", |e| set_path(e, &path)).await;
@@ -391,12 +400,7 @@ async fn retries_on_schedule_then_succeeds(store: Arc<impl Store>) {
     assert!(d["next_attempt_at"].is_string());
     assert_eq!(d["attempts"][0]["error"]["kind"], "http_status");
     assert_eq!(d["attempts"][0]["response_body"], "boom");
-    let ep = h
-        .store
-        .get_endpoint("acme", endpoint_id.parse().expect("uuid"))
-        .await
-        .expect("get")
-        .expect("there");
+    let ep = h.stored_endpoint(&endpoint_id).await;
     assert_eq!(ep.consecutive_failures, 1);
 
     assert_eq!(
@@ -446,12 +450,7 @@ async fn retries_on_schedule_then_succeeds(store: Arc<impl Store>) {
         );
     }
 
-    let ep = h
-        .store
-        .get_endpoint("acme", endpoint_id.parse().expect("uuid"))
-        .await
-        .expect("get")
-        .expect("there");
+    let ep = h.stored_endpoint(&endpoint_id).await;
     assert_eq!(ep.consecutive_failures, 0, "a success clears the count");
 }
 
@@ -506,12 +505,7 @@ async fn breaker_pauses_and_resume_requeues(store: Arc<impl Store>) {
             attempt: 2
         }
     );
-    let ep = h
-        .store
-        .get_endpoint("acme", endpoint_id.parse().expect("uuid"))
-        .await
-        .expect("get")
-        .expect("there");
+    let ep = h.stored_endpoint(&endpoint_id).await;
     assert!(!ep.is_active, "paused at the threshold");
     assert_eq!(ep.consecutive_failures, 2);
     // The scheduled third attempt finds the endpoint paused: nothing is sent.
@@ -578,12 +572,7 @@ async fn gone_pauses_at_once(store: Arc<impl Store>) {
             attempt: 1
         }
     );
-    let ep = h
-        .store
-        .get_endpoint("acme", endpoint_id.parse().expect("uuid"))
-        .await
-        .expect("get")
-        .expect("there");
+    let ep = h.stored_endpoint(&endpoint_id).await;
     assert!(!ep.is_active);
     assert!(h.next_job(Duration::from_millis(1500)).await.is_none());
 }

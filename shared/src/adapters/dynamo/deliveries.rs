@@ -2,7 +2,7 @@
 
 use super::expr::UpdateExpr;
 use super::items::{AttemptItem, DeliveryItem, EventItem, gsi2_placement, keys};
-use super::{DynamoStore, Item, backend, is_conditional_failure, mapping, n, s};
+use super::{DynamoStore, Item, backend, decode, is_conditional_failure, mapping, n, s};
 use crate::domain::delivery::{page_range, page_total};
 use crate::domain::time::format as ts;
 use crate::domain::{Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, Event, Lease};
@@ -16,9 +16,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 fn delivery_from(item: Item) -> Result<Delivery, StoreError> {
-    serde_dynamo::from_item::<_, DeliveryItem>(item)
-        .map_err(mapping)
-        .and_then(|i| Delivery::try_from(i).map_err(StoreError::Backend))
+    decode::<DeliveryItem, Delivery>(item)
 }
 
 /// The `SET`/`REMOVE` clauses that place a delivery in `gsi2` for its new state.
@@ -186,11 +184,7 @@ impl EventStore for DynamoStore {
     async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError> {
         self.get(keys::org_pk(org), &keys::event_sk(id), true)
             .await?
-            .map(|i| {
-                serde_dynamo::from_item::<_, EventItem>(i)
-                    .map(Event::from)
-                    .map_err(mapping)
-            })
+            .map(decode::<EventItem, Event>)
             .transpose()
     }
 
@@ -256,11 +250,7 @@ impl DeliveryStore for DynamoStore {
         self.query_all(request)
             .await?
             .into_iter()
-            .map(|i| {
-                serde_dynamo::from_item::<_, AttemptItem>(i)
-                    .map(Attempt::from)
-                    .map_err(mapping)
-            })
+            .map(decode::<AttemptItem, Attempt>)
             .collect()
     }
 

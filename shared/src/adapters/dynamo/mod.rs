@@ -189,6 +189,17 @@ fn mapping(err: serde_dynamo::Error) -> StoreError {
     StoreError::Backend(format!("item mapping: {err}"))
 }
 
+/// An item read back into its domain type, through its item shape `I`.
+fn decode<I, T>(item: Item) -> Result<T, StoreError>
+where
+    I: serde::de::DeserializeOwned,
+    T: TryFrom<I>,
+    T::Error: std::fmt::Display,
+{
+    let shape: I = serde_dynamo::from_item(item).map_err(mapping)?;
+    T::try_from(shape).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -272,22 +283,14 @@ impl EndpointStore for DynamoStore {
         let items = self.query_all(request).await?;
         items
             .into_iter()
-            .map(|item| {
-                serde_dynamo::from_item::<_, EndpointItem>(item)
-                    .map(Endpoint::from)
-                    .map_err(mapping)
-            })
+            .map(decode::<EndpointItem, Endpoint>)
             .collect()
     }
 
     async fn get_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError> {
         self.get(keys::org_pk(org), &keys::endpoint_sk(id), true)
             .await?
-            .map(|item| {
-                serde_dynamo::from_item::<_, EndpointItem>(item)
-                    .map(Endpoint::from)
-                    .map_err(mapping)
-            })
+            .map(decode::<EndpointItem, Endpoint>)
             .transpose()
     }
 
@@ -332,11 +335,7 @@ impl EndpointStore for DynamoStore {
         match result {
             Ok(out) => out
                 .attributes
-                .map(|item| {
-                    serde_dynamo::from_item::<_, EndpointItem>(item)
-                        .map(Endpoint::from)
-                        .map_err(mapping)
-                })
+                .map(decode::<EndpointItem, Endpoint>)
                 .transpose(),
             Err(err) if is_conditional_failure(&err) => Ok(None),
             Err(err) => Err(backend(err)),
@@ -413,11 +412,7 @@ impl KeyStore for DynamoStore {
     async fn find_key(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
         self.get(keys::api_key_pk(hash), keys::API_KEY_SK, false)
             .await?
-            .map(|item| {
-                serde_dynamo::from_item::<_, ApiKeyItem>(item)
-                    .map_err(mapping)
-                    .and_then(|i| ApiKey::try_from(i).map_err(StoreError::Backend))
-            })
+            .map(decode::<ApiKeyItem, ApiKey>)
             .transpose()
     }
 
@@ -449,11 +444,7 @@ impl KeyStore for DynamoStore {
         let items = self.query_all(request).await?;
         items
             .into_iter()
-            .map(|item| {
-                serde_dynamo::from_item::<_, ApiKeyItem>(item)
-                    .map_err(mapping)
-                    .and_then(|i| ApiKey::try_from(i).map_err(StoreError::Backend))
-            })
+            .map(decode::<ApiKeyItem, ApiKey>)
             .collect()
     }
 }
