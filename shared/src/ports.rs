@@ -1,6 +1,8 @@
 //! The narrow traits the domain talks to storage through. Each entry point depends only
 //! on the ports it uses; every adapter passes the same contract tests (`tests/`).
 
+#[cfg(doc)]
+use crate::domain::Waiting;
 use crate::domain::{
     ApiKey, Attempt, AttemptOutcome, Delivery, Endpoint, EndpointChanges, Event, Job, KeyHash,
     Lease, PostOutcome, SigningSecret,
@@ -72,6 +74,15 @@ pub trait EventStore: Send + Sync {
     async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError>;
     /// Record that every target's delivery is written.
     async fn mark_fanned_out(&self, org: &str, id: &str) -> Result<(), StoreError>;
+    /// Take over an unfinished fan-out whose holder's time (`seen`, as last read) has
+    /// passed: hold it until `until`. `false` if it finished or someone else took it.
+    async fn take_over_fan_out(
+        &self,
+        org: &str,
+        id: &str,
+        seen: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// What an attempt claim must find for the sender to go ahead.
@@ -115,9 +126,11 @@ pub trait DeliveryStore: Send + Sync {
         lease: Lease,
         now: DateTime<Utc>,
     ) -> Result<Option<Delivery>, StoreError>;
-    /// Store the attempt and the delivery's new state together, if `lease` is still held.
-    /// `false` if it was not (another sender took over): nothing is written then.
-    /// `claimed` is the delivery as `claim` returned it, so no read comes first.
+    /// Store the attempt and the delivery's new state ([`Delivery::recorded`]) together,
+    /// if `lease` is still held; the delivery as recorded, or `None` if the lease was
+    /// not held (another sender took over): nothing is written then. `claimed` is the
+    /// delivery as `claim` returned it, so no read comes first; a manual retry requested
+    /// meanwhile stays open (the returned delivery shows it).
     async fn record_attempt(
         &self,
         claimed: &Delivery,
@@ -125,29 +138,36 @@ pub trait DeliveryStore: Send + Sync {
         attempt: &Attempt,
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-    /// Park a claimed delivery as `paused` (its endpoint is inactive) and drop the lease.
+    ) -> Result<Option<Delivery>, StoreError>;
+    /// Park a claimed delivery until its endpoint is resumed ([`Delivery::parked`]) and
+    /// drop the lease.
     async fn hold(
         &self,
         claimed: &Delivery,
         lease: Uuid,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Open a manual retry request: status `pending`, due now.
+    /// Open a manual retry request ([`Delivery::retry_requested`]); `false` if there is
+    /// no such delivery.
     async fn request_retry(
         &self,
         id: Uuid,
         request: Uuid,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Up to `limit` paused deliveries of an endpoint.
+    /// Up to `limit` held deliveries of an endpoint.
     async fn paused_deliveries(
         &self,
         endpoint_id: Uuid,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError>;
-    /// `paused` → `pending`, due now. `false` if it was not paused.
-    async fn resume_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Release a held delivery ([`Delivery::resumed`]), given as last read. `false` if
+    /// it is no longer held as read.
+    async fn resume_delivery(
+        &self,
+        held: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// Up to `limit` delivery ids of an endpoint (any order).
     async fn endpoint_delivery_ids(
         &self,
@@ -156,7 +176,8 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<Vec<Uuid>, StoreError>;
     /// Delete deliveries with all their attempts.
     async fn delete_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError>;
-    /// Up to `limit` pending or retrying deliveries due at or before `before`, oldest due first.
+    /// Up to `limit` deliveries due ([`Waiting::Due`]) at or before `before`, oldest due
+    /// first.
     async fn due_deliveries(
         &self,
         before: DateTime<Utc>,
@@ -177,7 +198,8 @@ pub trait DeliveryStore: Send + Sync {
 pub trait EndpointHealth: Send + Sync {
     /// Add one failure; the new count, or `None` if the endpoint is gone.
     async fn record_failure(&self, org: &str, id: Uuid) -> Result<Option<u32>, StoreError>;
-    /// Reset the count to zero.
+    /// Reset the count to zero, judged on the stored count (a conditional write that
+    /// changes nothing when it is zero already).
     async fn record_success(&self, org: &str, id: Uuid) -> Result<(), StoreError>;
     /// Set `is_active: false` if it is active (and, with `min_failures`, only if the count
     /// reached it). `true` if this call paused it.

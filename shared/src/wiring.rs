@@ -7,7 +7,7 @@ use crate::adapters::sqs::SqsQueue;
 use crate::api::deliveries::DeliveriesState;
 use crate::api::endpoints::EndpointsState;
 use crate::api::publish::PublishState;
-use crate::api::{self, deliveries, endpoints, publish};
+use crate::api::{self, deliveries, endpoints, openapi, publish};
 use crate::config::{self, ConfigError, Env};
 use crate::pipeline::{Publisher, Sender, SenderSettings};
 use crate::ports::{
@@ -64,12 +64,14 @@ impl Services {
         }
     }
 
-    /// Every route family on one router (the local server, tests).
+    /// Every route family on one router, with the OpenAPI document (the local server,
+    /// tests).
     pub fn router(&self) -> Router {
         api::finish(
             endpoints::routes(self.endpoints.clone())
                 .merge(deliveries::routes(self.deliveries.clone()))
-                .merge(publish::routes(self.publish.clone())),
+                .merge(publish::routes(self.publish.clone()))
+                .merge(openapi::routes()),
         )
     }
 }

@@ -300,11 +300,91 @@ mod http_client {
         assert_eq!(kind(&outcome), Some(AttemptErrorKind::Tls), "{outcome:?}");
         assert_eq!(outcome.status, None);
         let message = &outcome.error.as_ref().expect("error").message;
-        assert!(
-            message.starts_with("TLS: invalid peer certificate"),
-            "{message}"
+        assert_eq!(
+            message,
+            "TLS: certificate issued by an authority that is not trusted"
         );
         assert!(receiver.requests().is_empty());
+    }
+
+    /// A receiver's own self-signed certificate marked `CA:TRUE` (what `openssl req -x509`
+    /// makes by default): trusted once given, for that exact certificate only.
+    #[tokio::test]
+    async fn a_self_signed_ca_certificate_is_pinned() {
+        let ca = testkit::TestCa::self_signed();
+        let receiver = HttpsReceiver::start_with_ca(&ca, Reply::ok()).await;
+        let trusting = client(Some(&receiver), loopback(), Duration::from_secs(10));
+        for url in [receiver.url("/a"), receiver.localhost_url("/b")] {
+            let outcome = post(&trusting, &url).await;
+            assert_eq!(outcome.status, Some(200), "{url}: {outcome:?}");
+            assert!(outcome.error.is_none(), "{outcome:?}");
+        }
+        let stranger = client(None, loopback(), Duration::from_secs(10));
+        assert_eq!(
+            kind(&post(&stranger, &receiver.url("/")).await),
+            Some(AttemptErrorKind::Tls),
+            "not trusted unless given"
+        );
+        // Another self-signed certificate is not the pinned one.
+        let other =
+            HttpsReceiver::start_with_ca(&testkit::TestCa::self_signed(), Reply::ok()).await;
+        assert_eq!(
+            kind(&post(&trusting, &other.url("/")).await),
+            Some(AttemptErrorKind::Tls)
+        );
+        assert_eq!(receiver.requests().len(), 2);
+        assert!(other.requests().is_empty());
+    }
+
+    /// The certificate the README's `openssl` one-liner makes, exactly as a newcomer runs
+    /// it, and a leaf signed by a separate CA (as mkcert makes) both work.
+    #[tokio::test]
+    async fn the_readme_certificates_work() {
+        let dir = std::env::temp_dir().join(format!("avw-openssl-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "receiver-key.pem",
+                "-out",
+                "receiver-cert.pem",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .current_dir(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("the openssl command is installed");
+        assert!(status.success());
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("openssl output");
+        let served =
+            testkit::TestCa::from_pem(&read("receiver-cert.pem"), &read("receiver-key.pem"));
+        let receiver = HttpsReceiver::start_with_ca(&served, Reply::ok()).await;
+        let pinned = OutboundClient::new(OutboundConfig {
+            allowed: loopback(),
+            extra_root_certs: vec![dir.join("receiver-cert.pem")],
+            total_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            user_agent: USER_AGENT.to_owned(),
+        })
+        .expect("client builds");
+        let _ = std::fs::remove_dir_all(&dir);
+        for url in [receiver.localhost_url("/hook"), receiver.url("/hook")] {
+            let outcome = post(&pinned, &url).await;
+            assert_eq!(outcome.status, Some(200), "{url}: {outcome:?}");
+        }
+        // A chain: the CA is given, the server presents a leaf it signed.
+        let chained = HttpsReceiver::start(Reply::ok()).await;
+        let trusting = client(Some(&chained), loopback(), Duration::from_secs(10));
+        let outcome = post(&trusting, &chained.localhost_url("/hook")).await;
+        assert_eq!(outcome.status, Some(200), "{outcome:?}");
     }
 
     #[tokio::test]

@@ -28,10 +28,21 @@
 //! ```
 //!
 //! Dropping the receiver stops it and closes every open connection.
+//!
+//! Receivers started with one [`TestCa`] ([`HttpsReceiver::start_with_ca`]) share its
+//! certificate, so trusting that CA once covers all of them; [`HttpsReceiver::start`]
+//! makes a CA of its own. For receivers that misbehave below HTTP (never answering,
+//! trickling their head, resetting the connection, sending a huge body as fast as the
+//! socket takes it), [`raw::RawTlsReceiver`] runs a scripted behaviour per connection on
+//! the TLS stream itself, without hyper.
 
 mod behaviour;
+pub mod openapi;
+pub mod raw;
+mod tls;
 
 pub use behaviour::{Behaviour, Reply, ReplyBody};
+pub use tls::TestCa;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -47,7 +58,6 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -114,9 +124,17 @@ pub struct HttpsReceiver {
 }
 
 impl HttpsReceiver {
-    /// Starts a receiver that answers as `behaviour` says (a bare [`Reply`] works too).
+    /// Starts a receiver that answers as `behaviour` says (a bare [`Reply`] works too),
+    /// with a certificate from a CA of its own.
     pub async fn start(behaviour: impl Into<Behaviour>) -> Self {
-        let (ca_pem, acceptor) = make_tls();
+        Self::start_with_ca(&TestCa::new(), behaviour).await
+    }
+
+    /// Like [`Self::start`], with a certificate from `ca`: every receiver of one [`TestCa`]
+    /// is trusted by trusting that CA once.
+    pub async fn start_with_ca(ca: &TestCa, behaviour: impl Into<Behaviour>) -> Self {
+        let ca_pem = ca.pem().to_owned();
+        let acceptor = ca.acceptor();
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .expect("testkit: bind 127.0.0.1:0");
@@ -217,51 +235,6 @@ fn slash(path: &str) -> String {
     } else {
         format!("/{path}")
     }
-}
-
-/// A CA, a leaf for localhost/127.0.0.1/::1 signed by it, and a TLS acceptor serving the
-/// leaf (HTTP/1.1 only). Uses the aws-lc-rs provider explicitly, so no process-wide
-/// default provider is needed.
-fn make_tls() -> (String, TlsAcceptor) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
-        KeyUsagePurpose,
-    };
-
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("testkit: CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "testkit receiver CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate().expect("testkit: CA key");
-    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("testkit: CA certificate");
-
-    let leaf_key = KeyPair::generate().expect("testkit: leaf key");
-    let mut leaf_params = CertificateParams::new(vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ])
-    .expect("testkit: leaf params");
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let leaf = leaf_params
-        .signed_by(&leaf_key, &ca)
-        .expect("testkit: leaf certificate");
-
-    let chain: Vec<CertificateDer<'static>> = vec![leaf.der().clone(), ca.der().clone()];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("testkit: TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("testkit: server certificate");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    (ca.pem(), TlsAcceptor::from(Arc::new(config)))
 }
 
 async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<State>) {

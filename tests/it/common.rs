@@ -10,8 +10,10 @@ use shared::domain::{ApiKey, Job, Role, SigningSecret};
 use shared::ports::KeyStore;
 use shared::wiring::Services;
 pub use shared::wiring::Store;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use testkit::openapi::Contract;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tower::ServiceExt;
 
@@ -121,7 +123,35 @@ pub struct Answer {
     pub json: Value,
 }
 
+/// docs/openapi.yaml, as the service serves it: every answer `call` gets is checked
+/// against it.
+pub static CONTRACT: LazyLock<Contract> = LazyLock::new(|| {
+    Contract::from_json(shared::api::openapi::OPENAPI_JSON)
+        .expect("the served OpenAPI document is a usable contract")
+});
+
+/// The routes `template.yaml` wires to API Gateway, as `METHOD /path` (`Method:` followed
+/// by `Path:` in each HttpApi event).
+pub fn template_routes() -> BTreeSet<String> {
+    let template =
+        std::fs::read_to_string(events_dir().join("../template.yaml")).expect("template");
+    let mut routes = BTreeSet::new();
+    let mut method = None;
+    for line in template.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("Method: ") {
+            method = Some(m.to_owned());
+        } else if let (Some(p), Some(m)) = (line.strip_prefix("Path: "), method.take()) {
+            routes.insert(format!("{m} {p}"));
+        }
+    }
+    routes
+}
+
+/// Send `request` to `router` and read the answer, which must be one docs/openapi.yaml
+/// describes (status, content type, body schema, error code), whatever the test expects.
 pub async fn call(router: &Router, request: lambda_http::Request) -> Answer {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
     let response = router
         .clone()
         .oneshot(request)
@@ -135,6 +165,9 @@ pub async fn call(router: &Router, request: lambda_http::Request) -> Answer {
         .await
         .expect("body")
         .to_bytes();
+    if let Err(violation) = CONTRACT.check(&method, &path, status, &headers, &bytes) {
+        panic!("an answer docs/openapi.yaml does not describe: {violation}");
+    }
     let json = if bytes.is_empty() {
         Value::Null
     } else {

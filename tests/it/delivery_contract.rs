@@ -34,6 +34,7 @@ fn event(id: &str) -> Event {
         payload: format!(r#"{{"id":"{id}","type":"a.b"}}"#),
         targets: vec![],
         fanned_out: true,
+        fan_out_until: None,
     }
 }
 
@@ -82,6 +83,64 @@ async fn events_are_stored_once(store: Arc<impl Store>) {
         Some(e)
     );
     assert_eq!(store.get_event("other", "evt_1").await.expect("get"), None);
+}
+
+/// An unfinished fan-out changes hands only from the holder last seen, and never once
+/// it is finished.
+async fn fan_outs_are_taken_over_from_the_holder_seen(store: Arc<impl Store>) {
+    let first = now();
+    let mut e = event("evt_take");
+    e.fanned_out = false;
+    e.fan_out_until = Some(first);
+    store.insert_event(&e).await.expect("insert");
+    let stored = store.get_event("acme", "evt_take").await.expect("get");
+    assert_eq!(
+        stored.and_then(|e| e.fan_out_until),
+        Some(first),
+        "round-trips"
+    );
+    let mine = first + chrono::Duration::seconds(30);
+    assert!(
+        !store
+            .take_over_fan_out("acme", "evt_take", None, mine)
+            .await
+            .expect("take"),
+        "not the holder seen"
+    );
+    assert!(
+        store
+            .take_over_fan_out("acme", "evt_take", Some(first), mine)
+            .await
+            .expect("take")
+    );
+    assert!(
+        !store
+            .take_over_fan_out("acme", "evt_take", Some(first), mine)
+            .await
+            .expect("take"),
+        "only one taker"
+    );
+    store
+        .mark_fanned_out("acme", "evt_take")
+        .await
+        .expect("mark");
+    assert!(
+        !store
+            .take_over_fan_out("acme", "evt_take", Some(mine), mine)
+            .await
+            .expect("take"),
+        "finished"
+    );
+    let mut legacy = event("evt_legacy");
+    legacy.fanned_out = false;
+    store.insert_event(&legacy).await.expect("insert");
+    assert!(
+        store
+            .take_over_fan_out("acme", "evt_legacy", None, mine)
+            .await
+            .expect("take"),
+        "no holder recorded"
+    );
 }
 
 async fn pages_are_seq_ranges_newest_first(store: Arc<impl Store>) {
@@ -151,10 +210,11 @@ async fn claims_lease_and_record_exactly_once(store: Arc<impl Store>) {
     };
     let attempt = failed_attempt(1);
     assert!(
-        !store
+        store
             .record_attempt(&d, Uuid::now_v7(), &attempt, &outcome, later)
             .await
-            .expect("record"),
+            .expect("record")
+            .is_none(),
         "foreign lease"
     );
     assert!(
@@ -162,12 +222,14 @@ async fn claims_lease_and_record_exactly_once(store: Arc<impl Store>) {
             .record_attempt(&d, first.id, &attempt, &outcome, later)
             .await
             .expect("record")
+            .is_some()
     );
     assert!(
-        !store
+        store
             .record_attempt(&d, first.id, &attempt, &outcome, later)
             .await
-            .expect("record"),
+            .expect("record")
+            .is_none(),
         "once only"
     );
     let after = store.get_delivery(d.id).await.expect("get").expect("there");
@@ -225,10 +287,11 @@ async fn expired_leases_can_be_taken_over(store: Arc<impl Store>) {
     ok.error = None;
     ok.status_code = Some(200);
     assert!(
-        !store
+        store
             .record_attempt(&d, dead.id, &ok, &outcome, now())
             .await
-            .expect("record"),
+            .expect("record")
+            .is_none(),
         "the dead sender cannot record"
     );
     assert!(
@@ -236,6 +299,7 @@ async fn expired_leases_can_be_taken_over(store: Arc<impl Store>) {
             .record_attempt(&d, live.id, &ok, &outcome, now())
             .await
             .expect("record")
+            .is_some()
     );
     assert_eq!(store.list_attempts(d.id).await.expect("attempts").len(), 1);
     let after = store.get_delivery(d.id).await.expect("get").expect("there");
@@ -276,23 +340,24 @@ async fn manual_retries_claim_by_request(store: Arc<impl Store>) {
             .is_none()
     );
     let l = lease(60);
-    store
+    let claimed = store
         .claim(d.id, ClaimFor::Manual(request), l, now())
         .await
         .expect("claim")
         .expect("claimed");
+    assert_eq!(claimed.manual_retry, Some(request), "open until recorded");
     let mut a = failed_attempt(1);
     a.trigger = Trigger::Manual;
     let outcome = AttemptOutcome {
         status: DeliveryStatus::Failed,
         next_attempt_at: None,
     };
-    assert!(
-        store
-            .record_attempt(&d, l.id, &a, &outcome, now())
-            .await
-            .expect("record")
-    );
+    let recorded = store
+        .record_attempt(&claimed, l.id, &a, &outcome, now())
+        .await
+        .expect("record")
+        .expect("recorded");
+    assert_eq!(recorded.manual_retry, None);
     let after = store.get_delivery(d.id).await.expect("get").expect("there");
     assert_eq!(after.manual_retry, None, "the request is used up");
     assert!(
@@ -304,18 +369,91 @@ async fn manual_retries_claim_by_request(store: Arc<impl Store>) {
     );
 }
 
+/// A retry request leaves the recorded outcome alone until its attempt is made, and one
+/// made while another attempt is in flight stays open (and due now) when that attempt
+/// is recorded.
+async fn retry_requests_keep_the_outcome_and_survive_an_attempt(store: Arc<impl Store>) {
+    let e = endpoint(store.as_ref()).await;
+    let d = delivery(store.as_ref(), &e, true).await;
+    let l = lease(60);
+    let claimed = store
+        .claim(d.id, ClaimFor::Attempt(1), l, now())
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let request = Uuid::now_v7();
+    assert!(
+        store
+            .request_retry(d.id, request, now())
+            .await
+            .expect("retry")
+    );
+    let mut ok = failed_attempt(1);
+    ok.succeeded = true;
+    ok.error = None;
+    ok.status_code = Some(200);
+    let done = AttemptOutcome {
+        status: DeliveryStatus::Succeeded,
+        next_attempt_at: None,
+    };
+    let at = now();
+    let recorded = store
+        .record_attempt(&claimed, l.id, &ok, &done, at)
+        .await
+        .expect("record")
+        .expect("recorded");
+    assert_eq!(recorded.manual_retry, Some(request), "still open");
+    let stored = store.get_delivery(d.id).await.expect("get").expect("there");
+    assert_eq!(
+        (stored.status, stored.manual_retry, stored.next_attempt_at),
+        (DeliveryStatus::Succeeded, Some(request), Some(at))
+    );
+    let due = store.due_deliveries(now(), 10).await.expect("due");
+    assert_eq!(
+        due.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![d.id],
+        "due for the open request"
+    );
+    assert!(
+        store.touch_due(d.id, at, now()).await.expect("touch"),
+        "the sweep can re-queue it"
+    );
+
+    // Another request on the finished delivery: the outcome stays until it happens.
+    let again = Uuid::now_v7();
+    assert!(
+        store
+            .request_retry(d.id, again, now())
+            .await
+            .expect("retry")
+    );
+    let stored = store.get_delivery(d.id).await.expect("get").expect("there");
+    assert_eq!(
+        (stored.status, stored.updated_at, stored.manual_retry),
+        (DeliveryStatus::Succeeded, recorded.updated_at, Some(again))
+    );
+    assert!(
+        store
+            .claim(d.id, ClaimFor::Manual(request), lease(60), now())
+            .await
+            .expect("claim")
+            .is_none(),
+        "the older request is superseded"
+    );
+}
+
 async fn paused_deliveries_wait_for_resume(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
     let born_paused = delivery(store.as_ref(), &e, false).await;
     assert_eq!(born_paused.status, DeliveryStatus::Paused);
     let d = delivery(store.as_ref(), &e, true).await;
     let l = lease(60);
-    store
+    let claimed = store
         .claim(d.id, ClaimFor::Attempt(1), l, now())
         .await
         .expect("claim")
         .expect("claimed");
-    assert!(store.hold(&d, l.id, now()).await.expect("hold"));
+    assert!(store.hold(&claimed, l.id, now()).await.expect("hold"));
     let mut paused: Vec<Uuid> = store
         .paused_deliveries(e.id, 10)
         .await
@@ -334,16 +472,24 @@ async fn paused_deliveries_wait_for_resume(store: Arc<impl Store>) {
             .expect("due")
             .is_empty()
     );
+    let held = store.get_delivery(d.id).await.expect("get").expect("there");
+    assert!(held.held);
+    assert_eq!(held.status, DeliveryStatus::Paused);
     let at = now();
-    assert!(store.resume_delivery(d.id, at).await.expect("resume"));
+    assert!(store.resume_delivery(&held, at).await.expect("resume"));
     assert!(
-        !store.resume_delivery(d.id, at).await.expect("again"),
-        "only paused ones resume"
+        !store.resume_delivery(&held, at).await.expect("again"),
+        "only held ones resume"
     );
     let resumed = store.get_delivery(d.id).await.expect("get").expect("there");
     assert_eq!(
-        (resumed.status, resumed.next_attempt_at, resumed.lease),
-        (DeliveryStatus::Pending, Some(at), None)
+        (
+            resumed.status,
+            resumed.next_attempt_at,
+            resumed.lease,
+            resumed.held
+        ),
+        (DeliveryStatus::Pending, Some(at), None, false)
     );
     assert_eq!(
         store
@@ -352,6 +498,65 @@ async fn paused_deliveries_wait_for_resume(store: Arc<impl Store>) {
             .expect("paused")
             .len(),
         1
+    );
+}
+
+/// A manual retry of a finished delivery whose endpoint is inactive waits for the resume
+/// without turning the delivery `paused`, and is still a manual retry afterwards.
+async fn a_held_manual_retry_keeps_outcome_and_request(store: Arc<impl Store>) {
+    let e = endpoint(store.as_ref()).await;
+    let d = delivery(store.as_ref(), &e, true).await;
+    let l = lease(60);
+    let claimed = store
+        .claim(d.id, ClaimFor::Attempt(1), l, now())
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let mut ok = failed_attempt(1);
+    ok.succeeded = true;
+    ok.error = None;
+    ok.status_code = Some(200);
+    let done = AttemptOutcome {
+        status: DeliveryStatus::Succeeded,
+        next_attempt_at: None,
+    };
+    store
+        .record_attempt(&claimed, l.id, &ok, &done, now())
+        .await
+        .expect("record")
+        .expect("recorded");
+    let request = Uuid::now_v7();
+    assert!(
+        store
+            .request_retry(d.id, request, now())
+            .await
+            .expect("retry")
+    );
+    let l = lease(60);
+    let claimed = store
+        .claim(d.id, ClaimFor::Manual(request), l, now())
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert!(store.hold(&claimed, l.id, now()).await.expect("hold"));
+    let held = store.get_delivery(d.id).await.expect("get").expect("there");
+    assert_eq!(
+        (held.status, held.held, held.manual_retry),
+        (DeliveryStatus::Succeeded, true, Some(request))
+    );
+    assert_eq!(
+        store.paused_deliveries(e.id, 10).await.expect("held").len(),
+        1
+    );
+    assert!(store.resume_delivery(&held, now()).await.expect("resume"));
+    let resumed = store.get_delivery(d.id).await.expect("get").expect("there");
+    assert_eq!(
+        (resumed.status, resumed.held, resumed.manual_retry),
+        (DeliveryStatus::Succeeded, false, Some(request))
+    );
+    assert_eq!(
+        shared::pipeline::sender::next_job(&resumed),
+        shared::domain::Job::manual(d.id, request)
     );
 }
 
@@ -399,7 +604,7 @@ async fn purges_take_attempts_too(store: Arc<impl Store>) {
     for _ in 0..30 {
         let d = delivery(store.as_ref(), &e, true).await;
         let l = lease(60);
-        store
+        let claimed = store
             .claim(d.id, ClaimFor::Attempt(1), l, now())
             .await
             .expect("claim")
@@ -409,7 +614,7 @@ async fn purges_take_attempts_too(store: Arc<impl Store>) {
             next_attempt_at: None,
         };
         store
-            .record_attempt(&d, l.id, &failed_attempt(1), &outcome, now())
+            .record_attempt(&claimed, l.id, &failed_attempt(1), &outcome, now())
             .await
             .expect("record");
         ids.push(d.id);
@@ -475,6 +680,14 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
     assert!(!paused.is_active);
     assert_eq!(paused.consecutive_failures, 10);
     store.record_success("acme", e.id).await.expect("success");
+    store
+        .record_success("acme", e.id)
+        .await
+        .expect("success at zero is a no-op");
+    store
+        .record_success("acme", Uuid::now_v7())
+        .await
+        .expect("success of a deleted endpoint is a no-op");
     assert_eq!(
         store
             .get_endpoint("acme", e.id)
@@ -495,10 +708,13 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
 
 on_both_backends!(
     events_are_stored_once,
+    fan_outs_are_taken_over_from_the_holder_seen,
     pages_are_seq_ranges_newest_first,
     claims_lease_and_record_exactly_once,
     expired_leases_can_be_taken_over,
     manual_retries_claim_by_request,
+    retry_requests_keep_the_outcome_and_survive_an_attempt,
+    a_held_manual_retry_keeps_outcome_and_request,
     paused_deliveries_wait_for_resume,
     the_due_index_orders_and_cuts_off,
     purges_take_attempts_too,

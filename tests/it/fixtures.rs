@@ -21,6 +21,7 @@ const COVERED: &[&str] = &[
     "deliveries-list.json",
     "deliveries-get.json",
     "deliveries-retry.json",
+    "openapi-get.json",
     "sqs-deliver.json",
     "sqs-batch-with-poison.json",
 ];
@@ -39,22 +40,22 @@ fn every_fixture_is_covered() {
 /// API Gateway (`Method:` followed by `Path:` in each HttpApi event).
 #[test]
 fn fixtures_and_template_name_the_same_routes() {
-    let template =
-        std::fs::read_to_string(events_dir().join("../template.yaml")).expect("template");
-    let mut routes = BTreeSet::new();
-    let mut method = None;
-    for line in template.lines().map(str::trim) {
-        if let Some(m) = line.strip_prefix("Method: ") {
-            method = Some(m.to_owned());
-        } else if let (Some(p), Some(m)) = (line.strip_prefix("Path: "), method.take()) {
-            routes.insert(format!("{m} {p}"));
-        }
-    }
     let from_fixtures: BTreeSet<String> = COVERED
         .iter()
         .filter_map(|f| fixture_json(f)["routeKey"].as_str().map(str::to_owned))
         .collect();
-    assert_eq!(routes, from_fixtures);
+    assert_eq!(template_routes(), from_fixtures);
+}
+
+/// `GET /openapi.json` needs no key and serves the document the tests check against.
+#[tokio::test]
+async fn openapi_fixture_serves_the_document() {
+    let r = router(memory().await);
+    let served = send(&r, "openapi-get.json", |_| {}).await;
+    assert_eq!(served.status, 200, "{}", served.json);
+    assert_eq!(served.headers["content-type"], "application/json");
+    assert_eq!(served.json["openapi"], "3.1.0");
+    assert_eq!(&served.json, CONTRACT.document());
 }
 
 /// `template.yaml` projects into `gsi1` exactly the attributes the code's table
@@ -216,6 +217,7 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
         payload: r#"{"id":"evt_seeded","type":"alert.fired","created_at":"2026-11-27T08:00:00.000Z","org":"acme","data":{}}"#.into(),
         targets: vec![],
         fanned_out: true,
+        fan_out_until: None,
     };
     store.insert_event(&event).await.expect("event");
     let seq = store

@@ -705,7 +705,7 @@ impl<S: Store> DeliveryStore for Faulty<S> {
         a: &Attempt,
         o: &AttemptOutcome,
         at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<shared::domain::Delivery>, StoreError> {
         if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::Backend(
                 "injected: the sender died after the POST".into(),
@@ -738,10 +738,10 @@ impl<S: Store> DeliveryStore for Faulty<S> {
     }
     async fn resume_delivery(
         &self,
-        id: Uuid,
+        d: &shared::domain::Delivery,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, StoreError> {
-        self.inner.resume_delivery(id, at).await
+        self.inner.resume_delivery(d, at).await
     }
     async fn endpoint_delivery_ids(&self, e: Uuid, n: u32) -> Result<Vec<Uuid>, StoreError> {
         self.inner.endpoint_delivery_ids(e, n).await
@@ -912,6 +912,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
         payload: "{}".into(),
         targets: vec![],
         fanned_out: true,
+        fan_out_until: None,
     };
     // Concurrent writers to seed quickly; the attempts afterwards, one at a time (moto
     // answers 500 to transactions that overlap other writes).
@@ -960,6 +961,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
                 .record_attempt(&claimed, lease.id, &attempt, &outcome, now())
                 .await
                 .expect("record")
+                .is_some()
         );
         attempted.push(d.id);
     }
@@ -1036,7 +1038,8 @@ async fn a_half_done_publish_is_finished_by_its_repeat(store: Arc<impl Store>) {
     let request = || shared::pipeline::PublishRequest {
         id: Some("evt_half".into()),
         event_type: "alert.fired".into(),
-        data: json!({}),
+        // The content `Harness::publish` sends: the repeat is the same event.
+        data: json!({"n": 1, "text": "héllo"}),
     };
     let failed = publisher
         .publish("acme", request(), shared::pipeline::Audience::Subscribers)
@@ -1119,6 +1122,7 @@ async fn a_manual_retry_during_an_attempt_is_not_lost(store: Arc<impl Store>) {
             .record_attempt(&claimed, lease.id, &attempt, &outcome, now())
             .await
             .expect("record")
+            .is_some()
     );
     // The deferred manual retry comes back after the claim and makes its attempt.
     assert_eq!(
@@ -1132,7 +1136,134 @@ async fn a_manual_retry_during_an_attempt_is_not_lost(store: Arc<impl Store>) {
     assert_eq!(detail["attempts"][1]["trigger"], "manual");
 }
 
+/// A retry clicked while the sender's own attempt is in flight goes out as soon as that
+/// attempt is recorded, not when the deferred job would come back (after the lease).
+async fn a_retry_during_a_slow_attempt_goes_out_when_it_ends(store: Arc<impl Store>) {
+    let first = std::sync::atomic::AtomicBool::new(true);
+    let mut h = Harness::start(
+        store,
+        Behaviour::from_fn(move |_| {
+            if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                Reply::ok().delay(Duration::from_millis(1500))
+            } else {
+                Reply::ok()
+            }
+        }),
+        Options::default(),
+    )
+    .await;
+    h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_slow").await;
+    let automatic = h.next_job(STEP).await.expect("automatic job");
+    let Job::Deliver { delivery_id, .. } = automatic else {
+        panic!("a delivery job");
+    };
+    let path = format!("/org/acme/webhooks/deliveries/{delivery_id}/retry");
+    let Harness {
+        sender,
+        jobs,
+        router,
+        ..
+    } = &mut h;
+    let (slow, deferred) = tokio::join!(sender.handle(automatic), async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let a = send(router, "deliveries-retry.json", |e| set_path(e, &path)).await;
+        assert_eq!(a.status, 202, "{}", a.json);
+        let manual = tokio::time::timeout(STEP, jobs.recv())
+            .await
+            .expect("the manual job")
+            .expect("queue open");
+        sender.handle(manual).await.expect("handled")
+    });
+    assert_eq!(
+        deferred,
+        Handled::Deferred,
+        "the first attempt holds the claim"
+    );
+    assert_eq!(
+        slow.expect("handled"),
+        Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            attempt: 1
+        }
+    );
+    // The lease is 30 s: only the job enqueued on recording can arrive this soon.
+    let manual = h
+        .next_job(Duration::from_secs(3))
+        .await
+        .expect("the retry is sent on at once");
+    assert_eq!(
+        h.sender.handle(manual).await.expect("handled"),
+        Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            attempt: 2
+        }
+    );
+    let detail = h.detail(&delivery_id.to_string()).await;
+    assert_eq!(detail["attempts"][1]["trigger"], "manual");
+    assert_eq!(h.receiver.requests().len(), 2);
+}
+
+/// A retry of a succeeded delivery while its endpoint is paused keeps the delivery
+/// `succeeded` until it happens, and is sent as a manual attempt after the resume.
+async fn a_retry_held_by_a_paused_endpoint_stays_manual(store: Arc<impl Store>) {
+    let mut h = Harness::start(store, Behaviour::always(Reply::ok()), Options::default()).await;
+    let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_held").await;
+    h.step(STEP).await;
+    let id = h.receiver.requests()[0]
+        .header("webhook-id")
+        .expect("id")
+        .to_owned();
+    let patch = |active: bool| {
+        let path = format!("/org/acme/webhooks/endpoints/{endpoint_id}");
+        move |e: &mut Value| {
+            set_path(e, &path);
+            set_body(e, &json!({ "is_active": active }).to_string());
+        }
+    };
+    assert_eq!(
+        send(&h.router, "endpoints-update.json", patch(false))
+            .await
+            .status,
+        200
+    );
+    let path = format!("/org/acme/webhooks/deliveries/{id}/retry");
+    let a = send(&h.router, "deliveries-retry.json", |e| set_path(e, &path)).await;
+    assert_eq!(a.status, 202);
+    assert_eq!(h.step(STEP).await, Handled::Held);
+    let held = h.detail(&id).await;
+    assert_eq!(held["status"], "succeeded", "{held}");
+    assert_eq!(held["attempts"].as_array().map(Vec::len), Some(1));
+
+    assert_eq!(
+        send(&h.router, "endpoints-update.json", patch(true))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Chunk {
+            done: 1,
+            more: false
+        }
+    );
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            attempt: 2
+        }
+    );
+    let after = h.detail(&id).await;
+    assert_eq!(after["attempts"][1]["trigger"], "manual", "{after}");
+    assert_eq!(h.receiver.requests().len(), 2);
+}
+
 on_both_backends!(
+    a_retry_during_a_slow_attempt_goes_out_when_it_ends,
+    a_retry_held_by_a_paused_endpoint_stays_manual,
     a_half_done_publish_is_finished_by_its_repeat,
     a_manual_retry_during_an_attempt_is_not_lost,
     deleting_an_endpoint_purges_its_whole_history,

@@ -130,6 +130,21 @@ async fn paging_queries(store: Arc<impl Store>) {
         })
         .await;
         assert_error(&a, 400, "bad_request");
+        let name = query.split('=').next().expect("name");
+        assert_eq!(a.json["error"]["field"], name, "{query}");
+    }
+    // A parameter the route does not take is refused by name, never silently dropped.
+    for (query, field) in [
+        ("status=failed", "status"),
+        ("page=1&perpage=5", "perpage"),
+        ("page=1&page=2", "page"),
+    ] {
+        let a = send(&r, "deliveries-list.json", |e| {
+            e["rawQueryString"] = query.into()
+        })
+        .await;
+        assert_error(&a, 400, "bad_request");
+        assert_eq!(a.json["error"]["field"], field, "{query}");
     }
     let past_the_end = send(&r, "deliveries-list.json", |e| {
         e["rawQueryString"] = "page=99".into()
@@ -170,7 +185,6 @@ async fn publish_validation(store: Arc<impl Store>) {
             "id",
         ),
         (json!({"type": "a.b", "data": {}, "id": 7}), "id"),
-        (json!({"type": "a.b", "data": {}, "extra": true}), "extra"),
     ];
     for (body, field) in &cases {
         let a = send(&r, "events-publish.json", |e| {
@@ -184,6 +198,16 @@ async fn publish_validation(store: Arc<impl Store>) {
         let a = send(&r, "events-publish.json", |e| set_body(e, body)).await;
         assert_error(&a, 400, "bad_request");
     }
+    let extra = json!({"type": "a.b", "data": {}, "extra": true}).to_string();
+    let a = send(&r, "events-publish.json", |e| set_body(e, &extra)).await;
+    assert_error(&a, 400, "bad_request");
+    assert_eq!(a.json["error"]["field"], "extra");
+    let bad_type = json!({"type": "Bad", "data": {}}).to_string();
+    let a = send(&r, "events-publish.json", |e| set_body(e, &bad_type)).await;
+    assert_eq!(
+        a.json["error"]["message"],
+        r"must match [a-z0-9_]+(\.[a-z0-9_]+)* and be at most 100 characters"
+    );
     let huge = json!({"type": "a.b", "data": {"x": "y".repeat(600 * 1024)}}).to_string();
     let a = send(&r, "events-publish.json", |e| set_body(e, &huge)).await;
     assert_error(&a, 413, "payload_too_large");

@@ -1,9 +1,12 @@
 //! The local server: every route family on one listener, on the embedded store, from the
 //! same handler code the Lambdas run.
 
+mod json_errors;
+
 use axum::Router;
 use clap::Parser;
 use ipnet::IpNet;
+use json_errors::JsonErrorsListener;
 use shared::adapters::http_client::{OutboundBuildError, OutboundClient};
 use shared::adapters::memory::MemoryStore;
 use shared::adapters::memory_queue::MemoryQueue;
@@ -226,7 +229,7 @@ pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
 
     let workers = tokio::spawn(run_worker(server.sender.clone(), server.jobs));
     let sweeper = tokio::spawn(run_sweeper(server.store.clone(), server.queue.clone()));
-    let served = axum::serve(listener, server.router)
+    let served = axum::serve(JsonErrorsListener(listener), server.router)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     workers.abort();

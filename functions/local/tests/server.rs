@@ -1,9 +1,46 @@
 //! The local server contract (SPEC.md): the real binary, its flags, its first line,
-//! its routes over HTTP and a clean exit on SIGTERM.
+//! its routes over HTTP and a clean exit on SIGTERM. Every answer read here must be one
+//! docs/openapi.yaml describes.
 
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
+use testkit::openapi::Contract;
+
+/// docs/openapi.yaml, as the server serves it.
+static CONTRACT: LazyLock<Contract> = LazyLock::new(|| {
+    Contract::from_json(shared::api::openapi::OPENAPI_JSON)
+        .expect("the served OpenAPI document is a usable contract")
+});
+
+struct Answer {
+    status: u16,
+    json: Value,
+}
+
+/// Send a request and read the answer, which must be one docs/openapi.yaml describes
+/// (status, content type, body schema, error code).
+async fn exchange(request: reqwest::RequestBuilder) -> Answer {
+    let (client, request) = request.build_split();
+    let request = request.expect("a well-formed request");
+    let method = request.method().to_string();
+    let path = request.url().path().to_owned();
+    let response = client.execute(request).await.expect("the server answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.expect("the whole body");
+    if let Err(violation) = CONTRACT.check(&method, &path, status, &headers, &body) {
+        panic!("an answer docs/openapi.yaml does not describe: {violation}");
+    }
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).expect("every answer with a body is JSON")
+    };
+    Answer { status, json }
+}
 
 struct Server {
     child: Child,
@@ -99,17 +136,12 @@ async fn serves_the_endpoint_routes_with_given_keys_and_stops_on_sigterm() {
 
     let http = reqwest::Client::new();
     let url = format!("{}/org/acme/webhooks/endpoints", server.base);
-    let created = http
-        .post(&url)
-        .bearer_auth("avk_local_test_admin")
-        .json(
-            &serde_json::json!({"url": "https://example.com/hook", "event_types": ["alert.fired"]}),
-        )
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(created.status(), 201);
-    let created: serde_json::Value = created.json().await.expect("json");
+    let created = exchange(http.post(&url).bearer_auth("avk_local_test_admin").json(
+        &serde_json::json!({"url": "https://example.com/hook", "event_types": ["alert.fired"]}),
+    ))
+    .await;
+    assert_eq!(created.status, 201, "{}", created.json);
+    let created = created.json;
     assert!(
         created["secret"]
             .as_str()
@@ -117,25 +149,26 @@ async fn serves_the_endpoint_routes_with_given_keys_and_stops_on_sigterm() {
             .starts_with("whsec_")
     );
 
-    let listed: serde_json::Value = http
-        .get(&url)
-        .bearer_auth("avk_local_test_member")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(listed["endpoints"][0]["id"], created["id"]);
+    let listed = exchange(http.get(&url).bearer_auth("avk_local_test_member")).await;
+    assert_eq!(listed.status, 200, "{}", listed.json);
+    assert_eq!(listed.json["endpoints"][0]["id"], created["id"]);
 
-    let denied = http
-        .post(&url)
-        .bearer_auth("avk_local_test_member")
-        .body("{}")
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(denied.status(), 403);
+    let denied = exchange(
+        http.post(&url)
+            .bearer_auth("avk_local_test_member")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(denied.status, 403);
+
+    // The OpenAPI document needs no key; unknown paths and methods answer in JSON too.
+    let document = exchange(http.get(format!("{}/openapi.json", server.base))).await;
+    assert_eq!(document.status, 200);
+    assert_eq!(&document.json, CONTRACT.document());
+    let unknown = exchange(http.get(format!("{}/org/acme/webhooks/nothing", server.base))).await;
+    assert_eq!(unknown.status, 404);
+    let wrong_method = exchange(http.put(&url).bearer_auth("avk_local_test_admin")).await;
+    assert_eq!(wrong_method.status, 405);
 
     let (status, rest_of_stdout) = server.terminate();
     assert!(status.success(), "{status}");
@@ -155,13 +188,13 @@ async fn without_keys_it_mints_a_demo_admin_key() {
         .strip_prefix("org demo, admin key: ")
         .unwrap_or_else(|| panic!("demo key line, got {rest:?}"))
         .to_owned();
-    let answer = reqwest::Client::new()
-        .get(format!("{}/org/demo/webhooks/endpoints", server.base))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(answer.status(), 200);
+    let answer = exchange(
+        reqwest::Client::new()
+            .get(format!("{}/org/demo/webhooks/endpoints", server.base))
+            .bearer_auth(&key),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
     assert!(server.terminate().0.success());
 }
 
@@ -190,24 +223,23 @@ async fn delivers_and_retries_in_process() {
     );
     let http = reqwest::Client::new();
     let api = format!("{}/org/acme/webhooks", server.base);
-    let created: serde_json::Value = http
-        .post(format!("{api}/endpoints"))
-        .bearer_auth("avk_local_test_admin")
-        .json(&serde_json::json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let published = http
-        .post(format!("{api}/events"))
-        .bearer_auth("avk_local_test_admin")
-        .json(&serde_json::json!({"type": "alert.fired", "data": {"x": 1}}))
-        .send()
-        .await
-        .expect("publish");
-    assert_eq!(published.status(), 202);
+    let created = exchange(
+        http.post(format!("{api}/endpoints"))
+            .bearer_auth("avk_local_test_admin")
+            .json(
+                &serde_json::json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}),
+            ),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.json);
+    let created = created.json;
+    let published = exchange(
+        http.post(format!("{api}/events"))
+            .bearer_auth("avk_local_test_admin")
+            .json(&serde_json::json!({"type": "alert.fired", "data": {"x": 1}})),
+    )
+    .await;
+    assert_eq!(published.status, 202, "{}", published.json);
 
     let got = receiver.wait_for(2, Duration::from_secs(15)).await;
     assert!(
@@ -215,17 +247,14 @@ async fn delivers_and_retries_in_process() {
         "the retry waited"
     );
     let endpoint_id = created["id"].as_str().expect("id");
-    let mut listed = serde_json::Value::Null;
+    let mut listed = Value::Null;
     for _ in 0..50 {
-        listed = http
-            .get(format!("{api}/endpoints/{endpoint_id}/deliveries"))
-            .bearer_auth("avk_local_test_admin")
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
+        listed = exchange(
+            http.get(format!("{api}/endpoints/{endpoint_id}/deliveries"))
+                .bearer_auth("avk_local_test_admin"),
+        )
+        .await
+        .json;
         if listed["deliveries"][0]["status"] == "succeeded" {
             break;
         }
@@ -234,6 +263,18 @@ async fn delivers_and_retries_in_process() {
     assert_eq!(listed["total"], 1);
     assert_eq!(listed["deliveries"][0]["status"], "succeeded", "{listed}");
     assert_eq!(listed["deliveries"][0]["attempt_count"], 2);
+    // The detail shows both attempts (checked against the document like every answer).
+    let delivery_id = listed["deliveries"][0]["id"].as_str().expect("id");
+    let detail = exchange(
+        http.get(format!("{api}/deliveries/{delivery_id}"))
+            .bearer_auth("avk_local_test_admin"),
+    )
+    .await;
+    assert_eq!(detail.status, 200, "{}", detail.json);
+    let attempts = detail.json["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 2, "{}", detail.json);
+    assert_eq!(attempts[0]["error"]["kind"], "http_status");
+    assert_eq!(attempts[1]["error"], Value::Null);
     assert!(server.terminate().0.success());
     let _ = std::fs::remove_dir_all(dir);
 }

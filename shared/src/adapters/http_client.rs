@@ -32,6 +32,9 @@ use bytes::Bytes;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use thiserror::Error;
 use tokio::time::Instant;
 use url::{Host, Url};
@@ -106,11 +109,11 @@ pub struct OutboundClient {
 
 impl OutboundClient {
     /// Builds the client: the guarded resolver, no proxies, no redirects, no retries,
-    /// the extra roots merged with the system's.
+    /// the extra certificates trusted besides the system's roots ([`PinningVerifier`]).
     pub fn new(config: OutboundConfig) -> Result<Self, OutboundBuildError> {
-        let mut roots = Vec::new();
+        let mut extra = Vec::new();
         for path in &config.extra_root_certs {
-            roots.extend(load_root_certs(path)?);
+            extra.extend(load_root_certs(path)?);
         }
         let policy = Arc::new(TargetPolicy::new(config.allowed));
         let client = reqwest::Client::builder()
@@ -121,7 +124,7 @@ impl OutboundClient {
             .redirect(reqwest::redirect::Policy::none())
             .retry(reqwest::retry::never())
             .https_only(true)
-            .tls_certs_merge(roots)
+            .tls_backend_preconfigured(tls_config(extra)?)
             .connect_timeout(config.connect_timeout)
             .timeout(config.total_timeout)
             .user_agent(config.user_agent)
@@ -266,9 +269,8 @@ fn blocked_error(range: BlockedRange) -> AttemptError {
     )
 }
 
-/// Reads one PEM file of root certificates, checking each one is a usable trust anchor.
-fn load_root_certs(path: &Path) -> Result<Vec<reqwest::Certificate>, OutboundBuildError> {
-    use rustls::pki_types::CertificateDer;
+/// Reads one PEM file of certificates, checking each one is a usable trust anchor.
+fn load_root_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, OutboundBuildError> {
     use rustls::pki_types::pem::PemObject;
 
     let fail = |reason: String| OutboundBuildError::RootCert {
@@ -282,16 +284,121 @@ fn load_root_certs(path: &Path) -> Result<Vec<reqwest::Certificate>, OutboundBui
     if ders.is_empty() {
         return Err(fail("holds no PEM certificate".into()));
     }
-    let mut certs = Vec::with_capacity(ders.len());
-    for der in ders {
+    for der in &ders {
         rustls::RootCertStore::empty()
             .add(der.clone())
             .map_err(|e| fail(format!("not a usable root certificate: {e}")))?;
-        let cert = reqwest::Certificate::from_der(&der)
-            .map_err(|e| fail(format!("not a usable root certificate: {e}")))?;
-        certs.push(cert);
     }
-    Ok(certs)
+    Ok(ders)
+}
+
+/// The sender's TLS settings: HTTP/1.1, and certificates checked by [`PinningVerifier`].
+fn tls_config(extra: Vec<CertificateDer<'static>>) -> Result<ClientConfig, OutboundBuildError> {
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let verifier = PinningVerifier::new(extra, provider.clone())
+        .map_err(|e| OutboundBuildError::Client(format!("TLS verifier: {e}")))?;
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| OutboundBuildError::Client(format!("TLS versions: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Trusts what the platform verifier does (the system's roots, plus the extra
+/// certificates as roots, so chains signed by a given CA verify, as mkcert makes them),
+/// and also a server that presents exactly one of the extra certificates as its own.
+///
+/// The second case is the certificate `openssl req -x509` makes by default:
+/// self-signed and marked `CA:TRUE`. WebPKI refuses a CA certificate as a server's
+/// certificate (`CaUsedAsEndEntity`), however it is trusted, so such a certificate is
+/// pinned instead: trusted byte for byte, for that server's handshake only, whatever host
+/// name the URL uses and whatever its validity dates say (like an SSH host key), because
+/// only a server holding its private key can present it. Configure only certificates of
+/// receivers you control this way.
+#[derive(Debug)]
+pub struct PinningVerifier {
+    pinned: Vec<CertificateDer<'static>>,
+    roots: rustls_platform_verifier::Verifier,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl PinningVerifier {
+    pub fn new(
+        extra: Vec<CertificateDer<'static>>,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Self, rustls::Error> {
+        let roots = rustls_platform_verifier::Verifier::new_with_extra_roots(
+            extra.clone(),
+            provider.clone(),
+        )?;
+        Ok(Self {
+            pinned: extra,
+            roots,
+            provider,
+        })
+    }
+}
+
+impl ServerCertVerifier for PinningVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|pin| pin.as_ref() == end_entity.as_ref())
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.roots
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    // The handshake signature is checked with the certificate's key in every case: a
+    // pinned certificate proves nothing unless the server holds its private key.
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -560,7 +667,7 @@ fn classify(error: &reqwest::Error, total: Duration, connect: Duration) -> Attem
         } else if e.is::<NameNotResolved>() {
             dns = true;
         } else if let Some(rustls_error) = e.downcast_ref::<rustls::Error>() {
-            tls.get_or_insert_with(|| rustls_error.to_string());
+            tls.get_or_insert_with(|| tls_phrase(rustls_error));
         } else if let Some(io) = e.downcast_ref::<std::io::Error>() {
             io_kind.get_or_insert(io.kind());
         }
@@ -585,13 +692,15 @@ fn classify(error: &reqwest::Error, total: Duration, connect: Duration) -> Attem
             )
         };
     }
-    if let Some(description) = tls {
-        let mut message = format!("TLS: {description}");
-        truncate_at_char(&mut message, 200);
-        return AttemptError::new(K::Tls, message);
+    if let Some(phrase) = tls {
+        return AttemptError::new(K::Tls, format!("TLS: {phrase}"));
     }
     let message = match io_kind {
         Some(std::io::ErrorKind::ConnectionRefused) => "connection refused",
+        // Connected, so the receiver may have had the request and acted on it.
+        Some(std::io::ErrorKind::ConnectionReset) if !error.is_connect() => {
+            "connection reset after the request was sent"
+        }
         Some(std::io::ErrorKind::ConnectionReset) => "connection reset",
         Some(std::io::ErrorKind::ConnectionAborted) => "connection aborted",
         Some(std::io::ErrorKind::UnexpectedEof) => "connection closed unexpectedly",
@@ -604,6 +713,34 @@ fn classify(error: &reqwest::Error, total: Duration, connect: Duration) -> Attem
     AttemptError::new(K::Connect, message)
 }
 
+/// A fixed description of a TLS failure. rustls's own texts name the host and the
+/// certificate's names (`not valid for name "..."`), which must not reach an attempt's
+/// recorded error.
+fn tls_phrase(error: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as C;
+    match error {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::UnknownIssuer => "certificate issued by an authority that is not trusted",
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "certificate not valid for the URL's host name"
+            }
+            C::Expired | C::ExpiredContext { .. } => "certificate expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => "certificate not valid yet",
+            C::Revoked => "certificate revoked",
+            C::BadSignature => "certificate signature does not verify",
+            C::BadEncoding => "certificate is malformed",
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                "certificate not meant for a TLS server"
+            }
+            _ => "certificate refused",
+        },
+        rustls::Error::AlertReceived(_) => "the receiver aborted the handshake",
+        rustls::Error::PeerIncompatible(_) => "no TLS version or cipher suite in common",
+        rustls::Error::NoCertificatesPresented => "the receiver presented no certificate",
+        _ => "handshake failed",
+    }
+}
+
 /// The chain's messages, for build errors (no URL is involved when building).
 fn error_chain_text(error: &(dyn StdError + 'static)) -> String {
     let mut parts = Vec::new();
@@ -614,16 +751,6 @@ fn error_chain_text(error: &(dyn StdError + 'static)) -> String {
         }
     });
     parts.join(": ")
-}
-
-fn truncate_at_char(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut cut = max;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -933,6 +1060,28 @@ mod tests {
             addrs
                 .iter()
                 .all(|a| a.ip().is_loopback() || a.ip() == ip("::1"))
+        );
+    }
+
+    #[test]
+    fn tls_failures_are_described_without_names() {
+        use rustls::CertificateError as C;
+        let name_mismatch = rustls::Error::InvalidCertificate(C::NotValidForNameContext {
+            expected: rustls::pki_types::ServerName::try_from("secret-host.example")
+                .expect("name")
+                .to_owned(),
+            presented: vec!["DnsName(\"other.example\")".into()],
+        });
+        let phrase = tls_phrase(&name_mismatch);
+        assert_eq!(phrase, "certificate not valid for the URL's host name");
+        assert!(!name_mismatch.to_string().contains(phrase));
+        assert_eq!(
+            tls_phrase(&rustls::Error::InvalidCertificate(C::UnknownIssuer)),
+            "certificate issued by an authority that is not trusted"
+        );
+        assert_eq!(
+            tls_phrase(&rustls::Error::General("at secret-host.example".into())),
+            "handshake failed"
         );
     }
 

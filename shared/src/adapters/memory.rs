@@ -5,8 +5,8 @@
 
 use crate::domain::delivery::{page_range, page_total};
 use crate::domain::{
-    ApiKey, Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, EndpointChanges, Event,
-    KeyHash, Lease, SigningSecret,
+    ApiKey, Attempt, AttemptOutcome, Delivery, Endpoint, EndpointChanges, Event, KeyHash, Lease,
+    SigningSecret, Waiting,
 };
 use crate::ports::{
     ClaimFor, DeliveryStore, EndpointHealth, EndpointStore, EventStore, KeyStore, StoreError,
@@ -225,6 +225,25 @@ impl EventStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn take_over_fan_out(
+        &self,
+        org: &str,
+        id: &str,
+        seen: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        Ok(
+            match state.events.get_mut(&(org.to_owned(), id.to_owned())) {
+                Some(e) if !e.fanned_out && e.fan_out_until == seen => {
+                    e.fan_out_until = Some(until);
+                    true
+                }
+                _ => false,
+            },
+        )
+    }
 }
 
 fn lease_is_free(d: &Delivery, now: DateTime<Utc>) -> bool {
@@ -313,10 +332,6 @@ impl DeliveryStore for MemoryStore {
             return Ok(None);
         }
         d.lease = Some(lease);
-        if matches!(claim, ClaimFor::Manual(_)) {
-            // The request is used up by this claim; a newer one may arrive meanwhile.
-            d.manual_retry = None;
-        }
         Ok(Some(d.clone()))
     }
 
@@ -327,22 +342,24 @@ impl DeliveryStore for MemoryStore {
         attempt: &Attempt,
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Delivery>, StoreError> {
         let id = claimed.id;
         let mut state = self.state();
         let key = (id, attempt.attempt_number);
-        let holds = state
+        if state.attempts.contains_key(&key) {
+            return Ok(None);
+        }
+        let Some(d) = state
             .deliveries
-            .get(&id)
-            .is_some_and(|d| d.lease.is_some_and(|l| l.id == lease));
-        if !holds || state.attempts.contains_key(&key) {
-            return Ok(false);
-        }
+            .get_mut(&id)
+            .filter(|d| d.lease.is_some_and(|l| l.id == lease))
+        else {
+            return Ok(None);
+        };
+        *d = claimed.recorded(attempt, outcome, d.manual_retry, now);
+        let recorded = d.clone();
         state.attempts.insert(key, attempt.clone());
-        if let Some(d) = state.deliveries.get_mut(&id) {
-            d.apply_attempt(attempt, outcome, now);
-        }
-        Ok(true)
+        Ok(Some(recorded))
     }
 
     async fn hold(
@@ -354,10 +371,10 @@ impl DeliveryStore for MemoryStore {
         let mut state = self.state();
         Ok(match state.deliveries.get_mut(&claimed.id) {
             Some(d) if d.lease.is_some_and(|l| l.id == lease) => {
-                d.status = DeliveryStatus::Paused;
-                d.next_attempt_at = None;
-                d.lease = None;
-                d.updated_at = now;
+                // A manual retry requested meanwhile stays open.
+                let open = d.manual_retry;
+                *d = claimed.parked(now);
+                d.manual_retry = open;
                 true
             }
             _ => false,
@@ -373,10 +390,7 @@ impl DeliveryStore for MemoryStore {
         let mut state = self.state();
         Ok(match state.deliveries.get_mut(&id) {
             Some(d) => {
-                d.manual_retry = Some(request);
-                d.status = DeliveryStatus::Pending;
-                d.next_attempt_at = Some(now);
-                d.updated_at = now;
+                *d = d.retry_requested(request, now);
                 true
             }
             None => false,
@@ -392,19 +406,21 @@ impl DeliveryStore for MemoryStore {
             .state()
             .deliveries
             .values()
-            .filter(|d| d.endpoint_id == endpoint_id && d.status == DeliveryStatus::Paused)
+            .filter(|d| d.endpoint_id == endpoint_id && d.held)
             .take(limit as usize)
             .cloned()
             .collect())
     }
 
-    async fn resume_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn resume_delivery(
+        &self,
+        held: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
-        Ok(match state.deliveries.get_mut(&id) {
-            Some(d) if d.status == DeliveryStatus::Paused => {
-                d.status = DeliveryStatus::Pending;
-                d.next_attempt_at = Some(now);
-                d.updated_at = now;
+        Ok(match state.deliveries.get_mut(&held.id) {
+            Some(d) if d.held && d.status == held.status => {
+                *d = d.resumed(now);
                 true
             }
             _ => false,
@@ -451,7 +467,7 @@ impl DeliveryStore for MemoryStore {
         let mut due: Vec<&Delivery> = state
             .deliveries
             .values()
-            .filter(|d| d.status.is_due() && d.next_attempt_at.is_some_and(|t| t <= before))
+            .filter(|d| matches!(d.waiting(), Waiting::Due(at) if at <= before))
             .collect();
         due.sort_by_key(|d| (d.next_attempt_at, d.id));
         Ok(due.into_iter().take(limit as usize).cloned().collect())
@@ -464,7 +480,7 @@ impl DeliveryStore for MemoryStore {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         Ok(match self.state().deliveries.get_mut(&id) {
-            Some(d) if d.status.is_due() && d.next_attempt_at == Some(seen) => {
+            Some(d) if d.waiting() == Waiting::Due(seen) => {
                 d.next_attempt_at = Some(at);
                 true
             }

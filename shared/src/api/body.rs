@@ -1,49 +1,96 @@
-//! Reading JSON request bodies into precise errors: 413 past the size cap, 400 for bytes
-//! that are not a JSON object, 422 naming the field for a value of the wrong type or an
-//! unknown field.
+//! Request bodies: every one is read (up to 512 KiB) before any handler runs, and JSON
+//! bodies are turned into precise errors: 413 past the size cap, 400 for bytes that are
+//! not a JSON object or for an unknown field, 422 naming the field for a value of the
+//! wrong type.
 
 use super::ApiError;
 use crate::domain::ValidationError;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
 /// Request bodies are capped at 512 KiB (SPEC.md).
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
 
+/// Read a whole body, refusing it past [`MAX_BODY_BYTES`].
+pub async fn read_capped(body: Body) -> Result<Bytes, ApiError> {
+    Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .map_err(|err| {
+            if err.downcast_ref::<LengthLimitError>().is_some() {
+                ApiError::PayloadTooLarge {
+                    limit: MAX_BODY_BYTES,
+                }
+            } else {
+                ApiError::bad_request("the request body could not be read")
+            }
+        })
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Middleware for every route: the body is read in full, up to the cap, before the
+/// handler runs. So an oversized body is refused (413) before anything happens, on
+/// routes that take no body too; and a request refused early (401, 404) has had its
+/// body drained, so a pooled client can reuse the connection. When a body is refused
+/// unread, the answer says `Connection: close`: the rest of it is never read.
+pub async fn buffer_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = if declared_length(&parts.headers).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        Err(ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        })
+    } else {
+        read_capped(body).await
+    };
+    match read {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(err) => {
+            let mut response = err.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
 /// The fields of a JSON object body, taken one by one; whatever is left is unknown.
 pub struct JsonFields(Map<String, Value>);
 
 impl JsonFields {
     pub async fn read(body: Body) -> Result<Self, ApiError> {
-        let bytes = Limited::new(body, MAX_BODY_BYTES)
-            .collect()
-            .await
-            .map_err(|err| {
-                if err.downcast_ref::<LengthLimitError>().is_some() {
-                    ApiError::PayloadTooLarge {
-                        limit: MAX_BODY_BYTES,
-                    }
-                } else {
-                    ApiError::BadRequest("the request body could not be read".into())
-                }
-            })?
-            .to_bytes();
-        Self::parse(&bytes)
+        Self::parse(&read_capped(body).await?)
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest(
-                "the request body must be a JSON object".into(),
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
             ));
         }
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(Self(map)),
-            Ok(_) => Err(ApiError::BadRequest(
-                "the request body must be a JSON object".into(),
+            Ok(_) => Err(ApiError::bad_request(
+                "the request body must be a JSON object",
             )),
-            Err(e) => Err(ApiError::BadRequest(format!("malformed JSON: {e}"))),
+            Err(e) => Err(ApiError::bad_request(format!("malformed JSON: {e}"))),
         }
     }
 
@@ -97,11 +144,12 @@ impl JsonFields {
         }
     }
 
-    /// Fail on the first field nobody took (in key order, so the answer is stable).
+    /// Fail on the first field nobody took (in key order, so the answer is stable): a
+    /// 400 naming it, as for an unknown query parameter, so a typo never passes silently.
     pub fn finish(self) -> Result<(), ApiError> {
         match self.0.keys().next() {
             None => Ok(()),
-            Some(unknown) => Err(ValidationError::new(unknown.clone(), "unknown field").into()),
+            Some(unknown) => Err(ApiError::unknown_field(unknown)),
         }
     }
 }
@@ -152,7 +200,8 @@ mod tests {
         assert_eq!(f.nullable_string("d").expect("d"), Some(None));
         assert_eq!(f.nullable_string("missing").expect("missing"), None);
         let e = f.finish().expect_err("z left");
-        assert!(matches!(e, ApiError::Validation(ref v) if v.field == "z"));
+        assert_eq!(e.status().as_u16(), 400);
+        assert_eq!(e.field(), Some("z"));
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@ use super::{ApiError, PathParams};
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{Attempt, Delivery, DeliveryStatus, Job, now};
 use crate::ports::{DeliveryStore, EndpointStore, EventStore, JobQueue, KeyStore};
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -106,43 +106,17 @@ struct DeliveryPage<'a> {
     per_page: u32,
 }
 
-/// `page` and `per_page` from the query string: whole numbers, page ≥ 1, per_page 1–100.
-fn paging(query: Option<&str>) -> Result<(u32, u32), ApiError> {
-    let (mut page, mut per_page) = (1, DEFAULT_PER_PAGE);
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let parse = |max: u32| {
-            value
-                .parse::<u32>()
-                .ok()
-                .filter(|v| (1..=max).contains(v))
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!("{name} must be a whole number from 1 to {max}"))
-                })
-        };
-        match name {
-            "page" => page = parse(u32::MAX)?,
-            "per_page" => per_page = parse(MAX_PER_PAGE)?,
-            _ => {}
-        }
-    }
-    Ok((page, per_page))
-}
-
 async fn list(
     State(state): State<DeliveriesState>,
     params: PathParams,
     headers: HeaderMap,
-    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let org = params.org();
     authorize(state.keys.as_ref(), &headers, org, auth::READ).await?;
     let endpoint_id = params.id("endpoint_id")?;
-    let (page, per_page) = paging(query.as_deref())?;
+    let query = params.query(&["page", "per_page"])?;
+    let page = query.number("page", u32::MAX, 1)?;
+    let per_page = query.number("per_page", MAX_PER_PAGE, DEFAULT_PER_PAGE)?;
     let endpoint = state
         .endpoints
         .get_endpoint(org, endpoint_id)
@@ -186,6 +160,7 @@ async fn detail(
     let org = params.org();
     authorize(state.keys.as_ref(), &headers, org, auth::READ).await?;
     let id = params.id("delivery_id")?;
+    params.no_query()?;
     let delivery = find(&state, org, id).await?;
     let attempts = state.deliveries.list_attempts(id).await?;
     let payload = match state.events.get_event(org, &delivery.event_id).await? {
@@ -211,6 +186,7 @@ async fn retry(
     let org = params.org();
     authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
     let id = params.id("delivery_id")?;
+    params.no_query()?;
     find(&state, org, id).await?;
     let request = Uuid::now_v7();
     if !state.deliveries.request_retry(id, request, now()).await? {
@@ -227,30 +203,4 @@ async fn retry(
         Json(json!({ "queued": true, "delivery_id": id })),
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paging_rules() {
-        assert_eq!(paging(None).expect("defaults"), (1, 20));
-        assert_eq!(
-            paging(Some("page=3&per_page=100&x=y")).expect("ok"),
-            (3, 100)
-        );
-        for bad in [
-            "page=0",
-            "page=-1",
-            "page=a",
-            "per_page=0",
-            "per_page=101",
-            "page=",
-            "per_page=1.5",
-        ] {
-            let e = paging(Some(bad)).expect_err(bad);
-            assert_eq!(e.status().as_u16(), 400, "{bad}");
-        }
-    }
 }

@@ -103,6 +103,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let org = params.org();
     authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
+    params.no_query()?;
     let new = parse_new_endpoint(JsonFields::read(body).await?)?;
     let endpoint = Endpoint::create(org, new, domain::now());
     state
@@ -124,6 +125,7 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let org = params.org();
     authorize(state.keys.as_ref(), &headers, org, auth::READ).await?;
+    params.no_query()?;
     let endpoints = state.endpoints.list_endpoints(org).await?;
     Ok(Json(EndpointList {
         endpoints: endpoints.iter().map(EndpointView::from).collect(),
@@ -140,6 +142,7 @@ async fn update(
     let org = params.org();
     authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
     let id = params.id("endpoint_id")?;
+    params.no_query()?;
     let changes = parse_changes(JsonFields::read(body).await?)?;
     let endpoint = state
         .endpoints
@@ -173,6 +176,7 @@ async fn remove(
     let org = params.org();
     authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
     let id = params.id("endpoint_id")?;
+    params.no_query()?;
     if !state.endpoints.delete_endpoint(org, id).await? {
         return Err(ApiError::NotFound);
     }
@@ -198,6 +202,7 @@ async fn rotate_secret(
     let org = params.org();
     authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
     let id = params.id("endpoint_id")?;
+    params.no_query()?;
     let secret = SigningSecret::generate();
     if !state
         .endpoints
@@ -218,6 +223,7 @@ async fn send_test(
     let org = params.org();
     authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
     let id = params.id("endpoint_id")?;
+    params.no_query()?;
     let request = PublishRequest {
         id: None,
         event_type: TEST_EVENT_TYPE.to_owned(),
@@ -231,10 +237,11 @@ async fn send_test(
         .publish(org, request, Audience::Endpoint(id))
         .await
         .map_err(publish_error)?;
-    let delivery_id = published.delivery_ids.first().map(|d| serde_json::json!(d));
+    // No delivery: the endpoint was deleted after it was looked up.
+    let delivery_id = published.delivery_ids.first().ok_or(ApiError::NotFound)?;
     Ok(accepted(
         &published,
-        delivery_id.map(|d| ("delivery_id", d)),
+        Some(("delivery_id", serde_json::json!(delivery_id))),
     ))
 }
 

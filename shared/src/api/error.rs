@@ -11,9 +11,13 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ApiError {
-    /// The body is not JSON, or not the JSON shape the route takes.
-    #[error("{0}")]
-    BadRequest(String),
+    /// The body is not a JSON object, or the query string or body names something the
+    /// route does not take (`field` names it then).
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        field: Option<String>,
+    },
     #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
     Unauthorized,
     #[error("this API key's role may not do that")]
@@ -29,6 +33,12 @@ pub enum ApiError {
     Validation(#[from] ValidationError),
     #[error("the organisation already has the maximum of {limit} endpoints")]
     EndpointLimitReached { limit: usize },
+    /// A publish reused an event id with a different `type` or `data`.
+    #[error("an event with this id was already published with a different type or data")]
+    EventIdReused,
+    /// Another publish with the same event id is still fanning out.
+    #[error("another publish with this event id is still in progress; retry shortly")]
+    PublishInProgress,
     /// Details go to the log where this is made, never to the client.
     #[error("internal error")]
     Internal,
@@ -37,11 +47,12 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::EventIdReused | ApiError::PublishInProgress => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) | ApiError::EndpointLimitReached { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -52,7 +63,7 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest(_) => "bad_request",
+            ApiError::BadRequest { .. } => "bad_request",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",
             ApiError::NotFound => "not_found",
@@ -60,9 +71,48 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Validation(_) => "validation_failed",
             ApiError::EndpointLimitReached { .. } => "endpoint_limit_reached",
+            ApiError::EventIdReused => "event_id_reused",
+            ApiError::PublishInProgress => "publish_in_progress",
             ApiError::Internal => "internal_error",
         }
     }
+}
+
+impl ApiError {
+    /// A 400 without a field: the body as a whole is wrong.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A 400 for a body field or query parameter the route does not take.
+    pub fn unknown_field(name: &str) -> Self {
+        ApiError::BadRequest {
+            message: format!("unknown field {name:?}"),
+            field: Some(name.to_owned()),
+        }
+    }
+
+    /// The field or parameter an error names, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::BadRequest { field, .. } => field.as_deref(),
+            ApiError::Validation(v) => Some(&v.field),
+            ApiError::EventIdReused => Some("id"),
+            _ => None,
+        }
+    }
+}
+
+/// The JSON body of every error: `{"error": {"code", "message", "field"?}}`.
+pub fn error_body(code: &str, message: &str, field: Option<&str>) -> serde_json::Value {
+    let mut error = json!({ "code": code, "message": message });
+    if let Some(field) = field {
+        error["field"] = json!(field);
+    }
+    json!({ "error": error })
 }
 
 impl From<StoreError> for ApiError {
@@ -79,12 +129,12 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code(), "message": self.to_string() });
-        if let ApiError::Validation(v) = &self {
-            error["message"] = json!(v.message);
-            error["field"] = json!(v.field);
-        }
-        let mut response = (self.status(), Json(json!({ "error": error }))).into_response();
+        let message = match &self {
+            ApiError::Validation(v) => v.message.clone(),
+            other => other.to_string(),
+        };
+        let body = error_body(self.code(), &message, self.field());
+        let mut response = (self.status(), Json(body)).into_response();
         if matches!(self, ApiError::Unauthorized) {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -6,18 +6,21 @@ pub mod body;
 pub mod deliveries;
 pub mod endpoints;
 mod error;
+pub mod openapi;
 mod params;
 pub mod publish;
 
-pub use error::ApiError;
+pub use error::{ApiError, error_body};
 pub use params::PathParams;
 
 use axum::Router;
 
 /// Close a router of one or more route families: unknown paths answer a JSON 404 and
-/// known paths with the wrong method a JSON 405.
+/// known paths with the wrong method a JSON 405; every request's body is read, up to its
+/// cap, before anything else happens ([`body::buffer_body`]).
 pub fn finish(routes: Router) -> Router {
     routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(body::buffer_body))
 }

@@ -4,7 +4,7 @@ use super::auth::{self, authorize};
 use super::body::{JsonFields, required};
 use super::{ApiError, PathParams};
 use crate::domain::ValidationError;
-use crate::domain::validation::is_valid_event_type;
+use crate::domain::validation::{EVENT_TYPE_RULE, is_valid_event_type};
 use crate::pipeline::{Audience, PublishError, PublishRequest, Published, Publisher};
 use crate::ports::KeyStore;
 use axum::body::Body;
@@ -40,6 +40,7 @@ async fn publish(
 ) -> Result<Response, ApiError> {
     let org = params.org();
     authorize(state.keys.as_ref(), &headers, org, auth::PUBLISH).await?;
+    params.no_query()?;
     let request = parse_publish(JsonFields::read(body).await?)?;
     let published = state
         .publisher
@@ -61,6 +62,8 @@ pub fn accepted(published: &Published, extra: Option<(&str, Value)>) -> Response
 pub fn publish_error(err: PublishError) -> ApiError {
     match err {
         PublishError::UnknownEndpoint => ApiError::NotFound,
+        PublishError::IdReused => ApiError::EventIdReused,
+        PublishError::InProgress => ApiError::PublishInProgress,
         PublishError::Store(e) => e.into(),
     }
 }
@@ -71,11 +74,7 @@ fn parse_publish(mut fields: JsonFields) -> Result<PublishRequest, ApiError> {
     let id = fields.string("id")?;
     fields.finish()?;
     if !is_valid_event_type(&event_type) {
-        return Err(ValidationError::new(
-            "type",
-            "must match [a-z0-9_]+(.[a-z0-9_]+)* and be at most 100 characters",
-        )
-        .into());
+        return Err(ValidationError::new("type", EVENT_TYPE_RULE).into());
     }
     if !data.is_object() {
         return Err(ValidationError::new("data", "must be a JSON object").into());

@@ -20,11 +20,27 @@ pub struct Event {
     /// Whether every target's delivery is written. A publish that died half-way leaves
     /// `false`, and a repeat with the same id finishes the fan-out.
     pub fanned_out: bool,
+    /// Until when the publish that is writing the deliveries holds the fan-out. While it
+    /// does, a repeat with the same id waits instead of writing too (two writers would
+    /// each take a sequence number for the same delivery); once it has passed, the
+    /// writer is presumed dead and a repeat takes the fan-out over.
+    pub fan_out_until: Option<DateTime<Utc>>,
 }
 
 impl Event {
     pub fn delivery_count(&self) -> u32 {
         u32::try_from(self.targets.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Whether a publish of `event_type` with `data` is this event again (same type, and
+    /// the same JSON value: key order and number spelling do not matter).
+    pub fn has_content(&self, event_type: &str, data: &serde_json::Value) -> bool {
+        #[derive(Deserialize)]
+        struct Stored {
+            data: serde_json::Value,
+        }
+        self.event_type == event_type
+            && serde_json::from_str::<Stored>(&self.payload).is_ok_and(|s| &s.data == data)
     }
 }
 
@@ -72,11 +88,27 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub next_attempt_at: Option<DateTime<Utc>>,
-    /// Set by a manual retry until the sender has made that attempt, so a duplicate
-    /// message for the same request makes no second attempt.
+    /// An open manual retry request: set by the retry route, used up when the sender
+    /// records the manual attempt it asked for, so a duplicate message for the same
+    /// request makes no second attempt. It never changes `status`: the recorded outcome
+    /// stands until the retry has happened.
     pub manual_retry: Option<Uuid>,
+    /// Held until its endpoint is resumed (it is inactive): automatic attempts (`status`
+    /// is then `paused`) or an open manual retry wait for the resume.
+    pub held: bool,
     /// Held by the sender between claiming an attempt and recording it.
     pub lease: Option<Lease>,
+}
+
+/// What a delivery waits for: the index a store keeps it in follows from this alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// An attempt (automatic, or an open manual retry) due at this time.
+    Due(DateTime<Utc>),
+    /// Its endpoint's resume.
+    Held,
+    /// Nothing: finished, with no manual retry open.
+    Idle,
 }
 
 /// A sender's claim on the next attempt of a delivery.
@@ -146,23 +178,108 @@ impl Delivery {
             updated_at: event.created_at,
             next_attempt_at: active.then_some(event.created_at),
             manual_retry: None,
+            held: !active,
             lease: None,
         }
     }
 
-    /// Apply a recorded attempt (the rules every store follows).
-    pub fn apply_attempt(
-        &mut self,
+    pub fn waiting(&self) -> Waiting {
+        if self.held {
+            return Waiting::Held;
+        }
+        match self.next_attempt_at {
+            Some(at) if self.status.is_due() || self.manual_retry.is_some() => Waiting::Due(at),
+            _ => Waiting::Idle,
+        }
+    }
+
+    /// The delivery once `attempt` is recorded (the rules every store follows).
+    /// `open_request` is the manual retry request stored at that moment, which may be
+    /// newer than the one this (manual) attempt was claimed for: the attempt uses up only
+    /// its own, and a newer one keeps the delivery due at once.
+    pub fn recorded(
+        &self,
         attempt: &Attempt,
         outcome: &AttemptOutcome,
+        open_request: Option<Uuid>,
         now: DateTime<Utc>,
-    ) {
-        self.attempt_count = attempt.attempt_number;
-        self.last_status_code = attempt.status_code;
-        self.status = outcome.status;
-        self.next_attempt_at = outcome.next_attempt_at;
-        self.updated_at = now;
-        self.lease = None;
+    ) -> Delivery {
+        let used = match attempt.trigger {
+            Trigger::Manual => self.manual_retry,
+            Trigger::Automatic => None,
+        };
+        let manual_retry = open_request.filter(|r| Some(*r) != used);
+        let held = outcome.status == DeliveryStatus::Paused;
+        Delivery {
+            attempt_count: attempt.attempt_number,
+            last_status_code: attempt.status_code,
+            status: outcome.status,
+            next_attempt_at: match manual_retry {
+                Some(_) if !held => Some(now),
+                _ => outcome.next_attempt_at,
+            },
+            manual_retry,
+            held,
+            updated_at: now,
+            lease: None,
+            ..self.clone()
+        }
+    }
+
+    /// The delivery parked because its endpoint is inactive. Pending automatic work
+    /// shows as `paused`; a finished delivery with a manual retry open keeps its
+    /// outcome (the request stays open until the resume).
+    pub fn parked(&self, now: DateTime<Utc>) -> Delivery {
+        let status = if self.status.is_due() {
+            DeliveryStatus::Paused
+        } else {
+            self.status
+        };
+        Delivery {
+            next_attempt_at: None,
+            held: true,
+            lease: None,
+            ..self.with_status(status, now)
+        }
+    }
+
+    /// The delivery released by its endpoint's resume: due at once, `paused` back to
+    /// `pending`.
+    pub fn resumed(&self, now: DateTime<Utc>) -> Delivery {
+        let status = if self.status == DeliveryStatus::Paused {
+            DeliveryStatus::Pending
+        } else {
+            self.status
+        };
+        Delivery {
+            next_attempt_at: Some(now),
+            held: false,
+            ..self.with_status(status, now)
+        }
+    }
+
+    /// A manual retry requested: due at once (unless a resume must come first, which
+    /// the sender finds out), its outcome so far untouched.
+    pub fn retry_requested(&self, request: Uuid, now: DateTime<Utc>) -> Delivery {
+        Delivery {
+            manual_retry: Some(request),
+            next_attempt_at: Some(now),
+            held: false,
+            ..self.clone()
+        }
+    }
+
+    /// `updated_at` moves only when what the API shows of the outcome does.
+    fn with_status(&self, status: DeliveryStatus, now: DateTime<Utc>) -> Delivery {
+        Delivery {
+            status,
+            updated_at: if status == self.status {
+                self.updated_at
+            } else {
+                now
+            },
+            ..self.clone()
+        }
     }
 }
 
@@ -202,6 +319,7 @@ mod tests {
             payload: "{}".into(),
             targets: vec![],
             fanned_out: false,
+            fan_out_until: None,
         };
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let id = Delivery::id_for(&event, a);
@@ -219,6 +337,28 @@ mod tests {
                 .map(|t| t.to_unix().0 * 1000 + u64::from(t.to_unix().1 / 1_000_000)),
             Some(millis)
         );
+    }
+
+    #[test]
+    fn content_is_compared_as_json_values() {
+        let event = Event {
+            org: "acme".into(),
+            id: "evt_1".into(),
+            event_type: "a.b".into(),
+            created_at: crate::domain::now(),
+            payload: r#"{"id":"evt_1","type":"a.b","data":{"x":1.50,"y":[1,"z"]}}"#.into(),
+            targets: vec![],
+            fanned_out: true,
+            fan_out_until: None,
+        };
+        let same: serde_json::Value =
+            serde_json::from_str(r#"{"y":[1,"z"],"x":1.5}"#).expect("json");
+        assert!(event.has_content("a.b", &same));
+        assert!(!event.has_content("a.c", &same));
+        let other: serde_json::Value =
+            serde_json::from_str(r#"{"y":[1,"z"],"x":2}"#).expect("json");
+        assert!(!event.has_content("a.b", &other));
+        assert!(!event.has_content("a.b", &serde_json::json!({})));
     }
 
     #[test]

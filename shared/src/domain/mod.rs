@@ -12,7 +12,9 @@ pub mod validation;
 
 pub use api_key::{ApiKey, KeyHash, Role};
 pub use attempt::{AttemptError, AttemptErrorKind, PostOutcome};
-pub use delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus, Event, Lease, Trigger};
+pub use delivery::{
+    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Event, Lease, Trigger, Waiting,
+};
 pub use endpoint::{Endpoint, EndpointChanges, NewEndpoint};
 pub use job::Job;
 pub use retry::RetryPolicy;

@@ -9,6 +9,9 @@ pub const MAX_DESCRIPTION_CHARS: usize = 256;
 pub const MAX_EVENT_TYPES: usize = 50;
 pub const MAX_EVENT_TYPE_LEN: usize = 100;
 pub const MAX_ENDPOINTS_PER_ORG: usize = 100;
+/// The 422 message for a malformed event type, with the grammar as SPEC.md writes it.
+pub const EVENT_TYPE_RULE: &str =
+    r"must match [a-z0-9_]+(\.[a-z0-9_]+)* and be at most 100 characters";
 
 /// A value that breaks a rule; `field` names the culprit in the API's 422 answer.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -27,14 +30,26 @@ impl ValidationError {
     }
 }
 
-/// An endpoint URL: https, a real host, no credentials or fragment, at most 2048 chars.
+/// An endpoint URL: https, a real host, no credentials or fragment, at most 2048
+/// characters. Returns the URL in the normalised form the sender will request (what is
+/// validated is exactly what is sent): the WHATWG parser would otherwise silently drop
+/// tabs and newlines, trim spaces and read `\\` as `/`, so such input is refused rather
+/// than reinterpreted.
 ///
 /// Whether the host's addresses may be reached is decided at connect time by the sender
 /// (after DNS), not here: a name can change what it resolves to after registration.
 pub fn endpoint_url(raw: &str) -> Result<String, ValidationError> {
     let err = |m: &str| ValidationError::new("url", m);
-    if raw.len() > MAX_URL_LEN {
+    if raw.chars().count() > MAX_URL_LEN {
         return Err(err("must be at most 2048 characters"));
+    }
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(err(
+            "must not contain spaces, tabs, line breaks or control characters",
+        ));
+    }
+    if raw.contains('\\') {
+        return Err(err("must not contain backslashes"));
     }
     let url = Url::parse(raw).map_err(|_| err("must be an absolute https:// URL"))?;
     if url.scheme() != "https" {
@@ -59,9 +74,9 @@ pub fn endpoint_url(raw: &str) -> Result<String, ValidationError> {
         }
         Some(_) => {}
     }
-    // Store the URL as the user wrote it (after the checks above): the receiver sees
-    // exactly the path and query they registered.
-    Ok(raw.to_owned())
+    // The limit counts the characters given; the stored form may be longer where
+    // non-ASCII characters are percent-encoded or a name becomes punycode.
+    Ok(String::from(url))
 }
 
 /// A syntactically valid DNS name: dot-separated LDH labels, or `localhost` for local runs.
@@ -126,7 +141,7 @@ pub fn event_types(list: Vec<String>) -> Result<Vec<String>, ValidationError> {
         if !is_valid_event_type(t) {
             return Err(ValidationError::new(
                 format!("event_types[{i}]"),
-                "must match [a-z0-9_]+(.[a-z0-9_]+)* and be at most 100 characters",
+                EVENT_TYPE_RULE,
             ));
         }
         if list[..i].contains(t) {
@@ -190,6 +205,43 @@ mod tests {
             let e = endpoint_url(bad).expect_err(bad);
             assert_eq!(e.field, "url");
         }
+        for (given, stored) in [
+            ("https://EXAMPLE.com", "https://example.com/"),
+            ("https://example.com:443/a/../b", "https://example.com/b"),
+            (
+                "https://example.com/ü?q=ä",
+                "https://example.com/%C3%BC?q=%C3%A4",
+            ),
+            (
+                "https://bücher.example/x",
+                "https://xn--bcher-kva.example/x",
+            ),
+        ] {
+            assert_eq!(endpoint_url(given).as_deref(), Ok(stored), "{given}");
+        }
+        for bad in [
+            "https://local\thost:8443/x",
+            "https://example.com/a\nb",
+            "https://example.com/a\rb",
+            " https://example.com/",
+            "https://example.com/ ",
+            "https://example.com/\n",
+            "https://example.com/a\u{a0}b",
+            "https://example.com/a\u{2028}b",
+            "https://example.com/a\u{7f}b",
+            "https://example.com/a\u{0}b",
+            "https://example.com\\@evil.example.com/",
+            "https:\\\\example.com/",
+        ] {
+            let e = endpoint_url(bad).expect_err(bad);
+            assert_eq!(e.field, "url", "{bad}");
+        }
+        // 2048 characters, more bytes: the limit counts characters.
+        let wide = format!("https://example.com/{}", "é".repeat(2048 - 20));
+        assert_eq!(wide.chars().count(), 2048);
+        assert!(wide.len() > 2048);
+        assert!(endpoint_url(&wide).is_ok());
+        assert!(endpoint_url(&format!("{wide}é")).is_err());
         let long = format!("https://example.com/{}", "a".repeat(2048));
         assert!(endpoint_url(&long).is_err());
         let just_fits = format!("https://example.com/{}", "a".repeat(2048 - 20));
@@ -231,6 +283,11 @@ mod tests {
         assert!(event_types(fifty).is_ok());
         let e = event_types(vec!["ok".into(), "Bad".into()]).expect_err("bad");
         assert_eq!(e.field, "event_types[1]");
+        assert!(
+            e.message.contains(r"[a-z0-9_]+(\.[a-z0-9_]+)*"),
+            "{}",
+            e.message
+        );
         let e = event_types(vec!["a".into(), "b".into(), "a".into()]).expect_err("dup");
         assert_eq!(e.field, "event_types[2]");
     }

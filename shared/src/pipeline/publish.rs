@@ -42,9 +42,23 @@ pub struct Published {
 pub enum PublishError {
     #[error("no such endpoint")]
     UnknownEndpoint,
+    /// The id was published before with another type or data.
+    #[error("event id reused with different content")]
+    IdReused,
+    /// Another publish with this id is still writing its deliveries.
+    #[error("another publish with this id is in progress")]
+    InProgress,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// How long the publish that writes an event's deliveries holds the fan-out: well past
+/// the longest an API invocation can live (the functions' timeout is 10 s), so a live
+/// writer is never taken over.
+pub const FAN_OUT_HOLD: Duration = Duration::from_secs(30);
+/// How long a repeated publish waits for a live writer to finish before answering
+/// `InProgress` (the client retries; a writer usually finishes in milliseconds).
+const WAIT_FOR_WRITER: Duration = Duration::from_secs(5);
 
 /// The envelope receivers get, in this field order.
 #[derive(Serialize)]
@@ -66,6 +80,10 @@ pub struct Publisher {
     pub queue: Arc<dyn JobQueue>,
 }
 
+fn hold() -> chrono::Duration {
+    chrono::Duration::from_std(FAN_OUT_HOLD).unwrap_or_default()
+}
+
 impl Publisher {
     pub async fn publish(
         &self,
@@ -73,9 +91,12 @@ impl Publisher {
         request: PublishRequest,
         audience: Audience,
     ) -> Result<Published, PublishError> {
-        let event_id = request.id.unwrap_or_else(|| Uuid::now_v7().to_string());
+        let event_id = request
+            .id
+            .clone()
+            .unwrap_or_else(|| Uuid::now_v7().to_string());
         if let Some(existing) = self.events.get_event(org, &event_id).await? {
-            return self.finish(existing).await;
+            return self.repeat(existing, &request).await;
         }
         let targets = self.targets(org, &request.event_type, audience).await?;
         let created_at = now();
@@ -90,41 +111,103 @@ impl Publisher {
         let event = Event {
             org: org.to_owned(),
             id: event_id,
-            event_type: request.event_type,
+            event_type: request.event_type.clone(),
             created_at,
             payload,
             targets: targets.iter().map(|e| e.id).collect(),
             fanned_out: false,
+            fan_out_until: Some(created_at + hold()),
         };
         match self.events.insert_event(&event).await {
-            Ok(()) => self.fan_out(event, targets, false).await,
-            // A concurrent publish with the same id won: finish whatever it left.
+            Ok(()) => self.fan_out_holding(event, targets, false).await,
+            // A concurrent publish with the same id won.
             Err(StoreError::AlreadyExists) => match self.events.get_event(org, &event.id).await? {
-                Some(existing) => self.finish(existing).await,
+                Some(existing) => self.repeat(existing, &request).await,
                 None => Err(StoreError::AlreadyExists.into()),
             },
             Err(e) => Err(e.into()),
         }
     }
 
-    /// A repeated id: answer as the first publish did, first completing its fan-out if it
-    /// died half-way (deliveries have ids derived from event and endpoint, so none is
-    /// written twice).
-    async fn finish(&self, event: Event) -> Result<Published, PublishError> {
-        if event.fanned_out {
-            return Ok(Published {
-                event_id: event.id.clone(),
-                deliveries: event.delivery_count(),
-                delivery_ids: Vec::new(),
-            });
+    /// A repeated id: the same content answers as the first publish did, other content is
+    /// refused. An unfinished fan-out is waited for while its writer holds it, and taken
+    /// over and completed once the writer's hold has passed (it died half-way): one
+    /// writer at a time, so no delivery takes two sequence numbers.
+    async fn repeat(
+        &self,
+        mut event: Event,
+        request: &PublishRequest,
+    ) -> Result<Published, PublishError> {
+        if !event.has_content(&request.event_type, &request.data) {
+            return Err(PublishError::IdReused);
         }
+        let give_up = tokio::time::Instant::now() + WAIT_FOR_WRITER;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            if event.fanned_out {
+                return Ok(Published {
+                    event_id: event.id.clone(),
+                    deliveries: event.delivery_count(),
+                    delivery_ids: Vec::new(),
+                });
+            }
+            let at = now();
+            match event.fan_out_until {
+                Some(until) if until > at => {
+                    if tokio::time::Instant::now() + pause > give_up {
+                        return Err(PublishError::InProgress);
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                seen => {
+                    let until = at + hold();
+                    if self
+                        .events
+                        .take_over_fan_out(&event.org, &event.id, seen, until)
+                        .await?
+                    {
+                        event.fan_out_until = Some(until);
+                        return self.resume(event).await;
+                    }
+                }
+            }
+            event = self
+                .events
+                .get_event(&event.org, &event.id)
+                .await?
+                .ok_or_else(|| StoreError::Backend("event vanished during a repeat".into()))?;
+        }
+    }
+
+    /// Complete a fan-out that died half-way (deliveries have ids derived from event and
+    /// endpoint, so none is written twice).
+    async fn resume(&self, event: Event) -> Result<Published, PublishError> {
         let mut endpoints = Vec::with_capacity(event.targets.len());
         for id in &event.targets {
             if let Some(endpoint) = self.endpoints.get_endpoint(&event.org, *id).await? {
                 endpoints.push(endpoint);
             }
         }
-        self.fan_out(event, endpoints, true).await
+        self.fan_out_holding(event, endpoints, true).await
+    }
+
+    /// [`Self::fan_out`] while holding the event's fan-out: should it fail, the hold is
+    /// given up, so the client's retry takes over at once instead of waiting it out.
+    async fn fan_out_holding(
+        &self,
+        event: Event,
+        targets: Vec<Endpoint>,
+        resuming: bool,
+    ) -> Result<Published, PublishError> {
+        let (org, id, held) = (event.org.clone(), event.id.clone(), event.fan_out_until);
+        let result = self.fan_out(event, targets, resuming).await;
+        if result.is_err()
+            && let Err(err) = self.events.take_over_fan_out(&org, &id, held, now()).await
+        {
+            tracing::warn!(org = %org, event_id = %id, error = %err, "fan-out hold not released; a repeat waits for it to pass");
+        }
+        result
     }
 
     /// Write one delivery per target (concurrently, so latency does not grow with the
@@ -196,7 +279,7 @@ impl Publisher {
             .get_endpoint(&d.org, d.endpoint_id)
             .await?
             .is_some_and(|e| e.is_active);
-        Ok(active && self.deliveries.resume_delivery(d.id, now()).await?)
+        Ok(active && self.deliveries.resume_delivery(d, now()).await?)
     }
 
     async fn targets(

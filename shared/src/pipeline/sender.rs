@@ -246,15 +246,15 @@ impl Sender {
             // delivery waiting on an endpoint nobody paused.
             self.pause_gone(&endpoint, finished).await?;
         }
-        if !self
+        let Some(recorded) = self
             .deliveries
             .record_attempt(&delivery, lease.id, &attempt, &outcome, finished)
             .await?
-        {
+        else {
             // Our claim expired and another sender took the delivery over.
             tracing::warn!(delivery_id = %id, attempt = attempt_number, "claim lost before recording; attempt not recorded twice");
             return Ok(Handled::Skipped);
-        }
+        };
         tracing::info!(
             delivery_id = %id,
             endpoint_id = %endpoint.id,
@@ -267,12 +267,20 @@ impl Sender {
 
         self.update_breaker(&endpoint, attempt.succeeded, finished)
             .await?;
+        let mut jobs = Vec::new();
         if let Some(at) = outcome.next_attempt_at {
             let job = Job::automatic(id, attempt_number + 1, Some(at));
-            let delay = until(at, finished).min(MAX_QUEUE_DELAY);
-            if let Err(err) = self.queue.enqueue(vec![(job, delay)]).await {
-                tracing::warn!(delivery_id = %id, error = %err, "retry not enqueued; the sweep will re-queue it when due");
-            }
+            jobs.push((job, until(at, finished).min(MAX_QUEUE_DELAY)));
+        }
+        // A manual retry requested during this attempt goes out now that it has ended,
+        // not when its deferred job would have come back.
+        if let (Some(request), false) = (recorded.manual_retry, recorded.held) {
+            jobs.push((Job::manual(id, request), Duration::ZERO));
+        }
+        if !jobs.is_empty()
+            && let Err(err) = self.queue.enqueue(jobs).await
+        {
+            tracing::warn!(delivery_id = %id, error = %err, "next attempt not enqueued; the sweep will re-queue it when due");
         }
         Ok(Handled::Attempted {
             status: outcome.status,
@@ -327,7 +335,9 @@ impl Sender {
     }
 
     /// The circuit breaker: success clears the count, failure adds one and pauses the
-    /// endpoint at the threshold.
+    /// endpoint at the threshold. The reset never trusts the endpoint as read before the
+    /// POST: a concurrent attempt may have failed since, so it is decided by the stored
+    /// count.
     async fn update_breaker(
         &self,
         endpoint: &Endpoint,
@@ -336,9 +346,7 @@ impl Sender {
     ) -> Result<(), SendError> {
         let (org, id) = (endpoint.org.as_str(), endpoint.id);
         if succeeded {
-            if endpoint.consecutive_failures > 0 {
-                self.health.record_success(org, id).await?;
-            }
+            self.health.record_success(org, id).await?;
             return Ok(());
         }
         let count = self.health.record_failure(org, id).await?;
@@ -354,9 +362,9 @@ impl Sender {
         Ok(())
     }
 
-    /// Park a claimed delivery as `paused`. For an inactive endpoint, check once more
-    /// afterwards: if it was resumed meanwhile, its resume job may already have run, so
-    /// re-queue at once.
+    /// Park a claimed delivery until its endpoint is resumed. For an inactive endpoint,
+    /// check once more afterwards: if it was resumed meanwhile, its resume job may
+    /// already have run, so re-queue at once.
     async fn hold(
         &self,
         delivery: &Delivery,
@@ -374,7 +382,10 @@ impl Sender {
             .await?
             .is_some_and(|e| e.is_active);
         if resumed
-            && self.deliveries.resume_delivery(delivery.id, at).await?
+            && self
+                .deliveries
+                .resume_delivery(&delivery.parked(at), at)
+                .await?
             && let Some(d) = self.deliveries.get_delivery(delivery.id).await?
         {
             self.queue
@@ -401,7 +412,7 @@ impl Sender {
         let at = now();
         let mut jobs = Vec::with_capacity(paused.len());
         for d in &paused {
-            if self.deliveries.resume_delivery(d.id, at).await? {
+            if self.deliveries.resume_delivery(d, at).await? {
                 jobs.push((next_job(d), Duration::ZERO));
             }
         }

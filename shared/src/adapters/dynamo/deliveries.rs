@@ -32,18 +32,6 @@ fn placed(expr: UpdateExpr, d: &Delivery) -> UpdateExpr {
         .set("updated_at", s(ts(&d.updated_at)))
 }
 
-/// `pending` and due at `at`: a due delivery's index keys need only its id and time, so
-/// no read comes first.
-fn due_now(id: Uuid, at: DateTime<Utc>) -> UpdateExpr {
-    let when = ts(&at);
-    UpdateExpr::new()
-        .set("status", s(status_str(DeliveryStatus::Pending)))
-        .set("next_attempt_at", s(when.clone()))
-        .set("gsi2pk", s(keys::due_gsi2pk(id)))
-        .set("gsi2sk", s(keys::due_gsi2sk(&when, id)))
-        .set("updated_at", s(when))
-}
-
 fn status_str(status: DeliveryStatus) -> &'static str {
     match status {
         DeliveryStatus::Pending => "pending",
@@ -53,6 +41,10 @@ fn status_str(status: DeliveryStatus) -> &'static str {
         DeliveryStatus::Paused => "paused",
     }
 }
+
+/// Rounds of `record_attempt` against manual retry requests arriving meanwhile (each
+/// round needs a new request to fail; a person clicking "retry" is never that fast).
+const RECORD_ROUNDS: usize = 4;
 
 impl DynamoStore {
     fn expires_at(&self, from: DateTime<Utc>) -> i64 {
@@ -208,6 +200,36 @@ impl EventStore for DynamoStore {
                 }
             })
     }
+
+    async fn take_over_fan_out(
+        &self,
+        org: &str,
+        id: &str,
+        seen: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::org_pk(org)))
+            .key("sk", s(keys::event_sk(id)))
+            .update_expression("SET fan_out_until = :until")
+            .expression_attribute_values(":until", n(until.timestamp_millis()))
+            .expression_attribute_values(":no", AttributeValue::Bool(false));
+        let request = match seen {
+            Some(seen) => request
+                .condition_expression("fanned_out = :no AND fan_out_until = :seen")
+                .expression_attribute_values(":seen", n(seen.timestamp_millis())),
+            None => request
+                .condition_expression("fanned_out = :no AND attribute_not_exists(fan_out_until)"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) => Err(backend(err)),
+        }
+    }
 }
 
 #[async_trait]
@@ -310,10 +332,10 @@ impl DeliveryStore for DynamoStore {
                     .condition_name("status"),
                 format!("#attempt_count = :prev AND #status IN (:pending, :retrying) AND {free}"),
             ),
-            // The request is used up by this claim; a newer one may arrive meanwhile.
+            // The request stays open until the attempt is recorded.
             ClaimFor::Manual(request) => (
                 expr.value(":request", s(request.to_string()))
-                    .remove("manual_retry"),
+                    .condition_name("manual_retry"),
                 format!("#manual_retry = :request AND {free}"),
             ),
         };
@@ -327,10 +349,8 @@ impl DeliveryStore for DynamoStore {
         attempt: &Attempt,
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Delivery>, StoreError> {
         let id = claimed.id;
-        let mut delivery = claimed.clone();
-        delivery.apply_attempt(attempt, outcome, now);
         let item = serde_dynamo::to_item(AttemptItem::new(id, attempt, self.expires_at(now)))
             .map_err(mapping)?;
         let put = Put::builder()
@@ -339,28 +359,57 @@ impl DeliveryStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let expr = placed(UpdateExpr::new(), &delivery)
-            .set("attempt_count", n(attempt.attempt_number))
-            .set_or_remove("last_status_code", attempt.status_code.map(n))
-            .remove("lease_id")
-            .remove("lease_until")
-            .value(":lease", s(lease.to_string()));
-        let update = expr
-            .transact_update(
-                Update::builder()
-                    .table_name(&self.table)
-                    .key("pk", s(keys::delivery_pk(id)))
-                    .key("sk", s(keys::DELIVERY_SK))
-                    .condition_expression("#lease_id = :lease"),
-            )
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let items = vec![
-            TransactWriteItem::builder().put(put).build(),
-            TransactWriteItem::builder().update(update).build(),
-        ];
-        // A condition failing means the attempt is recorded already or the claim is lost.
-        Ok(self.transact(items).await?.is_none())
+        // The manual retry request as last seen. The write holds only if it is still the
+        // stored one; if a retry was requested during the attempt, read it and write
+        // again, so it stays open (and due now) instead of being lost.
+        let mut open = claimed.manual_retry;
+        for _ in 0..RECORD_ROUNDS {
+            let recorded = claimed.recorded(attempt, outcome, open, now);
+            let mut expr = placed(UpdateExpr::new(), &recorded)
+                .set("attempt_count", n(attempt.attempt_number))
+                .set_or_remove("last_status_code", attempt.status_code.map(n))
+                .set_or_remove(
+                    "manual_retry",
+                    recorded.manual_retry.map(|r| s(r.to_string())),
+                )
+                .remove("lease_id")
+                .remove("lease_until")
+                .value(":lease", s(lease.to_string()));
+            let condition = match open {
+                Some(request) => {
+                    expr = expr.value(":open", s(request.to_string()));
+                    "#lease_id = :lease AND #manual_retry = :open"
+                }
+                None => "#lease_id = :lease AND attribute_not_exists(#manual_retry)",
+            };
+            let update = expr
+                .transact_update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(keys::delivery_pk(id)))
+                        .key("sk", s(keys::DELIVERY_SK))
+                        .condition_expression(condition),
+                )
+                .build()
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            let items = vec![
+                TransactWriteItem::builder().put(put.clone()).build(),
+                TransactWriteItem::builder().update(update).build(),
+            ];
+            if self.transact(items).await?.is_none() {
+                return Ok(Some(recorded));
+            }
+            match self.get_delivery(id).await? {
+                Some(stored) if stored.lease.is_some_and(|l| l.id == lease) => {
+                    open = stored.manual_retry;
+                }
+                // The claim is lost (or the attempt recorded already): write nothing.
+                _ => return Ok(None),
+            }
+        }
+        Err(StoreError::Backend(
+            "manual retry requests kept changing while an attempt was recorded".into(),
+        ))
     }
 
     async fn hold(
@@ -369,17 +418,13 @@ impl DeliveryStore for DynamoStore {
         lease: Uuid,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let id = claimed.id;
-        let mut delivery = claimed.clone();
-        delivery.status = DeliveryStatus::Paused;
-        delivery.next_attempt_at = None;
-        delivery.updated_at = now;
-        let expr = placed(UpdateExpr::new(), &delivery)
+        // `manual_retry` is left as stored: a request made meanwhile stays open.
+        let expr = placed(UpdateExpr::new(), &claimed.parked(now))
             .remove("lease_until")
             .remove("lease_id")
             .value(":lease", s(lease.to_string()));
         Ok(self
-            .update_delivery(id, expr, "#lease_id = :lease")
+            .update_delivery(claimed.id, expr, "#lease_id = :lease")
             .await?
             .is_some())
     }
@@ -390,7 +435,13 @@ impl DeliveryStore for DynamoStore {
         request: Uuid,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let expr = due_now(id, now).set("manual_retry", s(request.to_string()));
+        // What `Delivery::retry_requested` changes: the request, due now, not held.
+        let when = ts(&now);
+        let expr = UpdateExpr::new()
+            .set("manual_retry", s(request.to_string()))
+            .set("next_attempt_at", s(when.clone()))
+            .set("gsi2pk", s(keys::due_gsi2pk(id)))
+            .set("gsi2sk", s(keys::due_gsi2sk(&when, id)));
         Ok(self
             .update_delivery(id, expr, "attribute_exists(pk)")
             .await?
@@ -406,10 +457,20 @@ impl DeliveryStore for DynamoStore {
             .await
     }
 
-    async fn resume_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let expr = due_now(id, now).value(":paused", s("paused"));
+    async fn resume_delivery(
+        &self,
+        held: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let expr = placed(UpdateExpr::new(), &held.resumed(now))
+            .value(":held", s(keys::PAUSED_GSI2PK_PREFIX))
+            .value(":seen", s(status_str(held.status)));
         Ok(self
-            .update_delivery(id, expr, "#status = :paused")
+            .update_delivery(
+                held.id,
+                expr,
+                "begins_with(#gsi2pk, :held) AND #status = :seen",
+            )
             .await?
             .is_some())
     }
@@ -473,7 +534,7 @@ impl DeliveryStore for DynamoStore {
         let upper = format!("{}#~", ts(&before));
         let mut due = Vec::new();
         for shard in 0..keys::DUE_SHARDS {
-            let pk = format!("DUE#{shard}");
+            let pk = format!("{}{shard}", keys::DUE_GSI2PK_PREFIX);
             due.extend(self.query_gsi2(pk, Some(upper.clone()), limit).await?);
         }
         due.sort_by_key(|d: &Delivery| (d.next_attempt_at, d.id));
@@ -491,10 +552,9 @@ impl DeliveryStore for DynamoStore {
             .set("next_attempt_at", s(ts(&at)))
             .set("gsi2sk", s(keys::due_gsi2sk(&ts(&at), id)))
             .value(":seen", s(ts(&seen)))
-            .value(":pending", s("pending"))
-            .value(":retrying", s("retrying"))
-            .condition_name("status");
-        let condition = "#status IN (:pending, :retrying) AND #next_attempt_at = :seen";
+            .value(":due", s(keys::DUE_GSI2PK_PREFIX))
+            .condition_name("gsi2pk");
+        let condition = "begins_with(#gsi2pk, :due) AND #next_attempt_at = :seen";
         Ok(self.update_delivery(id, expr, condition).await?.is_some())
     }
 }
@@ -520,7 +580,7 @@ impl EndpointHealth for DynamoStore {
             .key("pk", s(keys::org_pk(org)))
             .key("sk", s(keys::endpoint_sk(id)))
             .update_expression("SET consecutive_failures = :zero")
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression("consecutive_failures > :zero")
             .expression_attribute_values(":zero", n(0))
             .send()
             .await;

@@ -4,7 +4,7 @@ use crate::domain::time::format as ts;
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{
     ApiKey, Attempt, AttemptError, Delivery, DeliveryStatus, Endpoint, Event, KeyHash, Lease, Role,
-    SigningSecret, Trigger,
+    SigningSecret, Trigger, Waiting,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -62,16 +62,20 @@ pub mod keys {
     /// retries never lands on one hot partition.
     pub const DUE_SHARDS: u128 = 8;
 
+    pub const DUE_GSI2PK_PREFIX: &str = "DUE#";
+
     pub fn due_gsi2pk(delivery: Uuid) -> String {
-        format!("DUE#{}", delivery.as_u128() % DUE_SHARDS)
+        format!("{DUE_GSI2PK_PREFIX}{}", delivery.as_u128() % DUE_SHARDS)
     }
 
     pub fn due_gsi2sk(at: &str, delivery: Uuid) -> String {
         format!("{at}#{delivery}")
     }
 
+    pub const PAUSED_GSI2PK_PREFIX: &str = "PAUSED#";
+
     pub fn paused_gsi2pk(endpoint: Uuid) -> String {
-        format!("PAUSED#{endpoint}")
+        format!("{PAUSED_GSI2PK_PREFIX}{endpoint}")
     }
 }
 
@@ -181,15 +185,14 @@ impl TryFrom<ApiKeyItem> for ApiKey {
     }
 }
 
-/// Where a delivery sits in `gsi2`: due deliveries under `DUE#<shard>` sorted by due time,
-/// paused ones under `PAUSED#<endpoint>`, finished ones nowhere.
+/// Where a delivery sits in `gsi2`, from what it waits for: due ones under
+/// `DUE#<shard>` sorted by due time, held ones under `PAUSED#<endpoint>`, idle ones
+/// nowhere. Being under `PAUSED#` is also how a stored delivery says it is held.
 pub fn gsi2_placement(d: &Delivery) -> Option<(String, String)> {
-    match (d.status, d.next_attempt_at) {
-        (s, Some(at)) if s.is_due() => {
-            Some((keys::due_gsi2pk(d.id), keys::due_gsi2sk(&ts(&at), d.id)))
-        }
-        (DeliveryStatus::Paused, _) => Some((keys::paused_gsi2pk(d.endpoint_id), d.id.to_string())),
-        _ => None,
+    match d.waiting() {
+        Waiting::Due(at) => Some((keys::due_gsi2pk(d.id), keys::due_gsi2sk(&ts(&at), d.id))),
+        Waiting::Held => Some((keys::paused_gsi2pk(d.endpoint_id), d.id.to_string())),
+        Waiting::Idle => None,
     }
 }
 
@@ -205,6 +208,10 @@ pub struct EventItem {
     payload: String,
     targets: Vec<Uuid>,
     fanned_out: bool,
+    /// Epoch milliseconds (the domain's clock has millisecond precision, so the
+    /// take-over's compare-and-set can match it exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fan_out_until: Option<i64>,
     expires_at: i64,
 }
 
@@ -220,6 +227,7 @@ impl EventItem {
             payload: e.payload.clone(),
             targets: e.targets.clone(),
             fanned_out: e.fanned_out,
+            fan_out_until: e.fan_out_until.map(|t| t.timestamp_millis()),
             expires_at,
         }
     }
@@ -235,6 +243,7 @@ impl From<EventItem> for Event {
             payload: i.payload,
             targets: i.targets,
             fanned_out: i.fanned_out,
+            fan_out_until: i.fan_out_until.and_then(DateTime::from_timestamp_millis),
         }
     }
 }
@@ -334,6 +343,9 @@ impl TryFrom<DeliveryItem> for Delivery {
             updated_at: i.updated_at,
             next_attempt_at: i.next_attempt_at.as_deref().map(parse_ts).transpose()?,
             manual_retry: i.manual_retry,
+            held: i
+                .gsi2pk
+                .is_some_and(|pk| pk.starts_with(keys::PAUSED_GSI2PK_PREFIX)),
             lease,
         })
     }

@@ -1,0 +1,252 @@
+//! The tenant × role matrix: every route against every kind of caller, with the exact
+//! status each must get, on both backends. A route added without its row fails
+//! `every_route_is_in_the_matrix`.
+
+use crate::common::*;
+use serde_json::json;
+use shared::domain::validation::MAX_ENDPOINTS_PER_ORG;
+use shared::domain::{Endpoint, NewEndpoint, Role, now};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Who calls.
+#[derive(Debug, Clone, Copy)]
+enum Caller {
+    NoKey,
+    UnknownKey,
+    RevokedKey,
+    Member,
+    Publisher,
+    Admin,
+    OtherOrgAdmin,
+}
+
+const CALLERS: [Caller; 7] = [
+    Caller::NoKey,
+    Caller::UnknownKey,
+    Caller::RevokedKey,
+    Caller::Member,
+    Caller::Publisher,
+    Caller::Admin,
+    Caller::OtherOrgAdmin,
+];
+
+const REVOKED_KEY: &str = "avk_fixture_acme_revoked_admin";
+
+impl Caller {
+    fn key(self) -> Option<&'static str> {
+        match self {
+            Caller::NoKey => None,
+            Caller::UnknownKey => Some("avk_never_minted_anywhere"),
+            Caller::RevokedKey => Some(REVOKED_KEY),
+            Caller::Member => Some(MEMBER_KEY),
+            Caller::Publisher => Some(PUBLISHER_KEY),
+            Caller::Admin => Some(ADMIN_KEY),
+            Caller::OtherOrgAdmin => Some(OTHER_ORG_ADMIN_KEY),
+        }
+    }
+}
+
+/// Who may use a route.
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    /// Anyone, without a key.
+    Open,
+    Read,
+    Write,
+    Publish,
+}
+
+/// One row: the route (as `template.yaml` names it), its fixture, and what success is.
+struct Route {
+    key: &'static str,
+    fixture: &'static str,
+    access: Access,
+    success: u16,
+}
+
+const ROUTES: &[Route] = &[
+    Route {
+        key: "POST /org/{org_slug}/webhooks/endpoints",
+        fixture: "endpoints-create.json",
+        access: Access::Write,
+        success: 201,
+    },
+    Route {
+        key: "GET /org/{org_slug}/webhooks/endpoints",
+        fixture: "endpoints-list.json",
+        access: Access::Read,
+        success: 200,
+    },
+    Route {
+        key: "PATCH /org/{org_slug}/webhooks/endpoints/{endpoint_id}",
+        fixture: "endpoints-update.json",
+        access: Access::Write,
+        success: 200,
+    },
+    Route {
+        key: "DELETE /org/{org_slug}/webhooks/endpoints/{endpoint_id}",
+        fixture: "endpoints-delete.json",
+        access: Access::Write,
+        success: 204,
+    },
+    Route {
+        key: "POST /org/{org_slug}/webhooks/endpoints/{endpoint_id}/rotate-secret",
+        fixture: "endpoints-rotate-secret.json",
+        access: Access::Write,
+        success: 200,
+    },
+    Route {
+        key: "POST /org/{org_slug}/webhooks/endpoints/{endpoint_id}/test",
+        fixture: "endpoints-test.json",
+        access: Access::Write,
+        success: 202,
+    },
+    Route {
+        key: "GET /org/{org_slug}/webhooks/endpoints/{endpoint_id}/deliveries",
+        fixture: "deliveries-list.json",
+        access: Access::Read,
+        success: 200,
+    },
+    Route {
+        key: "GET /org/{org_slug}/webhooks/deliveries/{delivery_id}",
+        fixture: "deliveries-get.json",
+        access: Access::Read,
+        success: 200,
+    },
+    Route {
+        key: "POST /org/{org_slug}/webhooks/deliveries/{delivery_id}/retry",
+        fixture: "deliveries-retry.json",
+        access: Access::Write,
+        success: 202,
+    },
+    Route {
+        key: "POST /org/{org_slug}/webhooks/events",
+        fixture: "events-publish.json",
+        access: Access::Publish,
+        success: 202,
+    },
+    Route {
+        key: "GET /openapi.json",
+        fixture: "openapi-get.json",
+        access: Access::Open,
+        success: 200,
+    },
+];
+
+/// The status `caller` must get on `route`.
+fn expected(route: &Route, caller: Caller) -> u16 {
+    match (route.access, caller) {
+        (Access::Open, _) => route.success,
+        (_, Caller::NoKey | Caller::UnknownKey | Caller::RevokedKey) => 401,
+        // Another organisation's key finds nothing there.
+        (_, Caller::OtherOrgAdmin) => 404,
+        (Access::Read, Caller::Member | Caller::Admin)
+        | (Access::Write, Caller::Admin)
+        | (Access::Publish, Caller::Publisher | Caller::Admin) => route.success,
+        _ => 403,
+    }
+}
+
+/// A fresh endpoint of `acme` with one delivery (its test event), for each case: a case
+/// may delete or change them.
+async fn fresh_targets(store: &impl Store, router: &axum::Router) -> (String, String) {
+    let endpoint = Endpoint::create(
+        "acme",
+        NewEndpoint {
+            url: "https://hooks.example.com/matrix".into(),
+            description: String::new(),
+            event_types: vec!["alert.fired".into()],
+        },
+        now(),
+    );
+    store
+        .insert_endpoint(&endpoint, MAX_ENDPOINTS_PER_ORG)
+        .await
+        .expect("endpoint");
+    let id = endpoint.id.to_string();
+    let test = send(router, "endpoints-test.json", |e| {
+        set_path(e, &format!("/org/acme/webhooks/endpoints/{id}/test"));
+    })
+    .await;
+    assert_eq!(test.status, 202, "{}", test.json);
+    let delivery = test.json["delivery_id"]
+        .as_str()
+        .expect("delivery id")
+        .to_owned();
+    (id, delivery)
+}
+
+/// The concrete path of `route` on org `acme` with these ids.
+fn path_of(route: &Route, endpoint: &str, delivery: &str) -> String {
+    let path = route
+        .key
+        .split_once(' ')
+        .map_or(route.key, |(_, path)| path);
+    path.replace("{org_slug}", "acme")
+        .replace("{endpoint_id}", endpoint)
+        .replace("{delivery_id}", delivery)
+}
+
+fn body_of(route: &Route) -> Option<String> {
+    let body = match route.fixture {
+        "endpoints-create.json" => {
+            json!({"url": "https://hooks.example.com/new", "event_types": ["alert.fired"]})
+        }
+        "endpoints-update.json" => json!({"description": "changed"}),
+        "events-publish.json" => json!({"type": "alert.fired", "data": {"n": 1}}),
+        _ => return None,
+    };
+    Some(body.to_string())
+}
+
+async fn every_caller_gets_exactly_its_status(store: Arc<impl Store>) {
+    seed_keys(store.as_ref()).await;
+    shared::keys::mint(
+        store.as_ref(),
+        "acme",
+        Role::Admin,
+        Some(REVOKED_KEY.to_owned()),
+    )
+    .await
+    .expect("mint");
+    shared::keys::revoke(store.as_ref(), REVOKED_KEY)
+        .await
+        .expect("revoke");
+    let r = router(store.clone());
+    let mut checked = 0;
+    for route in ROUTES {
+        for caller in CALLERS {
+            let (endpoint, delivery) = fresh_targets(store.as_ref(), &r).await;
+            let path = path_of(route, &endpoint, &delivery);
+            let answer = send(&r, route.fixture, |e| {
+                set_path(e, &path);
+                if let Some(body) = body_of(route) {
+                    set_body(e, &body);
+                }
+                set_key(e, caller.key());
+            })
+            .await;
+            let want = expected(route, caller);
+            assert_eq!(
+                answer.status, want,
+                "{} as {caller:?}: {}",
+                route.key, answer.json
+            );
+            if want >= 400 {
+                assert!(answer.json["error"]["code"].is_string(), "{}", answer.json);
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, ROUTES.len() * CALLERS.len());
+}
+
+/// The matrix names every route the service serves (`template.yaml`), and no other.
+#[test]
+fn every_route_is_in_the_matrix() {
+    let in_matrix: BTreeSet<String> = ROUTES.iter().map(|r| r.key.to_owned()).collect();
+    assert_eq!(in_matrix, template_routes());
+}
+
+on_both_backends!(every_caller_gets_exactly_its_status);
