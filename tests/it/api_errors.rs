@@ -12,17 +12,8 @@ fn endpoint_path(id: &str) -> String {
     format!("{ENDPOINTS}/{id}")
 }
 
-async fn setup(store: Arc<impl Store>) -> axum::Router {
-    seed_keys(store.as_ref()).await;
-    store
-        .insert_endpoint(&fixture_endpoint(), MAX_ENDPOINTS_PER_ORG)
-        .await
-        .expect("seed endpoint");
-    router(store)
-}
-
 async fn authentication_and_scoping(store: Arc<impl Store>) {
-    let r = setup(store.clone()).await;
+    let r = fixture_router(store.clone()).await;
 
     let none = send(&r, "endpoints-list.json", |e| set_key(e, None)).await;
     assert_error(&none, 401, "unauthorized");
@@ -100,7 +91,7 @@ async fn authentication_and_scoping(store: Arc<impl Store>) {
 }
 
 async fn routing_and_malformed_requests(store: Arc<impl Store>) {
-    let r = setup(store.clone()).await;
+    let r = fixture_router(store.clone()).await;
 
     let wrong_method = send(&r, "endpoints-list.json", |e| set_method(e, "PUT")).await;
     assert_error(&wrong_method, 405, "method_not_allowed");
@@ -136,7 +127,7 @@ async fn routing_and_malformed_requests(store: Arc<impl Store>) {
 }
 
 async fn validation(store: Arc<impl Store>) {
-    let r = setup(store.clone()).await;
+    let r = fixture_router(store.clone()).await;
     let good = json!({"url": "https://example.com/hook", "event_types": ["alert.fired"]});
     let with = |field: &str, value: Value| {
         let mut b = good.clone();
@@ -220,7 +211,7 @@ async fn validation(store: Arc<impl Store>) {
 }
 
 async fn update_rules(store: Arc<impl Store>) {
-    let r = setup(store.clone()).await;
+    let r = fixture_router(store.clone()).await;
     let before = store
         .get_endpoint("acme", fixture_endpoint().id)
         .await
@@ -262,7 +253,7 @@ async fn update_rules(store: Arc<impl Store>) {
 }
 
 async fn endpoint_limit(store: Arc<impl Store>) {
-    let r = setup(store.clone()).await;
+    let r = fixture_router(store.clone()).await;
     for i in 1..MAX_ENDPOINTS_PER_ORG {
         let body = json!({"url": format!("https://example.com/{i}"), "event_types": ["a"]});
         let a = send(&r, "endpoints-create.json", |e| {

@@ -6,6 +6,7 @@ use serde_json::Value;
 use shared::adapters::dynamo::{DynamoStore, schema};
 use shared::adapters::memory::MemoryStore;
 use shared::adapters::memory_queue::MemoryQueue;
+use shared::domain::validation::MAX_ENDPOINTS_PER_ORG;
 use shared::domain::{ApiKey, Job, Role, SigningSecret};
 use shared::ports::KeyStore;
 use shared::wiring::Services;
@@ -88,6 +89,24 @@ pub fn fixture_endpoint() -> shared::domain::Endpoint {
         created_at: now,
         updated_at: now,
     }
+}
+
+/// The fixtures' keys ([`seed_keys`]) and their endpoint ([`fixture_endpoint`]), stored;
+/// returns the endpoint as stored (its secret is new each time).
+pub async fn seed_fixtures(store: &impl Store) -> shared::domain::Endpoint {
+    seed_keys(store).await;
+    let endpoint = fixture_endpoint();
+    store
+        .insert_endpoint(&endpoint, MAX_ENDPOINTS_PER_ORG)
+        .await
+        .expect("seed endpoint");
+    endpoint
+}
+
+/// [`seed_fixtures`], then every route on `store` ([`router`]).
+pub async fn fixture_router(store: Arc<impl Store>) -> Router {
+    seed_fixtures(store.as_ref()).await;
+    router(store)
 }
 
 /// Every route on `store`, with an embedded queue whose due jobs the caller may read.

@@ -2,6 +2,7 @@
 //! numbers and pages, claims and leases, recording, pausing, the due index, purging and
 //! the circuit breaker's counter.
 
+use crate::common::succeeded_attempt;
 use shared::domain::{
     Attempt, AttemptError, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus, Endpoint,
     Event, Lease, NewEndpoint, Trigger, now,
@@ -58,6 +59,46 @@ fn lease(seconds: i64) -> Lease {
     }
 }
 
+/// Claims delivery `id` for `what` under a fresh 60 s lease, which the store must grant;
+/// returns the claimed delivery and the lease.
+async fn claim(store: &impl Store, id: Uuid, what: ClaimFor) -> (Delivery, Lease) {
+    let l = lease(60);
+    let claimed = store
+        .claim(id, what, l, now())
+        .await
+        .expect("claim")
+        .expect("claimed");
+    (claimed, l)
+}
+
+/// Tries to claim delivery `id` for `what` under a fresh 60 s lease: the claimed delivery,
+/// or `None` if the store refuses.
+async fn try_claim(store: &impl Store, id: Uuid, what: ClaimFor) -> Option<Delivery> {
+    store
+        .claim(id, what, lease(60), now())
+        .await
+        .expect("claim")
+}
+
+/// Requests a manual retry of delivery `id`, which the store must accept; returns the
+/// request's id.
+async fn request_retry(store: &impl Store, id: Uuid) -> Uuid {
+    let request = Uuid::now_v7();
+    assert!(
+        store
+            .request_retry(id, request, now())
+            .await
+            .expect("retry"),
+        "a retry of an existing delivery is accepted"
+    );
+    request
+}
+
+/// Delivery `id` as stored now (it must exist).
+async fn stored_delivery(store: &impl Store, id: Uuid) -> Delivery {
+    store.get_delivery(id).await.expect("get").expect("there")
+}
+
 fn failed_attempt(n: u32) -> Attempt {
     Attempt {
         attempt_number: n,
@@ -100,47 +141,25 @@ async fn fan_outs_are_taken_over_from_the_holder_seen(store: Arc<impl Store>) {
         "round-trips"
     );
     let mine = first + chrono::Duration::seconds(30);
-    assert!(
-        !store
-            .take_over_fan_out("acme", "evt_take", None, mine)
-            .await
-            .expect("take"),
-        "not the holder seen"
-    );
-    assert!(
+    // Whether `event_id`'s fan-out, last seen held until `seen`, is now ours until `mine`.
+    let take_over = async |event_id: &str, seen| {
         store
-            .take_over_fan_out("acme", "evt_take", Some(first), mine)
+            .take_over_fan_out("acme", event_id, seen, mine)
             .await
             .expect("take")
-    );
-    assert!(
-        !store
-            .take_over_fan_out("acme", "evt_take", Some(first), mine)
-            .await
-            .expect("take"),
-        "only one taker"
-    );
+    };
+    assert!(!take_over("evt_take", None).await, "not the holder seen");
+    assert!(take_over("evt_take", Some(first)).await);
+    assert!(!take_over("evt_take", Some(first)).await, "only one taker");
     store
         .mark_fanned_out("acme", "evt_take")
         .await
         .expect("mark");
-    assert!(
-        !store
-            .take_over_fan_out("acme", "evt_take", Some(mine), mine)
-            .await
-            .expect("take"),
-        "finished"
-    );
+    assert!(!take_over("evt_take", Some(mine)).await, "finished");
     let mut legacy = event("evt_legacy");
     legacy.fanned_out = false;
     store.insert_event(&legacy).await.expect("insert");
-    assert!(
-        store
-            .take_over_fan_out("acme", "evt_legacy", None, mine)
-            .await
-            .expect("take"),
-        "no holder recorded"
-    );
+    assert!(take_over("evt_legacy", None).await, "no holder recorded");
 }
 
 async fn pages_are_seq_ranges_newest_first(store: Arc<impl Store>) {
@@ -179,26 +198,18 @@ async fn pages_are_seq_ranges_newest_first(store: Arc<impl Store>) {
 async fn claims_lease_and_record_exactly_once(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
     let d = delivery(store.as_ref(), &e, true).await;
-    let first = lease(60);
-    let claimed = store
-        .claim(d.id, ClaimFor::Attempt(1), first, now())
-        .await
-        .expect("claim")
-        .expect("pending delivery is claimable");
+    // A pending delivery is claimable.
+    let (claimed, first) = claim(store.as_ref(), d.id, ClaimFor::Attempt(1)).await;
     assert_eq!(claimed.lease.map(|l| l.id), Some(first.id));
     assert!(
-        store
-            .claim(d.id, ClaimFor::Attempt(1), lease(60), now())
+        try_claim(store.as_ref(), d.id, ClaimFor::Attempt(1))
             .await
-            .expect("claim")
             .is_none(),
         "a live lease blocks"
     );
     assert!(
-        store
-            .claim(d.id, ClaimFor::Attempt(2), lease(60), now())
+        try_claim(store.as_ref(), d.id, ClaimFor::Attempt(2))
             .await
-            .expect("claim")
             .is_none(),
         "wrong attempt"
     );
@@ -232,7 +243,7 @@ async fn claims_lease_and_record_exactly_once(store: Arc<impl Store>) {
             .is_none(),
         "once only"
     );
-    let after = store.get_delivery(d.id).await.expect("get").expect("there");
+    let after = stored_delivery(store.as_ref(), d.id).await;
     assert_eq!(after.status, DeliveryStatus::Retrying);
     assert_eq!(after.attempt_count, 1);
     assert_eq!(after.last_status_code, Some(500));
@@ -244,18 +255,14 @@ async fn claims_lease_and_record_exactly_once(store: Arc<impl Store>) {
         "every field round-trips"
     );
     assert!(
-        store
-            .claim(d.id, ClaimFor::Attempt(1), lease(60), now())
+        try_claim(store.as_ref(), d.id, ClaimFor::Attempt(1))
             .await
-            .expect("claim")
             .is_none(),
         "attempt 1 is done"
     );
     assert!(
-        store
-            .claim(d.id, ClaimFor::Attempt(2), lease(60), now())
+        try_claim(store.as_ref(), d.id, ClaimFor::Attempt(2))
             .await
-            .expect("claim")
             .is_some()
     );
 }
@@ -278,14 +285,7 @@ async fn expired_leases_can_be_taken_over(store: Arc<impl Store>) {
             .is_some(),
         "expired lease is free"
     );
-    let outcome = AttemptOutcome {
-        status: DeliveryStatus::Succeeded,
-        next_attempt_at: None,
-    };
-    let mut ok = failed_attempt(1);
-    ok.succeeded = true;
-    ok.error = None;
-    ok.status_code = Some(200);
+    let (ok, outcome) = succeeded_attempt(1);
     assert!(
         store
             .record_attempt(&d, dead.id, &ok, &outcome, now())
@@ -302,7 +302,7 @@ async fn expired_leases_can_be_taken_over(store: Arc<impl Store>) {
             .is_some()
     );
     assert_eq!(store.list_attempts(d.id).await.expect("attempts").len(), 1);
-    let after = store.get_delivery(d.id).await.expect("get").expect("there");
+    let after = stored_delivery(store.as_ref(), d.id).await;
     assert_eq!(
         (after.status, after.next_attempt_at),
         (DeliveryStatus::Succeeded, None)
@@ -319,13 +319,7 @@ async fn expired_leases_can_be_taken_over(store: Arc<impl Store>) {
 async fn manual_retries_claim_by_request(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
     let d = delivery(store.as_ref(), &e, true).await;
-    let request = Uuid::now_v7();
-    assert!(
-        store
-            .request_retry(d.id, request, now())
-            .await
-            .expect("retry")
-    );
+    let request = request_retry(store.as_ref(), d.id).await;
     assert!(
         !store
             .request_retry(Uuid::now_v7(), request, now())
@@ -333,18 +327,11 @@ async fn manual_retries_claim_by_request(store: Arc<impl Store>) {
             .expect("unknown")
     );
     assert!(
-        store
-            .claim(d.id, ClaimFor::Manual(Uuid::now_v7()), lease(60), now())
+        try_claim(store.as_ref(), d.id, ClaimFor::Manual(Uuid::now_v7()))
             .await
-            .expect("claim")
             .is_none()
     );
-    let l = lease(60);
-    let claimed = store
-        .claim(d.id, ClaimFor::Manual(request), l, now())
-        .await
-        .expect("claim")
-        .expect("claimed");
+    let (claimed, l) = claim(store.as_ref(), d.id, ClaimFor::Manual(request)).await;
     assert_eq!(claimed.manual_retry, Some(request), "open until recorded");
     let mut a = failed_attempt(1);
     a.trigger = Trigger::Manual;
@@ -358,13 +345,11 @@ async fn manual_retries_claim_by_request(store: Arc<impl Store>) {
         .expect("record")
         .expect("recorded");
     assert_eq!(recorded.manual_retry, None);
-    let after = store.get_delivery(d.id).await.expect("get").expect("there");
+    let after = stored_delivery(store.as_ref(), d.id).await;
     assert_eq!(after.manual_retry, None, "the request is used up");
     assert!(
-        store
-            .claim(d.id, ClaimFor::Manual(request), lease(60), now())
+        try_claim(store.as_ref(), d.id, ClaimFor::Manual(request))
             .await
-            .expect("claim")
             .is_none()
     );
 }
@@ -375,27 +360,9 @@ async fn manual_retries_claim_by_request(store: Arc<impl Store>) {
 async fn retry_requests_keep_the_outcome_and_survive_an_attempt(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
     let d = delivery(store.as_ref(), &e, true).await;
-    let l = lease(60);
-    let claimed = store
-        .claim(d.id, ClaimFor::Attempt(1), l, now())
-        .await
-        .expect("claim")
-        .expect("claimed");
-    let request = Uuid::now_v7();
-    assert!(
-        store
-            .request_retry(d.id, request, now())
-            .await
-            .expect("retry")
-    );
-    let mut ok = failed_attempt(1);
-    ok.succeeded = true;
-    ok.error = None;
-    ok.status_code = Some(200);
-    let done = AttemptOutcome {
-        status: DeliveryStatus::Succeeded,
-        next_attempt_at: None,
-    };
+    let (claimed, l) = claim(store.as_ref(), d.id, ClaimFor::Attempt(1)).await;
+    let request = request_retry(store.as_ref(), d.id).await;
+    let (ok, done) = succeeded_attempt(1);
     let at = now();
     let recorded = store
         .record_attempt(&claimed, l.id, &ok, &done, at)
@@ -403,7 +370,7 @@ async fn retry_requests_keep_the_outcome_and_survive_an_attempt(store: Arc<impl 
         .expect("record")
         .expect("recorded");
     assert_eq!(recorded.manual_retry, Some(request), "still open");
-    let stored = store.get_delivery(d.id).await.expect("get").expect("there");
+    let stored = stored_delivery(store.as_ref(), d.id).await;
     assert_eq!(
         (stored.status, stored.manual_retry, stored.next_attempt_at),
         (DeliveryStatus::Succeeded, Some(request), Some(at))
@@ -420,23 +387,15 @@ async fn retry_requests_keep_the_outcome_and_survive_an_attempt(store: Arc<impl 
     );
 
     // Another request on the finished delivery: the outcome stays until it happens.
-    let again = Uuid::now_v7();
-    assert!(
-        store
-            .request_retry(d.id, again, now())
-            .await
-            .expect("retry")
-    );
-    let stored = store.get_delivery(d.id).await.expect("get").expect("there");
+    let again = request_retry(store.as_ref(), d.id).await;
+    let stored = stored_delivery(store.as_ref(), d.id).await;
     assert_eq!(
         (stored.status, stored.updated_at, stored.manual_retry),
         (DeliveryStatus::Succeeded, recorded.updated_at, Some(again))
     );
     assert!(
-        store
-            .claim(d.id, ClaimFor::Manual(request), lease(60), now())
+        try_claim(store.as_ref(), d.id, ClaimFor::Manual(request))
             .await
-            .expect("claim")
             .is_none(),
         "the older request is superseded"
     );
@@ -447,12 +406,7 @@ async fn paused_deliveries_wait_for_resume(store: Arc<impl Store>) {
     let born_paused = delivery(store.as_ref(), &e, false).await;
     assert_eq!(born_paused.status, DeliveryStatus::Paused);
     let d = delivery(store.as_ref(), &e, true).await;
-    let l = lease(60);
-    let claimed = store
-        .claim(d.id, ClaimFor::Attempt(1), l, now())
-        .await
-        .expect("claim")
-        .expect("claimed");
+    let (claimed, l) = claim(store.as_ref(), d.id, ClaimFor::Attempt(1)).await;
     assert!(store.hold(&claimed, l.id, now()).await.expect("hold"));
     let mut paused: Vec<Uuid> = store
         .paused_deliveries(e.id, 10)
@@ -472,7 +426,7 @@ async fn paused_deliveries_wait_for_resume(store: Arc<impl Store>) {
             .expect("due")
             .is_empty()
     );
-    let held = store.get_delivery(d.id).await.expect("get").expect("there");
+    let held = stored_delivery(store.as_ref(), d.id).await;
     assert!(held.held);
     assert_eq!(held.status, DeliveryStatus::Paused);
     let at = now();
@@ -481,7 +435,7 @@ async fn paused_deliveries_wait_for_resume(store: Arc<impl Store>) {
         !store.resume_delivery(&held, at).await.expect("again"),
         "only held ones resume"
     );
-    let resumed = store.get_delivery(d.id).await.expect("get").expect("there");
+    let resumed = stored_delivery(store.as_ref(), d.id).await;
     assert_eq!(
         (
             resumed.status,
@@ -506,40 +460,17 @@ async fn paused_deliveries_wait_for_resume(store: Arc<impl Store>) {
 async fn a_held_manual_retry_keeps_outcome_and_request(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
     let d = delivery(store.as_ref(), &e, true).await;
-    let l = lease(60);
-    let claimed = store
-        .claim(d.id, ClaimFor::Attempt(1), l, now())
-        .await
-        .expect("claim")
-        .expect("claimed");
-    let mut ok = failed_attempt(1);
-    ok.succeeded = true;
-    ok.error = None;
-    ok.status_code = Some(200);
-    let done = AttemptOutcome {
-        status: DeliveryStatus::Succeeded,
-        next_attempt_at: None,
-    };
+    let (claimed, l) = claim(store.as_ref(), d.id, ClaimFor::Attempt(1)).await;
+    let (ok, done) = succeeded_attempt(1);
     store
         .record_attempt(&claimed, l.id, &ok, &done, now())
         .await
         .expect("record")
         .expect("recorded");
-    let request = Uuid::now_v7();
-    assert!(
-        store
-            .request_retry(d.id, request, now())
-            .await
-            .expect("retry")
-    );
-    let l = lease(60);
-    let claimed = store
-        .claim(d.id, ClaimFor::Manual(request), l, now())
-        .await
-        .expect("claim")
-        .expect("claimed");
+    let request = request_retry(store.as_ref(), d.id).await;
+    let (claimed, l) = claim(store.as_ref(), d.id, ClaimFor::Manual(request)).await;
     assert!(store.hold(&claimed, l.id, now()).await.expect("hold"));
-    let held = store.get_delivery(d.id).await.expect("get").expect("there");
+    let held = stored_delivery(store.as_ref(), d.id).await;
     assert_eq!(
         (held.status, held.held, held.manual_retry),
         (DeliveryStatus::Succeeded, true, Some(request))
@@ -549,7 +480,7 @@ async fn a_held_manual_retry_keeps_outcome_and_request(store: Arc<impl Store>) {
         1
     );
     assert!(store.resume_delivery(&held, now()).await.expect("resume"));
-    let resumed = store.get_delivery(d.id).await.expect("get").expect("there");
+    let resumed = stored_delivery(store.as_ref(), d.id).await;
     assert_eq!(
         (resumed.status, resumed.held, resumed.manual_retry),
         (DeliveryStatus::Succeeded, false, Some(request))
@@ -588,12 +519,7 @@ async fn the_due_index_orders_and_cuts_off(store: Arc<impl Store>) {
     let due = store.due_deliveries(now(), 10).await.expect("due");
     assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![b.id]);
     assert_eq!(
-        store
-            .get_delivery(a.id)
-            .await
-            .expect("get")
-            .expect("there")
-            .next_attempt_at,
+        stored_delivery(store.as_ref(), a.id).await.next_attempt_at,
         Some(later)
     );
 }
@@ -603,12 +529,7 @@ async fn purges_take_attempts_too(store: Arc<impl Store>) {
     let mut ids = Vec::new();
     for _ in 0..30 {
         let d = delivery(store.as_ref(), &e, true).await;
-        let l = lease(60);
-        let claimed = store
-            .claim(d.id, ClaimFor::Attempt(1), l, now())
-            .await
-            .expect("claim")
-            .expect("claimed");
+        let (claimed, l) = claim(store.as_ref(), d.id, ClaimFor::Attempt(1)).await;
         let outcome = AttemptOutcome {
             status: DeliveryStatus::Failed,
             next_attempt_at: None,

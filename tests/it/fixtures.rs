@@ -79,12 +79,7 @@ fn template_and_code_project_the_same_gsi1_attributes() {
 }
 
 async fn every_fixture_answers_as_specified(store: Arc<impl Store>) {
-    seed_keys(store.as_ref()).await;
-    let fixture = fixture_endpoint();
-    store
-        .insert_endpoint(&fixture, MAX_ENDPOINTS_PER_ORG)
-        .await
-        .expect("seed endpoint");
+    let fixture = seed_fixtures(store.as_ref()).await;
     let r = router(store.clone());
 
     // Create, plain and base64-encoded bodies.

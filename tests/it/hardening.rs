@@ -4,7 +4,6 @@
 use crate::common::*;
 use crate::pipeline::{Harness, Options};
 use serde_json::{Value, json};
-use shared::domain::validation::MAX_ENDPOINTS_PER_ORG;
 use shared::pipeline::Handled;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,19 +11,10 @@ use testkit::{Behaviour, Reply};
 
 const STEP: Duration = Duration::from_secs(10);
 
-async fn setup(store: Arc<impl Store>) -> axum::Router {
-    seed_keys(store.as_ref()).await;
-    store
-        .insert_endpoint(&fixture_endpoint(), MAX_ENDPOINTS_PER_ORG)
-        .await
-        .expect("seed endpoint");
-    router(store)
-}
-
 /// What is validated is what is stored and sent: URLs a WHATWG parser would silently
 /// rewrite are refused, and the rest is stored normalised.
 async fn urls_are_stored_as_they_will_be_sent(store: Arc<impl Store>) {
-    let r = setup(store.clone()).await;
+    let r = fixture_router(store.clone()).await;
     let create = |url: &str| json!({"url": url, "event_types": ["a.b"]}).to_string();
     for bad in [
         "https://local\thost:8443/x",
@@ -64,11 +54,7 @@ async fn urls_are_stored_as_they_will_be_sent(store: Arc<impl Store>) {
 /// A body over 512 KiB is refused before anything happens, on routes that take no body
 /// too.
 async fn oversized_bodies_do_nothing_anywhere(store: Arc<impl Store>) {
-    seed_keys(store.as_ref()).await;
-    store
-        .insert_endpoint(&fixture_endpoint(), MAX_ENDPOINTS_PER_ORG)
-        .await
-        .expect("seed endpoint");
+    seed_fixtures(store.as_ref()).await;
     let (r, mut jobs) = router_with_queue(store.clone());
     let huge = "x".repeat(600 * 1024);
     let before = store
@@ -112,7 +98,7 @@ async fn oversized_bodies_do_nothing_anywhere(store: Arc<impl Store>) {
 
 /// Same id, same content: the first answer. Same id, other content: 409, nothing made.
 async fn a_reused_event_id_with_other_content_conflicts(store: Arc<impl Store>) {
-    let r = setup(store.clone()).await;
+    let r = fixture_router(store.clone()).await;
     let publish = |body: Value| {
         let body = body.to_string();
         let r = r.clone();
@@ -138,7 +124,7 @@ async fn a_reused_event_id_with_other_content_conflicts(store: Arc<impl Store>) 
 /// Concurrent publishes of the same ids create each delivery once, and take one
 /// sequence number each: `total` and page sizes stay exact.
 async fn concurrent_repeats_take_no_extra_sequence_numbers(store: Arc<impl Store>) {
-    let r = setup(store.clone()).await;
+    let r = fixture_router(store.clone()).await;
     let create = json!({"url": "https://example.com/hook", "event_types": ["a.b"]}).to_string();
     let a = send(&r, "endpoints-create.json", |e| set_body(e, &create)).await;
     let endpoint_id = a.json["id"].as_str().expect("id").to_owned();

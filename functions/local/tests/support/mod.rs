@@ -15,6 +15,12 @@
 //! let (exit, rest_of_stdout) = server.terminate(); // SIGTERM; a drop kills instead
 //! ```
 //!
+//! - Every answer read through a [`Server`] ([`Server::send`], [`Server::request`] and
+//!   its shorthands) must be one docs/openapi.yaml describes ([`CONTRACT`]: status,
+//!   content type, required headers, body schema, error code): anything else panics,
+//!   naming the violation, whatever the test expects. There is no unchecked way: no test
+//!   needs one (requests no HTTP client would send go over raw sockets, as in
+//!   `http_edges.rs`).
 //! - The server listens on `127.0.0.1:0` (unless [`ServerBuilder::listen`] says
 //!   otherwise); [`ServerBuilder::start`] reads the first line, `listening on
 //!   http://ADDR`, and fails the test if it is anything else. Later lines are there for
@@ -35,11 +41,19 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
+use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
+use testkit::openapi::Contract;
+
+/// docs/openapi.yaml, as the server serves it: every answer [`Server::send`] reads is
+/// checked against it.
+pub static CONTRACT: LazyLock<Contract> = LazyLock::new(|| {
+    Contract::from_json(shared::api::openapi::OPENAPI_JSON)
+        .expect("the served OpenAPI document is a usable contract")
+});
 
 /// Environment variables the server reads; removed from the child's environment unless
 /// the test sets them.
@@ -287,9 +301,46 @@ impl Server {
         })
     }
 
-    /// Sends a request with the bearer key (if any) and a JSON body (if any); returns the
-    /// status and the body as JSON (`Null` if empty, a JSON string if it is not JSON).
-    /// Panics if there is no answer.
+    /// The HTTP client [`Self::send`] uses (no proxy, 30 s timeout), to build requests the
+    /// shorthands do not make.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Sends `request` (built on [`Self::http`], to [`Self::url`]) and reads the answer,
+    /// which must be one docs/openapi.yaml describes; returns the status and the body as
+    /// JSON (`Null` if empty). Panics if there is no answer or the document does not
+    /// describe it.
+    pub async fn send(&self, request: RequestBuilder) -> (u16, Value) {
+        let (client, request) = request.build_split();
+        let request = request.expect("a well-formed request");
+        let method = request.method().to_string();
+        let path = request.url().path().to_owned();
+        let response = client
+            .execute(request)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: body: {e}"));
+        if let Err(violation) = CONTRACT.check(&method, &path, status, &headers, &bytes) {
+            panic!("an answer docs/openapi.yaml does not describe: {violation}");
+        }
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!("{method} {path}: every answer with a body is JSON ({e})")
+            })
+        };
+        (status, json)
+    }
+
+    /// Sends a request with the bearer key (if any) and a JSON body (if any), through
+    /// [`Self::send`]: the answer is checked against docs/openapi.yaml.
     pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
         self.request_as(self.bearer.as_deref(), method, path, body)
             .await
@@ -303,29 +354,14 @@ impl Server {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let mut request = self.http.request(method.clone(), self.url(path));
+        let mut request = self.http.request(method, self.url(path));
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"));
-        let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: body: {e}"));
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        (status, json)
+        self.send(request).await
     }
 
     /// `GET path`.
