@@ -55,7 +55,12 @@ pub fn endpoint_url(raw: &str) -> Result<String, ValidationError> {
     if url.scheme() != "https" {
         return Err(err("must start with https://"));
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    // Any `@` in the authority, even with empty user-info the parser would drop.
+    let authority = raw
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .unwrap_or_default();
+    if authority.contains('@') || !url.username().is_empty() || url.password().is_some() {
         return Err(err("must not carry credentials"));
     }
     if url.fragment().is_some() {
@@ -66,7 +71,8 @@ pub fn endpoint_url(raw: &str) -> Result<String, ValidationError> {
         Some(Host::Domain(domain)) if !is_real_domain(domain) => {
             return Err(err("must name a real host"));
         }
-        Some(Host::Ipv4(ip)) if ip.is_unspecified() || ip.is_broadcast() => {
+        // 0.0.0.0/8 means "this host" or "this network", never a receiver.
+        Some(Host::Ipv4(ip)) if ip.octets()[0] == 0 || ip.is_broadcast() => {
             return Err(err("must name a real host"));
         }
         Some(Host::Ipv6(ip)) if IpAddr::V6(ip).is_unspecified() => {
@@ -199,6 +205,10 @@ mod tests {
             "https://nodots/",
             "https://-bad-.com/",
             "https://0.0.0.0/",
+            "https://0.0.0.6/",
+            "https://@6/",
+            "https://@example.com/",
+            "https://:@example.com/",
             "https://[::]/",
             "https://exa mple.com/",
         ] {
