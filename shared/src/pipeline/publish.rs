@@ -80,7 +80,7 @@ pub struct Publisher {
     pub queue: Arc<dyn JobQueue>,
 }
 
-fn hold() -> chrono::Duration {
+fn fan_out_hold() -> chrono::Duration {
     chrono::Duration::from_std(FAN_OUT_HOLD).unwrap_or_default()
 }
 
@@ -116,7 +116,7 @@ impl Publisher {
             payload,
             targets: targets.iter().map(|e| e.id).collect(),
             fanned_out: false,
-            fan_out_until: Some(created_at + hold()),
+            fan_out_until: Some(created_at + fan_out_hold()),
         };
         match self.events.insert_event(&event).await {
             Ok(()) => self.fan_out_holding(event, targets, false).await,
@@ -161,7 +161,7 @@ impl Publisher {
                     pause = (pause * 2).min(Duration::from_millis(500));
                 }
                 seen => {
-                    let until = at + hold();
+                    let until = at + fan_out_hold();
                     if self
                         .events
                         .take_over_fan_out(&event.org, &event.id, seen, until)
