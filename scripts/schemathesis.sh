@@ -33,16 +33,8 @@ SEED="${SCHEMATHESIS_SEED:-20261127}"
 
 if [ -z "${AVW_SCHEMATHESIS_NETNS:-}" ]; then
     export AVW_SCHEMATHESIS_STARTED; AVW_SCHEMATHESIS_STARTED=$(date +%s)
-    # A pinned virtualenv per tool, as in scripts/test.sh: venv DIR PACKAGE==VERSION
-    venv() {
-        if [ ! -f "$1/.installed" ]; then
-            echo "installing $2 into $1" >&2
-            rm -rf "$1"
-            python3 -m venv "$1"
-            "$1/bin/pip" install --quiet --disable-pip-version-check "$2"
-            touch "$1/.installed"
-        fi
-    }
+    # shellcheck source=scripts/venv.sh
+    . scripts/venv.sh
     venv "$VENV" "schemathesis==$SCHEMATHESIS_VERSION"
     cargo build --locked --bin webhooks-local
 

@@ -13,16 +13,8 @@ STANDARDWEBHOOKS_VERSION=1.1.0
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/avw-target}"
 
-# A pinned virtualenv per tool (they pin different dependencies): venv DIR PACKAGE==VERSION
-venv() {
-    if [ ! -f "$1/.installed" ]; then
-        echo "installing $2 into $1" >&2
-        rm -rf "$1"
-        python3 -m venv "$1"
-        "$1/bin/pip" install --quiet --disable-pip-version-check "$2"
-        touch "$1/.installed"
-    fi
-}
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh
 VENV="$CACHE/avw-venvs/moto-$MOTO_VERSION"
 venv "$VENV" "moto[server]==$MOTO_VERSION"
 # The receivers' own library, to check real deliveries the way receivers do.

@@ -147,6 +147,32 @@ struct Probe {
 }
 
 /// GETs the endpoint list every 100 ms until `stop` turns true.
+/// How long a test waits for an attempt to show, or a receiver's connection to end.
+const LIMIT: Duration = Duration::from_millis(TIMEOUT_MS + 10_000);
+
+/// Publish one event of `event_type` to `endpoints`, and wait for each one's first
+/// attempt, and then for `settled`, while the API is probed; the probes and the attempts.
+async fn publish_and_probe(
+    server: &Server,
+    event_type: &str,
+    endpoints: &[Endpoint],
+    settled: impl Future<Output = ()>,
+) -> (Vec<Probe>, Vec<(Value, Instant)>) {
+    publish(server, event_type, endpoints.len()).await;
+    let (stop, stopped) = watch::channel(false);
+    tokio::join!(probe_api(server, stopped), async {
+        let attempts = join_all(
+            endpoints
+                .iter()
+                .map(|endpoint| first_attempt(server, &endpoint.id, LIMIT)),
+        )
+        .await;
+        settled.await;
+        let _ = stop.send(true);
+        attempts
+    })
+}
+
 async fn probe_api(server: &Server, mut stop: watch::Receiver<bool>) -> Vec<Probe> {
     let mut probes = Vec::new();
     while !*stop.borrow() {
@@ -519,22 +545,12 @@ async fn hostile_receivers_end_within_the_timeout_with_the_right_outcome() {
     }
 
     let published_at = Instant::now();
-    publish(&server, event_type, cases.len()).await;
-    let (stop, stopped) = watch::channel(false);
-    let limit = Duration::from_millis(TIMEOUT_MS + 10_000);
-    let (probes, attempts) = tokio::join!(probe_api(&server, stopped), async {
-        let attempts = join_all(
-            endpoints
-                .iter()
-                .map(|endpoint| first_attempt(&server, &endpoint.id, limit)),
-        )
-        .await;
+    let (probes, attempts) = publish_and_probe(&server, event_type, &endpoints, async {
         // Keep probing until the slow raw receivers have seen their connection end.
-        silent.wait_for_ended(1, limit).await;
-        trickle.wait_for_ended(1, limit).await;
-        let _ = stop.send(true);
-        attempts
-    });
+        silent.wait_for_ended(1, LIMIT).await;
+        trickle.wait_for_ended(1, LIMIT).await;
+    })
+    .await;
 
     let mut report = BTreeMap::new();
     for (((name, _, expected), endpoint), (detail, seen_at)) in
@@ -702,22 +718,12 @@ async fn fifty_megabyte_bodies_are_cut_at_the_cap_and_memory_stays_bounded() {
         endpoints.push(register(&server, url, "huge.body").await);
     }
     let published_at = Instant::now();
-    publish(&server, "huge.body", RECEIVERS).await;
-    let (stop, stopped) = watch::channel(false);
-    let limit = Duration::from_millis(TIMEOUT_MS + 10_000);
-    let (probes, attempts) = tokio::join!(probe_api(&server, stopped), async {
-        let attempts = join_all(
-            endpoints
-                .iter()
-                .map(|endpoint| first_attempt(&server, &endpoint.id, limit)),
-        )
-        .await;
+    let (probes, attempts) = publish_and_probe(&server, "huge.body", &endpoints, async {
         for (_, receiver) in &huge {
-            receiver.wait_for_ended(1, limit).await;
+            receiver.wait_for_ended(1, LIMIT).await;
         }
-        let _ = stop.send(true);
-        attempts
-    });
+    })
+    .await;
     let all_done = published_at.elapsed();
     let after = server.memory().expect("/proc/PID/status (Linux)");
 

@@ -87,10 +87,11 @@ impl ApiError {
         }
     }
 
-    /// A 400 for a body field or query parameter the route does not take.
+    /// A 400 for a body field or query parameter the route does not take (one message for
+    /// both: the `field` names it either way).
     pub fn unknown_field(name: &str) -> Self {
         ApiError::BadRequest {
-            message: format!("unknown field {name:?}"),
+            message: format!("{name:?} is not a field or parameter this route takes"),
             field: Some(name.to_owned()),
         }
     }
