@@ -1,11 +1,9 @@
 //! The narrow traits the domain talks to storage through. Each entry point depends only
 //! on the ports it uses; every adapter passes the same contract tests (`tests/`).
 
-#[cfg(doc)]
-use crate::domain::Waiting;
 use crate::domain::{
-    ApiKey, Attempt, AttemptOutcome, Delivery, Endpoint, EndpointChanges, Event, Job, KeyHash,
-    Lease, PostOutcome, SigningSecret,
+    ApiKey, Attempt, AttemptOutcome, Delivery, DeliveryKey, Endpoint, EndpointChanges, Event,
+    Expect, Job, KeyHash, PostOutcome, ScheduledAttempt, SigningSecret,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,6 +27,8 @@ pub enum StoreError {
 /// organisation's endpoint behaves exactly like an unknown id.
 #[async_trait]
 pub trait EndpointStore: Send + Sync {
+    /// A number for a new endpoint, never handed out before (see [`Endpoint::number`]).
+    async fn allocate_endpoint_number(&self) -> Result<u32, StoreError>;
     /// Store a new endpoint unless the organisation already has `limit` of them.
     async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> Result<(), StoreError>;
     /// Newest first.
@@ -69,13 +69,13 @@ pub trait KeyStore: Send + Sync {
 /// Events, stored once per publish.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// `AlreadyExists` if the organisation already has an event with this id.
-    async fn insert_event(&self, event: &Event) -> Result<(), StoreError>;
+    /// Store a new event. If the organisation already has an event with its id, nothing
+    /// is written and that event is returned instead (one request either way).
+    async fn insert_event(&self, event: &Event) -> Result<Option<Event>, StoreError>;
     async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError>;
-    /// Record that every target's delivery is written.
-    async fn mark_fanned_out(&self, org: &str, id: &str) -> Result<(), StoreError>;
-    /// Take over an unfinished fan-out whose holder's time (`seen`, as last read) has
-    /// passed: hold it until `until`. `false` if it finished or someone else took it.
+    /// Take over (or give up, with `until` in the past) the fan-out of an event from the
+    /// holder last seen (`seen`): hold it until `until`. `false` if someone else holds it
+    /// now.
     async fn take_over_fan_out(
         &self,
         org: &str,
@@ -85,16 +85,7 @@ pub trait EventStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-/// What an attempt claim must find for the sender to go ahead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimFor {
-    /// Automatic attempt number `n`: `attempt_count` is `n - 1` and the delivery is due.
-    Attempt(u32),
-    /// The manual retry request with this id is still open.
-    Manual(Uuid),
-}
-
-/// Deliveries and their attempts.
+/// Deliveries, each in its endpoint's history at its sequence number.
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
     /// Take the endpoint's next delivery sequence number; `None` if it no longer exists.
@@ -103,93 +94,84 @@ pub trait DeliveryStore: Send + Sync {
         org: &str,
         endpoint_id: Uuid,
     ) -> Result<Option<u64>, StoreError>;
-    /// `AlreadyExists` if a delivery with this id is stored.
-    async fn insert_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
-    async fn get_delivery(&self, id: Uuid) -> Result<Option<Delivery>, StoreError>;
-    /// In attempt order.
-    async fn list_attempts(&self, id: Uuid) -> Result<Vec<Attempt>, StoreError>;
+    /// Store a new delivery; `false` (nothing written) if its place is taken, which
+    /// happens when the sender recorded its first attempt before the publish got here.
+    async fn insert_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError>;
+    async fn get_delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError>;
     /// Page `page` (from 1) of `per_page` of the endpoint's deliveries, newest first, and
-    /// the total. Reads only that page, whatever its number. These are summaries: a
-    /// store may leave `lease` and `manual_retry` empty (DynamoDB's `gsi1` omits them).
+    /// the total. Reads only that page, whatever its number.
     async fn delivery_page(
         &self,
         endpoint: &Endpoint,
         page: u32,
         per_page: u32,
     ) -> Result<(Vec<Delivery>, u64), StoreError>;
-    /// Take `lease` on the delivery if `claim` holds and no live lease exists. Returns the
-    /// delivery as claimed, or `None` if the claim does not hold.
-    async fn claim(
+    /// The delivery of event `event_id` in endpoint `number`'s history, looking upwards
+    /// from `after + 1` and giving up at deliveries created after `created_before`
+    /// (numbers are taken in about creation order, so the search is short).
+    async fn find_event_delivery(
         &self,
-        id: Uuid,
-        claim: ClaimFor,
-        lease: Lease,
-        now: DateTime<Utc>,
+        number: u32,
+        after: u64,
+        event_id: &str,
+        created_before: DateTime<Utc>,
     ) -> Result<Option<Delivery>, StoreError>;
-    /// Store the attempt and the delivery's new state ([`Delivery::recorded`]) together,
-    /// if `lease` is still held; the delivery as recorded, or `None` if the lease was
-    /// not held (another sender took over): nothing is written then. `claimed` is the
-    /// delivery as `claim` returned it, so no read comes first; a manual retry requested
-    /// meanwhile stays open (the returned delivery shows it).
+    /// Record an attempt if the stored delivery meets `expect` ([`Delivery::recorded`]);
+    /// the delivery as recorded, or `None` (nothing written) if it does not. `seed` is
+    /// the delivery as the job knows it: for a first attempt it is written whole if the
+    /// delivery is not stored yet.
     async fn record_attempt(
         &self,
-        claimed: &Delivery,
-        lease: Uuid,
+        seed: &Delivery,
+        expect: Expect,
         attempt: &Attempt,
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<Option<Delivery>, StoreError>;
-    /// Park a claimed delivery until its endpoint is resumed ([`Delivery::parked`]) and
-    /// drop the lease.
+    /// Park a delivery until its endpoint is resumed ([`Delivery::parked`]) if it meets
+    /// `expect`; `false` if it does not (nothing written).
     async fn hold(
         &self,
-        claimed: &Delivery,
-        lease: Uuid,
+        seed: &Delivery,
+        expect: Expect,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Open a manual retry request ([`Delivery::retry_requested`]); `false` if there is
-    /// no such delivery.
+    /// Open a manual retry request ([`Delivery::retry_requested`]); the delivery, or
+    /// `None` if there is no such delivery.
     async fn request_retry(
         &self,
-        id: Uuid,
+        key: DeliveryKey,
         request: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<Delivery>, StoreError>;
     /// Up to `limit` held deliveries of an endpoint.
-    async fn paused_deliveries(
-        &self,
-        endpoint_id: Uuid,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError>;
-    /// Release a held delivery ([`Delivery::resumed`]), given as last read. `false` if
-    /// it is no longer held as read.
+    async fn held_deliveries(&self, number: u32, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+    /// Release a held delivery ([`Delivery::resumed`]), given as last read. `false` if it
+    /// is no longer held as read.
     async fn resume_delivery(
         &self,
         held: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Up to `limit` delivery ids of an endpoint (any order).
-    async fn endpoint_delivery_ids(
+    /// Delete up to `limit` deliveries of an endpoint's history; how many were deleted.
+    async fn purge_deliveries(&self, number: u32, limit: u32) -> Result<usize, StoreError>;
+}
+
+/// Automatic attempts due later than the queue can delay a message, by due minute.
+#[async_trait]
+pub trait Schedule: Send + Sync {
+    async fn schedule(&self, attempt: &ScheduledAttempt) -> Result<(), StoreError>;
+    /// Every attempt due in the minute starting at `minute`.
+    async fn due_in_minute(
         &self,
-        endpoint_id: Uuid,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, StoreError>;
-    /// Delete deliveries with all their attempts.
-    async fn delete_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError>;
-    /// Up to `limit` deliveries due ([`Waiting::Due`]) at or before `before`, oldest due
-    /// first.
-    async fn due_deliveries(
+        minute: DateTime<Utc>,
+    ) -> Result<Vec<ScheduledAttempt>, StoreError>;
+    /// The last minute the scheduler has handed to the queue, if any.
+    async fn scheduled_through(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Move that mark from `seen` to `minute`; `false` if another scheduler moved it.
+    async fn mark_scheduled_through(
         &self,
-        before: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError>;
-    /// Move a due delivery's `next_attempt_at` from `seen` to `at` (the recovery sweep
-    /// re-queues it). `false` if it is no longer due at `seen`: a sender got there first.
-    async fn touch_due(
-        &self,
-        id: Uuid,
-        seen: DateTime<Utc>,
-        at: DateTime<Utc>,
+        seen: Option<DateTime<Utc>>,
+        minute: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 }
 
@@ -198,8 +180,8 @@ pub trait DeliveryStore: Send + Sync {
 pub trait EndpointHealth: Send + Sync {
     /// Add one failure; the new count, or `None` if the endpoint is gone.
     async fn record_failure(&self, org: &str, id: Uuid) -> Result<Option<u32>, StoreError>;
-    /// Reset the count to zero, judged on the stored count (a conditional write that
-    /// changes nothing when it is zero already).
+    /// Reset the count to zero, judged on the stored count as it is now (a read, then a
+    /// write only when it is not zero already).
     async fn record_success(&self, org: &str, id: Uuid) -> Result<(), StoreError>;
     /// Set `is_active: false` if it is active (and, with `min_failures`, only if the count
     /// reached it). `true` if this call paused it.

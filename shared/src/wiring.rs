@@ -11,7 +11,8 @@ use crate::api::{self, deliveries, endpoints, openapi, publish};
 use crate::config::{self, ConfigError, Env};
 use crate::pipeline::{Publisher, Sender, SenderSettings};
 use crate::ports::{
-    DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, KeyStore, WebhookTransport,
+    DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, KeyStore, Schedule,
+    WebhookTransport,
 };
 use axum::Router;
 use std::sync::Arc;
@@ -19,11 +20,11 @@ use std::time::Duration;
 
 /// Every storage port; both adapters implement all of them.
 pub trait Store:
-    EndpointStore + KeyStore + EventStore + DeliveryStore + EndpointHealth + 'static
+    EndpointStore + KeyStore + EventStore + DeliveryStore + EndpointHealth + Schedule + 'static
 {
 }
-impl<T: EndpointStore + KeyStore + EventStore + DeliveryStore + EndpointHealth + 'static> Store
-    for T
+impl<T: EndpointStore + KeyStore + EventStore + DeliveryStore + EndpointHealth + Schedule + 'static>
+    Store for T
 {
 }
 
@@ -87,7 +88,8 @@ pub fn sender(
         endpoints: store.clone(),
         health: store.clone(),
         deliveries: store.clone(),
-        events: store,
+        events: store.clone(),
+        schedule: store,
         queue,
         transport,
         settings,
@@ -103,8 +105,6 @@ pub fn sender_settings(env: &impl Env) -> Result<SenderSettings, ConfigError> {
     Ok(SenderSettings {
         retry: config::retry_policy(env)?,
         breaker_threshold: config::circuit_breaker_threshold(env)?,
-        // A claim outlives the longest POST by a wide margin.
-        lease: config::delivery_timeout(env)? + Duration::from_secs(30),
         user_agent: user_agent(),
     })
 }

@@ -15,7 +15,7 @@ use shared::domain::Job;
 use shared::domain::Role;
 use shared::keys::{self, KeyError};
 use shared::pipeline::Sender;
-use shared::pipeline::sweep::{DEFAULT_GRACE, SWEEP_LIMIT, sweep};
+use shared::pipeline::scheduler::run_now;
 use shared::wiring::{self, Services};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -228,12 +228,12 @@ pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
     drop(out);
 
     let workers = tokio::spawn(run_worker(server.sender.clone(), server.jobs));
-    let sweeper = tokio::spawn(run_sweeper(server.store.clone(), server.queue.clone()));
+    let scheduler = tokio::spawn(run_scheduler(server.store.clone(), server.queue.clone()));
     let served = axum::serve(JsonErrorsListener(listener), server.router)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     workers.abort();
-    sweeper.abort();
+    scheduler.abort();
     served.map_err(StartError::Serve)?;
     tracing::info!("stopped");
     Ok(())
@@ -242,8 +242,15 @@ pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
 /// Jobs at most in flight at once, as a Lambda's concurrency would bound them.
 const WORKER_CONCURRENCY: usize = 32;
 
-/// The local stand-in for the sender Lambda: every due job, handled concurrently.
-/// A job whose handling failed goes back on the queue after a pause, as SQS would.
+/// How long a job whose handling failed waits before it is handled again.
+const REDELIVERY_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Handlings of one job at most, as the queue's `maxReceiveCount` in AWS.
+const MAX_RECEIVES: u32 = 5;
+
+/// The local stand-in for the sender Lambda: every due job, handled concurrently. A job
+/// whose handling failed is handed out again after a pause, marked as seen before, as
+/// SQS would after its visibility timeout, and given up after `MAX_RECEIVES` (SQS would
+/// move it to the dead-letter queue).
 async fn run_worker(sender: Arc<Sender>, mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(WORKER_CONCURRENCY));
     while let Some(job) = jobs.recv().await {
@@ -252,25 +259,31 @@ async fn run_worker(sender: Arc<Sender>, mut jobs: tokio::sync::mpsc::UnboundedR
         };
         let sender = sender.clone();
         tokio::spawn(async move {
-            if let Err(err) = sender.handle(job.clone()).await {
-                tracing::warn!(error = %err, "job failed; retrying it in 5 s");
-                let _ = sender
-                    .queue
-                    .enqueue(vec![(job, std::time::Duration::from_secs(5))])
-                    .await;
+            for receive in 1..=MAX_RECEIVES {
+                match sender.handle(job.clone(), receive > 1).await {
+                    Ok(_) => break,
+                    Err(err) if receive < MAX_RECEIVES => {
+                        tracing::warn!(error = %err, "job failed; handling it again in 5 s");
+                        tokio::time::sleep(REDELIVERY_PAUSE).await;
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "job failed {MAX_RECEIVES} times; given up")
+                    }
+                }
             }
             drop(slot);
         });
     }
 }
 
-/// The local stand-in for the scheduled sweep Lambda.
-async fn run_sweeper(store: Arc<MemoryStore>, queue: Arc<MemoryQueue>) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
+/// The local stand-in for the scheduler Lambda (run more often than every minute: a
+/// run hands over only what is due and not handed yet).
+async fn run_scheduler(store: Arc<MemoryStore>, queue: Arc<MemoryQueue>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
     loop {
         every.tick().await;
-        if let Err(err) = sweep(store.as_ref(), queue.as_ref(), DEFAULT_GRACE, SWEEP_LIMIT).await {
-            tracing::warn!(error = %err, "sweep failed");
+        if let Err(err) = run_now(store.as_ref(), queue.as_ref()).await {
+            tracing::warn!(error = %err, "scheduler failed");
         }
     }
 }

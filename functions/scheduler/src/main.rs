@@ -1,8 +1,9 @@
-//! `scheduler`: runs every minute (EventBridge) and re-queues overdue deliveries.
+//! `scheduler`: runs every minute (EventBridge) and hands the queue the attempts due in
+//! the coming minute from the store's due list.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::config::ProcessEnv;
-use shared::pipeline::sweep::{DEFAULT_GRACE, SWEEP_LIMIT, sweep};
+use shared::pipeline::scheduler::run_now;
 use shared::wiring::Aws;
 
 #[tokio::main]
@@ -12,14 +13,8 @@ async fn main() -> Result<(), Error> {
     let aws = &aws;
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {
-            let requeued = sweep(
-                aws.store.as_ref(),
-                aws.queue.as_ref(),
-                DEFAULT_GRACE,
-                SWEEP_LIMIT,
-            )
-            .await?;
-            Ok::<_, Error>(serde_json::json!({ "requeued": requeued }))
+            let handed = run_now(aws.store.as_ref(), aws.queue.as_ref()).await?;
+            Ok::<_, Error>(serde_json::json!({ "handed": handed }))
         },
     ))
     .await

@@ -4,17 +4,17 @@
 //! creates); the contract tests in `tests/` run against both.
 
 use crate::domain::delivery::{page_range, page_total};
+use crate::domain::time::minute_of;
 use crate::domain::{
-    ApiKey, Attempt, AttemptOutcome, Delivery, Endpoint, EndpointChanges, Event, KeyHash, Lease,
-    SigningSecret, Waiting,
+    ApiKey, Attempt, AttemptOutcome, Delivery, DeliveryKey, Endpoint, EndpointChanges, Event,
+    Expect, KeyHash, ScheduledAttempt, SigningSecret,
 };
 use crate::ports::{
-    ClaimFor, DeliveryStore, EndpointHealth, EndpointStore, EventStore, KeyStore, StoreError,
+    DeliveryStore, EndpointHealth, EndpointStore, EventStore, KeyStore, Schedule, StoreError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
@@ -22,11 +22,15 @@ use uuid::Uuid;
 struct State {
     /// (org, endpoint id) -> endpoint; ids are v7, so the map's order is creation order.
     endpoints: BTreeMap<(String, Uuid), Endpoint>,
+    /// The last endpoint number handed out.
+    endpoint_numbers: u32,
     keys: BTreeMap<KeyHash, ApiKey>,
     events: BTreeMap<(String, String), Event>,
-    deliveries: BTreeMap<Uuid, Delivery>,
-    /// (delivery id, attempt number) -> attempt.
-    attempts: BTreeMap<(Uuid, u32), Attempt>,
+    /// By (endpoint number, seq): each endpoint's history in order.
+    deliveries: BTreeMap<DeliveryKey, Delivery>,
+    /// By (due minute, delivery, attempt).
+    schedule: BTreeMap<(DateTime<Utc>, DeliveryKey, u32), ScheduledAttempt>,
+    scheduled_through: Option<DateTime<Utc>>,
 }
 
 impl State {
@@ -60,6 +64,15 @@ fn org_range(org: &str) -> std::ops::RangeInclusive<(String, Uuid)> {
 
 #[async_trait]
 impl EndpointStore for MemoryStore {
+    async fn allocate_endpoint_number(&self) -> Result<u32, StoreError> {
+        let mut state = self.state();
+        state.endpoint_numbers = state
+            .endpoint_numbers
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Backend("endpoint numbers exhausted".into()))?;
+        Ok(state.endpoint_numbers)
+    }
+
     async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> Result<(), StoreError> {
         let mut state = self.state();
         if state.endpoints.range(org_range(&endpoint.org)).count() >= limit {
@@ -197,14 +210,14 @@ impl EndpointHealth for MemoryStore {
 
 #[async_trait]
 impl EventStore for MemoryStore {
-    async fn insert_event(&self, event: &Event) -> Result<(), StoreError> {
+    async fn insert_event(&self, event: &Event) -> Result<Option<Event>, StoreError> {
         let mut state = self.state();
         let key = (event.org.clone(), event.id.clone());
-        if state.events.contains_key(&key) {
-            return Err(StoreError::AlreadyExists);
+        if let Some(existing) = state.events.get(&key) {
+            return Ok(Some(existing.clone()));
         }
         state.events.insert(key, event.clone());
-        Ok(())
+        Ok(None)
     }
 
     async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError> {
@@ -213,17 +226,6 @@ impl EventStore for MemoryStore {
             .events
             .get(&(org.to_owned(), id.to_owned()))
             .cloned())
-    }
-
-    async fn mark_fanned_out(&self, org: &str, id: &str) -> Result<(), StoreError> {
-        if let Some(e) = self
-            .state()
-            .events
-            .get_mut(&(org.to_owned(), id.to_owned()))
-        {
-            e.fanned_out = true;
-        }
-        Ok(())
     }
 
     async fn take_over_fan_out(
@@ -236,7 +238,7 @@ impl EventStore for MemoryStore {
         let mut state = self.state();
         Ok(
             match state.events.get_mut(&(org.to_owned(), id.to_owned())) {
-                Some(e) if !e.fanned_out && e.fan_out_until == seen => {
+                Some(e) if e.fan_out_until == seen => {
                     e.fan_out_until = Some(until);
                     true
                 }
@@ -246,8 +248,14 @@ impl EventStore for MemoryStore {
     }
 }
 
-fn lease_is_free(d: &Delivery, now: DateTime<Utc>) -> bool {
-    d.lease.is_none_or(|l| l.until < now)
+fn history(number: u32) -> std::ops::RangeInclusive<DeliveryKey> {
+    DeliveryKey {
+        endpoint_number: number,
+        seq: 0,
+    }..=DeliveryKey {
+        endpoint_number: number,
+        seq: u64::MAX,
+    }
 }
 
 #[async_trait]
@@ -263,26 +271,17 @@ impl DeliveryStore for MemoryStore {
         }))
     }
 
-    async fn insert_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+    async fn insert_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
         let mut state = self.state();
-        if state.deliveries.contains_key(&delivery.id) {
-            return Err(StoreError::AlreadyExists);
+        if state.deliveries.contains_key(&delivery.key) {
+            return Ok(false);
         }
-        state.deliveries.insert(delivery.id, delivery.clone());
-        Ok(())
+        state.deliveries.insert(delivery.key, delivery.clone());
+        Ok(true)
     }
 
-    async fn get_delivery(&self, id: Uuid) -> Result<Option<Delivery>, StoreError> {
-        Ok(self.state().deliveries.get(&id).cloned())
-    }
-
-    async fn list_attempts(&self, id: Uuid) -> Result<Vec<Attempt>, StoreError> {
-        Ok(self
-            .state()
-            .attempts
-            .range((id, 0)..=(id, u32::MAX))
-            .map(|(_, a)| a.clone())
-            .collect())
+    async fn get_delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
+        Ok(self.state().deliveries.get(&key).cloned())
     }
 
     async fn delivery_page(
@@ -292,121 +291,116 @@ impl DeliveryStore for MemoryStore {
         per_page: u32,
     ) -> Result<(Vec<Delivery>, u64), StoreError> {
         let state = self.state();
-        let mut of_endpoint: Vec<&Delivery> = state
-            .deliveries
-            .values()
-            .filter(|d| d.endpoint_id == endpoint.id)
-            .collect();
-        of_endpoint.sort_by_key(|d| std::cmp::Reverse(d.seq));
-        let bottom = of_endpoint.last().map(|d| d.seq);
+        let mut range = state.deliveries.range(history(endpoint.number));
+        let bottom = range.next().map(|(k, _)| k.seq);
         let total = page_total(bottom, endpoint.delivery_seq);
         let items = match bottom.and_then(|b| page_range(b, endpoint.delivery_seq, page, per_page))
         {
-            Some((lo, hi)) => of_endpoint
-                .into_iter()
-                .filter(|d| (lo..=hi).contains(&d.seq))
-                .cloned()
+            Some((lo, hi)) => state
+                .deliveries
+                .range(
+                    DeliveryKey {
+                        endpoint_number: endpoint.number,
+                        seq: lo,
+                    }..=DeliveryKey {
+                        endpoint_number: endpoint.number,
+                        seq: hi,
+                    },
+                )
+                .rev()
+                .map(|(_, d)| d.clone())
                 .collect(),
             None => Vec::new(),
         };
         Ok((items, total))
     }
 
-    async fn claim(
+    async fn find_event_delivery(
         &self,
-        id: Uuid,
-        claim: ClaimFor,
-        lease: Lease,
-        now: DateTime<Utc>,
+        number: u32,
+        after: u64,
+        event_id: &str,
+        created_before: DateTime<Utc>,
     ) -> Result<Option<Delivery>, StoreError> {
-        let mut state = self.state();
-        let Some(d) = state.deliveries.get_mut(&id) else {
-            return Ok(None);
-        };
-        let holds = lease_is_free(d, now)
-            && match claim {
-                ClaimFor::Attempt(n) => d.status.is_due() && d.attempt_count + 1 == n,
-                ClaimFor::Manual(request) => d.manual_retry == Some(request),
-            };
-        if !holds {
-            return Ok(None);
-        }
-        d.lease = Some(lease);
-        Ok(Some(d.clone()))
+        let state = self.state();
+        Ok(state
+            .deliveries
+            .range(
+                DeliveryKey {
+                    endpoint_number: number,
+                    seq: after.saturating_add(1),
+                }..=DeliveryKey {
+                    endpoint_number: number,
+                    seq: u64::MAX,
+                },
+            )
+            .map(|(_, d)| d)
+            .take_while(|d| d.created_at < created_before)
+            .find(|d| d.event_id == event_id)
+            .cloned())
     }
 
     async fn record_attempt(
         &self,
-        claimed: &Delivery,
-        lease: Uuid,
+        seed: &Delivery,
+        expect: Expect,
         attempt: &Attempt,
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<Option<Delivery>, StoreError> {
-        let id = claimed.id;
         let mut state = self.state();
-        let key = (id, attempt.attempt_number);
-        if state.attempts.contains_key(&key) {
+        let stored = match state.deliveries.get(&seed.key) {
+            Some(d) => d.clone(),
+            // Not written yet: only a first attempt may write it.
+            None if expect == Expect::Attempt(1) => seed.clone(),
+            None => return Ok(None),
+        };
+        if !stored.meets(expect) {
             return Ok(None);
         }
-        let Some(d) = state
-            .deliveries
-            .get_mut(&id)
-            .filter(|d| d.lease.is_some_and(|l| l.id == lease))
-        else {
-            return Ok(None);
-        };
-        *d = claimed.recorded(attempt, outcome, d.manual_retry, now);
-        let recorded = d.clone();
-        state.attempts.insert(key, attempt.clone());
+        let recorded = stored.recorded(attempt, outcome, expect, now);
+        state.deliveries.insert(seed.key, recorded.clone());
         Ok(Some(recorded))
     }
 
     async fn hold(
         &self,
-        claimed: &Delivery,
-        lease: Uuid,
+        seed: &Delivery,
+        expect: Expect,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut state = self.state();
-        Ok(match state.deliveries.get_mut(&claimed.id) {
-            Some(d) if d.lease.is_some_and(|l| l.id == lease) => {
-                // A manual retry requested meanwhile stays open.
-                let open = d.manual_retry;
-                *d = claimed.parked(now);
-                d.manual_retry = open;
-                true
-            }
-            _ => false,
-        })
+        let stored = match state.deliveries.get(&seed.key) {
+            Some(d) => d.clone(),
+            None if expect == Expect::Attempt(1) => seed.clone(),
+            None => return Ok(false),
+        };
+        if !stored.meets(expect) {
+            return Ok(false);
+        }
+        state.deliveries.insert(seed.key, stored.parked(now));
+        Ok(true)
     }
 
     async fn request_retry(
         &self,
-        id: Uuid,
+        key: DeliveryKey,
         request: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Delivery>, StoreError> {
         let mut state = self.state();
-        Ok(match state.deliveries.get_mut(&id) {
-            Some(d) => {
-                *d = d.retry_requested(request, now);
-                true
-            }
-            None => false,
-        })
+        Ok(state.deliveries.get_mut(&key).map(|d| {
+            *d = d.retry_requested(request);
+            d.clone()
+        }))
     }
 
-    async fn paused_deliveries(
-        &self,
-        endpoint_id: Uuid,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    async fn held_deliveries(&self, number: u32, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         Ok(self
             .state()
             .deliveries
-            .values()
-            .filter(|d| d.endpoint_id == endpoint_id && d.held)
+            .range(history(number))
+            .map(|(_, d)| d)
+            .filter(|d| d.held)
             .take(limit as usize)
             .cloned()
             .collect())
@@ -418,7 +412,7 @@ impl DeliveryStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut state = self.state();
-        Ok(match state.deliveries.get_mut(&held.id) {
+        Ok(match state.deliveries.get_mut(&held.key) {
             Some(d) if d.held && d.status == held.status => {
                 *d = d.resumed(now);
                 true
@@ -427,64 +421,76 @@ impl DeliveryStore for MemoryStore {
         })
     }
 
-    async fn endpoint_delivery_ids(
-        &self,
-        endpoint_id: Uuid,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, StoreError> {
-        Ok(self
-            .state()
-            .deliveries
-            .values()
-            .filter(|d| d.endpoint_id == endpoint_id)
-            .take(limit as usize)
-            .map(|d| d.id)
-            .collect())
-    }
-
-    async fn delete_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+    async fn purge_deliveries(&self, number: u32, limit: u32) -> Result<usize, StoreError> {
         let mut state = self.state();
-        for id in ids {
-            state.deliveries.remove(id);
-            let attempts: Vec<(Uuid, u32)> = state
-                .attempts
-                .range((Bound::Included((*id, 0)), Bound::Included((*id, u32::MAX))))
-                .map(|(k, _)| *k)
-                .collect();
-            for k in attempts {
-                state.attempts.remove(&k);
-            }
+        let keys: Vec<DeliveryKey> = state
+            .deliveries
+            .range(history(number))
+            .take(limit as usize)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in &keys {
+            state.deliveries.remove(key);
         }
+        Ok(keys.len())
+    }
+}
+
+#[async_trait]
+impl Schedule for MemoryStore {
+    async fn schedule(&self, attempt: &ScheduledAttempt) -> Result<(), StoreError> {
+        let key = DeliveryKey::from_id(attempt.job.delivery_id)
+            .ok_or_else(|| StoreError::Backend("scheduled attempt of an unknown id".into()))?;
+        self.state().schedule.insert(
+            (minute_of(attempt.at), key, attempt.attempt),
+            attempt.clone(),
+        );
         Ok(())
     }
 
-    async fn due_deliveries(
+    async fn due_in_minute(
         &self,
-        before: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let state = self.state();
-        let mut due: Vec<&Delivery> = state
-            .deliveries
-            .values()
-            .filter(|d| matches!(d.waiting(), Waiting::Due(at) if at <= before))
-            .collect();
-        due.sort_by_key(|d| (d.next_attempt_at, d.id));
-        Ok(due.into_iter().take(limit as usize).cloned().collect())
+        minute: DateTime<Utc>,
+    ) -> Result<Vec<ScheduledAttempt>, StoreError> {
+        let minute = minute_of(minute);
+        let low = (
+            minute,
+            DeliveryKey {
+                endpoint_number: 0,
+                seq: 0,
+            },
+            0,
+        );
+        let high = (
+            minute,
+            DeliveryKey {
+                endpoint_number: u32::MAX,
+                seq: u64::MAX,
+            },
+            u32::MAX,
+        );
+        Ok(self
+            .state()
+            .schedule
+            .range(low..=high)
+            .map(|(_, a)| a.clone())
+            .collect())
     }
 
-    async fn touch_due(
+    async fn scheduled_through(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.state().scheduled_through)
+    }
+
+    async fn mark_scheduled_through(
         &self,
-        id: Uuid,
-        seen: DateTime<Utc>,
-        at: DateTime<Utc>,
+        seen: Option<DateTime<Utc>>,
+        minute: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        Ok(match self.state().deliveries.get_mut(&id) {
-            Some(d) if d.waiting() == Waiting::Due(seen) => {
-                d.next_attempt_at = Some(at);
-                true
-            }
-            _ => false,
-        })
+        let mut state = self.state();
+        if state.scheduled_through != seen {
+            return Ok(false);
+        }
+        state.scheduled_through = Some(minute);
+        Ok(true)
     }
 }

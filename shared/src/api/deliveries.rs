@@ -3,7 +3,8 @@
 use super::auth::{self, authorize};
 use super::{ApiError, PathParams};
 use crate::domain::time::rfc3339_millis;
-use crate::domain::{Attempt, Delivery, DeliveryStatus, Job, now};
+use crate::domain::{Attempt, Delivery, DeliveryKey, DeliveryStatus};
+use crate::pipeline::sender::delivery_job;
 use crate::ports::{DeliveryStore, EndpointStore, EventStore, JobQueue, KeyStore};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -79,8 +80,8 @@ impl<'a> From<&'a Delivery> for DeliverySummary<'a> {
             event_id: &d.event_id,
             event_type: &d.event_type,
             status: d.status,
-            attempt_count: d.attempt_count,
-            last_status_code: d.last_status_code,
+            attempt_count: d.attempt_count(),
+            last_status_code: d.last_status_code(),
             created_at: d.created_at,
             updated_at: d.updated_at,
             // A paused or finished delivery has no next attempt, whatever is stored.
@@ -136,13 +137,15 @@ async fn list(
 }
 
 /// The delivery, if it belongs to `org` and its endpoint still exists (a deleted
-/// endpoint's history is gone at once for the API, while the purge catches up).
+/// endpoint's history is gone at once for the API, while the purge catches up). An id
+/// names its place (see `DeliveryKey`): one read, and the stored id must be that id.
 async fn find(state: &DeliveriesState, org: &str, id: Uuid) -> Result<Delivery, ApiError> {
+    let key = DeliveryKey::from_id(id).ok_or(ApiError::NotFound)?;
     let delivery = state
         .deliveries
-        .get_delivery(id)
+        .get_delivery(key)
         .await?
-        .filter(|d| d.org == org)
+        .filter(|d| d.org == org && d.id == id)
         .ok_or(ApiError::NotFound)?;
     state
         .endpoints
@@ -162,7 +165,6 @@ async fn detail(
     let id = params.id("delivery_id")?;
     params.no_query()?;
     let delivery = find(&state, org, id).await?;
-    let attempts = state.deliveries.list_attempts(id).await?;
     let payload = match state.events.get_event(org, &delivery.event_id).await? {
         Some(event) => Some(RawValue::from_string(event.payload).map_err(|e| {
             tracing::error!(delivery_id = %id, error = %e, "stored payload is not JSON");
@@ -173,7 +175,7 @@ async fn detail(
     Ok(Json(DeliveryDetail {
         summary: DeliverySummary::from(&delivery),
         payload,
-        attempts: &attempts,
+        attempts: &delivery.attempts,
     })
     .into_response())
 }
@@ -187,16 +189,30 @@ async fn retry(
     authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
     let id = params.id("delivery_id")?;
     params.no_query()?;
-    find(&state, org, id).await?;
+    let delivery = find(&state, org, id).await?;
     let request = Uuid::now_v7();
-    if !state.deliveries.request_retry(id, request, now()).await? {
+    let Some(delivery) = state
+        .deliveries
+        .request_retry(delivery.key, request)
+        .await?
+    else {
         return Err(ApiError::NotFound);
-    }
-    // Recorded first and due now: if this enqueue fails, the sweep sends it.
-    let job = Job::manual(id, request);
-    if let Err(err) = state.queue.enqueue(vec![(job, Duration::ZERO)]).await {
-        tracing::warn!(delivery_id = %id, error = %err, "retry not enqueued; the sweep will send it");
-    }
+    };
+    // The job carries the envelope, as a first attempt's does, so the sender reads none.
+    let payload = state
+        .events
+        .get_event(org, &delivery.event_id)
+        .await?
+        .map(|e| e.payload);
+    let job = delivery_job(&delivery, payload.as_deref()).manual(request);
+    state
+        .queue
+        .enqueue(vec![(job, Duration::ZERO)])
+        .await
+        .map_err(|err| {
+            tracing::error!(delivery_id = %id, error = %err, "retry not enqueued");
+            ApiError::Internal
+        })?;
     tracing::info!(org, delivery_id = %id, "manual retry queued");
     Ok((
         StatusCode::ACCEPTED,

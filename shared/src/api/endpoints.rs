@@ -105,7 +105,8 @@ async fn create(
     authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
     params.no_query()?;
     let new = parse_new_endpoint(JsonFields::read(body).await?)?;
-    let endpoint = Endpoint::create(org, new, domain::now());
+    let number = state.endpoints.allocate_endpoint_number().await?;
+    let endpoint = Endpoint::create(org, new, number, domain::now());
     state
         .endpoints
         .insert_endpoint(&endpoint, MAX_ENDPOINTS_PER_ORG)
@@ -151,7 +152,7 @@ async fn update(
         .ok_or(ApiError::NotFound)?;
     tracing::info!(org, endpoint_id = %id, is_active = endpoint.is_active, "endpoint updated");
     if changes.resets_failures() {
-        // Re-queue its paused deliveries, a chunk per job however many there are.
+        // Re-queue its held deliveries, a chunk per job however many there are.
         let job = Job::ResumeEndpoint {
             v: JOB_VERSION,
             org: org.to_owned(),
@@ -177,6 +178,12 @@ async fn remove(
     authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
     let id = params.id("endpoint_id")?;
     params.no_query()?;
+    // Its number keys its history, which the purge deletes after the endpoint is gone.
+    let endpoint = state
+        .endpoints
+        .get_endpoint(org, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if !state.endpoints.delete_endpoint(org, id).await? {
         return Err(ApiError::NotFound);
     }
@@ -187,6 +194,7 @@ async fn remove(
         v: JOB_VERSION,
         org: org.to_owned(),
         endpoint_id: id,
+        endpoint_number: endpoint.number,
     };
     if let Err(err) = state.queue.enqueue(vec![(job, Duration::ZERO)]).await {
         tracing::error!(org, endpoint_id = %id, error = %err, "purge not enqueued; history left to expire");

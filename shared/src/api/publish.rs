@@ -65,6 +65,10 @@ pub fn publish_error(err: PublishError) -> ApiError {
         PublishError::IdReused => ApiError::EventIdReused,
         PublishError::InProgress => ApiError::PublishInProgress,
         PublishError::Store(e) => e.into(),
+        PublishError::Queue(e) => {
+            tracing::error!(error = %e, "publish not enqueued");
+            ApiError::Internal
+        }
     }
 }
 

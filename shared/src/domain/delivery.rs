@@ -1,9 +1,13 @@
 //! Events, deliveries and attempts: what is stored for every webhook sent.
+//!
+//! A delivery lives in its endpoint's history at the next number of that history (its
+//! `seq`), and its public id encodes where: the endpoint's number and the seq (see
+//! [`DeliveryKey`]). So one read finds a delivery by id, and one ranged read finds any
+//! page of an endpoint's history, with no index to keep up to date on every write.
 
 use super::AttemptError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// A published event, stored once: `payload` is the exact envelope sent on every attempt.
@@ -16,15 +20,23 @@ pub struct Event {
     /// `{"id","type","created_at","org","data"}`, serialised once at publish time.
     pub payload: String,
     /// The endpoints the first publish chose; a repeat answers with their count.
-    pub targets: Vec<Uuid>,
-    /// Whether every target's delivery is written. A publish that died half-way leaves
-    /// `false`, and a repeat with the same id finishes the fan-out.
-    pub fanned_out: bool,
+    pub targets: Vec<Target>,
     /// Until when the publish that is writing the deliveries holds the fan-out. While it
     /// does, a repeat with the same id waits instead of writing too (two writers would
     /// each take a sequence number for the same delivery); once it has passed, the
-    /// writer is presumed dead and a repeat takes the fan-out over.
+    /// writer is presumed gone and a repeat completes whatever it left.
     pub fan_out_until: Option<DateTime<Utc>>,
+}
+
+/// An endpoint an event goes to, as the publish saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub endpoint_id: Uuid,
+    /// The endpoint's number, which keys its delivery history.
+    pub endpoint_number: u32,
+    /// The endpoint's last sequence number when the publish read it: the event's
+    /// delivery there is numbered after it, so a repeat looks for it from there on.
+    pub seq_floor: u64,
 }
 
 impl Event {
@@ -59,7 +71,7 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    /// Whether a delivery in this state waits for an attempt (and so sits in the due index).
+    /// Whether a delivery in this state waits for an automatic attempt.
     pub fn is_due(self) -> bool {
         matches!(self, DeliveryStatus::Pending | DeliveryStatus::Retrying)
     }
@@ -72,50 +84,73 @@ pub enum Trigger {
     Manual,
 }
 
+/// Where a delivery is stored: its endpoint's number and its place in that endpoint's
+/// history. Its id encodes both (see [`DeliveryKey::id`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryKey {
+    pub endpoint_number: u32,
+    pub seq: u64,
+}
+
+/// Seqs fit in the 42 bits an id leaves them: four trillion deliveries per endpoint.
+const SEQ_BITS: u32 = 42;
+const SEQ_MASK: u128 = (1 << SEQ_BITS) - 1;
+/// The 74 bits of a UUID v7 after its timestamp, version and variant.
+const RAND_B_BITS: u32 = 62;
+
+impl DeliveryKey {
+    /// The public id: a UUID v7 whose timestamp is the delivery's creation (so ids sort
+    /// by time like every other id here) and whose other 74 bits are the endpoint number
+    /// (32) and the seq (42). Endpoint numbers are unique across the service, so ids are
+    /// too, which receivers rely on to de-duplicate (`webhook-id`).
+    pub fn id(self, created_at: DateTime<Utc>) -> Uuid {
+        let millis =
+            u128::from(u64::try_from(created_at.timestamp_millis()).unwrap_or(0)) & ((1 << 48) - 1);
+        let payload =
+            (u128::from(self.endpoint_number) << SEQ_BITS) | (u128::from(self.seq) & SEQ_MASK);
+        let rand_a = payload >> RAND_B_BITS;
+        let rand_b = payload & ((1 << RAND_B_BITS) - 1);
+        Uuid::from_u128((millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)
+    }
+
+    /// The key an id names, if it is an id of this shape.
+    pub fn from_id(id: Uuid) -> Option<Self> {
+        let bits = id.as_u128();
+        if id.get_version_num() != 7 || (bits >> 62) & 0b11 != 0b10 {
+            return None;
+        }
+        let rand_a = (bits >> 64) & 0xfff;
+        let rand_b = bits & ((1 << RAND_B_BITS) - 1);
+        let payload = (rand_a << RAND_B_BITS) | rand_b;
+        Some(Self {
+            endpoint_number: u32::try_from(payload >> SEQ_BITS).ok()?,
+            seq: u64::try_from(payload & SEQ_MASK).ok()?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    /// UUID v7.
+    /// `key.id(created_at)`.
     pub id: Uuid,
+    pub key: DeliveryKey,
     pub org: String,
     pub endpoint_id: Uuid,
     pub event_id: String,
     pub event_type: String,
-    /// Position in the endpoint's history (1, 2, ...): pages are ranges of it.
-    pub seq: u64,
     pub status: DeliveryStatus,
-    pub attempt_count: u32,
-    pub last_status_code: Option<u16>,
+    /// Every attempt, oldest first; only the latest keeps its response body.
+    pub attempts: Vec<Attempt>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub next_attempt_at: Option<DateTime<Utc>>,
-    /// An open manual retry request: set by the retry route, used up when the sender
-    /// records the manual attempt it asked for, so a duplicate message for the same
-    /// request makes no second attempt. It never changes `status`: the recorded outcome
-    /// stands until the retry has happened.
+    /// An open manual retry request: set by the retry route, used up when its attempt is
+    /// recorded, so a duplicate message for the same request makes no second record. It
+    /// never changes `status`: the recorded outcome stands until the retry has happened.
     pub manual_retry: Option<Uuid>,
     /// Held until its endpoint is resumed (it is inactive): automatic attempts (`status`
-    /// is then `paused`) or an open manual retry wait for the resume.
+    /// is then `paused`) or a manual retry wait for the resume.
     pub held: bool,
-    /// Held by the sender between claiming an attempt and recording it.
-    pub lease: Option<Lease>,
-}
-
-/// What a delivery waits for: the index a store keeps it in follows from this alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Waiting {
-    /// An attempt (automatic, or an open manual retry) due at this time.
-    Due(DateTime<Utc>),
-    /// Its endpoint's resume.
-    Held,
-    /// Nothing: finished, with no manual retry open.
-    Idle,
-}
-
-/// A sender's claim on the next attempt of a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
-    pub id: Uuid,
-    pub until: DateTime<Utc>,
 }
 
 /// One HTTP try.
@@ -132,6 +167,22 @@ pub struct Attempt {
     pub succeeded: bool,
 }
 
+/// How much of a response body is kept, for the latest attempt only: enough to see what
+/// a receiver said (an error page's title, a JSON error), small enough that a delivery
+/// stays one write unit whatever the receiver answers.
+pub const KEPT_BODY_BYTES: usize = 256;
+
+impl Attempt {
+    /// `body` cut to [`KEPT_BODY_BYTES`] at a character boundary.
+    pub fn kept_body(body: &str) -> String {
+        let mut end = body.len().min(KEPT_BODY_BYTES);
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        body[..end].to_owned()
+    }
+}
+
 /// What recording an attempt does to its delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptOutcome {
@@ -139,89 +190,91 @@ pub struct AttemptOutcome {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-impl Delivery {
-    /// The id of `event`'s delivery to an endpoint: a UUID v7 of the event's time whose
-    /// other bits come from a hash of (org, event, endpoint), so a fan-out that is run
-    /// again writes the same deliveries instead of new ones.
-    pub fn id_for(event: &Event, endpoint_id: Uuid) -> Uuid {
-        let digest = Sha256::new()
-            .chain_update(event.org.as_bytes())
-            .chain_update([0])
-            .chain_update(event.id.as_bytes())
-            .chain_update([0])
-            .chain_update(endpoint_id.as_bytes())
-            .finalize();
-        let mut bits = [0u8; 10];
-        bits.copy_from_slice(&digest[..10]);
-        let millis = u64::try_from(event.created_at.timestamp_millis()).unwrap_or(0);
-        uuid::Builder::from_unix_timestamp_millis(millis, &bits).into_uuid()
-    }
+/// What the stored delivery must be for an attempt to be recorded (or a delivery
+/// parked): this is what makes one try one record under duplicate messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Automatic attempt `n`: `n - 1` attempts are recorded (for `n = 1` the delivery
+    /// may not be stored yet: the publish writes it just after enqueueing).
+    Attempt(u32),
+    /// A manual retry: its request is still open, and this attempt uses it up.
+    Request(Uuid),
+}
 
-    /// A new delivery of `event` to an endpoint: pending, or paused if the endpoint is
-    /// inactive.
-    pub fn new(event: &Event, endpoint_id: Uuid, seq: u64, active: bool) -> Self {
+impl Delivery {
+    /// A new delivery of `event` to `target` at `seq`: pending, or paused and held if
+    /// the endpoint is inactive.
+    pub fn new(event: &Event, target: &Target, seq: u64, active: bool) -> Self {
+        let key = DeliveryKey {
+            endpoint_number: target.endpoint_number,
+            seq,
+        };
         Self {
-            id: Self::id_for(event, endpoint_id),
+            id: key.id(event.created_at),
+            key,
             org: event.org.clone(),
-            endpoint_id,
+            endpoint_id: target.endpoint_id,
             event_id: event.id.clone(),
             event_type: event.event_type.clone(),
-            seq,
             status: if active {
                 DeliveryStatus::Pending
             } else {
                 DeliveryStatus::Paused
             },
-            attempt_count: 0,
-            last_status_code: None,
+            attempts: Vec::new(),
             created_at: event.created_at,
             updated_at: event.created_at,
             next_attempt_at: active.then_some(event.created_at),
             manual_retry: None,
             held: !active,
-            lease: None,
         }
     }
 
-    pub fn waiting(&self) -> Waiting {
-        if self.held {
-            return Waiting::Held;
-        }
-        match self.next_attempt_at {
-            Some(at) if self.status.is_due() || self.manual_retry.is_some() => Waiting::Due(at),
-            _ => Waiting::Idle,
+    pub fn attempt_count(&self) -> u32 {
+        u32::try_from(self.attempts.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn last_status_code(&self) -> Option<u16> {
+        self.attempts.last().and_then(|a| a.status_code)
+    }
+
+    /// Whether the delivery is as `expect` requires.
+    pub fn meets(&self, expect: Expect) -> bool {
+        match expect {
+            Expect::Attempt(n) => self.attempt_count() + 1 == n,
+            Expect::Request(request) => self.manual_retry == Some(request),
         }
     }
 
-    /// The delivery once `attempt` is recorded (the rules every store follows).
-    /// `open_request` is the manual retry request stored at that moment, which may be
-    /// newer than the one this (manual) attempt was claimed for: the attempt uses up only
-    /// its own, and a newer one keeps the delivery due at once.
+    /// The delivery once `attempt` is recorded (the rules every store follows): the
+    /// attempt appended (older attempts give up their bodies), a manual retry's request
+    /// used up, the outcome applied. An attempt to a gone endpoint (410) parks it.
     pub fn recorded(
         &self,
         attempt: &Attempt,
         outcome: &AttemptOutcome,
-        open_request: Option<Uuid>,
+        expect: Expect,
         now: DateTime<Utc>,
     ) -> Delivery {
-        let used = match attempt.trigger {
-            Trigger::Manual => self.manual_retry,
-            Trigger::Automatic => None,
-        };
-        let manual_retry = open_request.filter(|r| Some(*r) != used);
-        let held = outcome.status == DeliveryStatus::Paused;
+        let mut attempts = self.attempts.clone();
+        for older in &mut attempts {
+            older.response_body.clear();
+        }
+        attempts.push(Attempt {
+            attempt_number: self.attempt_count() + 1,
+            response_body: Attempt::kept_body(&attempt.response_body),
+            ..attempt.clone()
+        });
         Delivery {
-            attempt_count: attempt.attempt_number,
-            last_status_code: attempt.status_code,
+            attempts,
             status: outcome.status,
-            next_attempt_at: match manual_retry {
-                Some(_) if !held => Some(now),
-                _ => outcome.next_attempt_at,
+            next_attempt_at: outcome.next_attempt_at,
+            manual_retry: match expect {
+                Expect::Request(_) => None,
+                Expect::Attempt(_) => self.manual_retry,
             },
-            manual_retry,
-            held,
+            held: outcome.status == DeliveryStatus::Paused,
             updated_at: now,
-            lease: None,
             ..self.clone()
         }
     }
@@ -238,7 +291,6 @@ impl Delivery {
         Delivery {
             next_attempt_at: None,
             held: true,
-            lease: None,
             ..self.with_status(status, now)
         }
     }
@@ -258,13 +310,11 @@ impl Delivery {
         }
     }
 
-    /// A manual retry requested: due at once (unless a resume must come first, which
-    /// the sender finds out), its outcome so far untouched.
-    pub fn retry_requested(&self, request: Uuid, now: DateTime<Utc>) -> Delivery {
+    /// A manual retry requested: its outcome so far untouched; the request's job is what
+    /// makes the attempt (or, if the endpoint is inactive, holds it for the resume).
+    pub fn retry_requested(&self, request: Uuid) -> Delivery {
         Delivery {
             manual_retry: Some(request),
-            next_attempt_at: Some(now),
-            held: false,
             ..self.clone()
         }
     }
@@ -310,7 +360,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delivery_ids_are_v7_and_stable_per_event_and_endpoint() {
+    fn ids_encode_the_key_and_the_time() {
+        let at = crate::domain::now();
+        for key in [
+            DeliveryKey {
+                endpoint_number: 1,
+                seq: 1,
+            },
+            DeliveryKey {
+                endpoint_number: u32::MAX,
+                seq: (1 << SEQ_BITS) - 1,
+            },
+            DeliveryKey {
+                endpoint_number: 4242,
+                seq: 987_654_321,
+            },
+        ] {
+            let id = key.id(at);
+            assert_eq!(id.get_version_num(), 7, "{id}");
+            assert_eq!(DeliveryKey::from_id(id), Some(key), "{id}");
+            let millis = u64::try_from(at.timestamp_millis()).expect("after 1970");
+            assert_eq!(
+                id.get_timestamp()
+                    .map(|t| t.to_unix().0 * 1000 + u64::from(t.to_unix().1 / 1_000_000)),
+                Some(millis)
+            );
+        }
+        let a = DeliveryKey {
+            endpoint_number: 7,
+            seq: 1,
+        };
+        let b = DeliveryKey {
+            endpoint_number: 7,
+            seq: 2,
+        };
+        assert_ne!(a.id(at), b.id(at));
+        assert_eq!(DeliveryKey::from_id(Uuid::new_v4()), None, "not a v7");
+    }
+
+    fn sample() -> Delivery {
         let event = Event {
             org: "acme".into(),
             id: "evt_1".into(),
@@ -318,47 +406,85 @@ mod tests {
             created_at: crate::domain::now(),
             payload: "{}".into(),
             targets: vec![],
-            fanned_out: false,
             fan_out_until: None,
         };
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let id = Delivery::id_for(&event, a);
-        assert_eq!(id.get_version_num(), 7);
-        assert_eq!(id, Delivery::id_for(&event, a));
-        assert_ne!(id, Delivery::id_for(&event, b));
-        let other = Event {
-            id: "evt_2".into(),
-            ..event.clone()
+        let target = Target {
+            endpoint_id: Uuid::now_v7(),
+            endpoint_number: 3,
+            seq_floor: 0,
         };
-        assert_ne!(id, Delivery::id_for(&other, a));
-        let millis = u64::try_from(event.created_at.timestamp_millis()).expect("after 1970");
-        assert_eq!(
-            id.get_timestamp()
-                .map(|t| t.to_unix().0 * 1000 + u64::from(t.to_unix().1 / 1_000_000)),
-            Some(millis)
-        );
+        Delivery::new(&event, &target, 1, true)
+    }
+
+    fn attempt(code: u16, body: &str) -> Attempt {
+        Attempt {
+            attempt_number: 0,
+            trigger: Trigger::Automatic,
+            started_at: crate::domain::now(),
+            duration_ms: 5,
+            status_code: Some(code),
+            response_body: body.into(),
+            error: None,
+            succeeded: code < 300,
+        }
     }
 
     #[test]
-    fn content_is_compared_as_json_values() {
-        let event = Event {
-            org: "acme".into(),
-            id: "evt_1".into(),
-            event_type: "a.b".into(),
-            created_at: crate::domain::now(),
-            payload: r#"{"id":"evt_1","type":"a.b","data":{"x":1.50,"y":[1,"z"]}}"#.into(),
-            targets: vec![],
-            fanned_out: true,
-            fan_out_until: None,
+    fn recording_numbers_attempts_and_keeps_one_body() {
+        let d = sample();
+        assert!(d.meets(Expect::Attempt(1)));
+        let retry = AttemptOutcome {
+            status: DeliveryStatus::Retrying,
+            next_attempt_at: Some(d.created_at),
         };
-        let same: serde_json::Value =
-            serde_json::from_str(r#"{"y":[1,"z"],"x":1.5}"#).expect("json");
-        assert!(event.has_content("a.b", &same));
-        assert!(!event.has_content("a.c", &same));
-        let other: serde_json::Value =
-            serde_json::from_str(r#"{"y":[1,"z"],"x":2}"#).expect("json");
-        assert!(!event.has_content("a.b", &other));
-        assert!(!event.has_content("a.b", &serde_json::json!({})));
+        let d = d.recorded(
+            &attempt(500, &"e".repeat(1000)),
+            &retry,
+            Expect::Attempt(1),
+            d.created_at,
+        );
+        assert_eq!(d.attempt_count(), 1);
+        assert_eq!(d.attempts[0].attempt_number, 1);
+        assert_eq!(d.attempts[0].response_body.len(), KEPT_BODY_BYTES);
+        assert_eq!(d.last_status_code(), Some(500));
+        assert!(d.meets(Expect::Attempt(2)) && !d.meets(Expect::Attempt(1)));
+
+        let request = Uuid::now_v7();
+        let d = d.retry_requested(request);
+        assert_eq!(d.status, DeliveryStatus::Retrying, "outcome untouched");
+        assert!(d.meets(Expect::Request(request)));
+        let done = AttemptOutcome {
+            status: DeliveryStatus::Succeeded,
+            next_attempt_at: None,
+        };
+        let mut manual = attempt(200, "ok");
+        manual.trigger = Trigger::Manual;
+        let d = d.recorded(&manual, &done, Expect::Request(request), d.created_at);
+        assert_eq!(d.attempts[1].attempt_number, 2);
+        assert_eq!(d.attempts[1].trigger, Trigger::Manual);
+        assert_eq!(
+            d.attempts[0].response_body, "",
+            "only the latest keeps a body"
+        );
+        assert_eq!(d.manual_retry, None, "the request is used up");
+        assert!(!d.meets(Expect::Request(request)));
+    }
+
+    #[test]
+    fn kept_bodies_end_on_a_character() {
+        let body = "é".repeat(200);
+        let kept = Attempt::kept_body(&body);
+        assert!(kept.len() <= KEPT_BODY_BYTES && kept.len() >= KEPT_BODY_BYTES - 1);
+        assert!(body.starts_with(&kept));
+    }
+
+    #[test]
+    fn parking_and_resuming() {
+        let d = sample();
+        let parked = d.parked(d.created_at);
+        assert_eq!((parked.status, parked.held), (DeliveryStatus::Paused, true));
+        let back = parked.resumed(d.created_at);
+        assert_eq!((back.status, back.held), (DeliveryStatus::Pending, false));
     }
 
     #[test]

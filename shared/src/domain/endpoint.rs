@@ -16,6 +16,9 @@ pub struct Endpoint {
     pub is_active: bool,
     pub consecutive_failures: u32,
     pub secret: SigningSecret,
+    /// Its number, unique across the service: its delivery history is stored under it,
+    /// and delivery ids carry it.
+    pub number: u32,
     /// How many deliveries the endpoint has had (the last one's `seq`).
     pub delivery_seq: u64,
     pub created_at: DateTime<Utc>,
@@ -40,11 +43,13 @@ pub struct EndpointChanges {
 }
 
 impl Endpoint {
-    /// A fresh, active endpoint with a new id and signing secret.
-    pub fn create(org: &str, new: NewEndpoint, now: DateTime<Utc>) -> Self {
+    /// A fresh, active endpoint with a new id and signing secret, and the number the
+    /// store allocated for it.
+    pub fn create(org: &str, new: NewEndpoint, number: u32, now: DateTime<Utc>) -> Self {
         Self {
             org: org.to_owned(),
             id: Uuid::now_v7(),
+            number,
             url: new.url,
             description: new.description,
             event_types: new.event_types,
@@ -106,6 +111,7 @@ mod tests {
                 description: "d".into(),
                 event_types: vec!["a.b".into()],
             },
+            1,
             now(),
         );
         e.is_active = false;

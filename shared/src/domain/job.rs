@@ -1,68 +1,134 @@
-//! Messages on the delivery queue: versioned and tagged, so old messages in flight stay
-//! readable after a deploy.
+//! Messages on the delivery queue: versioned and tagged, so messages in flight during a
+//! deploy are recognised (and an unknown shape goes to the dead-letter queue).
 
 use super::delivery::Trigger;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// What a delivery job says about its event: enough to sign and label the request, and
+/// for the sender to write the delivery itself should the publish have died between
+/// enqueueing and writing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRef {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(with = "super::time::rfc3339_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum Job {
-    /// Make the next attempt of a delivery. `attempt` is the attempt number this message
-    /// is for (automatic), so a duplicate message finds it already made. A manual retry
-    /// carries the id of its request instead. A wait longer than the queue's longest
-    /// delay is made in hops: the message comes back early and is sent on again until
-    /// `not_before`.
+    /// Make an attempt of a delivery: automatic attempt number `attempt`, or the manual
+    /// retry whose request id is `manual_retry` (then `attempt` is 0). A duplicate
+    /// message finds its attempt recorded and records nothing.
     Deliver {
         v: u8,
+        org: String,
+        endpoint_id: Uuid,
         delivery_id: Uuid,
         attempt: u32,
         trigger: Trigger,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         manual_retry: Option<Uuid>,
+        event: EventRef,
+        /// The envelope to send, when it is small enough to travel in the message (so no
+        /// read of the event is needed); otherwise the sender reads the event.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        not_before: Option<DateTime<Utc>>,
+        payload: Option<String>,
     },
-    /// Re-queue, a chunk at a time, the paused deliveries of a resumed endpoint.
+    /// Re-queue, a chunk at a time, the held deliveries of a resumed endpoint.
     ResumeEndpoint {
         v: u8,
         org: String,
         endpoint_id: Uuid,
     },
-    /// Delete, a chunk at a time, the deliveries and attempts of a deleted endpoint.
+    /// Delete, a chunk at a time, the deliveries of a deleted endpoint.
     PurgeEndpoint {
         v: u8,
         org: String,
         endpoint_id: Uuid,
+        endpoint_number: u32,
     },
 }
 
-pub const JOB_VERSION: u8 = 1;
+pub const JOB_VERSION: u8 = 2;
+
+/// Envelopes up to this size travel in the message (one SQS request is 64 KiB).
+pub const INLINE_PAYLOAD_BYTES: usize = 60 * 1024;
+
+/// A delivery job's identity and its event, without the attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryJob {
+    pub org: String,
+    pub endpoint_id: Uuid,
+    pub delivery_id: Uuid,
+    pub event: EventRef,
+    pub payload: Option<String>,
+}
+
+impl DeliveryJob {
+    /// The payload is kept only if it can travel in the message.
+    pub fn new(
+        org: &str,
+        endpoint_id: Uuid,
+        delivery_id: Uuid,
+        event: EventRef,
+        payload: Option<&str>,
+    ) -> Self {
+        Self {
+            org: org.to_owned(),
+            endpoint_id,
+            delivery_id,
+            event,
+            payload: payload
+                .filter(|p| p.len() <= INLINE_PAYLOAD_BYTES)
+                .map(str::to_owned),
+        }
+    }
+
+    pub fn automatic(self, attempt: u32) -> Job {
+        self.job(attempt, Trigger::Automatic, None)
+    }
+
+    pub fn manual(self, request: Uuid) -> Job {
+        self.job(0, Trigger::Manual, Some(request))
+    }
+
+    fn job(self, attempt: u32, trigger: Trigger, manual_retry: Option<Uuid>) -> Job {
+        Job::Deliver {
+            v: JOB_VERSION,
+            org: self.org,
+            endpoint_id: self.endpoint_id,
+            delivery_id: self.delivery_id,
+            attempt,
+            trigger,
+            manual_retry,
+            event: self.event,
+            payload: self.payload,
+        }
+    }
+}
+
+/// An automatic attempt due later than the queue's longest delay: kept in the store's
+/// due list, which the scheduler reads every minute, instead of in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledAttempt {
+    pub at: DateTime<Utc>,
+    pub attempt: u32,
+    /// Without the payload: the sender reads the event when the attempt is due.
+    pub job: DeliveryJob,
+}
+
+impl ScheduledAttempt {
+    pub fn into_job(self) -> Job {
+        self.job.automatic(self.attempt)
+    }
+}
 
 impl Job {
-    pub fn automatic(delivery_id: Uuid, attempt: u32, not_before: Option<DateTime<Utc>>) -> Self {
-        Job::Deliver {
-            v: JOB_VERSION,
-            delivery_id,
-            attempt,
-            trigger: Trigger::Automatic,
-            manual_retry: None,
-            not_before,
-        }
-    }
-
-    pub fn manual(delivery_id: Uuid, request: Uuid) -> Self {
-        Job::Deliver {
-            v: JOB_VERSION,
-            delivery_id,
-            attempt: 0,
-            trigger: Trigger::Manual,
-            manual_retry: Some(request),
-            not_before: None,
-        }
-    }
-
     pub fn to_json(&self) -> String {
         // A plain enum of strings, ids and numbers always serialises.
         serde_json::to_string(self).unwrap_or_default()
@@ -73,10 +139,18 @@ impl Job {
 mod tests {
     use super::*;
 
+    fn event() -> EventRef {
+        EventRef {
+            id: "evt_1".into(),
+            event_type: "a.b".into(),
+            created_at: crate::domain::now(),
+        }
+    }
+
     #[test]
     fn round_trips_and_wire_shape() {
         let id = Uuid::now_v7();
-        let job = Job::automatic(id, 3, Some(crate::domain::now()));
+        let job = DeliveryJob::new("acme", id, id, event(), Some("{}")).automatic(3);
         let json = job.to_json();
         assert!(
             json.contains(r#""job":"deliver""#) && json.contains(r#""attempt":3"#),
@@ -84,14 +158,25 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<Job>(&json).expect("parse"), job);
         let purge = Job::PurgeEndpoint {
-            v: 1,
+            v: JOB_VERSION,
             org: "acme".into(),
             endpoint_id: id,
+            endpoint_number: 4,
         };
         assert_eq!(
             serde_json::from_str::<Job>(&purge.to_json()).expect("parse"),
             purge
         );
         assert!(serde_json::from_str::<Job>(r#"{"job":"explode"}"#).is_err());
+    }
+
+    #[test]
+    fn large_payloads_stay_out_of_the_message() {
+        let id = Uuid::now_v7();
+        let big = "x".repeat(INLINE_PAYLOAD_BYTES + 1);
+        let job = DeliveryJob::new("acme", id, id, event(), Some(&big));
+        assert_eq!(job.payload, None);
+        let small = DeliveryJob::new("acme", id, id, event(), Some("{}"));
+        assert_eq!(small.payload.as_deref(), Some("{}"));
     }
 }

@@ -13,10 +13,10 @@ pub mod validation;
 pub use api_key::{ApiKey, KeyHash, Role};
 pub use attempt::{AttemptError, AttemptErrorKind, PostOutcome};
 pub use delivery::{
-    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Event, Lease, Trigger, Waiting,
+    Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Event, Expect, Target, Trigger,
 };
 pub use endpoint::{Endpoint, EndpointChanges, NewEndpoint};
-pub use job::Job;
+pub use job::{DeliveryJob, EventRef, Job, ScheduledAttempt};
 pub use retry::RetryPolicy;
 pub use secret::SigningSecret;
 pub use time::now;

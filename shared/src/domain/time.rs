@@ -3,12 +3,18 @@
 //! One fixed width means the stored strings sort in time order and a value read back
 //! equals the value written.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, DurationRound, SecondsFormat, Utc};
 
 /// The current time, cut to whole milliseconds.
 pub fn now() -> DateTime<Utc> {
     let t = Utc::now();
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+/// The minute `at` falls in.
+pub fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(chrono::Duration::minutes(1))
+        .unwrap_or(at)
 }
 
 pub fn format(t: &DateTime<Utc>) -> String {

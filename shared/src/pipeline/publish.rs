@@ -1,12 +1,14 @@
-//! Publishing an event: store it once, create one delivery per target endpoint, enqueue.
+//! Publishing an event: store it once, then for each target endpoint take the next
+//! number of its history, enqueue the first attempt, and write the delivery.
 //!
-//! The event and its deliveries are written before anything is enqueued, and every new
-//! delivery is due at once, so if enqueueing fails the recovery sweep still sends them.
+//! The job is enqueued before the delivery is written, so nothing stored can miss its
+//! job: if the publish dies after enqueueing, the sender writes the delivery itself when
+//! it records the first attempt. If it dies before, nothing was stored but the event,
+//! the client got an error, and its retry (same id) completes the fan-out.
 
-use super::sender::next_job;
 use crate::domain::time::rfc3339_millis;
-use crate::domain::{Delivery, DeliveryStatus, Endpoint, Event, Job, now};
-use crate::ports::{DeliveryStore, EndpointStore, EventStore, JobQueue, StoreError};
+use crate::domain::{Delivery, DeliveryJob, Endpoint, Event, EventRef, Job, Target, now};
+use crate::ports::{DeliveryStore, EndpointStore, EventStore, JobQueue, QueueError, StoreError};
 use chrono::{DateTime, Utc};
 use futures_util::future::try_join_all;
 use serde::Serialize;
@@ -50,6 +52,8 @@ pub enum PublishError {
     InProgress,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 /// How long the publish that writes an event's deliveries holds the fan-out: well past
@@ -59,6 +63,8 @@ pub const FAN_OUT_HOLD: Duration = Duration::from_secs(30);
 /// How long a repeated publish waits for a live writer to finish before answering
 /// `InProgress` (the client retries; a writer usually finishes in milliseconds).
 const WAIT_FOR_WRITER: Duration = Duration::from_secs(5);
+/// Clocks of different machines may disagree by this much.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(2);
 
 /// The envelope receivers get, in this field order.
 #[derive(Serialize)]
@@ -84,6 +90,34 @@ fn fan_out_hold() -> chrono::Duration {
     chrono::Duration::from_std(FAN_OUT_HOLD).unwrap_or_default()
 }
 
+fn target_of(endpoint: &Endpoint) -> Target {
+    Target {
+        endpoint_id: endpoint.id,
+        endpoint_number: endpoint.number,
+        seq_floor: endpoint.delivery_seq,
+    }
+}
+
+/// The first job of a delivery, carrying its envelope.
+pub fn first_job(event: &Event, delivery: &Delivery) -> Job {
+    DeliveryJob::new(
+        &event.org,
+        delivery.endpoint_id,
+        delivery.id,
+        event_ref(event),
+        Some(&event.payload),
+    )
+    .automatic(1)
+}
+
+pub fn event_ref(event: &Event) -> EventRef {
+    EventRef {
+        id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        created_at: event.created_at,
+    }
+}
+
 impl Publisher {
     pub async fn publish(
         &self,
@@ -95,9 +129,6 @@ impl Publisher {
             .id
             .clone()
             .unwrap_or_else(|| Uuid::now_v7().to_string());
-        if let Some(existing) = self.events.get_event(org, &event_id).await? {
-            return self.repeat(existing, &request).await;
-        }
         let targets = self.targets(org, &request.event_type, audience).await?;
         let created_at = now();
         let payload = serde_json::to_string(&Envelope {
@@ -114,25 +145,20 @@ impl Publisher {
             event_type: request.event_type.clone(),
             created_at,
             payload,
-            targets: targets.iter().map(|e| e.id).collect(),
-            fanned_out: false,
+            targets: targets.iter().map(target_of).collect(),
             fan_out_until: Some(created_at + fan_out_hold()),
         };
-        match self.events.insert_event(&event).await {
-            Ok(()) => self.fan_out_holding(event, targets, false).await,
-            // A concurrent publish with the same id won.
-            Err(StoreError::AlreadyExists) => match self.events.get_event(org, &event.id).await? {
-                Some(existing) => self.repeat(existing, &request).await,
-                None => Err(StoreError::AlreadyExists.into()),
-            },
-            Err(e) => Err(e.into()),
+        // One write: it stores the event, or hands back the one already stored.
+        match self.events.insert_event(&event).await? {
+            None => self.fan_out_holding(&event, targets).await,
+            Some(existing) => self.repeat(existing, &request).await,
         }
     }
 
     /// A repeated id: the same content answers as the first publish did, other content is
-    /// refused. An unfinished fan-out is waited for while its writer holds it, and taken
-    /// over and completed once the writer's hold has passed (it died half-way): one
-    /// writer at a time, so no delivery takes two sequence numbers.
+    /// refused. A fan-out that is not complete is waited for while its writer holds it,
+    /// and completed once the writer's hold has passed (it died half-way): one writer at
+    /// a time, so no delivery takes two sequence numbers.
     async fn repeat(
         &self,
         mut event: Event,
@@ -144,7 +170,8 @@ impl Publisher {
         let give_up = tokio::time::Instant::now() + WAIT_FOR_WRITER;
         let mut pause = Duration::from_millis(20);
         loop {
-            if event.fanned_out {
+            let written = self.written(&event).await?;
+            if written.iter().all(Option::is_some) {
                 return Ok(Published {
                     event_id: event.id.clone(),
                     deliveries: event.delivery_count(),
@@ -168,7 +195,8 @@ impl Publisher {
                         .await?
                     {
                         event.fan_out_until = Some(until);
-                        return self.resume(event).await;
+                        let missing = self.missing_targets(&event, &written).await?;
+                        return self.fan_out_holding(&event, missing).await;
                     }
                 }
             }
@@ -180,106 +208,117 @@ impl Publisher {
         }
     }
 
-    /// Complete a fan-out that died half-way (deliveries have ids derived from event and
-    /// endpoint, so none is written twice).
-    async fn resume(&self, event: Event) -> Result<Published, PublishError> {
-        let mut endpoints = Vec::with_capacity(event.targets.len());
-        for id in &event.targets {
-            if let Some(endpoint) = self.endpoints.get_endpoint(&event.org, *id).await? {
-                endpoints.push(endpoint);
+    /// Each target's delivery of `event`, if written. Its number was taken after the
+    /// number the publish saw (`seq_floor`) and before the last fan-out hold ended, so
+    /// each search reads a few items past the floor at most.
+    async fn written(&self, event: &Event) -> Result<Vec<Option<Delivery>>, StoreError> {
+        let created_before = event.fan_out_until.unwrap_or(event.created_at) + CLOCK_SKEW;
+        try_join_all(event.targets.iter().map(|t| {
+            self.deliveries.find_event_delivery(
+                t.endpoint_number,
+                t.seq_floor,
+                &event.id,
+                created_before,
+            )
+        }))
+        .await
+    }
+
+    /// The targets still without a delivery, as they are now (a deleted one is dropped).
+    async fn missing_targets(
+        &self,
+        event: &Event,
+        written: &[Option<Delivery>],
+    ) -> Result<Vec<Endpoint>, StoreError> {
+        let mut missing = Vec::new();
+        for (target, delivery) in event.targets.iter().zip(written) {
+            if delivery.is_none()
+                && let Some(endpoint) = self
+                    .endpoints
+                    .get_endpoint(&event.org, target.endpoint_id)
+                    .await?
+            {
+                missing.push(endpoint);
             }
         }
-        self.fan_out_holding(event, endpoints, true).await
+        Ok(missing)
     }
 
     /// [`Self::fan_out`] while holding the event's fan-out: should it fail, the hold is
     /// given up, so the client's retry takes over at once instead of waiting it out.
     async fn fan_out_holding(
         &self,
-        event: Event,
+        event: &Event,
         targets: Vec<Endpoint>,
-        resuming: bool,
     ) -> Result<Published, PublishError> {
-        let (org, id, held) = (event.org.clone(), event.id.clone(), event.fan_out_until);
-        let result = self.fan_out(event, targets, resuming).await;
+        let result = self.fan_out(event, targets).await;
         if result.is_err()
-            && let Err(err) = self.events.take_over_fan_out(&org, &id, held, now()).await
+            && let Err(err) = self
+                .events
+                .take_over_fan_out(&event.org, &event.id, event.fan_out_until, now())
+                .await
         {
-            tracing::warn!(org = %org, event_id = %id, error = %err, "fan-out hold not released; a repeat waits for it to pass");
+            tracing::warn!(org = %event.org, event_id = %event.id, error = %err, "fan-out hold not released; a repeat waits for it to pass");
         }
         result
     }
 
-    /// Write one delivery per target (concurrently, so latency does not grow with the
-    /// subscriber count), mark the event fanned out, then enqueue. Every new delivery is
-    /// due at once: if the enqueue fails, the recovery sweep sends them. When `resuming`
-    /// a fan-out that died, deliveries already written are kept (and queued again if
-    /// still pending: a duplicate job is harmless).
+    /// For each target, concurrently (latency does not grow with the subscriber count):
+    /// take a number, then enqueue every first attempt in one request, then write the
+    /// deliveries. An endpoint deleted since it was chosen simply gets nothing.
     async fn fan_out(
         &self,
-        event: Event,
+        event: &Event,
         targets: Vec<Endpoint>,
-        resuming: bool,
     ) -> Result<Published, PublishError> {
-        let created: Vec<Delivery> = try_join_all(targets.iter().map(|endpoint| async {
-            let id = Delivery::id_for(&event, endpoint.id);
-            if resuming && let Some(written) = self.deliveries.get_delivery(id).await? {
-                // Written before the first publish died, perhaps never enqueued.
-                return Ok::<_, StoreError>(Some(written));
-            }
-            // An endpoint deleted since it was chosen simply gets nothing.
-            let Some(seq) = self
+        let numbered = try_join_all(targets.iter().map(|endpoint| async {
+            let seq = self
                 .deliveries
                 .next_delivery_seq(&event.org, endpoint.id)
-                .await?
-            else {
-                return Ok(None);
-            };
-            let delivery = Delivery::new(&event, endpoint.id, seq, endpoint.is_active);
-            match self.deliveries.insert_delivery(&delivery).await {
-                Ok(()) => Ok(Some(delivery)),
-                Err(StoreError::AlreadyExists) => Ok(None),
-                Err(e) => Err(e),
-            }
+                .await?;
+            Ok::<_, StoreError>(
+                seq.map(|seq| Delivery::new(event, &target_of(endpoint), seq, endpoint.is_active)),
+            )
         }))
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
-        self.events.mark_fanned_out(&event.org, &event.id).await?;
-
-        let mut jobs: Vec<(Job, Duration)> = Vec::with_capacity(created.len());
-        for d in &created {
-            let due = match d.status {
-                DeliveryStatus::Pending => true,
-                DeliveryStatus::Paused => self.resumed_meanwhile(d).await?,
-                _ => false,
-            };
-            if due {
-                jobs.push((next_job(d), Duration::ZERO));
-            }
+        .await?;
+        let deliveries: Vec<Delivery> = numbered.into_iter().flatten().collect();
+        let jobs: Vec<(Job, Duration)> = deliveries
+            .iter()
+            .filter(|d| !d.held)
+            .map(|d| (first_job(event, d), Duration::ZERO))
+            .collect();
+        self.queue.enqueue(jobs).await?;
+        try_join_all(
+            deliveries
+                .iter()
+                .map(|d| self.deliveries.insert_delivery(d)),
+        )
+        .await?;
+        for held in deliveries.iter().filter(|d| d.held) {
+            self.release_if_resumed(event, held).await?;
         }
-        if let Err(err) = self.queue.enqueue(jobs).await {
-            // Stored and due: the recovery sweep enqueues them shortly.
-            tracing::warn!(org = %event.org, event_id = %event.id, error = %err, "enqueue failed; the sweep will send these deliveries");
-        }
-        tracing::info!(org = %event.org, event_id = %event.id, event_type = %event.event_type, deliveries = created.len(), "event published");
+        tracing::info!(org = %event.org, event_id = %event.id, event_type = %event.event_type, deliveries = deliveries.len(), "event published");
         Ok(Published {
+            event_id: event.id.clone(),
             deliveries: event.delivery_count(),
-            delivery_ids: created.iter().map(|d| d.id).collect(),
-            event_id: event.id,
+            delivery_ids: deliveries.iter().map(|d| d.id).collect(),
         })
     }
 
-    /// A delivery written `paused` for an endpoint that was resumed after it was listed:
+    /// A delivery written held for an endpoint that was resumed after it was listed:
     /// the resume job may already have run, so release it here.
-    async fn resumed_meanwhile(&self, d: &Delivery) -> Result<bool, StoreError> {
+    async fn release_if_resumed(&self, event: &Event, d: &Delivery) -> Result<(), PublishError> {
         let active = self
             .endpoints
             .get_endpoint(&d.org, d.endpoint_id)
             .await?
             .is_some_and(|e| e.is_active);
-        Ok(active && self.deliveries.resume_delivery(d, now()).await?)
+        if active && self.deliveries.resume_delivery(d, now()).await? {
+            self.queue
+                .enqueue(vec![(first_job(event, d), Duration::ZERO)])
+                .await?;
+        }
+        Ok(())
     }
 
     async fn targets(

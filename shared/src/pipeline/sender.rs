@@ -1,19 +1,21 @@
-//! The sender: one job at a time, claim → sign → POST → record → schedule.
+//! The sender: one job at a time, sign → POST → record → schedule what follows.
 //!
-//! Idempotent under at-least-once delivery: a job names the attempt it is for and the
-//! sender claims that attempt with a conditional write before posting, so a duplicate
-//! message finds the claim taken (or the attempt recorded) and does nothing. The attempt
-//! and the delivery's new state are written together, only while the claim is held; a
-//! sender that dies after the POST leaves an expiring lease and a due delivery, which the
-//! recovery sweep re-queues, so the try is repeated, never lost.
+//! Idempotent under at-least-once delivery without a claim: a job names the attempt it
+//! is for (or the manual retry request), and the attempt is recorded only if the stored
+//! delivery is still waiting for exactly that attempt, so a duplicate message records
+//! nothing twice. A message the queue hands out again (its sender died, or its handling
+//! failed) first reads the delivery: if its attempt is recorded it is not posted again,
+//! and whatever should follow it (the next attempt) is made sure of. The message stays
+//! on the queue until it is handled, so a sender dying after the POST loses nothing: the
+//! try is repeated, with the same `webhook-id`.
 
 use crate::domain::retry::breaker_trips;
 use crate::domain::{
-    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, Job, Lease, PostOutcome,
-    RetryPolicy, Trigger, now,
+    Attempt, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey, DeliveryStatus, Endpoint,
+    EventRef, Expect, Job, PostOutcome, RetryPolicy, ScheduledAttempt, Trigger, now,
 };
 use crate::ports::{
-    ClaimFor, DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, QueueError,
+    DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, QueueError, Schedule,
     StoreError, WebhookTransport,
 };
 use crate::signing;
@@ -23,7 +25,7 @@ use std::time::Duration;
 use thiserror::Error;
 use uuid::Uuid;
 
-/// The queue's longest delay: waits beyond it are made in hops.
+/// The queue's longest delay: later attempts wait in the store's due list instead.
 pub const MAX_QUEUE_DELAY: Duration = crate::adapters::sqs::MAX_DELAY;
 /// Deliveries handled per resume or purge job; the job re-queues itself for the rest,
 /// so no invocation runs long however many there are.
@@ -32,9 +34,6 @@ pub const CHUNK: u32 = 200;
 pub struct SenderSettings {
     pub retry: RetryPolicy,
     pub breaker_threshold: u32,
-    /// How long a claim holds: longer than one POST can take (its total timeout), so a
-    /// live sender never loses its claim, short enough that a dead one's is soon free.
-    pub lease: Duration,
     pub user_agent: String,
 }
 
@@ -55,13 +54,9 @@ pub enum Handled {
         status: DeliveryStatus,
         attempt: u32,
     },
-    /// The job was early and went back on the queue.
-    Hopped,
-    /// A manual retry met another attempt in flight and went back on the queue.
-    Deferred,
     /// Nothing to do: a duplicate, a stale job, or a deleted delivery.
     Skipped,
-    /// The endpoint is inactive: the delivery is paused until it is resumed.
+    /// The endpoint is inactive: the delivery is held until it is resumed.
     Held,
     /// A chunk of a resume or purge; `more` if the job re-queued itself.
     Chunk { done: usize, more: bool },
@@ -79,6 +74,7 @@ pub struct Sender {
     pub health: Arc<dyn EndpointHealth>,
     pub deliveries: Arc<dyn DeliveryStore>,
     pub events: Arc<dyn EventStore>,
+    pub schedule: Arc<dyn Schedule>,
     pub queue: Arc<dyn JobQueue>,
     pub transport: Arc<dyn WebhookTransport>,
     pub settings: SenderSettings,
@@ -93,137 +89,176 @@ fn unit_random() -> f64 {
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn until(later: DateTime<Utc>, from: DateTime<Utc>) -> Duration {
+pub fn until(later: DateTime<Utc>, from: DateTime<Utc>) -> Duration {
     (later - from).to_std().unwrap_or(Duration::ZERO)
+}
+
+/// A job for a stored delivery; without a payload, the sender reads the event.
+pub fn delivery_job(d: &Delivery, payload: Option<&str>) -> DeliveryJob {
+    DeliveryJob::new(
+        &d.org,
+        d.endpoint_id,
+        d.id,
+        EventRef {
+            id: d.event_id.clone(),
+            event_type: d.event_type.clone(),
+            created_at: d.created_at,
+        },
+        payload,
+    )
 }
 
 /// The job that makes the next attempt of a delivery that is due.
 pub fn next_job(d: &Delivery) -> Job {
     match d.manual_retry {
-        Some(request) => Job::manual(d.id, request),
-        None => Job::automatic(d.id, d.attempt_count + 1, None),
+        Some(request) => delivery_job(d, None).manual(request),
+        None => delivery_job(d, None).automatic(d.attempt_count() + 1),
+    }
+}
+
+/// A delivery job, taken apart.
+struct Work {
+    job: DeliveryJob,
+    key: DeliveryKey,
+    expect: Expect,
+    trigger: Trigger,
+}
+
+impl Work {
+    /// The delivery as the job describes it: what a first attempt writes when the
+    /// publish died before writing it.
+    fn seed(&self) -> Delivery {
+        let event = &self.job.event;
+        Delivery {
+            id: self.job.delivery_id,
+            key: self.key,
+            org: self.job.org.clone(),
+            endpoint_id: self.job.endpoint_id,
+            event_id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            status: DeliveryStatus::Pending,
+            attempts: Vec::new(),
+            created_at: event.created_at,
+            updated_at: event.created_at,
+            next_attempt_at: Some(event.created_at),
+            manual_retry: None,
+            held: false,
+        }
     }
 }
 
 impl Sender {
-    pub async fn handle(&self, job: Job) -> Result<Handled, SendError> {
+    /// Handle one job; `redelivered` when the queue has handed this message out before.
+    pub async fn handle(&self, job: Job, redelivered: bool) -> Result<Handled, SendError> {
         match job {
             Job::Deliver {
+                org,
+                endpoint_id,
                 delivery_id,
                 attempt,
                 trigger,
                 manual_retry,
-                not_before,
+                event,
+                payload,
                 ..
             } => {
-                let now = now();
-                if let Some(at) = not_before.filter(|at| *at > now + chrono::Duration::seconds(1)) {
-                    let delay = until(at, now).min(MAX_QUEUE_DELAY);
-                    let hop = Job::automatic(delivery_id, attempt, Some(at));
-                    self.queue.enqueue(vec![(hop, delay)]).await?;
-                    return Ok(Handled::Hopped);
-                }
-                let claim = match (trigger, manual_retry) {
-                    (Trigger::Manual, Some(request)) => ClaimFor::Manual(request),
-                    (Trigger::Automatic, _) if attempt > 0 => ClaimFor::Attempt(attempt),
+                let Some(key) = DeliveryKey::from_id(delivery_id) else {
+                    tracing::error!(%delivery_id, "job for an id that names no delivery");
+                    return Ok(Handled::Skipped);
+                };
+                let expect = match (trigger, manual_retry) {
+                    (Trigger::Manual, Some(request)) => Expect::Request(request),
+                    (Trigger::Automatic, _) if attempt > 0 => Expect::Attempt(attempt),
                     _ => return Ok(Handled::Skipped),
                 };
-                match self.deliver(delivery_id, claim, trigger).await? {
-                    Handled::Skipped => self.defer_open_request(delivery_id, claim).await,
-                    handled => Ok(handled),
-                }
+                let work = Work {
+                    job: DeliveryJob {
+                        org,
+                        endpoint_id,
+                        delivery_id,
+                        event,
+                        payload,
+                    },
+                    key,
+                    expect,
+                    trigger,
+                };
+                self.deliver(work, redelivered).await
             }
             Job::ResumeEndpoint {
                 org, endpoint_id, ..
             } => self.resume(&org, endpoint_id).await,
             Job::PurgeEndpoint {
-                org, endpoint_id, ..
-            } => self.purge(&org, endpoint_id).await,
+                org,
+                endpoint_id,
+                endpoint_number,
+                ..
+            } => self.purge(&org, endpoint_id, endpoint_number).await,
         }
     }
 
-    /// A manual retry that found another attempt in flight must not be lost: while its
-    /// request is still open, send the job on to arrive after that attempt's claim ends.
-    async fn defer_open_request(&self, id: Uuid, claim: ClaimFor) -> Result<Handled, SendError> {
-        let ClaimFor::Manual(request) = claim else {
-            return Ok(Handled::Skipped);
+    async fn deliver(&self, work: Work, redelivered: bool) -> Result<Handled, SendError> {
+        // The stored delivery is read only when it matters: for a manual retry (its
+        // attempt's number) and for a message handed out before (its attempt may be
+        // recorded already). A first-time automatic attempt reads nothing of it.
+        let stored = if work.trigger == Trigger::Manual || redelivered {
+            self.deliveries.get_delivery(work.key).await?
+        } else {
+            None
         };
-        let Some(d) = self.deliveries.get_delivery(id).await? else {
-            return Ok(Handled::Skipped);
-        };
-        if d.manual_retry != Some(request) {
+        if let Some(d) = &stored
+            && !d.meets(work.expect)
+        {
+            if redelivered {
+                self.follow_up(d).await?;
+            }
             return Ok(Handled::Skipped);
         }
-        let at = now();
-        let wait = d
-            .lease
-            .map_or(Duration::ZERO, |l| until(l.until, at))
-            .max(Duration::from_secs(1));
-        self.queue
-            .enqueue(vec![(Job::manual(id, request), wait.min(MAX_QUEUE_DELAY))])
-            .await?;
-        Ok(Handled::Deferred)
-    }
-
-    async fn deliver(
-        &self,
-        id: Uuid,
-        claim: ClaimFor,
-        trigger: Trigger,
-    ) -> Result<Handled, SendError> {
-        let started = now();
-        let lease = Lease {
-            id: Uuid::now_v7(),
-            until: started + chrono::Duration::from_std(self.settings.lease).unwrap_or_default(),
-        };
-        let Some(delivery) = self.deliveries.claim(id, claim, lease, started).await? else {
+        if stored.is_none() && matches!(work.expect, Expect::Request(_)) {
             return Ok(Handled::Skipped);
-        };
+        }
+        let seed = stored.unwrap_or_else(|| work.seed());
+        let attempt_number = seed.attempt_count() + 1;
+
         let endpoint = self
             .endpoints
-            .get_endpoint(&delivery.org, delivery.endpoint_id)
-            .await?;
-        let event = self
-            .events
-            .get_event(&delivery.org, &delivery.event_id)
+            .get_endpoint(&work.job.org, work.job.endpoint_id)
             .await?;
         let Some(endpoint) = endpoint.filter(|e| e.is_active) else {
-            return self
-                .hold(&delivery, lease.id, Recheck::EndpointResumed)
-                .await;
+            return self.hold(&work, Recheck::EndpointResumed).await;
         };
-        let Some(event) = event else {
+        let Some(payload) = self.payload(&work.job).await? else {
             // Expired ahead of its delivery: nothing to send, and nothing to retry.
-            tracing::error!(delivery_id = %id, "event missing: holding the delivery");
-            return self.hold(&delivery, lease.id, Recheck::No).await;
+            tracing::error!(delivery_id = %work.job.delivery_id, "event missing: holding the delivery");
+            return self.hold(&work, Recheck::No).await;
         };
 
-        let attempt_number = delivery.attempt_count + 1;
+        let started = now();
         let signature = match signing::sign(
             &endpoint.secret,
-            &delivery.id.to_string(),
+            &work.job.delivery_id.to_string(),
             started.timestamp(),
-            event.payload.as_bytes(),
+            payload.as_bytes(),
         ) {
             Ok(s) => s,
             Err(err) => {
-                tracing::error!(delivery_id = %id, error = %err, "cannot sign: holding the delivery");
-                return self.hold(&delivery, lease.id, Recheck::No).await;
+                tracing::error!(delivery_id = %work.job.delivery_id, error = %err, "cannot sign: holding the delivery");
+                return self.hold(&work, Recheck::No).await;
             }
         };
         let headers = [
             ("content-type", "application/json".to_owned()),
             ("user-agent", self.settings.user_agent.clone()),
             ("x-agentvista-signature", signature.agentvista_signature),
-            ("x-agentvista-event", delivery.event_type.clone()),
-            ("x-agentvista-delivery", delivery.id.to_string()),
+            ("x-agentvista-event", work.job.event.event_type.clone()),
+            ("x-agentvista-delivery", work.job.delivery_id.to_string()),
             ("webhook-id", signature.webhook_id),
             ("webhook-timestamp", signature.webhook_timestamp),
             ("webhook-signature", signature.webhook_signature),
         ];
         let result = self
             .transport
-            .post(&endpoint.url, &headers, bytes::Bytes::from(event.payload))
+            .post(&endpoint.url, &headers, bytes::Bytes::from(payload))
             .await;
 
         let finished = now();
@@ -231,7 +266,7 @@ impl Sender {
         let outcome = self.outcome_of(attempt_number, &result, finished);
         let attempt = Attempt {
             attempt_number,
-            trigger,
+            trigger: work.trigger,
             started_at: started,
             duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
             succeeded: result.error.is_none(),
@@ -241,22 +276,21 @@ impl Sender {
         };
 
         if gone {
-            // Before the attempt is recorded: should recording fail, the delivery stays
-            // due and its next try finds the endpoint paused, instead of a paused
-            // delivery waiting on an endpoint nobody paused.
+            // Before the attempt is recorded: should recording fail, the message comes
+            // back and finds the endpoint paused, instead of a held delivery waiting on
+            // an endpoint nobody paused.
             self.pause_gone(&endpoint, finished).await?;
         }
         let Some(recorded) = self
             .deliveries
-            .record_attempt(&delivery, lease.id, &attempt, &outcome, finished)
+            .record_attempt(&seed, work.expect, &attempt, &outcome, finished)
             .await?
         else {
-            // Our claim expired and another sender took the delivery over.
-            tracing::warn!(delivery_id = %id, attempt = attempt_number, "claim lost before recording; attempt not recorded twice");
+            tracing::warn!(delivery_id = %work.job.delivery_id, attempt = attempt_number, "attempt already recorded (duplicate message); not recorded twice");
             return Ok(Handled::Skipped);
         };
         tracing::info!(
-            delivery_id = %id,
+            delivery_id = %work.job.delivery_id,
             endpoint_id = %endpoint.id,
             attempt = attempt_number,
             status_code = ?attempt.status_code,
@@ -264,28 +298,51 @@ impl Sender {
             outcome = ?outcome.status,
             "attempt recorded"
         );
-
         self.update_breaker(&endpoint, attempt.succeeded, finished)
             .await?;
-        let mut jobs = Vec::new();
-        if let Some(at) = outcome.next_attempt_at {
-            let job = Job::automatic(id, attempt_number + 1, Some(at));
-            jobs.push((job, until(at, finished).min(MAX_QUEUE_DELAY)));
-        }
-        // A manual retry requested during this attempt goes out now that it has ended,
-        // not when its deferred job would have come back.
-        if let (Some(request), false) = (recorded.manual_retry, recorded.held) {
-            jobs.push((Job::manual(id, request), Duration::ZERO));
-        }
-        if !jobs.is_empty()
-            && let Err(err) = self.queue.enqueue(jobs).await
-        {
-            tracing::warn!(delivery_id = %id, error = %err, "next attempt not enqueued; the sweep will re-queue it when due");
-        }
+        self.follow_up(&recorded).await?;
         Ok(Handled::Attempted {
             status: outcome.status,
             attempt: attempt_number,
         })
+    }
+
+    /// Make sure the next automatic attempt of a retrying delivery is on its way: on the
+    /// queue (with a delay) when it is due within the queue's longest delay, otherwise in
+    /// the due list. Repeating this is harmless: a duplicate job records nothing.
+    async fn follow_up(&self, d: &Delivery) -> Result<(), SendError> {
+        let (DeliveryStatus::Retrying, Some(at), false) = (d.status, d.next_attempt_at, d.held)
+        else {
+            return Ok(());
+        };
+        let next = d.attempt_count() + 1;
+        let wait = until(at, now());
+        if wait <= MAX_QUEUE_DELAY {
+            self.queue
+                .enqueue(vec![(delivery_job(d, None).automatic(next), wait)])
+                .await?;
+        } else {
+            self.schedule
+                .schedule(&ScheduledAttempt {
+                    at,
+                    attempt: next,
+                    job: delivery_job(d, None),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The envelope: carried by the job, or read from the event.
+    async fn payload(&self, job: &DeliveryJob) -> Result<Option<String>, SendError> {
+        if let Some(payload) = &job.payload {
+            return Ok(Some(payload.clone()));
+        }
+        Ok(self
+            .events
+            .get_event(&job.org, &job.event.id)
+            .await?
+            .map(|e| e.payload))
     }
 
     /// Where a delivery goes after attempt `attempt_number` ended as `result`: succeeded;
@@ -335,9 +392,9 @@ impl Sender {
     }
 
     /// The circuit breaker: success clears the count, failure adds one and pauses the
-    /// endpoint at the threshold. The reset never trusts the endpoint as read before the
-    /// POST: a concurrent attempt may have failed since, so it is decided by the stored
-    /// count.
+    /// endpoint at the threshold. The reset is decided on the count as stored after
+    /// this attempt was recorded, never on the endpoint as read before the POST: a
+    /// concurrent attempt may have failed since.
     async fn update_breaker(
         &self,
         endpoint: &Endpoint,
@@ -362,61 +419,58 @@ impl Sender {
         Ok(())
     }
 
-    /// Park a claimed delivery until its endpoint is resumed. For an inactive endpoint,
-    /// check once more afterwards: if it was resumed meanwhile, its resume job may
-    /// already have run, so re-queue at once.
-    async fn hold(
-        &self,
-        delivery: &Delivery,
-        lease: Uuid,
-        recheck: Recheck,
-    ) -> Result<Handled, SendError> {
+    /// Park the job's delivery until its endpoint is resumed (as stored now, or as the
+    /// job describes it if the publish has not written it yet). For an inactive
+    /// endpoint, check once more afterwards: if it was resumed meanwhile, its resume job
+    /// may already have run, so re-queue at once.
+    async fn hold(&self, work: &Work, recheck: Recheck) -> Result<Handled, SendError> {
         let at = now();
-        self.deliveries.hold(delivery, lease, at).await?;
+        let current = match self.deliveries.get_delivery(work.key).await? {
+            Some(d) => d,
+            None => work.seed(),
+        };
+        if !current.meets(work.expect) || !self.deliveries.hold(&current, work.expect, at).await? {
+            return Ok(Handled::Skipped);
+        }
         if recheck == Recheck::No {
             return Ok(Handled::Held);
         }
         let resumed = self
             .endpoints
-            .get_endpoint(&delivery.org, delivery.endpoint_id)
+            .get_endpoint(&work.job.org, work.job.endpoint_id)
             .await?
             .is_some_and(|e| e.is_active);
-        if resumed
-            && self
-                .deliveries
-                .resume_delivery(&delivery.parked(at), at)
-                .await?
-            && let Some(d) = self.deliveries.get_delivery(delivery.id).await?
-        {
+        let held = current.parked(at);
+        if resumed && self.deliveries.resume_delivery(&held, at).await? {
             self.queue
-                .enqueue(vec![(next_job(&d), Duration::ZERO)])
+                .enqueue(vec![(next_job(&held), Duration::ZERO)])
                 .await?;
         }
         Ok(Handled::Held)
     }
 
-    /// Re-queue a chunk of a resumed endpoint's paused deliveries.
+    /// Re-queue a chunk of a resumed endpoint's held deliveries.
     async fn resume(&self, org: &str, endpoint_id: Uuid) -> Result<Handled, SendError> {
-        let active = self
+        let Some(endpoint) = self
             .endpoints
             .get_endpoint(org, endpoint_id)
             .await?
-            .is_some_and(|e| e.is_active);
-        if !active {
+            .filter(|e| e.is_active)
+        else {
             return Ok(Handled::Skipped);
-        }
-        let paused = self
+        };
+        let held = self
             .deliveries
-            .paused_deliveries(endpoint_id, CHUNK)
+            .held_deliveries(endpoint.number, CHUNK)
             .await?;
         let at = now();
-        let mut jobs = Vec::with_capacity(paused.len());
-        for d in &paused {
+        let mut jobs = Vec::with_capacity(held.len());
+        for d in &held {
             if self.deliveries.resume_delivery(d, at).await? {
                 jobs.push((next_job(d), Duration::ZERO));
             }
         }
-        let more = paused.len() == CHUNK as usize;
+        let more = held.len() == CHUNK as usize;
         if more {
             jobs.push((
                 Job::ResumeEndpoint {
@@ -432,8 +486,8 @@ impl Sender {
         Ok(Handled::Chunk { done, more })
     }
 
-    /// Delete a chunk of a deleted endpoint's deliveries and attempts.
-    async fn purge(&self, org: &str, endpoint_id: Uuid) -> Result<Handled, SendError> {
+    /// Delete a chunk of a deleted endpoint's deliveries.
+    async fn purge(&self, org: &str, endpoint_id: Uuid, number: u32) -> Result<Handled, SendError> {
         if self
             .endpoints
             .get_endpoint(org, endpoint_id)
@@ -443,23 +497,17 @@ impl Sender {
             // The endpoint exists: this job is not for it (its delete did not happen).
             return Ok(Handled::Skipped);
         }
-        let ids = self
-            .deliveries
-            .endpoint_delivery_ids(endpoint_id, CHUNK)
-            .await?;
-        self.deliveries.delete_deliveries(&ids).await?;
-        let more = ids.len() == CHUNK as usize;
+        let done = self.deliveries.purge_deliveries(number, CHUNK).await?;
+        let more = done == CHUNK as usize;
         if more {
             let again = Job::PurgeEndpoint {
                 v: crate::domain::job::JOB_VERSION,
                 org: org.to_owned(),
                 endpoint_id,
+                endpoint_number: number,
             };
             self.queue.enqueue(vec![(again, Duration::ZERO)]).await?;
         }
-        Ok(Handled::Chunk {
-            done: ids.len(),
-            more,
-        })
+        Ok(Handled::Chunk { done, more })
     }
 }

@@ -19,7 +19,13 @@ pub async fn handle_batch(sender: &Sender, event: SqsEvent) -> SqsBatchResponse 
                 return Some(id);
             }
         };
-        match sender.handle(job).await {
+        // A message handed out before: its attempt may have been made already.
+        let redelivered = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse::<u32>().ok())
+            .is_some_and(|c| c > 1);
+        match sender.handle(job, redelivered).await {
             Ok(handled) => {
                 if handled == Handled::Skipped {
                     tracing::debug!(message_id = %id, "nothing to do (duplicate or stale)");

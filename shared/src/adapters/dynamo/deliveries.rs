@@ -1,15 +1,20 @@
-//! Events, deliveries, attempts and the endpoint's failure counter on DynamoDB.
+//! Events, deliveries, the due list and the endpoint's failure counter on DynamoDB.
 
 use super::expr::UpdateExpr;
-use super::items::{AttemptItem, DeliveryItem, EventItem, gsi2_placement, keys};
+use super::items::{
+    AttemptItem, DeliveryItem, EventItem, ScheduledItem, held_placement, keys, minute_key,
+};
 use super::{DynamoStore, Item, backend, decode, is_conditional_failure, mapping, n, s};
 use crate::domain::delivery::{page_range, page_total};
-use crate::domain::time::format as ts;
-use crate::domain::{Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, Event, Lease};
-use crate::ports::{ClaimFor, DeliveryStore, EndpointHealth, EventStore, StoreError};
+use crate::domain::{
+    Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Event, Expect,
+    ScheduledAttempt,
+};
+use crate::ports::{DeliveryStore, EndpointHealth, EventStore, Schedule, StoreError};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, DeleteRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -17,19 +22,6 @@ use uuid::Uuid;
 
 fn delivery_from(item: Item) -> Result<Delivery, StoreError> {
     decode::<DeliveryItem, Delivery>(item)
-}
-
-/// The `SET`/`REMOVE` clauses that place a delivery in `gsi2` for its new state.
-fn placed(expr: UpdateExpr, d: &Delivery) -> UpdateExpr {
-    let (pk, sk) = gsi2_placement(d).unzip();
-    expr.set("status", s(status_str(d.status)))
-        .set_or_remove(
-            "next_attempt_at",
-            d.next_attempt_at.as_ref().map(|t| s(ts(t))),
-        )
-        .set_or_remove("gsi2pk", pk.map(s))
-        .set_or_remove("gsi2sk", sk.map(s))
-        .set("updated_at", s(ts(&d.updated_at)))
 }
 
 fn status_str(status: DeliveryStatus) -> &'static str {
@@ -42,19 +34,62 @@ fn status_str(status: DeliveryStatus) -> &'static str {
     }
 }
 
-/// Rounds of `record_attempt` against manual retry requests arriving meanwhile (each
-/// round needs a new request to fail; a person clicking "retry" is never that fast).
-const RECORD_ROUNDS: usize = 4;
+fn ms(t: DateTime<Utc>) -> AttributeValue {
+    n(t.timestamp_millis())
+}
+
+/// The `SET`/`REMOVE` clauses for a delivery's state (status, times, held placement).
+fn state_of(expr: UpdateExpr, d: &Delivery) -> UpdateExpr {
+    let (gsi2pk, gsi2sk) = held_placement(d);
+    expr.set("st", s(status_str(d.status)))
+        .set("ua", ms(d.updated_at))
+        .set_or_remove("na", d.next_attempt_at.map(ms))
+        .set_or_remove("gsi2pk", gsi2pk.map(s))
+        .set_or_remove("gsi2sk", gsi2sk.map(s))
+}
+
+/// A write that must find the stored delivery as `expect` says; for a first attempt
+/// the delivery may not be stored yet, and then its fixed attributes come from `seed`.
+fn expecting(
+    expr: UpdateExpr,
+    seed: &Delivery,
+    expect: Expect,
+    expires_at: i64,
+) -> (UpdateExpr, String) {
+    match expect {
+        Expect::Attempt(1) => (
+            expr.set_if_absent("id", s(seed.id.to_string()))
+                .set_if_absent("org", s(&seed.org))
+                .set_if_absent("ep", s(seed.endpoint_id.to_string()))
+                .set_if_absent("ev", s(&seed.event_id))
+                .set_if_absent("ty", s(&seed.event_type))
+                .set_if_absent("ca", ms(seed.created_at))
+                .set_if_absent("expires_at", n(expires_at))
+                .condition_name("at"),
+            "attribute_not_exists(#at)".to_owned(),
+        ),
+        Expect::Attempt(number) => (
+            expr.value(":made", n(number.saturating_sub(1)))
+                .condition_name("at"),
+            "size(#at) = :made".to_owned(),
+        ),
+        Expect::Request(request) => (
+            expr.value(":request", s(request.to_string()))
+                .condition_name("mr"),
+            "#mr = :request".to_owned(),
+        ),
+    }
+}
 
 impl DynamoStore {
     fn expires_at(&self, from: DateTime<Utc>) -> i64 {
         (from + self.retention).timestamp()
     }
 
-    /// Run a conditional `UpdateItem` on a delivery; `Ok(None)` when the condition fails.
+    /// A conditional `UpdateItem` on a delivery; `Ok(None)` when the condition fails.
     async fn update_delivery(
         &self,
-        id: Uuid,
+        key: DeliveryKey,
         expr: UpdateExpr,
         condition: &str,
     ) -> Result<Option<Delivery>, StoreError> {
@@ -62,28 +97,26 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(keys::delivery_pk(id)))
-            .key("sk", s(keys::DELIVERY_SK))
+            .key("pk", s(keys::history_pk(key.endpoint_number)))
+            .key("sk", s(keys::seq_sk(key.seq)))
             .condition_expression(condition)
             .return_values(ReturnValue::AllNew);
-        let result = expr.update_item(request).send().await;
-        match result {
+        match expr.update_item(request).send().await {
             Ok(out) => out.attributes.map(delivery_from).transpose(),
             Err(err) if is_conditional_failure(&err) => Ok(None),
             Err(err) => Err(backend(err)),
         }
     }
 
-    /// The lowest sequence number still stored for an endpoint.
-    async fn lowest_seq(&self, endpoint: Uuid) -> Result<Option<u64>, StoreError> {
+    /// The lowest sequence number still stored in an endpoint's history.
+    async fn lowest_seq(&self, number: u32) -> Result<Option<u64>, StoreError> {
         let out = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(super::schema::GSI1)
-            .key_condition_expression("gsi1pk = :pk")
-            .expression_attribute_values(":pk", s(keys::endpoint_deliveries_gsi1pk(endpoint)))
-            .projection_expression("seq")
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(keys::history_pk(number)))
+            .projection_expression("sk")
             .scan_index_forward(true)
             .limit(1)
             .send()
@@ -93,36 +126,9 @@ impl DynamoStore {
             .items
             .unwrap_or_default()
             .first()
-            .and_then(|i| i.get("seq"))
-            .and_then(|v| v.as_n().ok())
+            .and_then(|i| i.get("sk"))
+            .and_then(|v| v.as_s().ok())
             .and_then(|v| v.parse().ok()))
-    }
-
-    async fn query_gsi2(
-        &self,
-        pk: String,
-        upper: Option<String>,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let mut request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(super::schema::GSI2)
-            .expression_attribute_values(":pk", s(pk))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        request = match upper {
-            Some(u) => request
-                .key_condition_expression("gsi2pk = :pk AND gsi2sk <= :upper")
-                .expression_attribute_values(":upper", s(u)),
-            None => request.key_condition_expression("gsi2pk = :pk"),
-        };
-        let out = request.send().await.map_err(backend)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(delivery_from)
-            .collect()
     }
 
     /// `BatchWriteItem` deletes, 25 at a time, retrying what DynamoDB hands back.
@@ -167,38 +173,40 @@ impl DynamoStore {
 
 #[async_trait]
 impl EventStore for DynamoStore {
-    async fn insert_event(&self, event: &Event) -> Result<(), StoreError> {
-        let item = EventItem::new(event, self.expires_at(event.created_at));
-        self.put_new(serde_dynamo::to_item(item).map_err(mapping)?)
-            .await
+    async fn insert_event(&self, event: &Event) -> Result<Option<Event>, StoreError> {
+        let item = serde_dynamo::to_item(EventItem::new(event, self.expires_at(event.created_at)))
+            .map_err(mapping)?;
+        // The existing event comes back with the refusal: no read before the write.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    match failed.item() {
+                        Some(existing) => decode::<EventItem, Event>(existing.clone()).map(Some),
+                        None => Err(StoreError::AlreadyExists),
+                    }
+                }
+                _ => Err(backend(err)),
+            },
+        }
     }
 
     async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError> {
-        self.get(keys::org_pk(org), &keys::event_sk(id), true)
+        // Events do not change after they are written (but for the fan-out hold, which
+        // only `insert_event`'s answer is used for): a cheap eventually consistent read.
+        self.get(keys::event_pk(org, id), keys::EVENT_SK, false)
             .await?
             .map(decode::<EventItem, Event>)
             .transpose()
-    }
-
-    async fn mark_fanned_out(&self, org: &str, id: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::org_pk(org)))
-            .key("sk", s(keys::event_sk(id)))
-            .update_expression("SET fanned_out = :yes")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .send()
-            .await
-            .map(|_| ())
-            .or_else(|err| {
-                if is_conditional_failure(&err) {
-                    Ok(())
-                } else {
-                    Err(backend(err))
-                }
-            })
     }
 
     async fn take_over_fan_out(
@@ -212,17 +220,17 @@ impl EventStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(keys::org_pk(org)))
-            .key("sk", s(keys::event_sk(id)))
-            .update_expression("SET fan_out_until = :until")
-            .expression_attribute_values(":until", n(until.timestamp_millis()))
-            .expression_attribute_values(":no", AttributeValue::Bool(false));
+            .key("pk", s(keys::event_pk(org, id)))
+            .key("sk", s(keys::EVENT_SK))
+            .update_expression("SET fu = :until")
+            .expression_attribute_values(":until", ms(until));
         let request = match seen {
             Some(seen) => request
-                .condition_expression("fanned_out = :no AND fan_out_until = :seen")
-                .expression_attribute_values(":seen", n(seen.timestamp_millis())),
-            None => request
-                .condition_expression("fanned_out = :no AND attribute_not_exists(fan_out_until)"),
+                .condition_expression("fu = :seen")
+                .expression_attribute_values(":seen", ms(seen)),
+            None => {
+                request.condition_expression("attribute_exists(pk) AND attribute_not_exists(fu)")
+            }
         };
         match request.send().await {
             Ok(_) => Ok(true),
@@ -247,33 +255,27 @@ impl DeliveryStore for DynamoStore {
         .await
     }
 
-    async fn insert_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+    async fn insert_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
         let item = DeliveryItem::new(delivery, self.expires_at(delivery.created_at));
-        self.put_new(serde_dynamo::to_item(item).map_err(mapping)?)
+        match self
+            .put_new(serde_dynamo::to_item(item).map_err(mapping)?)
             .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::AlreadyExists) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
-    async fn get_delivery(&self, id: Uuid) -> Result<Option<Delivery>, StoreError> {
-        self.get(keys::delivery_pk(id), keys::DELIVERY_SK, true)
-            .await?
-            .map(delivery_from)
-            .transpose()
-    }
-
-    async fn list_attempts(&self, id: Uuid) -> Result<Vec<Attempt>, StoreError> {
-        let request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :att)")
-            .expression_attribute_values(":pk", s(keys::delivery_pk(id)))
-            .expression_attribute_values(":att", s("ATT#"))
-            .consistent_read(true);
-        self.query_all(request)
-            .await?
-            .into_iter()
-            .map(decode::<AttemptItem, Attempt>)
-            .collect()
+    async fn get_delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
+        self.get(
+            keys::history_pk(key.endpoint_number),
+            &keys::seq_sk(key.seq),
+            true,
+        )
+        .await?
+        .map(delivery_from)
+        .transpose()
     }
 
     async fn delivery_page(
@@ -282,179 +284,143 @@ impl DeliveryStore for DynamoStore {
         page: u32,
         per_page: u32,
     ) -> Result<(Vec<Delivery>, u64), StoreError> {
-        let bottom = self.lowest_seq(endpoint.id).await?;
+        let bottom = self.lowest_seq(endpoint.number).await?;
         let total = page_total(bottom, endpoint.delivery_seq);
         let Some((lo, hi)) =
             bottom.and_then(|b| page_range(b, endpoint.delivery_seq, page, per_page))
         else {
             return Ok((Vec::new(), total));
         };
-        let out = self
+        let request = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(super::schema::GSI1)
-            .key_condition_expression("gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", s(keys::endpoint_deliveries_gsi1pk(endpoint.id)))
-            .expression_attribute_values(":lo", s(keys::seq_gsi1sk(lo)))
-            .expression_attribute_values(":hi", s(keys::seq_gsi1sk(hi)))
-            .scan_index_forward(false)
-            .send()
-            .await
-            .map_err(backend)?;
-        let items = out
-            .items
-            .unwrap_or_default()
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(keys::history_pk(endpoint.number)))
+            .expression_attribute_values(":lo", s(keys::seq_sk(lo)))
+            .expression_attribute_values(":hi", s(keys::seq_sk(hi)))
+            .scan_index_forward(false);
+        let items = self
+            .query_all(request)
+            .await?
             .into_iter()
             .map(delivery_from)
             .collect::<Result<_, _>>()?;
         Ok((items, total))
     }
 
-    async fn claim(
+    async fn find_event_delivery(
         &self,
-        id: Uuid,
-        claim: ClaimFor,
-        lease: Lease,
-        now: DateTime<Utc>,
+        number: u32,
+        after: u64,
+        event_id: &str,
+        created_before: DateTime<Utc>,
     ) -> Result<Option<Delivery>, StoreError> {
-        let free = "(attribute_not_exists(#lease_until) OR #lease_until < :now)";
-        let expr = UpdateExpr::new()
-            .set("lease_id", s(lease.id.to_string()))
-            .set("lease_until", s(ts(&lease.until)))
-            .value(":now", s(ts(&now)));
-        let (expr, condition) = match claim {
-            ClaimFor::Attempt(number) => (
-                expr.value(":prev", n(number.saturating_sub(1)))
-                    .value(":pending", s("pending"))
-                    .value(":retrying", s("retrying"))
-                    .condition_name("attempt_count")
-                    .condition_name("status"),
-                format!("#attempt_count = :prev AND #status IN (:pending, :retrying) AND {free}"),
-            ),
-            // The request stays open until the attempt is recorded.
-            ClaimFor::Manual(request) => (
-                expr.value(":request", s(request.to_string()))
-                    .condition_name("manual_retry"),
-                format!("#manual_retry = :request AND {free}"),
-            ),
-        };
-        self.update_delivery(id, expr, &condition).await
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk > :after")
+                .expression_attribute_values(":pk", s(keys::history_pk(number)))
+                .expression_attribute_values(":after", s(keys::seq_sk(after)))
+                .consistent_read(true)
+                .limit(50)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in page.items.unwrap_or_default() {
+                let d = delivery_from(item)?;
+                if d.created_at >= created_before {
+                    return Ok(None);
+                }
+                if d.event_id == event_id {
+                    return Ok(Some(d));
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(None),
+            }
+        }
     }
 
     async fn record_attempt(
         &self,
-        claimed: &Delivery,
-        lease: Uuid,
+        seed: &Delivery,
+        expect: Expect,
         attempt: &Attempt,
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<Option<Delivery>, StoreError> {
-        let id = claimed.id;
-        let item = serde_dynamo::to_item(AttemptItem::new(id, attempt, self.expires_at(now)))
-            .map_err(mapping)?;
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        // The manual retry request as last seen. The write holds only if it is still the
-        // stored one; if a retry was requested during the attempt, read it and write
-        // again, so it stays open (and due now) instead of being lost.
-        let mut open = claimed.manual_retry;
-        for _ in 0..RECORD_ROUNDS {
-            let recorded = claimed.recorded(attempt, outcome, open, now);
-            let mut expr = placed(UpdateExpr::new(), &recorded)
-                .set("attempt_count", n(attempt.attempt_number))
-                .set_or_remove("last_status_code", attempt.status_code.map(n))
-                .set_or_remove(
-                    "manual_retry",
-                    recorded.manual_retry.map(|r| s(r.to_string())),
-                )
-                .remove("lease_id")
-                .remove("lease_until")
-                .value(":lease", s(lease.to_string()));
-            let condition = match open {
-                Some(request) => {
-                    expr = expr.value(":open", s(request.to_string()));
-                    "#lease_id = :lease AND #manual_retry = :open"
-                }
-                None => "#lease_id = :lease AND attribute_not_exists(#manual_retry)",
-            };
-            let update = expr
-                .transact_update(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .key("pk", s(keys::delivery_pk(id)))
-                        .key("sk", s(keys::DELIVERY_SK))
-                        .condition_expression(condition),
-                )
-                .build()
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-            let items = vec![
-                TransactWriteItem::builder().put(put.clone()).build(),
-                TransactWriteItem::builder().update(update).build(),
-            ];
-            if self.transact(items).await?.is_none() {
-                return Ok(Some(recorded));
-            }
-            match self.get_delivery(id).await? {
-                Some(stored) if stored.lease.is_some_and(|l| l.id == lease) => {
-                    open = stored.manual_retry;
-                }
-                // The claim is lost (or the attempt recorded already): write nothing.
-                _ => return Ok(None),
-            }
+        // What `Delivery::recorded` changes, written without reading first: the attempt
+        // appended (its number is its place), the outcome, the kept body.
+        let after = seed.recorded(attempt, outcome, expect, now);
+        let item = serde_dynamo::to_attribute_value(AttemptItem::new(attempt)).map_err(mapping)?;
+        let body = after
+            .attempts
+            .last()
+            .map(|a| a.response_body.clone())
+            .unwrap_or_default();
+        let mut expr = state_of(UpdateExpr::new(), &after)
+            .append("at", AttributeValue::L(vec![item]))
+            .set_or_remove("rb", (!body.is_empty()).then(|| s(body)));
+        if let Expect::Request(_) = expect {
+            expr = expr.remove("mr");
         }
-        Err(StoreError::Backend(
-            "manual retry requests kept changing while an attempt was recorded".into(),
-        ))
+        let (expr, condition) = expecting(expr, seed, expect, self.expires_at(seed.created_at));
+        self.update_delivery(seed.key, expr, &condition).await
     }
 
     async fn hold(
         &self,
-        claimed: &Delivery,
-        lease: Uuid,
+        seed: &Delivery,
+        expect: Expect,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        // `manual_retry` is left as stored: a request made meanwhile stays open.
-        let expr = placed(UpdateExpr::new(), &claimed.parked(now))
-            .remove("lease_until")
-            .remove("lease_id")
-            .value(":lease", s(lease.to_string()));
+        let parked = seed.parked(now);
+        let expr = state_of(UpdateExpr::new(), &parked);
+        let (expr, condition) = expecting(expr, seed, expect, self.expires_at(seed.created_at));
+        // The status is set from the one read: it must still be that one.
+        let expr = expr
+            .value(":seen", s(status_str(seed.status)))
+            .condition_name("st");
+        let condition = format!("({condition}) AND (attribute_not_exists(#st) OR #st = :seen)");
         Ok(self
-            .update_delivery(claimed.id, expr, "#lease_id = :lease")
+            .update_delivery(seed.key, expr, &condition)
             .await?
             .is_some())
     }
 
     async fn request_retry(
         &self,
-        id: Uuid,
+        key: DeliveryKey,
         request: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        // What `Delivery::retry_requested` changes: the request, due now, not held.
-        let when = ts(&now);
-        let expr = UpdateExpr::new()
-            .set("manual_retry", s(request.to_string()))
-            .set("next_attempt_at", s(when.clone()))
-            .set("gsi2pk", s(keys::due_gsi2pk(id)))
-            .set("gsi2sk", s(keys::due_gsi2sk(&when, id)));
-        Ok(self
-            .update_delivery(id, expr, "attribute_exists(pk)")
-            .await?
-            .is_some())
+    ) -> Result<Option<Delivery>, StoreError> {
+        let expr = UpdateExpr::new().set("mr", s(request.to_string()));
+        self.update_delivery(key, expr, "attribute_exists(pk)")
+            .await
     }
 
-    async fn paused_deliveries(
-        &self,
-        endpoint_id: Uuid,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        self.query_gsi2(keys::paused_gsi2pk(endpoint_id), None, limit)
+    async fn held_deliveries(&self, number: u32, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(super::schema::GSI2)
+            .key_condition_expression("gsi2pk = :pk")
+            .expression_attribute_values(":pk", s(keys::held_gsi2pk(number)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
             .await
+            .map_err(backend)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(delivery_from)
+            .collect()
     }
 
     async fn resume_delivery(
@@ -462,100 +428,108 @@ impl DeliveryStore for DynamoStore {
         held: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let expr = placed(UpdateExpr::new(), &held.resumed(now))
-            .value(":held", s(keys::PAUSED_GSI2PK_PREFIX))
+        let expr = state_of(UpdateExpr::new(), &held.resumed(now))
             .value(":seen", s(status_str(held.status)));
         Ok(self
-            .update_delivery(
-                held.id,
-                expr,
-                "begins_with(#gsi2pk, :held) AND #status = :seen",
-            )
+            .update_delivery(held.key, expr, "attribute_exists(#gsi2pk) AND #st = :seen")
             .await?
             .is_some())
     }
 
-    async fn endpoint_delivery_ids(
-        &self,
-        endpoint_id: Uuid,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, StoreError> {
+    async fn purge_deliveries(&self, number: u32, limit: u32) -> Result<usize, StoreError> {
         let out = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(super::schema::GSI1)
-            .key_condition_expression("gsi1pk = :pk")
-            .expression_attribute_values(":pk", s(keys::endpoint_deliveries_gsi1pk(endpoint_id)))
-            .projection_expression("id")
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(keys::history_pk(number)))
+            .projection_expression("pk, sk")
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(backend)?;
-        Ok(out
-            .items
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|i| {
-                i.get("id")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|v| v.parse().ok())
-            })
-            .collect())
+        let keys: Vec<Item> = out.items.unwrap_or_default();
+        let count = keys.len();
+        self.delete_keys(keys).await?;
+        Ok(count)
+    }
+}
+
+#[async_trait]
+impl Schedule for DynamoStore {
+    async fn schedule(&self, attempt: &ScheduledAttempt) -> Result<(), StoreError> {
+        let key = DeliveryKey::from_id(attempt.job.delivery_id)
+            .ok_or_else(|| StoreError::Backend("scheduled attempt of an unknown id".into()))?;
+        // Read once, then left for TTL to remove: no delete is ever paid for.
+        let expires_at = (attempt.at + chrono::Duration::days(2)).timestamp();
+        let item =
+            serde_dynamo::to_item(ScheduledItem::new(attempt, key, expires_at)).map_err(mapping)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(drop)
+            .map_err(backend)
     }
 
-    async fn delete_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError> {
-        let mut keys_to_delete = Vec::new();
-        for id in ids {
+    async fn due_in_minute(
+        &self,
+        minute: DateTime<Utc>,
+    ) -> Result<Vec<ScheduledAttempt>, StoreError> {
+        let minute = minute_key(minute);
+        let mut due = Vec::new();
+        for shard in 0..keys::DUE_SHARDS {
             let request = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(keys::delivery_pk(*id)))
-                .projection_expression("pk, sk");
+                .expression_attribute_values(":pk", s(keys::due_pk(&minute, shard)));
             for item in self.query_all(request).await? {
-                let key: Item = item
-                    .into_iter()
-                    .filter(|(k, _)| k == "pk" || k == "sk")
-                    .collect();
-                keys_to_delete.push(key);
+                due.push(decode::<ScheduledItem, ScheduledAttempt>(item)?);
             }
         }
-        self.delete_keys(keys_to_delete).await
-    }
-
-    async fn due_deliveries(
-        &self,
-        before: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        // `~` sorts after every character of an id, so `<time>#~` bounds every key at `<time>`.
-        let upper = format!("{}#~", ts(&before));
-        let mut due = Vec::new();
-        for shard in 0..keys::DUE_SHARDS {
-            let pk = format!("{}{shard}", keys::DUE_GSI2PK_PREFIX);
-            due.extend(self.query_gsi2(pk, Some(upper.clone()), limit).await?);
-        }
-        due.sort_by_key(|d: &Delivery| (d.next_attempt_at, d.id));
-        due.truncate(limit as usize);
         Ok(due)
     }
 
-    async fn touch_due(
+    async fn scheduled_through(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .get(keys::SCHEDULER_PK.to_owned(), keys::SCHEDULER_SK, true)
+            .await?
+            .and_then(|item| {
+                item.get("through")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+            })
+            .and_then(DateTime::from_timestamp_millis))
+    }
+
+    async fn mark_scheduled_through(
         &self,
-        id: Uuid,
-        seen: DateTime<Utc>,
-        at: DateTime<Utc>,
+        seen: Option<DateTime<Utc>>,
+        minute: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let expr = UpdateExpr::new()
-            .set("next_attempt_at", s(ts(&at)))
-            .set("gsi2sk", s(keys::due_gsi2sk(&ts(&at), id)))
-            .value(":seen", s(ts(&seen)))
-            .value(":due", s(keys::DUE_GSI2PK_PREFIX))
-            .condition_name("gsi2pk");
-        let condition = "begins_with(#gsi2pk, :due) AND #next_attempt_at = :seen";
-        Ok(self.update_delivery(id, expr, condition).await?.is_some())
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::SCHEDULER_PK))
+            .key("sk", s(keys::SCHEDULER_SK))
+            .update_expression("SET through = :minute")
+            .expression_attribute_values(":minute", ms(minute));
+        let request = match seen {
+            Some(seen) => request
+                .condition_expression("through = :seen")
+                .expression_attribute_values(":seen", ms(seen)),
+            None => request.condition_expression("attribute_not_exists(through)"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) => Err(backend(err)),
+        }
     }
 }
 
@@ -573,22 +547,45 @@ impl EndpointHealth for DynamoStore {
     }
 
     async fn record_success(&self, org: &str, id: Uuid) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::org_pk(org)))
-            .key("sk", s(keys::endpoint_sk(id)))
-            .update_expression("SET consecutive_failures = :zero")
-            .condition_expression("consecutive_failures > :zero")
-            .expression_attribute_values(":zero", n(0))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_failure(&err) => Ok(()),
-            Err(err) => Err(backend(err)),
+        // A read of the count as it is now, and a write only when there is something to
+        // reset (compare-and-set, so a failure counted meanwhile is not lost): a read unit
+        // is a fifth of a write unit's price, and most successes find zero.
+        for _ in 0..4 {
+            let Some(item) = self
+                .get(keys::org_pk(org), &keys::endpoint_sk(id), true)
+                .await?
+            else {
+                return Ok(());
+            };
+            let count = item
+                .get("consecutive_failures")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            if count == 0 {
+                return Ok(());
+            }
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(keys::org_pk(org)))
+                .key("sk", s(keys::endpoint_sk(id)))
+                .update_expression("SET consecutive_failures = :zero")
+                .condition_expression("consecutive_failures = :seen")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":seen", n(count))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(err) if is_conditional_failure(&err) => continue,
+                Err(err) => return Err(backend(err)),
+            }
         }
+        Err(StoreError::Backend(
+            "the failure count kept changing while a success reset it".into(),
+        ))
     }
 
     async fn pause_endpoint(
@@ -601,7 +598,7 @@ impl EndpointHealth for DynamoStore {
         let mut values: HashMap<String, AttributeValue> = HashMap::from([
             (":false".to_owned(), AttributeValue::Bool(false)),
             (":true".to_owned(), AttributeValue::Bool(true)),
-            (":now".to_owned(), s(ts(&now))),
+            (":now".to_owned(), s(crate::domain::time::format(&now))),
         ]);
         let mut condition = "is_active = :true".to_owned();
         if let Some(min) = min_failures {

@@ -3,7 +3,6 @@
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use std::collections::HashMap;
 
 #[derive(Default)]
@@ -42,6 +41,29 @@ impl UpdateExpr {
         }
     }
 
+    /// `SET attribute = if_not_exists(attribute, value)`: writes it only on creation.
+    pub fn set_if_absent(mut self, attribute: &str, value: AttributeValue) -> Self {
+        let name = self.name(attribute);
+        let placeholder = format!(":{attribute}");
+        self.sets
+            .push(format!("{name} = if_not_exists({name}, {placeholder})"));
+        self.values.insert(placeholder, value);
+        self
+    }
+
+    /// `SET attribute = list_append(if_not_exists(attribute, []), list)`.
+    pub fn append(mut self, attribute: &str, list: AttributeValue) -> Self {
+        let name = self.name(attribute);
+        let placeholder = format!(":{attribute}");
+        self.sets.push(format!(
+            "{name} = list_append(if_not_exists({name}, :empty_list), {placeholder})"
+        ));
+        self.values.insert(placeholder, list);
+        self.values
+            .insert(":empty_list".to_owned(), AttributeValue::L(Vec::new()));
+        self
+    }
+
     pub fn remove(mut self, attribute: &str) -> Self {
         let name = self.name(attribute);
         self.removes.push(name);
@@ -78,14 +100,6 @@ impl UpdateExpr {
             .set_expression_attribute_names(Some(self.names).filter(|m| !m.is_empty()))
             .set_expression_attribute_values(Some(self.values).filter(|m| !m.is_empty()))
     }
-
-    /// Apply to an `Update` inside a transaction.
-    pub fn transact_update(self, update: UpdateBuilder) -> UpdateBuilder {
-        update
-            .update_expression(self.expression())
-            .set_expression_attribute_names(Some(self.names).filter(|m| !m.is_empty()))
-            .set_expression_attribute_values(Some(self.values).filter(|m| !m.is_empty()))
-    }
 }
 
 #[cfg(test)]
@@ -107,5 +121,17 @@ mod tests {
         assert_eq!(e.names["#status"], "status");
         assert_eq!(e.values.len(), 2);
         assert!(e.values.contains_key(":status") && e.values.contains_key(":lease"));
+    }
+
+    #[test]
+    fn appends_and_first_writes() {
+        let e = UpdateExpr::new()
+            .append("at", AttributeValue::L(vec![]))
+            .set_if_absent("id", AttributeValue::S("x".into()));
+        assert_eq!(
+            e.expression(),
+            "SET #at = list_append(if_not_exists(#at, :empty_list), :at), #id = if_not_exists(#id, :id)"
+        );
+        assert_eq!(e.values.len(), 3);
     }
 }

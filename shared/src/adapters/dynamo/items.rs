@@ -1,10 +1,10 @@
 //! The table's item shapes and key formats (see `docs/DESIGN.md`, "Table design").
 
-use crate::domain::time::format as ts;
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{
-    ApiKey, Attempt, AttemptError, Delivery, DeliveryStatus, Endpoint, Event, KeyHash, Lease, Role,
-    SigningSecret, Trigger, Waiting,
+    ApiKey, Attempt, AttemptError, AttemptErrorKind, Delivery, DeliveryJob, DeliveryKey,
+    DeliveryStatus, Endpoint, Event, EventRef, KeyHash, Role, ScheduledAttempt, SigningSecret,
+    Target, Trigger,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -35,48 +35,43 @@ pub mod keys {
         format!("ORG#{org}#APIKEYS")
     }
 
-    pub fn event_sk(id: &str) -> String {
-        format!("EVT#{id}")
+    /// The one item that hands out endpoint numbers.
+    pub const SERIAL_PK: &str = "SERIAL";
+    pub const ENDPOINT_SERIAL_SK: &str = "ENDPOINT";
+
+    /// An event has a partition of its own: publishing never concentrates on one key.
+    pub fn event_pk(org: &str, id: &str) -> String {
+        format!("EVT#{org}#{id}")
     }
 
-    pub const DELIVERY_SK: &str = "DLV";
+    pub const EVENT_SK: &str = "EVT";
 
-    pub fn delivery_pk(id: Uuid) -> String {
-        format!("DLV#{id}")
+    /// An endpoint's delivery history, in sequence order.
+    pub fn history_pk(number: u32) -> String {
+        format!("DLV#{number}")
     }
 
-    pub fn attempt_sk(n: u32) -> String {
-        format!("ATT#{n:010}")
+    /// Zero-padded so string order is number order (13 digits: ten trillion).
+    pub fn seq_sk(seq: u64) -> String {
+        format!("{seq:013}")
     }
 
-    pub fn endpoint_deliveries_gsi1pk(endpoint: Uuid) -> String {
-        format!("EPD#{endpoint}")
+    /// Where a held delivery is indexed (`gsi2`), per endpoint.
+    pub fn held_gsi2pk(number: u32) -> String {
+        format!("HELD#{number}")
     }
 
-    /// Zero-padded so string order is number order.
-    pub fn seq_gsi1sk(seq: u64) -> String {
-        format!("{seq:020}")
+    /// The due list is split over this many partitions per minute, so a burst of
+    /// retries due in one minute never lands on one hot partition.
+    pub const DUE_SHARDS: u64 = 4;
+
+    /// `minute` as `YYYYMMDDHHMM`.
+    pub fn due_pk(minute: &str, shard: u64) -> String {
+        format!("DUE#{minute}#{shard}")
     }
 
-    /// The due index is split over this many partitions, so a busy sweep or a burst of
-    /// retries never lands on one hot partition.
-    pub const DUE_SHARDS: u128 = 8;
-
-    pub const DUE_GSI2PK_PREFIX: &str = "DUE#";
-
-    pub fn due_gsi2pk(delivery: Uuid) -> String {
-        format!("{DUE_GSI2PK_PREFIX}{}", delivery.as_u128() % DUE_SHARDS)
-    }
-
-    pub fn due_gsi2sk(at: &str, delivery: Uuid) -> String {
-        format!("{at}#{delivery}")
-    }
-
-    pub const PAUSED_GSI2PK_PREFIX: &str = "PAUSED#";
-
-    pub fn paused_gsi2pk(endpoint: Uuid) -> String {
-        format!("{PAUSED_GSI2PK_PREFIX}{endpoint}")
-    }
+    pub const SCHEDULER_PK: &str = "SCHED";
+    pub const SCHEDULER_SK: &str = "DUE";
 }
 
 #[derive(Serialize, Deserialize)]
@@ -91,6 +86,8 @@ pub struct EndpointItem {
     is_active: bool,
     consecutive_failures: u32,
     secret: String,
+    #[serde(default)]
+    number: u32,
     #[serde(default)]
     delivery_seq: u64,
     #[serde(with = "rfc3339_millis")]
@@ -112,6 +109,7 @@ impl From<&Endpoint> for EndpointItem {
             is_active: e.is_active,
             consecutive_failures: e.consecutive_failures,
             secret: e.secret.expose().to_owned(),
+            number: e.number,
             delivery_seq: e.delivery_seq,
             created_at: e.created_at,
             updated_at: e.updated_at,
@@ -130,6 +128,7 @@ impl From<EndpointItem> for Endpoint {
             is_active: i.is_active,
             consecutive_failures: i.consecutive_failures,
             secret: SigningSecret::from_stored(i.secret),
+            number: i.number,
             delivery_seq: i.delivery_seq,
             created_at: i.created_at,
             updated_at: i.updated_at,
@@ -185,135 +184,248 @@ impl TryFrom<ApiKeyItem> for ApiKey {
     }
 }
 
-/// Where a delivery sits in `gsi2`, from what it waits for: due ones under
-/// `DUE#<shard>` sorted by due time, held ones under `PAUSED#<endpoint>`, idle ones
-/// nowhere. Being under `PAUSED#` is also how a stored delivery says it is held.
-pub fn gsi2_placement(d: &Delivery) -> Option<(String, String)> {
-    match d.waiting() {
-        Waiting::Due(at) => Some((keys::due_gsi2pk(d.id), keys::due_gsi2sk(&ts(&at), d.id))),
-        Waiting::Held => Some((keys::paused_gsi2pk(d.endpoint_id), d.id.to_string())),
-        Waiting::Idle => None,
-    }
+/// Times are stored as epoch milliseconds: shorter than text, and exact.
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
 }
 
+fn from_millis(ms: i64) -> Result<DateTime<Utc>, String> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("stored time {ms} is out of range"))
+}
+
+/// An event: its envelope compressed (deflate), since it is written once and read
+/// rarely (the queue message carries it to the sender), and a smaller item is a
+/// cheaper write.
 #[derive(Serialize, Deserialize)]
 pub struct EventItem {
     pk: String,
     sk: String,
     org: String,
     id: String,
-    event_type: String,
-    #[serde(with = "rfc3339_millis")]
-    created_at: DateTime<Utc>,
-    payload: String,
-    targets: Vec<Uuid>,
-    fanned_out: bool,
-    /// Epoch milliseconds (the domain's clock has millisecond precision, so the
-    /// take-over's compare-and-set can match it exactly).
+    ty: String,
+    ca: i64,
+    #[serde(with = "serde_bytes_vec")]
+    body: Vec<u8>,
+    tg: Vec<TargetItem>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    fan_out_until: Option<i64>,
+    fu: Option<i64>,
     expires_at: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TargetItem {
+    e: Uuid,
+    n: u32,
+    f: u64,
+}
+
+/// `Vec<u8>` as a DynamoDB binary attribute (serde would make it a list of numbers).
+mod serde_bytes_vec {
+    use serde::Serializer;
+    use serde::de::{Deserializer, Error, Visitor};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    struct Bytes;
+
+    impl Visitor<'_> for Bytes {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a binary attribute")
+        }
+
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(Bytes)
+    }
 }
 
 impl EventItem {
     pub fn new(e: &Event, expires_at: i64) -> Self {
         Self {
-            pk: keys::org_pk(&e.org),
-            sk: keys::event_sk(&e.id),
+            pk: keys::event_pk(&e.org, &e.id),
+            sk: keys::EVENT_SK.to_owned(),
             org: e.org.clone(),
             id: e.id.clone(),
-            event_type: e.event_type.clone(),
-            created_at: e.created_at,
-            payload: e.payload.clone(),
-            targets: e.targets.clone(),
-            fanned_out: e.fanned_out,
-            fan_out_until: e.fan_out_until.map(|t| t.timestamp_millis()),
+            ty: e.event_type.clone(),
+            ca: millis(e.created_at),
+            body: miniz_oxide::deflate::compress_to_vec(e.payload.as_bytes(), 6),
+            tg: e
+                .targets
+                .iter()
+                .map(|t| TargetItem {
+                    e: t.endpoint_id,
+                    n: t.endpoint_number,
+                    f: t.seq_floor,
+                })
+                .collect(),
+            fu: e.fan_out_until.map(millis),
             expires_at,
         }
     }
 }
 
-impl From<EventItem> for Event {
-    fn from(i: EventItem) -> Self {
-        Self {
+/// Envelopes are at most 256 KiB of `data` plus a little: anything that inflates past
+/// this is not one of ours.
+const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+
+impl TryFrom<EventItem> for Event {
+    type Error = String;
+    fn try_from(i: EventItem) -> Result<Self, String> {
+        let raw = miniz_oxide::inflate::decompress_to_vec_with_limit(&i.body, MAX_PAYLOAD_BYTES)
+            .map_err(|e| format!("event {}: payload does not inflate: {e:?}", i.id))?;
+        let payload =
+            String::from_utf8(raw).map_err(|_| format!("event {}: payload is not UTF-8", i.id))?;
+        Ok(Self {
             org: i.org,
             id: i.id,
-            event_type: i.event_type,
-            created_at: i.created_at,
-            payload: i.payload,
-            targets: i.targets,
-            fanned_out: i.fanned_out,
-            fan_out_until: i.fan_out_until.and_then(DateTime::from_timestamp_millis),
-        }
+            event_type: i.ty,
+            created_at: from_millis(i.ca)?,
+            payload,
+            targets: i
+                .tg
+                .into_iter()
+                .map(|t| Target {
+                    endpoint_id: t.e,
+                    endpoint_number: t.n,
+                    seq_floor: t.f,
+                })
+                .collect(),
+            fan_out_until: i.fu.map(from_millis).transpose()?,
+        })
     }
 }
 
+/// A delivery and every attempt of it, in one item of its endpoint's history. Attribute
+/// names are short: they count towards the item's size, which every write pays for.
 #[derive(Serialize, Deserialize)]
 pub struct DeliveryItem {
     pk: String,
     sk: String,
-    gsi1pk: String,
-    gsi1sk: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2sk: Option<String>,
     id: Uuid,
     org: String,
-    endpoint_id: Uuid,
-    event_id: String,
-    event_type: String,
-    seq: u64,
-    status: DeliveryStatus,
-    attempt_count: u32,
+    ep: Uuid,
+    ev: String,
+    ty: String,
+    st: DeliveryStatus,
+    #[serde(default)]
+    at: Vec<AttemptItem>,
+    /// The latest attempt's response body (the only one kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    rb: String,
+    ca: i64,
+    ua: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    last_status_code: Option<u16>,
-    #[serde(with = "rfc3339_millis")]
-    created_at: DateTime<Utc>,
-    #[serde(with = "rfc3339_millis")]
-    updated_at: DateTime<Utc>,
+    na: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    next_attempt_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    manual_retry: Option<Uuid>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    lease_id: Option<Uuid>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    lease_until: Option<String>,
+    mr: Option<Uuid>,
     expires_at: i64,
 }
 
-fn parse_ts(raw: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("stored timestamp {raw:?}: {e}"))
+/// An attempt; its number is its place in the list.
+#[derive(Serialize, Deserialize)]
+pub struct AttemptItem {
+    /// `a` automatic, `m` manual.
+    t: String,
+    s: i64,
+    d: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k: Option<AttemptErrorKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<String>,
+}
+
+impl AttemptItem {
+    pub fn new(a: &Attempt) -> Self {
+        Self {
+            t: match a.trigger {
+                Trigger::Automatic => "a",
+                Trigger::Manual => "m",
+            }
+            .to_owned(),
+            s: millis(a.started_at),
+            d: a.duration_ms,
+            c: a.status_code,
+            k: a.error.as_ref().map(|e| e.kind),
+            m: a.error.as_ref().map(|e| e.message.clone()),
+        }
+    }
+
+    fn into_attempt(self, number: u32, body: String) -> Result<Attempt, String> {
+        let error = match (self.k, self.m) {
+            (Some(kind), message) => Some(AttemptError::new(kind, message.unwrap_or_default())),
+            (None, _) => None,
+        };
+        Ok(Attempt {
+            attempt_number: number,
+            trigger: if self.t == "m" {
+                Trigger::Manual
+            } else {
+                Trigger::Automatic
+            },
+            started_at: from_millis(self.s)?,
+            duration_ms: self.d,
+            status_code: self.c,
+            response_body: body,
+            succeeded: error.is_none(),
+            error,
+        })
+    }
+}
+
+/// Where a held delivery sits in `gsi2`; nowhere when it is not held.
+pub fn held_placement(d: &Delivery) -> (Option<String>, Option<String>) {
+    if d.held {
+        (
+            Some(keys::held_gsi2pk(d.key.endpoint_number)),
+            Some(keys::seq_sk(d.key.seq)),
+        )
+    } else {
+        (None, None)
+    }
 }
 
 impl DeliveryItem {
     pub fn new(d: &Delivery, expires_at: i64) -> Self {
-        let (gsi2pk, gsi2sk) = gsi2_placement(d).unzip();
+        let (gsi2pk, gsi2sk) = held_placement(d);
         Self {
-            pk: keys::delivery_pk(d.id),
-            sk: keys::DELIVERY_SK.to_owned(),
-            gsi1pk: keys::endpoint_deliveries_gsi1pk(d.endpoint_id),
-            gsi1sk: keys::seq_gsi1sk(d.seq),
+            pk: keys::history_pk(d.key.endpoint_number),
+            sk: keys::seq_sk(d.key.seq),
             gsi2pk,
             gsi2sk,
             id: d.id,
             org: d.org.clone(),
-            endpoint_id: d.endpoint_id,
-            event_id: d.event_id.clone(),
-            event_type: d.event_type.clone(),
-            seq: d.seq,
-            status: d.status,
-            attempt_count: d.attempt_count,
-            last_status_code: d.last_status_code,
-            created_at: d.created_at,
-            updated_at: d.updated_at,
-            next_attempt_at: d.next_attempt_at.as_ref().map(ts),
-            manual_retry: d.manual_retry,
-            lease_id: d.lease.map(|l| l.id),
-            lease_until: d.lease.map(|l| ts(&l.until)),
+            ep: d.endpoint_id,
+            ev: d.event_id.clone(),
+            ty: d.event_type.clone(),
+            st: d.status,
+            at: d.attempts.iter().map(AttemptItem::new).collect(),
+            rb: d
+                .attempts
+                .last()
+                .map(|a| a.response_body.clone())
+                .unwrap_or_default(),
+            ca: millis(d.created_at),
+            ua: millis(d.updated_at),
+            na: d.next_attempt_at.map(millis),
+            mr: d.manual_retry,
             expires_at,
         }
     }
@@ -322,82 +434,101 @@ impl DeliveryItem {
 impl TryFrom<DeliveryItem> for Delivery {
     type Error = String;
     fn try_from(i: DeliveryItem) -> Result<Self, String> {
-        let lease = match (i.lease_id, i.lease_until) {
-            (Some(id), Some(until)) => Some(Lease {
-                id,
-                until: parse_ts(&until)?,
-            }),
-            _ => None,
-        };
+        let key = DeliveryKey::from_id(i.id)
+            .ok_or_else(|| format!("stored delivery id {} is not a delivery id", i.id))?;
+        let count = i.at.len();
+        let mut body = Some(i.rb);
+        let attempts =
+            i.at.into_iter()
+                .enumerate()
+                .map(|(n, a)| {
+                    let kept = if n + 1 == count {
+                        body.take().unwrap_or_default()
+                    } else {
+                        String::new()
+                    };
+                    a.into_attempt(u32::try_from(n + 1).unwrap_or(u32::MAX), kept)
+                })
+                .collect::<Result<_, _>>()?;
         Ok(Self {
             id: i.id,
+            key,
             org: i.org,
-            endpoint_id: i.endpoint_id,
-            event_id: i.event_id,
-            event_type: i.event_type,
-            seq: i.seq,
-            status: i.status,
-            attempt_count: i.attempt_count,
-            last_status_code: i.last_status_code,
-            created_at: i.created_at,
-            updated_at: i.updated_at,
-            next_attempt_at: i.next_attempt_at.as_deref().map(parse_ts).transpose()?,
-            manual_retry: i.manual_retry,
-            held: i
-                .gsi2pk
-                .is_some_and(|pk| pk.starts_with(keys::PAUSED_GSI2PK_PREFIX)),
-            lease,
+            endpoint_id: i.ep,
+            event_id: i.ev,
+            event_type: i.ty,
+            status: i.st,
+            attempts,
+            created_at: from_millis(i.ca)?,
+            updated_at: from_millis(i.ua)?,
+            next_attempt_at: i.na.map(from_millis).transpose()?,
+            manual_retry: i.mr,
+            held: i.gsi2pk.is_some(),
         })
     }
 }
 
+/// An automatic attempt due in a given minute.
 #[derive(Serialize, Deserialize)]
-pub struct AttemptItem {
+pub struct ScheduledItem {
     pk: String,
     sk: String,
-    attempt_number: u32,
-    trigger: Trigger,
-    #[serde(with = "rfc3339_millis")]
-    started_at: DateTime<Utc>,
-    duration_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    status_code: Option<u16>,
-    response_body: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<AttemptError>,
-    succeeded: bool,
+    org: String,
+    ep: Uuid,
+    id: Uuid,
+    ev: String,
+    ty: String,
+    ca: i64,
+    n: u32,
+    due: i64,
     expires_at: i64,
 }
 
-impl AttemptItem {
-    pub fn new(delivery: Uuid, a: &Attempt, expires_at: i64) -> Self {
+/// `YYYYMMDDHHMM`
+pub fn minute_key(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%d%H%M").to_string()
+}
+
+impl ScheduledItem {
+    pub fn new(a: &ScheduledAttempt, key: DeliveryKey, expires_at: i64) -> Self {
         Self {
-            pk: keys::delivery_pk(delivery),
-            sk: keys::attempt_sk(a.attempt_number),
-            attempt_number: a.attempt_number,
-            trigger: a.trigger,
-            started_at: a.started_at,
-            duration_ms: a.duration_ms,
-            status_code: a.status_code,
-            response_body: a.response_body.clone(),
-            error: a.error.clone(),
-            succeeded: a.succeeded,
+            pk: keys::due_pk(&minute_key(a.at), key.seq % keys::DUE_SHARDS),
+            sk: format!(
+                "{}#{}#{}",
+                key.endpoint_number,
+                keys::seq_sk(key.seq),
+                a.attempt
+            ),
+            org: a.job.org.clone(),
+            ep: a.job.endpoint_id,
+            id: a.job.delivery_id,
+            ev: a.job.event.id.clone(),
+            ty: a.job.event.event_type.clone(),
+            ca: millis(a.job.event.created_at),
+            n: a.attempt,
+            due: millis(a.at),
             expires_at,
         }
     }
 }
 
-impl From<AttemptItem> for Attempt {
-    fn from(i: AttemptItem) -> Self {
-        Self {
-            attempt_number: i.attempt_number,
-            trigger: i.trigger,
-            started_at: i.started_at,
-            duration_ms: i.duration_ms,
-            status_code: i.status_code,
-            response_body: i.response_body,
-            error: i.error,
-            succeeded: i.succeeded,
-        }
+impl TryFrom<ScheduledItem> for ScheduledAttempt {
+    type Error = String;
+    fn try_from(i: ScheduledItem) -> Result<Self, String> {
+        Ok(Self {
+            at: from_millis(i.due)?,
+            attempt: i.n,
+            job: DeliveryJob {
+                org: i.org,
+                endpoint_id: i.ep,
+                delivery_id: i.id,
+                event: EventRef {
+                    id: i.ev,
+                    event_type: i.ty,
+                    created_at: from_millis(i.ca)?,
+                },
+                payload: None,
+            },
+        })
     }
 }

@@ -239,6 +239,30 @@ where
 
 #[async_trait]
 impl EndpointStore for DynamoStore {
+    async fn allocate_endpoint_number(&self) -> Result<u32, StoreError> {
+        // One counter for the whole table; endpoints are created rarely.
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::SERIAL_PK))
+            .key("sk", s(keys::ENDPOINT_SERIAL_SK))
+            .update_expression("ADD #last :one")
+            .expression_attribute_names("#last", "last")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.attributes
+            .and_then(|a| {
+                a.get("last")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+            })
+            .ok_or_else(|| StoreError::Backend("endpoint numbers exhausted".into()))
+    }
+
     async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> Result<(), StoreError> {
         let item = serde_dynamo::to_item(EndpointItem::from(endpoint)).map_err(mapping)?;
         // The per-org counter and the endpoint are written together, so the limit holds

@@ -8,11 +8,10 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 
-/// The one global secondary index: per-org key listings, and (with the delivery pipeline)
-/// per-endpoint delivery history.
+/// The index of API keys by organisation (`keys list`).
 pub const GSI1: &str = "gsi1";
-/// The sparse scheduling index: due deliveries by due time (`DUE#<shard>`) and paused
-/// deliveries by endpoint (`PAUSED#<endpoint>`).
+/// The sparse index of held deliveries by endpoint (`HELD#<endpoint number>`), which an
+/// endpoint's resume re-queues.
 pub const GSI2: &str = "gsi2";
 
 fn attribute(name: &str) -> Result<AttributeDefinition, String> {
@@ -31,27 +30,8 @@ fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Create the table (on-demand, `pk`/`sk` plus `gsi1` and `gsi2`). Does not wait: emulators create
-/// tables synchronously, and AWS deployments use `template.yaml` instead.
-/// What `gsi1` carries besides keys: the fields a delivery list and a key list show. The
-/// lease is left out, so claiming an attempt does not rewrite this index.
-pub const GSI1_ATTRIBUTES: &[&str] = &[
-    "id",
-    "org",
-    "endpoint_id",
-    "event_id",
-    "event_type",
-    "seq",
-    "status",
-    "attempt_count",
-    "last_status_code",
-    "next_attempt_at",
-    "created_at",
-    "updated_at",
-    "expires_at",
-    "role",
-    "hint",
-];
+/// What `gsi1` carries besides keys: what a key list shows.
+pub const GSI1_ATTRIBUTES: &[&str] = &["id", "org", "role", "hint", "created_at"];
 
 /// `include: None` projects every attribute.
 fn index(
@@ -78,6 +58,8 @@ fn index(
         .map_err(|e| e.to_string())
 }
 
+/// Create the table (on-demand, `pk`/`sk` plus `gsi1` and `gsi2`). Does not wait: emulators
+/// create tables synchronously, and AWS deployments use `template.yaml` instead.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
     client
         .create_table()
@@ -92,7 +74,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
         .global_secondary_indexes(index(GSI1, "gsi1pk", "gsi1sk", Some(GSI1_ATTRIBUTES))?)
-        // The sweep needs whole deliveries (lease, manual retry): everything.
+        // A resume re-queues held deliveries from it: whole deliveries.
         .global_secondary_indexes(index(GSI2, "gsi2pk", "gsi2sk", None)?)
         .send()
         .await
