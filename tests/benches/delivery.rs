@@ -14,7 +14,7 @@ use shared::pipeline::{Audience, PublishRequest, Publisher, SenderSettings};
 use shared::ports::EndpointStore;
 use shared::wiring;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use testkit::{Behaviour, HttpsReceiver, Reply};
 
 const DELIVERIES: usize = 2_000;
@@ -39,7 +39,7 @@ fn bench_signing() {
     for i in 0..rounds {
         let headers = shared::signing::sign(
             &secret,
-            "0193a5c2-7d1e-7a00-8000-0000000d0001",
+            "01a21c04-b400-7000-8000-040000000001",
             i64::from(i),
             &body,
         )
@@ -71,7 +71,6 @@ async fn bench_end_to_end() {
         SenderSettings {
             retry: RetryPolicy::default(),
             breaker_threshold: 20,
-            lease: Duration::from_secs(45),
             user_agent: wiring::user_agent(),
         },
     ));
@@ -81,6 +80,10 @@ async fn bench_end_to_end() {
         events: store.clone(),
         queue: queue.clone(),
     };
+    let number = store
+        .allocate_endpoint_number()
+        .await
+        .expect("endpoint number");
     let endpoint = Endpoint::create(
         "bench",
         NewEndpoint {
@@ -88,6 +91,7 @@ async fn bench_end_to_end() {
             description: String::new(),
             event_types: vec!["bench.event".into()],
         },
+        number,
         now(),
     );
     store
@@ -116,7 +120,7 @@ async fn bench_end_to_end() {
         let permit = slots.clone().acquire_owned().await.expect("permit");
         let sender = sender.clone();
         tasks.spawn(async move {
-            sender.handle(job).await.expect("handled");
+            sender.handle(job, false).await.expect("handled");
             drop(permit);
         });
         handled += 1;

@@ -73,6 +73,10 @@ pub async fn seed_keys(store: &dyn KeyStore) {
     }
 }
 
+/// The fixture endpoint's number: the first a fresh store hands out, which
+/// [`store_fixture_endpoint`] checks. The fixtures' delivery ids encode it.
+pub const FIXTURE_ENDPOINT_NUMBER: u32 = 1;
+
 /// The endpoint the fixtures address, paused with failures on record.
 pub fn fixture_endpoint() -> shared::domain::Endpoint {
     let now = shared::domain::now();
@@ -85,22 +89,44 @@ pub fn fixture_endpoint() -> shared::domain::Endpoint {
         is_active: false,
         consecutive_failures: 7,
         secret: SigningSecret::generate(),
+        number: FIXTURE_ENDPOINT_NUMBER,
         delivery_seq: 0,
         created_at: now,
         updated_at: now,
     }
 }
 
-/// The fixtures' keys ([`seed_keys`]) and their endpoint ([`fixture_endpoint`]), stored;
-/// returns the endpoint as stored (its secret is new each time).
-pub async fn seed_fixtures(store: &impl Store) -> shared::domain::Endpoint {
-    seed_keys(store).await;
-    let endpoint = fixture_endpoint();
+/// Store `endpoint` (a [`fixture_endpoint`], maybe changed) in a fresh store, with the
+/// number the store hands out first, as the API would: so endpoints created later get
+/// numbers of their own, and the fixtures' delivery ids name this endpoint's history.
+pub async fn store_fixture_endpoint(
+    store: &impl Store,
+    endpoint: &shared::domain::Endpoint,
+) -> shared::domain::Endpoint {
+    let number = store
+        .allocate_endpoint_number()
+        .await
+        .expect("endpoint number");
+    assert_eq!(
+        number, FIXTURE_ENDPOINT_NUMBER,
+        "the fixture endpoint is the first endpoint of a fresh store"
+    );
+    let endpoint = shared::domain::Endpoint {
+        number,
+        ..endpoint.clone()
+    };
     store
         .insert_endpoint(&endpoint, MAX_ENDPOINTS_PER_ORG)
         .await
         .expect("seed endpoint");
     endpoint
+}
+
+/// The fixtures' keys ([`seed_keys`]) and their endpoint ([`fixture_endpoint`]), stored;
+/// returns the endpoint as stored (its secret is new each time).
+pub async fn seed_fixtures(store: &impl Store) -> shared::domain::Endpoint {
+    seed_keys(store).await;
+    store_fixture_endpoint(store, &fixture_endpoint()).await
 }
 
 /// [`seed_fixtures`], then every route on `store` ([`router`]).

@@ -17,6 +17,7 @@ fn endpoint(org: &str, n: usize) -> Endpoint {
             description: format!("endpoint {n}"),
             event_types: vec!["alert.fired".into(), format!("t{n}")],
         },
+        u32::try_from(n).expect("small") + 1,
         now(),
     )
 }

@@ -1,18 +1,20 @@
-//! The delivery pipeline's storage ports, one contract on both backends: sequence
-//! numbers and pages, claims and leases, recording, pausing, the due index, purging and
-//! the circuit breaker's counter.
+//! The delivery pipeline's storage ports, one contract on both backends: events stored
+//! once, endpoint numbers, each endpoint's history and its pages, attempts recorded
+//! exactly once, manual retry requests, held deliveries and their resume, the due list,
+//! purging, and the circuit breaker's counter.
 
-use crate::common::succeeded_attempt;
 use shared::domain::{
-    Attempt, AttemptError, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus, Endpoint,
-    Event, Lease, NewEndpoint, Trigger, now,
+    Attempt, AttemptError, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey,
+    DeliveryStatus, Endpoint, Event, EventRef, Expect, NewEndpoint, ScheduledAttempt, Target,
+    Trigger, now,
 };
-use shared::ports::{ClaimFor, StoreError};
+use shared::domain::delivery::KEPT_BODY_BYTES;
 use shared::wiring::Store;
 use std::sync::Arc;
 use uuid::Uuid;
 
 async fn endpoint(store: &impl Store) -> Endpoint {
+    let number = store.allocate_endpoint_number().await.expect("number");
     let e = Endpoint::create(
         "acme",
         NewEndpoint {
@@ -20,6 +22,7 @@ async fn endpoint(store: &impl Store) -> Endpoint {
             description: String::new(),
             event_types: vec!["a.b".into()],
         },
+        number,
         now(),
     );
     store.insert_endpoint(&e, 100).await.expect("endpoint");
@@ -32,76 +35,43 @@ fn event(id: &str) -> Event {
         id: id.into(),
         event_type: "a.b".into(),
         created_at: now(),
-        payload: format!(r#"{{"id":"{id}","type":"a.b"}}"#),
+        payload: format!(r#"{{"id":"{id}","type":"a.b","data":{{"text":"héllo"}}}}"#),
         targets: vec![],
-        fanned_out: true,
         fan_out_until: None,
     }
 }
 
-/// A new delivery to `e`, stored with the next sequence number.
+fn target(e: &Endpoint) -> Target {
+    Target {
+        endpoint_id: e.id,
+        endpoint_number: e.number,
+        seq_floor: e.delivery_seq,
+    }
+}
+
+/// A new delivery to `e` at its next number, of an event of its own.
 async fn delivery(store: &impl Store, e: &Endpoint, active: bool) -> Delivery {
     let seq = store
         .next_delivery_seq(&e.org, e.id)
         .await
         .expect("seq")
         .expect("endpoint exists");
-    // One event per delivery: a delivery's id derives from its event and endpoint.
-    let d = Delivery::new(&event(&format!("evt_{seq}")), e.id, seq, active);
-    store.insert_delivery(&d).await.expect("insert");
+    let d = Delivery::new(&event(&format!("evt_{seq}")), &target(e), seq, active);
+    assert!(store.insert_delivery(&d).await.expect("insert"));
     d
 }
 
-fn lease(seconds: i64) -> Lease {
-    Lease {
-        id: Uuid::now_v7(),
-        until: now() + chrono::Duration::seconds(seconds),
-    }
-}
-
-/// Claims delivery `id` for `what` under a fresh 60 s lease, which the store must grant;
-/// returns the claimed delivery and the lease.
-async fn claim(store: &impl Store, id: Uuid, what: ClaimFor) -> (Delivery, Lease) {
-    let l = lease(60);
-    let claimed = store
-        .claim(id, what, l, now())
-        .await
-        .expect("claim")
-        .expect("claimed");
-    (claimed, l)
-}
-
-/// Tries to claim delivery `id` for `what` under a fresh 60 s lease: the claimed delivery,
-/// or `None` if the store refuses.
-async fn try_claim(store: &impl Store, id: Uuid, what: ClaimFor) -> Option<Delivery> {
+async fn stored(store: &impl Store, key: DeliveryKey) -> Delivery {
     store
-        .claim(id, what, lease(60), now())
+        .get_delivery(key)
         .await
-        .expect("claim")
+        .expect("get")
+        .expect("stored")
 }
 
-/// Requests a manual retry of delivery `id`, which the store must accept; returns the
-/// request's id.
-async fn request_retry(store: &impl Store, id: Uuid) -> Uuid {
-    let request = Uuid::now_v7();
-    assert!(
-        store
-            .request_retry(id, request, now())
-            .await
-            .expect("retry"),
-        "a retry of an existing delivery is accepted"
-    );
-    request
-}
-
-/// Delivery `id` as stored now (it must exist).
-async fn stored_delivery(store: &impl Store, id: Uuid) -> Delivery {
-    store.get_delivery(id).await.expect("get").expect("there")
-}
-
-fn failed_attempt(n: u32) -> Attempt {
+fn failed_attempt() -> Attempt {
     Attempt {
-        attempt_number: n,
+        attempt_number: 0,
         trigger: Trigger::Automatic,
         started_at: now(),
         duration_ms: 12,
@@ -112,62 +82,119 @@ fn failed_attempt(n: u32) -> Attempt {
     }
 }
 
+fn ok_attempt() -> Attempt {
+    Attempt {
+        status_code: Some(200),
+        response_body: String::new(),
+        error: None,
+        succeeded: true,
+        ..failed_attempt()
+    }
+}
+
+fn retrying() -> AttemptOutcome {
+    AttemptOutcome {
+        status: DeliveryStatus::Retrying,
+        next_attempt_at: Some(now() + chrono::Duration::seconds(5)),
+    }
+}
+
+fn done() -> AttemptOutcome {
+    AttemptOutcome {
+        status: DeliveryStatus::Succeeded,
+        next_attempt_at: None,
+    }
+}
+
 async fn events_are_stored_once(store: Arc<impl Store>) {
-    let e = event("evt_1");
-    store.insert_event(&e).await.expect("insert");
-    assert!(matches!(
-        store.insert_event(&e).await,
-        Err(StoreError::AlreadyExists)
-    ));
+    let mut e = event("evt_1");
+    e.payload = format!(r#"{{"data":"{}"}}"#, "é".repeat(50_000));
+    e.targets = vec![Target {
+        endpoint_id: Uuid::now_v7(),
+        endpoint_number: 7,
+        seq_floor: 41,
+    }];
+    assert_eq!(store.insert_event(&e).await.expect("insert"), None);
+    let mut again = event("evt_1");
+    again.event_type = "x.y".into();
+    assert_eq!(
+        store.insert_event(&again).await.expect("insert again"),
+        Some(e.clone()),
+        "a repeat gets the stored event back, nothing written"
+    );
     assert_eq!(
         store.get_event("acme", "evt_1").await.expect("get"),
-        Some(e)
+        Some(e),
+        "every field round-trips"
     );
     assert_eq!(store.get_event("other", "evt_1").await.expect("get"), None);
 }
 
-/// An unfinished fan-out changes hands only from the holder last seen, and never once
-/// it is finished.
+/// An unfinished fan-out changes hands only from the holder last seen.
 async fn fan_outs_are_taken_over_from_the_holder_seen(store: Arc<impl Store>) {
     let first = now();
     let mut e = event("evt_take");
-    e.fanned_out = false;
     e.fan_out_until = Some(first);
     store.insert_event(&e).await.expect("insert");
     let stored = store.get_event("acme", "evt_take").await.expect("get");
-    assert_eq!(
-        stored.and_then(|e| e.fan_out_until),
-        Some(first),
-        "round-trips"
-    );
+    assert_eq!(stored.and_then(|e| e.fan_out_until), Some(first), "round-trips");
     let mine = first + chrono::Duration::seconds(30);
-    // Whether `event_id`'s fan-out, last seen held until `seen`, is now ours until `mine`.
-    let take_over = async |event_id: &str, seen| {
-        store
-            .take_over_fan_out("acme", event_id, seen, mine)
-            .await
-            .expect("take")
+    let take = |seen, until| {
+        let store = store.clone();
+        async move {
+            store
+                .take_over_fan_out("acme", "evt_take", seen, until)
+                .await
+                .expect("take")
+        }
     };
-    assert!(!take_over("evt_take", None).await, "not the holder seen");
-    assert!(take_over("evt_take", Some(first)).await);
-    assert!(!take_over("evt_take", Some(first)).await, "only one taker");
-    store
-        .mark_fanned_out("acme", "evt_take")
-        .await
-        .expect("mark");
-    assert!(!take_over("evt_take", Some(mine)).await, "finished");
-    let mut legacy = event("evt_legacy");
-    legacy.fanned_out = false;
+    assert!(!take(None, mine).await, "not the holder seen");
+    assert!(take(Some(first), mine).await);
+    assert!(!take(Some(first), mine).await, "only one taker");
+    assert!(take(Some(mine), first).await, "given up (until in the past)");
+    let legacy = event("evt_legacy");
     store.insert_event(&legacy).await.expect("insert");
-    assert!(take_over("evt_legacy", None).await, "no holder recorded");
+    assert!(
+        store
+            .take_over_fan_out("acme", "evt_legacy", None, mine)
+            .await
+            .expect("take"),
+        "no holder recorded"
+    );
+    assert!(
+        !store
+            .take_over_fan_out("acme", "evt_nothing", None, mine)
+            .await
+            .expect("take"),
+        "no such event"
+    );
+}
+
+async fn endpoint_numbers_are_never_handed_out_twice(store: Arc<impl Store>) {
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.allocate_endpoint_number().await })
+        })
+        .collect();
+    let mut numbers = Vec::new();
+    for t in tasks {
+        numbers.push(t.await.expect("task").expect("number"));
+    }
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 10);
+    assert!(numbers[0] >= 1, "zero is never a number");
 }
 
 async fn pages_are_seq_ranges_newest_first(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
+    let other = endpoint(store.as_ref()).await;
     let mut made = Vec::new();
     for _ in 0..45 {
         made.push(delivery(store.as_ref(), &e, true).await);
     }
+    delivery(store.as_ref(), &other, true).await;
     let e = store
         .get_endpoint("acme", e.id)
         .await
@@ -175,384 +202,365 @@ async fn pages_are_seq_ranges_newest_first(store: Arc<impl Store>) {
         .expect("there");
     assert_eq!(e.delivery_seq, 45);
     made.reverse();
-    let ids = |v: &[Delivery]| v.iter().map(|d| d.id).collect::<Vec<_>>();
-    let (p1, total) = store.delivery_page(&e, 1, 20).await.expect("page 1");
+    let (page1, total) = store.delivery_page(&e, 1, 20).await.expect("page 1");
     assert_eq!(total, 45);
-    assert_eq!(ids(&p1), ids(&made[..20]));
-    let (p3, _) = store.delivery_page(&e, 3, 20).await.expect("page 3");
-    assert_eq!(ids(&p3), ids(&made[40..]));
-    let (p4, total) = store.delivery_page(&e, 4, 20).await.expect("page 4");
-    assert!(p4.is_empty());
+    assert_eq!(page1, made[..20].to_vec(), "newest first, every field");
+    let (page3, _) = store.delivery_page(&e, 3, 20).await.expect("page 3");
+    assert_eq!(page3, made[40..].to_vec());
+    let (past, total) = store.delivery_page(&e, 4, 20).await.expect("page 4");
+    assert!(past.is_empty());
     assert_eq!(total, 45);
-    let (all, _) = store.delivery_page(&e, 1, 100).await.expect("all");
-    assert_eq!(all, made, "every field round-trips");
-    assert!(
-        store
-            .next_delivery_seq("acme", Uuid::now_v7())
-            .await
-            .expect("seq")
-            .is_none()
-    );
 }
 
-async fn claims_lease_and_record_exactly_once(store: Arc<impl Store>) {
+/// An id names its delivery's place: one read finds it. A repeat finds an event's
+/// delivery by searching up from the number the publish saw.
+async fn deliveries_are_found_by_id_and_by_event(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
-    let d = delivery(store.as_ref(), &e, true).await;
-    // A pending delivery is claimable.
-    let (claimed, first) = claim(store.as_ref(), d.id, ClaimFor::Attempt(1)).await;
-    assert_eq!(claimed.lease.map(|l| l.id), Some(first.id));
-    assert!(
-        try_claim(store.as_ref(), d.id, ClaimFor::Attempt(1))
-            .await
-            .is_none(),
-        "a live lease blocks"
-    );
-    assert!(
-        try_claim(store.as_ref(), d.id, ClaimFor::Attempt(2))
-            .await
-            .is_none(),
-        "wrong attempt"
-    );
-
-    let later = now();
-    let outcome = AttemptOutcome {
-        status: DeliveryStatus::Retrying,
-        next_attempt_at: Some(later + chrono::Duration::seconds(5)),
-    };
-    let attempt = failed_attempt(1);
-    assert!(
-        store
-            .record_attempt(&d, Uuid::now_v7(), &attempt, &outcome, later)
-            .await
-            .expect("record")
-            .is_none(),
-        "foreign lease"
-    );
-    assert!(
-        store
-            .record_attempt(&d, first.id, &attempt, &outcome, later)
-            .await
-            .expect("record")
-            .is_some()
-    );
-    assert!(
-        store
-            .record_attempt(&d, first.id, &attempt, &outcome, later)
-            .await
-            .expect("record")
-            .is_none(),
-        "once only"
-    );
-    let after = stored_delivery(store.as_ref(), d.id).await;
-    assert_eq!(after.status, DeliveryStatus::Retrying);
-    assert_eq!(after.attempt_count, 1);
-    assert_eq!(after.last_status_code, Some(500));
-    assert_eq!(after.next_attempt_at, outcome.next_attempt_at);
-    assert_eq!(after.lease, None);
+    let before = store
+        .get_endpoint("acme", e.id)
+        .await
+        .expect("get")
+        .expect("there");
+    let a = delivery(store.as_ref(), &e, true).await;
+    let b = delivery(store.as_ref(), &e, false).await;
+    assert_eq!(DeliveryKey::from_id(a.id), Some(a.key));
+    assert_eq!(stored(store.as_ref(), a.key).await, a);
+    assert_eq!(stored(store.as_ref(), b.key).await, b);
     assert_eq!(
-        store.list_attempts(d.id).await.expect("attempts"),
-        vec![attempt],
-        "every field round-trips"
-    );
-    assert!(
-        try_claim(store.as_ref(), d.id, ClaimFor::Attempt(1))
+        store
+            .get_delivery(DeliveryKey {
+                endpoint_number: e.number,
+                seq: 99
+            })
             .await
-            .is_none(),
-        "attempt 1 is done"
+            .expect("get"),
+        None
     );
+    let later = now() + chrono::Duration::minutes(1);
+    let found = |event_id: String, after: u64, before_time| {
+        let store = store.clone();
+        async move {
+            store
+                .find_event_delivery(e.number, after, &event_id, before_time)
+                .await
+                .expect("find")
+        }
+    };
+    assert_eq!(
+        found(b.event_id.clone(), before.delivery_seq, later).await,
+        Some(b.clone())
+    );
+    assert_eq!(found(b.event_id.clone(), b.key.seq, later).await, None, "above it");
+    assert_eq!(
+        found(b.event_id.clone(), before.delivery_seq, a.created_at).await,
+        None,
+        "the search stops at deliveries created after the bound"
+    );
+    assert_eq!(found("evt_none".into(), 0, later).await, None);
     assert!(
-        try_claim(store.as_ref(), d.id, ClaimFor::Attempt(2))
-            .await
-            .is_some()
+        !store.insert_delivery(&a).await.expect("insert again"),
+        "a taken place stays as it is"
     );
 }
 
-async fn expired_leases_can_be_taken_over(store: Arc<impl Store>) {
+/// One try, one record: an attempt is recorded only while the delivery waits for it.
+async fn attempts_are_recorded_exactly_once(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
     let d = delivery(store.as_ref(), &e, true).await;
-    let dead = lease(-1);
+    let mut first = failed_attempt();
+    first.response_body = "é".repeat(1000);
+    let recorded = store
+        .record_attempt(&d, Expect::Attempt(1), &first, &retrying(), now())
+        .await
+        .expect("record")
+        .expect("recorded");
+    assert_eq!(recorded.attempt_count(), 1);
+    assert!(recorded.attempts[0].response_body.len() <= KEPT_BODY_BYTES);
+    assert_eq!(recorded, stored(store.as_ref(), d.key).await, "as stored");
+    for again in [Expect::Attempt(1), Expect::Attempt(3)] {
+        assert_eq!(
+            store
+                .record_attempt(&d, again, &first, &retrying(), now())
+                .await
+                .expect("record"),
+            None,
+            "{again:?} is not the attempt it waits for"
+        );
+    }
+    let mut network = failed_attempt();
+    network.status_code = None;
+    network.response_body = String::new();
+    network.error = Some(AttemptError::new(AttemptErrorKind::Timeout, "no answer within 15000 ms"));
     store
-        .claim(d.id, ClaimFor::Attempt(1), dead, now())
+        .record_attempt(&d, Expect::Attempt(2), &network, &retrying(), now())
         .await
-        .expect("claim")
-        .expect("claimed");
-    let live = lease(60);
-    assert!(
-        store
-            .claim(d.id, ClaimFor::Attempt(1), live, now())
-            .await
-            .expect("claim")
-            .is_some(),
-        "expired lease is free"
-    );
-    let (ok, outcome) = succeeded_attempt(1);
-    assert!(
-        store
-            .record_attempt(&d, dead.id, &ok, &outcome, now())
-            .await
-            .expect("record")
-            .is_none(),
-        "the dead sender cannot record"
-    );
-    assert!(
-        store
-            .record_attempt(&d, live.id, &ok, &outcome, now())
-            .await
-            .expect("record")
-            .is_some()
-    );
-    assert_eq!(store.list_attempts(d.id).await.expect("attempts").len(), 1);
-    let after = stored_delivery(store.as_ref(), d.id).await;
+        .expect("record")
+        .expect("recorded");
+    let third = ok_attempt();
+    let outcome = done();
+    let after = store
+        .record_attempt(&d, Expect::Attempt(3), &third, &outcome, now())
+        .await
+        .expect("record")
+        .expect("recorded");
+    let after_read = stored(store.as_ref(), d.key).await;
+    assert_eq!(after, after_read);
+    assert_eq!(after.attempt_count(), 3);
     assert_eq!(
-        (after.status, after.next_attempt_at),
-        (DeliveryStatus::Succeeded, None)
+        after
+            .attempts
+            .iter()
+            .map(|a| a.attempt_number)
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
     );
-    assert!(
-        store
-            .due_deliveries(now() + chrono::Duration::days(1), 10)
-            .await
-            .expect("due")
-            .is_empty()
-    );
+    assert_eq!(after.attempts[0].response_body, "", "older attempts drop their body");
+    assert_eq!(after.attempts[1], Attempt { attempt_number: 2, ..network }, "every field round-trips");
+    assert_eq!(after.status, DeliveryStatus::Succeeded);
+    assert_eq!(after.next_attempt_at, None);
+    assert_eq!(after.last_status_code(), Some(200));
 }
 
-async fn manual_retries_claim_by_request(store: Arc<impl Store>) {
+/// The sender writes a delivery the publish has not written yet, but only with its
+/// first attempt; the publish then leaves it as it is.
+async fn a_first_attempt_writes_a_missing_delivery(store: Arc<impl Store>) {
+    let e = endpoint(store.as_ref()).await;
+    let seq = store
+        .next_delivery_seq("acme", e.id)
+        .await
+        .expect("seq")
+        .expect("there");
+    let seed = Delivery::new(&event("evt_late"), &target(&e), seq, true);
+    assert_eq!(
+        store
+            .record_attempt(&seed, Expect::Attempt(2), &ok_attempt(), &done(), now())
+            .await
+            .expect("record"),
+        None,
+        "only a first attempt may write it"
+    );
+    let recorded = store
+        .record_attempt(&seed, Expect::Attempt(1), &ok_attempt(), &done(), now())
+        .await
+        .expect("record")
+        .expect("written");
+    assert_eq!(
+        (recorded.id, recorded.event_id.as_str(), recorded.endpoint_id, recorded.created_at),
+        (seed.id, "evt_late", e.id, seed.created_at)
+    );
+    assert!(!store.insert_delivery(&seed).await.expect("insert"), "not overwritten");
+    assert_eq!(stored(store.as_ref(), seed.key).await.status, DeliveryStatus::Succeeded);
+}
+
+/// A retry request leaves the recorded outcome alone; only its own attempt uses it up;
+/// an automatic attempt meanwhile leaves it open.
+async fn manual_requests_are_used_once(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
     let d = delivery(store.as_ref(), &e, true).await;
-    let request = request_retry(store.as_ref(), d.id).await;
-    assert!(
-        !store
-            .request_retry(Uuid::now_v7(), request, now())
-            .await
-            .expect("unknown")
-    );
-    assert!(
-        try_claim(store.as_ref(), d.id, ClaimFor::Manual(Uuid::now_v7()))
-            .await
-            .is_none()
-    );
-    let (claimed, l) = claim(store.as_ref(), d.id, ClaimFor::Manual(request)).await;
-    assert_eq!(claimed.manual_retry, Some(request), "open until recorded");
-    let mut a = failed_attempt(1);
-    a.trigger = Trigger::Manual;
-    let outcome = AttemptOutcome {
-        status: DeliveryStatus::Failed,
-        next_attempt_at: None,
+    let missing = DeliveryKey {
+        endpoint_number: e.number,
+        seq: 999,
     };
-    let recorded = store
-        .record_attempt(&claimed, l.id, &a, &outcome, now())
+    assert_eq!(
+        store
+            .request_retry(missing, Uuid::now_v7())
+            .await
+            .expect("retry"),
+        None
+    );
+    store
+        .record_attempt(&d, Expect::Attempt(1), &ok_attempt(), &done(), now())
         .await
         .expect("record")
         .expect("recorded");
-    assert_eq!(recorded.manual_retry, None);
-    let after = stored_delivery(store.as_ref(), d.id).await;
-    assert_eq!(after.manual_retry, None, "the request is used up");
-    assert!(
-        try_claim(store.as_ref(), d.id, ClaimFor::Manual(request))
-            .await
-            .is_none()
+    let request = Uuid::now_v7();
+    let requested = store
+        .request_retry(d.key, request)
+        .await
+        .expect("retry")
+        .expect("there");
+    assert_eq!(
+        (requested.status, requested.manual_retry),
+        (DeliveryStatus::Succeeded, Some(request)),
+        "the outcome stands until the retry happens"
     );
-}
-
-/// A retry request leaves the recorded outcome alone until its attempt is made, and one
-/// made while another attempt is in flight stays open (and due now) when that attempt
-/// is recorded.
-async fn retry_requests_keep_the_outcome_and_survive_an_attempt(store: Arc<impl Store>) {
-    let e = endpoint(store.as_ref()).await;
-    let d = delivery(store.as_ref(), &e, true).await;
-    let (claimed, l) = claim(store.as_ref(), d.id, ClaimFor::Attempt(1)).await;
-    let request = request_retry(store.as_ref(), d.id).await;
-    let (ok, done) = succeeded_attempt(1);
-    let at = now();
-    let recorded = store
-        .record_attempt(&claimed, l.id, &ok, &done, at)
+    assert_eq!(
+        store
+            .record_attempt(&d, Expect::Request(Uuid::now_v7()), &ok_attempt(), &done(), now())
+            .await
+            .expect("record"),
+        None,
+        "another request"
+    );
+    let automatic = store
+        .record_attempt(&d, Expect::Attempt(2), &ok_attempt(), &done(), now())
         .await
         .expect("record")
         .expect("recorded");
-    assert_eq!(recorded.manual_retry, Some(request), "still open");
-    let stored = stored_delivery(store.as_ref(), d.id).await;
+    assert_eq!(automatic.manual_retry, Some(request), "still open");
+    let mut manual = ok_attempt();
+    manual.trigger = Trigger::Manual;
+    let after = store
+        .record_attempt(&d, Expect::Request(request), &manual, &done(), now())
+        .await
+        .expect("record")
+        .expect("recorded");
+    assert_eq!(after.manual_retry, None, "used up");
+    assert_eq!(after.attempts[2].trigger, Trigger::Manual);
+    assert_eq!(after.attempts[2].attempt_number, 3);
     assert_eq!(
-        (stored.status, stored.manual_retry, stored.next_attempt_at),
-        (DeliveryStatus::Succeeded, Some(request), Some(at))
-    );
-    let due = store.due_deliveries(now(), 10).await.expect("due");
-    assert_eq!(
-        due.iter().map(|d| d.id).collect::<Vec<_>>(),
-        vec![d.id],
-        "due for the open request"
-    );
-    assert!(
-        store.touch_due(d.id, at, now()).await.expect("touch"),
-        "the sweep can re-queue it"
-    );
-
-    // Another request on the finished delivery: the outcome stays until it happens.
-    let again = request_retry(store.as_ref(), d.id).await;
-    let stored = stored_delivery(store.as_ref(), d.id).await;
-    assert_eq!(
-        (stored.status, stored.updated_at, stored.manual_retry),
-        (DeliveryStatus::Succeeded, recorded.updated_at, Some(again))
-    );
-    assert!(
-        try_claim(store.as_ref(), d.id, ClaimFor::Manual(request))
+        store
+            .record_attempt(&d, Expect::Request(request), &manual, &done(), now())
             .await
-            .is_none(),
-        "the older request is superseded"
+            .expect("record"),
+        None,
+        "one request, one record"
     );
 }
 
-async fn paused_deliveries_wait_for_resume(store: Arc<impl Store>) {
+async fn held_deliveries_wait_for_resume(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
-    let born_paused = delivery(store.as_ref(), &e, false).await;
-    assert_eq!(born_paused.status, DeliveryStatus::Paused);
+    let born_held = delivery(store.as_ref(), &e, false).await;
+    assert_eq!((born_held.status, born_held.held), (DeliveryStatus::Paused, true));
     let d = delivery(store.as_ref(), &e, true).await;
-    let (claimed, l) = claim(store.as_ref(), d.id, ClaimFor::Attempt(1)).await;
-    assert!(store.hold(&claimed, l.id, now()).await.expect("hold"));
-    let mut paused: Vec<Uuid> = store
-        .paused_deliveries(e.id, 10)
+    assert!(store.hold(&d, Expect::Attempt(1), now()).await.expect("hold"));
+    assert!(
+        !store.hold(&d, Expect::Attempt(2), now()).await.expect("hold"),
+        "not the attempt it waits for"
+    );
+    let other = endpoint(store.as_ref()).await;
+    delivery(store.as_ref(), &other, false).await;
+    let mut held: Vec<Uuid> = store
+        .held_deliveries(e.number, 10)
         .await
-        .expect("paused")
+        .expect("held")
         .iter()
         .map(|d| d.id)
         .collect();
-    paused.sort();
-    let mut expected = vec![born_paused.id, d.id];
+    held.sort();
+    let mut expected = vec![born_held.id, d.id];
     expected.sort();
-    assert_eq!(paused, expected);
-    assert!(
-        store
-            .due_deliveries(now() + chrono::Duration::days(1), 10)
-            .await
-            .expect("due")
-            .is_empty()
-    );
-    let held = stored_delivery(store.as_ref(), d.id).await;
-    assert!(held.held);
-    assert_eq!(held.status, DeliveryStatus::Paused);
+    assert_eq!(held, expected, "this endpoint's only");
+    let parked = stored(store.as_ref(), d.key).await;
+    assert_eq!((parked.status, parked.held), (DeliveryStatus::Paused, true));
     let at = now();
-    assert!(store.resume_delivery(&held, at).await.expect("resume"));
+    assert!(store.resume_delivery(&parked, at).await.expect("resume"));
     assert!(
-        !store.resume_delivery(&held, at).await.expect("again"),
+        !store.resume_delivery(&parked, at).await.expect("again"),
         "only held ones resume"
     );
-    let resumed = stored_delivery(store.as_ref(), d.id).await;
+    let resumed = stored(store.as_ref(), d.key).await;
     assert_eq!(
-        (
-            resumed.status,
-            resumed.next_attempt_at,
-            resumed.lease,
-            resumed.held
-        ),
-        (DeliveryStatus::Pending, Some(at), None, false)
+        (resumed.status, resumed.next_attempt_at, resumed.held),
+        (DeliveryStatus::Pending, Some(at), false)
     );
-    assert_eq!(
-        store
-            .paused_deliveries(e.id, 10)
-            .await
-            .expect("paused")
-            .len(),
-        1
-    );
-}
+    assert_eq!(store.held_deliveries(e.number, 10).await.expect("held").len(), 1);
 
-/// A manual retry of a finished delivery whose endpoint is inactive waits for the resume
-/// without turning the delivery `paused`, and is still a manual retry afterwards.
-async fn a_held_manual_retry_keeps_outcome_and_request(store: Arc<impl Store>) {
-    let e = endpoint(store.as_ref()).await;
-    let d = delivery(store.as_ref(), &e, true).await;
-    let (claimed, l) = claim(store.as_ref(), d.id, ClaimFor::Attempt(1)).await;
-    let (ok, done) = succeeded_attempt(1);
+    // A manual retry of a finished delivery held by a paused endpoint keeps its outcome.
+    let f = delivery(store.as_ref(), &e, true).await;
     store
-        .record_attempt(&claimed, l.id, &ok, &done, now())
+        .record_attempt(&f, Expect::Attempt(1), &ok_attempt(), &done(), now())
         .await
         .expect("record")
         .expect("recorded");
-    let request = request_retry(store.as_ref(), d.id).await;
-    let (claimed, l) = claim(store.as_ref(), d.id, ClaimFor::Manual(request)).await;
-    assert!(store.hold(&claimed, l.id, now()).await.expect("hold"));
-    let held = stored_delivery(store.as_ref(), d.id).await;
+    let request = Uuid::now_v7();
+    let requested = store
+        .request_retry(f.key, request)
+        .await
+        .expect("retry")
+        .expect("there");
+    assert!(store.hold(&requested, Expect::Request(request), now()).await.expect("hold"));
+    let kept = stored(store.as_ref(), f.key).await;
     assert_eq!(
-        (held.status, held.held, held.manual_retry),
+        (kept.status, kept.held, kept.manual_retry),
         (DeliveryStatus::Succeeded, true, Some(request))
     );
+    assert!(store.resume_delivery(&kept, now()).await.expect("resume"));
+    let back = stored(store.as_ref(), f.key).await;
     assert_eq!(
-        store.paused_deliveries(e.id, 10).await.expect("held").len(),
-        1
-    );
-    assert!(store.resume_delivery(&held, now()).await.expect("resume"));
-    let resumed = stored_delivery(store.as_ref(), d.id).await;
-    assert_eq!(
-        (resumed.status, resumed.held, resumed.manual_retry),
+        (back.status, back.held, back.manual_retry),
         (DeliveryStatus::Succeeded, false, Some(request))
-    );
-    assert_eq!(
-        shared::pipeline::sender::next_job(&resumed),
-        shared::domain::Job::manual(d.id, request)
     );
 }
 
-async fn the_due_index_orders_and_cuts_off(store: Arc<impl Store>) {
+fn scheduled(d: &Delivery, attempt: u32, at: chrono::DateTime<chrono::Utc>) -> ScheduledAttempt {
+    ScheduledAttempt {
+        at,
+        attempt,
+        job: DeliveryJob::new(
+            &d.org,
+            d.endpoint_id,
+            d.id,
+            EventRef {
+                id: d.event_id.clone(),
+                event_type: d.event_type.clone(),
+                created_at: d.created_at,
+            },
+            None,
+        ),
+    }
+}
+
+/// The due list is read by the minute; the scheduler's mark moves only from what it saw.
+async fn the_due_list_is_read_by_minute(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
     let a = delivery(store.as_ref(), &e, true).await;
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let b = delivery(store.as_ref(), &e, true).await;
-    let due = store.due_deliveries(now(), 10).await.expect("due");
+    let minute = shared::domain::time::minute_of(now()) + chrono::Duration::hours(10);
+    let in_a = scheduled(&a, 4, minute + chrono::Duration::seconds(5));
+    let in_b = scheduled(&b, 2, minute + chrono::Duration::seconds(59));
+    let next = scheduled(&a, 5, minute + chrono::Duration::seconds(60));
+    for s in [&in_a, &in_b, &next] {
+        store.schedule(s).await.expect("schedule");
+    }
+    let mut due = store.due_in_minute(minute).await.expect("due");
+    due.sort_by_key(|s| s.at);
+    assert_eq!(due, vec![in_a, in_b], "every field round-trips, that minute only");
     assert_eq!(
-        due.iter().map(|d| d.id).collect::<Vec<_>>(),
-        vec![a.id, b.id]
+        store
+            .due_in_minute(minute + chrono::Duration::minutes(1))
+            .await
+            .expect("due"),
+        vec![next]
     );
-    assert_eq!(store.due_deliveries(now(), 1).await.expect("due").len(), 1);
     assert!(
         store
-            .due_deliveries(a.created_at - chrono::Duration::seconds(1), 10)
+            .due_in_minute(minute - chrono::Duration::minutes(1))
             .await
             .expect("due")
             .is_empty()
     );
-    let later = now() + chrono::Duration::minutes(10);
-    let seen = a.next_attempt_at.expect("due");
+    assert_eq!(store.scheduled_through().await.expect("mark"), None);
+    assert!(store.mark_scheduled_through(None, minute).await.expect("mark"));
+    let later = minute + chrono::Duration::minutes(1);
     assert!(
-        !store.touch_due(a.id, later, later).await.expect("touch"),
-        "not as seen"
+        !store.mark_scheduled_through(None, later).await.expect("mark"),
+        "moved by someone else"
     );
-    assert!(store.touch_due(a.id, seen, later).await.expect("touch"));
-    let due = store.due_deliveries(now(), 10).await.expect("due");
-    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![b.id]);
-    assert_eq!(
-        stored_delivery(store.as_ref(), a.id).await.next_attempt_at,
-        Some(later)
-    );
+    assert!(store.mark_scheduled_through(Some(minute), later).await.expect("mark"));
+    assert_eq!(store.scheduled_through().await.expect("mark"), Some(later));
 }
 
-async fn purges_take_attempts_too(store: Arc<impl Store>) {
+async fn purges_delete_whole_histories(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
-    let mut ids = Vec::new();
+    let other = endpoint(store.as_ref()).await;
+    let kept = delivery(store.as_ref(), &other, true).await;
+    let mut made = Vec::new();
     for _ in 0..30 {
         let d = delivery(store.as_ref(), &e, true).await;
-        let (claimed, l) = claim(store.as_ref(), d.id, ClaimFor::Attempt(1)).await;
-        let outcome = AttemptOutcome {
-            status: DeliveryStatus::Failed,
-            next_attempt_at: None,
-        };
         store
-            .record_attempt(&claimed, l.id, &failed_attempt(1), &outcome, now())
+            .record_attempt(&d, Expect::Attempt(1), &failed_attempt(), &retrying(), now())
             .await
             .expect("record");
-        ids.push(d.id);
+        made.push(d);
     }
-    let listed = store.endpoint_delivery_ids(e.id, 20).await.expect("ids");
-    assert_eq!(listed.len(), 20);
-    store.delete_deliveries(&listed).await.expect("delete");
-    for id in &listed {
-        assert!(store.get_delivery(*id).await.expect("get").is_none());
-        assert!(store.list_attempts(*id).await.expect("attempts").is_empty());
+    assert_eq!(store.purge_deliveries(e.number, 20).await.expect("purge"), 20);
+    assert_eq!(store.purge_deliveries(e.number, 20).await.expect("purge"), 10);
+    assert_eq!(store.purge_deliveries(e.number, 20).await.expect("purge"), 0);
+    for d in &made {
+        assert_eq!(store.get_delivery(d.key).await.expect("get"), None);
     }
-    let rest = store.endpoint_delivery_ids(e.id, 100).await.expect("ids");
-    assert_eq!(rest.len(), 10);
-    assert!(
-        rest.iter()
-            .all(|id| ids.contains(id) && !listed.contains(id))
-    );
+    assert_eq!(stored(store.as_ref(), kept.key).await, kept, "other histories stay");
 }
 
 async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
@@ -630,14 +638,14 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
 on_both_backends!(
     events_are_stored_once,
     fan_outs_are_taken_over_from_the_holder_seen,
+    endpoint_numbers_are_never_handed_out_twice,
     pages_are_seq_ranges_newest_first,
-    claims_lease_and_record_exactly_once,
-    expired_leases_can_be_taken_over,
-    manual_retries_claim_by_request,
-    retry_requests_keep_the_outcome_and_survive_an_attempt,
-    a_held_manual_retry_keeps_outcome_and_request,
-    paused_deliveries_wait_for_resume,
-    the_due_index_orders_and_cuts_off,
-    purges_take_attempts_too,
+    deliveries_are_found_by_id_and_by_event,
+    attempts_are_recorded_exactly_once,
+    a_first_attempt_writes_a_missing_delivery,
+    manual_requests_are_used_once,
+    held_deliveries_wait_for_resume,
+    the_due_list_is_read_by_minute,
+    purges_delete_whole_histories,
     the_failure_counter_is_atomic,
 );

@@ -3,7 +3,6 @@
 
 use crate::common::*;
 use serde_json::Value;
-use shared::domain::validation::MAX_ENDPOINTS_PER_ORG;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -181,13 +180,45 @@ async fn fixtures_on_dynamodb() {
     every_fixture_answers_as_specified(dynamo().await).await;
 }
 
-/// The delivery id the `events/` fixtures address.
-const FIXTURE_DELIVERY_ID: &str = "0193a5c2-7d1e-7a00-8000-0000000d0001";
+/// The delivery id the `events/` fixtures address: the first delivery (seq 1) of the
+/// fixture endpoint (number 1), created at the fixtures' time. Ids name their place in
+/// the store (`DeliveryKey`), so the fixtures hold ids of this shape.
+const FIXTURE_DELIVERY_ID: &str = "01a21c04-b400-7000-8000-040000000001";
+/// `requestContext.timeEpoch` of the fixtures: 2026-11-27T08:00:00.000Z.
+const FIXTURE_TIME: &str = "2026-11-27T08:00:00.000Z";
+
+#[test]
+fn the_fixture_delivery_id_names_the_seeded_delivery() {
+    use shared::domain::DeliveryKey;
+    let at = chrono::DateTime::parse_from_rfc3339(FIXTURE_TIME)
+        .expect("rfc3339")
+        .to_utc();
+    let key = DeliveryKey {
+        endpoint_number: FIXTURE_ENDPOINT_NUMBER,
+        seq: 1,
+    };
+    assert_eq!(key.id(at).to_string(), FIXTURE_DELIVERY_ID);
+    let id = FIXTURE_DELIVERY_ID.parse().expect("uuid");
+    assert_eq!(DeliveryKey::from_id(id), Some(key));
+    for fixture in [
+        "deliveries-get.json",
+        "deliveries-retry.json",
+        "sqs-deliver.json",
+        "sqs-batch-with-poison.json",
+    ] {
+        assert!(
+            fixture_json(fixture)
+                .to_string()
+                .contains(FIXTURE_DELIVERY_ID),
+            "{fixture} addresses the seeded delivery"
+        );
+    }
+}
 
 async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
     use crate::pipeline::{Harness, Options};
     use aws_lambda_events::event::sqs::SqsEvent;
-    use shared::domain::{Delivery, Event, now};
+    use shared::domain::{Delivery, DeliveryKey, Event, Target};
     use shared::pipeline::sqs_batch::handle_batch;
     use testkit::{Behaviour, Reply};
 
@@ -200,29 +231,49 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
     let mut endpoint = fixture_endpoint();
     endpoint.url = h.receiver.url("/hook");
     endpoint.is_active = true;
-    store
-        .insert_endpoint(&endpoint, MAX_ENDPOINTS_PER_ORG)
-        .await
-        .expect("endpoint");
+    let endpoint = store_fixture_endpoint(store.as_ref(), &endpoint).await;
+    // The event the SQS fixtures' jobs carry (their `event` and `payload`).
     let event = Event {
         org: "acme".into(),
         id: "evt_seeded".into(),
         event_type: "alert.fired".into(),
-        created_at: now(),
-        payload: r#"{"id":"evt_seeded","type":"alert.fired","created_at":"2026-11-27T08:00:00.000Z","org":"acme","data":{}}"#.into(),
+        created_at: chrono::DateTime::parse_from_rfc3339(FIXTURE_TIME)
+            .expect("rfc3339")
+            .to_utc(),
+        payload: format!(
+            r#"{{"id":"evt_seeded","type":"alert.fired","created_at":"{FIXTURE_TIME}","org":"acme","data":{{}}}}"#
+        ),
         targets: vec![],
-        fanned_out: true,
         fan_out_until: None,
     };
-    store.insert_event(&event).await.expect("event");
+    assert_eq!(store.insert_event(&event).await.expect("event"), None);
     let seq = store
         .next_delivery_seq("acme", endpoint.id)
         .await
         .expect("seq")
         .expect("exists");
-    let mut seeded = Delivery::new(&event, endpoint.id, seq, true);
-    seeded.id = FIXTURE_DELIVERY_ID.parse().expect("uuid");
-    store.insert_delivery(&seeded).await.expect("delivery");
+    let target = Target {
+        endpoint_id: endpoint.id,
+        endpoint_number: endpoint.number,
+        seq_floor: 0,
+    };
+    let seeded = Delivery::new(&event, &target, seq, true);
+    assert_eq!(seeded.id.to_string(), FIXTURE_DELIVERY_ID);
+    assert!(store.insert_delivery(&seeded).await.expect("delivery"));
+    // The SQS fixtures carry exactly the job a publish enqueues for it (a v2 job with the
+    // event and its payload).
+    for fixture in ["sqs-deliver.json", "sqs-batch-with-poison.json"] {
+        let body = fixture_json(fixture)["Records"][0]["body"]
+            .as_str()
+            .map(str::to_owned)
+            .expect("body");
+        let job: shared::domain::Job = serde_json::from_str(&body).expect("a job");
+        assert_eq!(
+            job,
+            shared::pipeline::publish::first_job(&event, &seeded),
+            "{fixture}"
+        );
+    }
     let r = &h.router;
 
     let published = send(r, "events-publish.json", |_| {}).await;
@@ -289,13 +340,12 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
         .collect();
     assert_eq!(failed, ["2e1424d4-f796-459a-8184-9c92662be6da"]);
     assert_eq!(h.receiver.requests().len(), 1, "the duplicate sent nothing");
-    assert_eq!(
-        store
-            .list_attempts(seeded.id)
-            .await
-            .expect("attempts")
-            .len(),
-        1
+    let key = DeliveryKey::from_id(seeded.id).expect("a delivery id");
+    let stored = store.get_delivery(key).await.expect("get").expect("stored");
+    assert_eq!(stored.attempt_count(), 1);
+    assert!(
+        stored.manual_retry.is_some(),
+        "the retry's request stays open for its own job"
     );
 }
 

@@ -151,6 +151,10 @@ fn expected(route: &Route, caller: Caller) -> u16 {
 /// A fresh endpoint of `acme` with one delivery (its test event), for each case: a case
 /// may delete or change them.
 async fn fresh_targets(store: &impl Store, router: &axum::Router) -> (String, String) {
+    let number = store
+        .allocate_endpoint_number()
+        .await
+        .expect("endpoint number");
     let endpoint = Endpoint::create(
         "acme",
         NewEndpoint {
@@ -158,6 +162,7 @@ async fn fresh_targets(store: &impl Store, router: &axum::Router) -> (String, St
             description: String::new(),
             event_types: vec!["alert.fired".into()],
         },
+        number,
         now(),
     );
     store

@@ -10,10 +10,14 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use shared::adapters::http_client::{OutboundClient, OutboundConfig};
 use shared::adapters::memory_queue::MemoryQueue;
-use shared::domain::{Attempt, AttemptOutcome, DeliveryStatus, Job, Lease, RetryPolicy, now};
-use shared::pipeline::sweep::sweep;
+use shared::domain::time::minute_of;
+use shared::domain::{
+    Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Expect, Job,
+    RetryPolicy, Target, now,
+};
+use shared::pipeline::scheduler;
 use shared::pipeline::{Handled, Sender, SenderSettings};
-use shared::ports::{ClaimFor, DeliveryStore, JobQueue, QueueError, StoreError};
+use shared::ports::{DeliveryStore, JobQueue, QueueError, StoreError};
 use shared::wiring::{self, Services, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,9 +53,9 @@ pub mod tempdir {
 }
 
 pub struct Options {
+    /// `RETRY_SCHEDULE` in seconds; the harness runs without jitter.
     pub retry: Vec<u64>,
     pub threshold: u32,
-    pub lease: Duration,
     pub allow_loopback: bool,
 }
 
@@ -60,7 +64,6 @@ impl Default for Options {
         Self {
             retry: vec![1, 1, 1],
             threshold: 20,
-            lease: Duration::from_secs(30),
             allow_loopback: true,
         }
     }
@@ -98,7 +101,6 @@ pub fn settings(options: &Options) -> SenderSettings {
             jitter: 0.0,
         },
         breaker_threshold: options.threshold,
-        lease: options.lease,
         user_agent: wiring::user_agent(),
     }
 }
@@ -159,10 +161,10 @@ impl<S: Store> Harness<S> {
             .flatten()
     }
 
-    /// Handle the next due job.
+    /// Handle the next due job, handed out for the first time.
     pub async fn step(&mut self, wait: Duration) -> Handled {
         let job = self.next_job(wait).await.expect("a job comes due");
-        self.sender.handle(job).await.expect("handled")
+        self.sender.handle(job, false).await.expect("handled")
     }
 
     /// The endpoint as stored now.
@@ -179,6 +181,16 @@ impl<S: Store> Harness<S> {
         let a = send(&self.router, "deliveries-get.json", |e| set_path(e, &path)).await;
         assert_eq!(a.status, 200, "{}", a.json);
         a.json
+    }
+
+    /// The delivery as stored now.
+    pub async fn stored_delivery(&self, delivery_id: &str) -> Delivery {
+        let key = DeliveryKey::from_id(delivery_id.parse().expect("uuid")).expect("a delivery id");
+        self.store
+            .get_delivery(key)
+            .await
+            .expect("get")
+            .expect("the delivery is stored")
     }
 
     pub async fn deliveries_of(&self, endpoint_id: &str) -> Value {
@@ -276,14 +288,19 @@ async fn delivers_signed_and_records_once(store: Arc<impl Store>) {
 
     let job = h.next_job(STEP).await.expect("job");
     assert!(matches!(
-        h.sender.handle(job.clone()).await,
+        h.sender.handle(job.clone(), false).await,
         Ok(Handled::Attempted {
             status: DeliveryStatus::Succeeded,
             attempt: 1
         })
     ));
-    // The same message again (SQS is at-least-once): no second POST, no second attempt.
-    assert_eq!(h.sender.handle(job).await.expect("dup"), Handled::Skipped);
+    // The same message handed out again (SQS is at-least-once; its receive count says
+    // so): the sender reads the delivery first, finds the attempt recorded, and neither
+    // posts nor records again.
+    assert_eq!(
+        h.sender.handle(job.clone(), true).await.expect("dup"),
+        Handled::Skipped
+    );
 
     let got = h.receiver.requests();
     assert_eq!(got.len(), 1);
@@ -369,6 +386,21 @@ async fn delivers_signed_and_records_once(store: Arc<impl Store>) {
     let again = h.publish("evt_e2e_1").await;
     assert_eq!(again, published);
     assert!(h.next_job(Duration::from_millis(300)).await.is_none());
+
+    // A copy of the message handed out as new is not read first (that read is saved on
+    // every first attempt): it posts again, with the same `webhook-id` so the receiver
+    // can de-duplicate, and still records nothing twice.
+    assert_eq!(
+        h.sender.handle(job, false).await.expect("copy"),
+        Handled::Skipped
+    );
+    let got = h.receiver.requests();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].header("webhook-id"), Some(delivery_id.as_str()));
+    let d = h.stored_delivery(&delivery_id).await;
+    assert_eq!(d.attempt_count(), 1, "one attempt recorded");
+    assert_eq!(d.status, DeliveryStatus::Succeeded);
+    assert_eq!(h.detail(&delivery_id).await["attempt_count"], 1);
 }
 
 async fn retries_on_schedule_then_succeeds(store: Arc<impl Store>) {
@@ -584,15 +616,12 @@ async fn blocked_targets_are_never_reached(store: Arc<impl Store>) {
     };
     let mut h = Harness::start(store, Behaviour::always(Reply::ok()), options).await;
     // Both an IP literal and a name that resolves to loopback.
-    h.endpoint(&["alert.fired"]).await;
+    let (literal, _) = h.endpoint(&["alert.fired"]).await;
     let body = json!({"url": h.receiver.localhost_url("/hook"), "event_types": ["alert.fired"]})
         .to_string();
-    assert_eq!(
-        send(&h.router, "endpoints-create.json", |e| set_body(e, &body))
-            .await
-            .status,
-        201
-    );
+    let named = send(&h.router, "endpoints-create.json", |e| set_body(e, &body)).await;
+    assert_eq!(named.status, 201, "{}", named.json);
+    let named = named.json["id"].as_str().expect("id").to_owned();
     h.publish("evt_blocked").await;
     for _ in 0..2 {
         assert_eq!(
@@ -607,13 +636,11 @@ async fn blocked_targets_are_never_reached(store: Arc<impl Store>) {
         h.receiver.requests().is_empty(),
         "the receiver was never reached"
     );
-    let ids = h
-        .store
-        .due_deliveries(now() + chrono::Duration::days(1), 10)
-        .await
-        .expect("due");
-    for d in ids {
-        let detail = h.detail(&d.id.to_string()).await;
+    for endpoint_id in [literal, named] {
+        let listed = h.deliveries_of(&endpoint_id).await;
+        assert_eq!(listed["total"], 1, "{listed}");
+        let id = listed["deliveries"][0]["id"].as_str().expect("id");
+        let detail = h.detail(id).await;
         assert_eq!(
             detail["attempts"][0]["error"]["kind"], "blocked_address",
             "{detail}"
@@ -637,17 +664,24 @@ async fn manual_retry_sends_again(store: Arc<impl Store>) {
     assert_eq!(a.json, json!({"queued": true, "delivery_id": id}));
     let job = h.next_job(STEP).await.expect("manual job");
     assert_eq!(
-        h.sender.handle(job.clone()).await.expect("handled"),
+        h.sender.handle(job.clone(), false).await.expect("handled"),
         Handled::Attempted {
             status: DeliveryStatus::Succeeded,
             attempt: 2
         }
     );
-    assert_eq!(
-        h.sender.handle(job).await.expect("dup"),
-        Handled::Skipped,
-        "one request, one attempt"
-    );
+    // Its request is used up: the same message again, handed out before or not, makes
+    // no second attempt (a manual job always reads the delivery first).
+    for redelivered in [false, true] {
+        assert_eq!(
+            h.sender
+                .handle(job.clone(), redelivered)
+                .await
+                .expect("dup"),
+            Handled::Skipped,
+            "one request, one attempt"
+        );
+    }
     let d = h.detail(&id).await;
     assert_eq!(d["attempts"][1]["trigger"], "manual");
     assert_eq!(h.receiver.requests().len(), 2);
@@ -667,7 +701,7 @@ impl<S: Store> DeliveryStore for Faulty<S> {
     async fn next_delivery_seq(&self, org: &str, e: Uuid) -> Result<Option<u64>, StoreError> {
         self.inner.next_delivery_seq(org, e).await
     }
-    async fn insert_delivery(&self, d: &shared::domain::Delivery) -> Result<(), StoreError> {
+    async fn insert_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {
         if self.fail_insert_for == Some(d.endpoint_id) {
             return Err(StoreError::Backend(
                 "injected: the publish died half-way".into(),
@@ -675,130 +709,109 @@ impl<S: Store> DeliveryStore for Faulty<S> {
         }
         self.inner.insert_delivery(d).await
     }
-    async fn get_delivery(&self, id: Uuid) -> Result<Option<shared::domain::Delivery>, StoreError> {
-        self.inner.get_delivery(id).await
-    }
-    async fn list_attempts(&self, id: Uuid) -> Result<Vec<Attempt>, StoreError> {
-        self.inner.list_attempts(id).await
+    async fn get_delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
+        self.inner.get_delivery(key).await
     }
     async fn delivery_page(
         &self,
-        e: &shared::domain::Endpoint,
+        e: &Endpoint,
         p: u32,
         n: u32,
-    ) -> Result<(Vec<shared::domain::Delivery>, u64), StoreError> {
+    ) -> Result<(Vec<Delivery>, u64), StoreError> {
         self.inner.delivery_page(e, p, n).await
     }
-    async fn claim(
+    async fn find_event_delivery(
         &self,
-        id: Uuid,
-        c: ClaimFor,
-        l: Lease,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<shared::domain::Delivery>, StoreError> {
-        self.inner.claim(id, c, l, at).await
+        number: u32,
+        after: u64,
+        event_id: &str,
+        created_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Delivery>, StoreError> {
+        self.inner
+            .find_event_delivery(number, after, event_id, created_before)
+            .await
     }
     async fn record_attempt(
         &self,
-        d: &shared::domain::Delivery,
-        l: Uuid,
+        seed: &Delivery,
+        expect: Expect,
         a: &Attempt,
         o: &AttemptOutcome,
         at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<shared::domain::Delivery>, StoreError> {
+    ) -> Result<Option<Delivery>, StoreError> {
         if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::Backend(
                 "injected: the sender died after the POST".into(),
             ));
         }
-        self.inner.record_attempt(d, l, a, o, at).await
+        self.inner.record_attempt(seed, expect, a, o, at).await
     }
     async fn hold(
         &self,
-        d: &shared::domain::Delivery,
-        l: Uuid,
+        seed: &Delivery,
+        expect: Expect,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, StoreError> {
-        self.inner.hold(d, l, at).await
+        self.inner.hold(seed, expect, at).await
     }
     async fn request_retry(
         &self,
-        id: Uuid,
-        r: Uuid,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, StoreError> {
-        self.inner.request_retry(id, r, at).await
+        key: DeliveryKey,
+        request: Uuid,
+    ) -> Result<Option<Delivery>, StoreError> {
+        self.inner.request_retry(key, request).await
     }
-    async fn paused_deliveries(
-        &self,
-        e: Uuid,
-        n: u32,
-    ) -> Result<Vec<shared::domain::Delivery>, StoreError> {
-        self.inner.paused_deliveries(e, n).await
+    async fn held_deliveries(&self, number: u32, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.held_deliveries(number, limit).await
     }
     async fn resume_delivery(
         &self,
-        d: &shared::domain::Delivery,
+        held: &Delivery,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, StoreError> {
-        self.inner.resume_delivery(d, at).await
+        self.inner.resume_delivery(held, at).await
     }
-    async fn endpoint_delivery_ids(&self, e: Uuid, n: u32) -> Result<Vec<Uuid>, StoreError> {
-        self.inner.endpoint_delivery_ids(e, n).await
-    }
-    async fn delete_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError> {
-        self.inner.delete_deliveries(ids).await
-    }
-    async fn due_deliveries(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        n: u32,
-    ) -> Result<Vec<shared::domain::Delivery>, StoreError> {
-        self.inner.due_deliveries(before, n).await
-    }
-    async fn touch_due(
-        &self,
-        id: Uuid,
-        seen: chrono::DateTime<chrono::Utc>,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, StoreError> {
-        self.inner.touch_due(id, seen, at).await
+    async fn purge_deliveries(&self, number: u32, limit: u32) -> Result<usize, StoreError> {
+        self.inner.purge_deliveries(number, limit).await
     }
 }
 
+/// Replaces the recovery sweep's test (claims, leases and the sweep are gone): a handling
+/// that fails after the POST returns an error, so the message is not deleted (SQS gets it
+/// in the batch's failures; the local worker handles it again); the queue hands it out
+/// again, marked as redelivered, and the attempt is made again and recorded once.
 async fn a_sender_dying_after_the_post_loses_nothing(store: Arc<impl Store>) {
-    let options = Options {
-        lease: Duration::from_secs(1),
-        ..Options::default()
-    };
-    let mut h = Harness::start(store.clone(), Behaviour::always(Reply::ok()), options).await;
+    let mut h = Harness::start(
+        store.clone(),
+        Behaviour::always(Reply::ok()),
+        Options::default(),
+    )
+    .await;
     h.endpoint(&["alert.fired"]).await;
     h.publish("evt_crash").await;
-    let dying = Arc::new(Faulty {
+    h.sender.deliveries = Arc::new(Faulty {
         fail_insert_for: None,
         inner: store.clone(),
         armed: true.into(),
     });
-    h.sender.deliveries = dying.clone();
     let job = h.next_job(STEP).await.expect("job");
     assert!(
-        h.sender.handle(job.clone()).await.is_err(),
-        "the injected crash"
+        h.sender.handle(job.clone(), false).await.is_err(),
+        "the injected crash fails the handling, so the message stays"
     );
-    assert_eq!(h.receiver.requests().len(), 1, "the POST happened");
-    // While the dead sender's claim lasts, a duplicate message does nothing.
-    assert_eq!(h.sender.handle(job).await.expect("dup"), Handled::Skipped);
+    let got = h.receiver.requests();
+    assert_eq!(got.len(), 1, "the POST happened");
+    let id = got[0].header("webhook-id").expect("id").to_owned();
+    let d = h.stored_delivery(&id).await;
+    assert_eq!(
+        (d.status, d.attempt_count()),
+        (DeliveryStatus::Pending, 0),
+        "nothing was recorded"
+    );
 
-    // Once the claim has expired, the sweep finds the delivery overdue and re-queues it.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Handed out again: its attempt is not recorded, so it is made again.
     assert_eq!(
-        sweep(store.as_ref(), h.queue.as_ref(), Duration::ZERO, 100)
-            .await
-            .expect("sweep"),
-        1
-    );
-    assert_eq!(
-        h.step(STEP).await,
+        h.sender.handle(job.clone(), true).await.expect("again"),
         Handled::Attempted {
             status: DeliveryStatus::Succeeded,
             attempt: 1
@@ -811,22 +824,17 @@ async fn a_sender_dying_after_the_post_loses_nothing(store: Arc<impl Store>) {
         got[1].header("webhook-id"),
         "receivers can de-duplicate"
     );
-    let id: Uuid = got[0]
-        .header("webhook-id")
-        .expect("id")
-        .parse()
-        .expect("uuid");
+    // Handed out once more (as if that handling had died after recording): the attempt
+    // is recorded, so nothing is posted.
     assert_eq!(
-        store.list_attempts(id).await.expect("attempts").len(),
-        1,
-        "one attempt recorded for one try"
+        h.sender.handle(job, true).await.expect("once more"),
+        Handled::Skipped
     );
-    assert_eq!(
-        sweep(store.as_ref(), h.queue.as_ref(), Duration::ZERO, 100)
-            .await
-            .expect("sweep"),
-        0
-    );
+    assert_eq!(h.receiver.requests().len(), 2);
+    let d = h.stored_delivery(&id).await;
+    assert_eq!(d.attempt_count(), 1, "one attempt recorded for one try");
+    assert_eq!(d.status, DeliveryStatus::Succeeded);
+    assert!(h.next_job(Duration::from_millis(300)).await.is_none());
 }
 
 /// A queue that refuses every job.
@@ -839,57 +847,224 @@ impl JobQueue for BrokenQueue {
     }
 }
 
-async fn an_enqueue_failure_after_publish_is_recovered(store: Arc<impl Store>) {
+/// A queue that refuses the next enqueue when armed, and otherwise passes jobs on.
+struct FlakyQueue {
+    inner: Arc<MemoryQueue>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl JobQueue for FlakyQueue {
+    async fn enqueue(&self, jobs: Vec<(Job, Duration)>) -> Result<(), QueueError> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(QueueError(
+                "injected: the sender died before queueing".into(),
+            ));
+        }
+        self.inner.enqueue(jobs).await
+    }
+}
+
+/// A sender that dies after recording a failed attempt but before queueing the next one
+/// loses nothing either: the message is handed out again, its attempt is recorded, so
+/// nothing is posted and what follows it (the retry) is queued instead.
+async fn a_sender_dying_before_queueing_the_retry_loses_nothing(store: Arc<impl Store>) {
+    let mut h = Harness::start(
+        store,
+        Behaviour::sequence([Reply::status(500)], Reply::ok()),
+        Options::default(),
+    )
+    .await;
+    h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_no_retry_queued").await;
+    h.sender.queue = Arc::new(FlakyQueue {
+        inner: h.queue.clone(),
+        armed: true.into(),
+    });
+    let job = h.next_job(STEP).await.expect("job");
+    assert!(
+        h.sender.handle(job.clone(), false).await.is_err(),
+        "the retry could not be queued: the handling fails, so the message stays"
+    );
+    let id = h.receiver.requests()[0]
+        .header("webhook-id")
+        .expect("id")
+        .to_owned();
+    let d = h.stored_delivery(&id).await;
+    assert_eq!((d.status, d.attempt_count()), (DeliveryStatus::Retrying, 1));
+    assert!(h.next_job(Duration::from_millis(1500)).await.is_none());
+
+    assert_eq!(
+        h.sender.handle(job, true).await.expect("again"),
+        Handled::Skipped,
+        "its attempt is recorded: not posted again"
+    );
+    assert_eq!(h.receiver.requests().len(), 1);
+    assert_eq!(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            attempt: 2
+        }
+    );
+    assert_eq!(h.receiver.requests().len(), 2);
+    assert_eq!(h.stored_delivery(&id).await.attempt_count(), 2);
+}
+
+/// Replaces "an enqueue failure after publish is recovered by the sweep" (the sweep is
+/// gone): the first attempts are enqueued before the deliveries are written, so an
+/// enqueue failure leaves nothing to send and the publish answers 500; the client's
+/// retry with the same id completes the fan-out, and every target gets its delivery
+/// exactly once.
+async fn an_enqueue_failure_fails_the_publish_and_its_retry_completes_it(store: Arc<impl Store>) {
     let mut h = Harness::start(
         store.clone(),
         Behaviour::always(Reply::ok()),
         Options::default(),
     )
     .await;
-    h.endpoint(&["alert.fired"]).await;
+    let mut endpoints = Vec::new();
+    for _ in 0..2 {
+        endpoints.push(h.endpoint(&["alert.fired"]).await.0);
+    }
     let broken = Services::new(store.clone(), Arc::new(BrokenQueue)).router();
-    let body = json!({"id": "evt_lost_enqueue", "type": "alert.fired", "data": {}}).to_string();
+    // What `Harness::publish` sends, so the retry below is the same event.
+    let body =
+        json!({"id": "evt_lost_enqueue", "type": "alert.fired", "data": {"n": 1, "text": "héllo"}})
+            .to_string();
     let a = send(&broken, "events-publish.json", |e| set_body(e, &body)).await;
-    assert_eq!(a.status, 202, "stored, so accepted: {}", a.json);
+    assert_error(&a, 500, "internal_error");
     assert!(
         h.next_job(Duration::from_millis(300)).await.is_none(),
         "nothing was enqueued"
     );
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    for id in &endpoints {
+        assert_eq!(h.deliveries_of(id).await["total"], 0, "nothing was written");
+    }
+    assert!(h.receiver.requests().is_empty(), "nothing was sent");
+
+    // The client's retry, with the same id: the failed publish gave its hold up, so this
+    // one completes the fan-out at once.
+    let again = h.publish("evt_lost_enqueue").await;
+    assert_eq!(again["deliveries"], 2);
+    for _ in 0..2 {
+        assert_eq!(
+            h.step(STEP).await,
+            Handled::Attempted {
+                status: DeliveryStatus::Succeeded,
+                attempt: 1
+            }
+        );
+    }
+    assert!(h.next_job(Duration::from_millis(300)).await.is_none());
+    let got = h.receiver.requests();
+    assert_eq!(got.len(), 2);
+    let ids: std::collections::BTreeSet<_> = got.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!(ids.len(), 2, "one delivery per target");
+    for id in &endpoints {
+        assert_eq!(h.deliveries_of(id).await["total"], 1, "endpoint {id}");
+    }
+    // Complete now: one more repeat answers the same and sends nothing.
+    assert_eq!(h.publish("evt_lost_enqueue").await, again);
+    assert!(h.next_job(Duration::from_millis(300)).await.is_none());
+    assert_eq!(h.receiver.requests().len(), 2);
+}
+
+/// Replaces the SQS hops of long waits (gone): a retry due later than the queue's longest
+/// delay (15 minutes) is not put on the queue at all but in the store's due list, and the
+/// scheduler hands it to the queue in its minute, not before; then it is made and
+/// recorded.
+async fn long_waits_wait_in_the_due_list(store: Arc<impl Store>) {
+    let options = Options {
+        retry: vec![36_000],
+        ..Options::default()
+    };
+    let mut h = Harness::start(
+        store.clone(),
+        Behaviour::sequence([Reply::status(500)], Reply::ok()),
+        options,
+    )
+    .await;
+    h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_long_wait").await;
     assert_eq!(
-        sweep(
+        h.step(STEP).await,
+        Handled::Attempted {
+            status: DeliveryStatus::Retrying,
+            attempt: 1
+        }
+    );
+    let id = h.receiver.requests()[0]
+        .header("webhook-id")
+        .expect("id")
+        .to_owned();
+    let d = h.stored_delivery(&id).await;
+    let due = d.next_attempt_at.expect("a next attempt");
+    let wait = due - d.attempts[0].started_at;
+    assert!(
+        wait >= chrono::Duration::hours(10)
+            && wait < chrono::Duration::hours(10) + chrono::Duration::minutes(1),
+        "ten hours after the attempt (no jitter): {wait}"
+    );
+    assert!(
+        h.next_job(Duration::from_millis(500)).await.is_none(),
+        "no queue message for a wait of ten hours"
+    );
+    let minute = minute_of(due);
+    let listed = store.due_in_minute(minute).await.expect("due list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (
+            listed[0].at,
+            listed[0].attempt,
+            listed[0].job.delivery_id.to_string()
+        ),
+        (due, 2, id.clone())
+    );
+
+    // The scheduler, run at times the test chooses: an hour before, then up to the last
+    // moment of the minute before, hands nothing over.
+    let before = minute - chrono::Duration::milliseconds(1);
+    for at in [due - chrono::Duration::hours(1), before, before] {
+        assert_eq!(
+            scheduler::run(store.as_ref(), h.queue.as_ref(), at)
+                .await
+                .expect("scheduler"),
+            0,
+            "nothing is due by {at}"
+        );
+    }
+    assert!(h.next_job(Duration::from_millis(300)).await.is_none());
+    // In its minute, the job goes to the queue, once.
+    assert_eq!(
+        scheduler::run(store.as_ref(), h.queue.as_ref(), due)
+            .await
+            .expect("scheduler"),
+        1
+    );
+    assert_eq!(
+        scheduler::run(
             store.as_ref(),
             h.queue.as_ref(),
-            Duration::from_millis(10),
-            100
+            due + chrono::Duration::minutes(1)
         )
         .await
-        .expect("sweep"),
-        1
+        .expect("scheduler"),
+        0,
+        "handed over once"
     );
     assert_eq!(
         h.step(STEP).await,
         Handled::Attempted {
             status: DeliveryStatus::Succeeded,
-            attempt: 1
+            attempt: 2
         }
     );
-    assert_eq!(h.receiver.requests().len(), 1);
-}
-
-async fn long_waits_hop(store: Arc<impl Store>) {
-    let mut h = Harness::start(store, Behaviour::always(Reply::ok()), Options::default()).await;
-    let id = Uuid::now_v7();
-    let at = now() + chrono::Duration::hours(10);
-    let job = Job::automatic(id, 2, Some(at));
-    assert_eq!(
-        h.sender.handle(job.clone()).await.expect("hop"),
-        Handled::Hopped
-    );
-    assert!(
-        h.next_job(Duration::from_millis(200)).await.is_none(),
-        "sent on with a delay"
-    );
+    assert!(h.next_job(Duration::from_millis(300)).await.is_none());
+    let detail = h.detail(&id).await;
+    assert_eq!(detail["status"], "succeeded");
+    assert_eq!(detail["attempt_count"], 2);
+    assert_eq!(h.receiver.requests().len(), 2);
 }
 
 /// Thousands of deliveries (some with attempts) go with their endpoint, in bounded
@@ -903,19 +1078,22 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
     )
     .await;
     let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
-    let endpoint_uuid: Uuid = endpoint_id.parse().expect("uuid");
+    let endpoint = h.stored_endpoint(&endpoint_id).await;
+    let target = Target {
+        endpoint_id: endpoint.id,
+        endpoint_number: endpoint.number,
+        seq_floor: endpoint.delivery_seq,
+    };
     let event = shared::domain::Event {
         org: "acme".into(),
         id: "evt_bulk".into(),
         event_type: "alert.fired".into(),
         created_at: now(),
         payload: "{}".into(),
-        targets: vec![],
-        fanned_out: true,
+        targets: vec![target],
         fan_out_until: None,
     };
-    // Concurrent writers to seed quickly; the attempts afterwards, one at a time (moto
-    // answers 500 to transactions that overlap other writes).
+    // Concurrent writers to seed quickly.
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let (store, event) = (store.clone(), event.clone());
@@ -923,17 +1101,16 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
                 let mut made = Vec::new();
                 for _ in 0..N / 10 {
                     let seq = store
-                        .next_delivery_seq("acme", endpoint_uuid)
+                        .next_delivery_seq("acme", target.endpoint_id)
                         .await
                         .expect("seq")
                         .expect("exists");
-                    // One event per delivery: a delivery's id derives from event and endpoint.
                     let event = shared::domain::Event {
                         id: format!("evt_bulk_{seq}"),
                         ..event.clone()
                     };
-                    let d = shared::domain::Delivery::new(&event, endpoint_uuid, seq, true);
-                    store.insert_delivery(&d).await.expect("insert");
+                    let d = Delivery::new(&event, &target, seq, true);
+                    assert!(store.insert_delivery(&d).await.expect("insert"));
                     made.push(d);
                 }
                 made
@@ -944,28 +1121,23 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
     for t in tasks {
         made.extend(t.await.expect("task"));
     }
+    // Some with an attempt, embedded in the delivery.
     let mut attempted = Vec::new();
     for d in made.iter().step_by(50) {
-        let lease = Lease {
-            id: Uuid::now_v7(),
-            until: now() + chrono::Duration::minutes(1),
-        };
-        let claimed = store
-            .claim(d.id, ClaimFor::Attempt(1), lease, now())
-            .await
-            .expect("claim")
-            .expect("claimed");
         let (attempt, outcome) = succeeded_attempt(1);
         assert!(
             store
-                .record_attempt(&claimed, lease.id, &attempt, &outcome, now())
+                .record_attempt(d, Expect::Attempt(1), &attempt, &outcome, now())
                 .await
                 .expect("record")
                 .is_some()
         );
-        attempted.push(d.id);
+        attempted.push(d.clone());
     }
     assert_eq!(h.deliveries_of(&endpoint_id).await["total"], N);
+    // The endpoint as it was last, to look at its history once it is deleted.
+    let endpoint = h.stored_endpoint(&endpoint_id).await;
+    assert_eq!(endpoint.delivery_seq, N as u64);
 
     let path = format!("/org/acme/webhooks/endpoints/{endpoint_id}");
     assert_eq!(
@@ -978,7 +1150,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
     let gone = send(&h.router, "deliveries-get.json", |e| {
         set_path(
             e,
-            &format!("/org/acme/webhooks/deliveries/{}", attempted[0]),
+            &format!("/org/acme/webhooks/deliveries/{}", attempted[0].id),
         )
     })
     .await;
@@ -986,7 +1158,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
 
     let mut chunks = 0;
     while let Some(job) = h.next_job(Duration::from_millis(500)).await {
-        match h.sender.handle(job).await.expect("purge chunk") {
+        match h.sender.handle(job, false).await.expect("purge chunk") {
             Handled::Chunk { done, .. } => {
                 assert!(done <= shared::pipeline::sender::CHUNK as usize);
                 chunks += 1;
@@ -998,21 +1170,28 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
         chunks >= N / shared::pipeline::sender::CHUNK as usize,
         "{chunks} chunks"
     );
-    assert!(
-        store
-            .endpoint_delivery_ids(endpoint_uuid, 10)
-            .await
-            .expect("ids")
-            .is_empty()
-    );
-    for id in attempted {
-        assert!(store.get_delivery(id).await.expect("get").is_none());
-        assert!(store.list_attempts(id).await.expect("attempts").is_empty());
+    let (left, total) = store.delivery_page(&endpoint, 1, 100).await.expect("page");
+    assert!(left.is_empty(), "{} left", left.len());
+    assert_eq!(total, 0);
+    for d in attempted {
+        assert!(store.get_delivery(d.key).await.expect("get").is_none());
     }
+    assert_eq!(
+        store
+            .purge_deliveries(endpoint.number, 10)
+            .await
+            .expect("purge"),
+        0,
+        "nothing left to purge"
+    );
 }
 
-/// A publish that died after some deliveries were written is finished by a repeat with
-/// the same id: every target ends with exactly one delivery.
+/// A publish that died half-way is finished. Its first attempts were enqueued before
+/// the deliveries were written, so here one write fails after the enqueue (a 500 to the
+/// client): the sender writes the missing delivery itself when it records the first
+/// attempt, and the client's repeat with the same id, coming while those jobs are
+/// handled, waits for them instead of writing again, then answers the first publish's
+/// result. Every target ends with exactly one delivery, sent once.
 async fn a_half_done_publish_is_finished_by_its_repeat(store: Arc<impl Store>) {
     let mut h = Harness::start(
         store.clone(),
@@ -1035,27 +1214,72 @@ async fn a_half_done_publish_is_finished_by_its_repeat(store: Arc<impl Store>) {
         events: store.clone(),
         queue: h.queue.clone(),
     };
-    let request = || shared::pipeline::PublishRequest {
+    let request = shared::pipeline::PublishRequest {
         id: Some("evt_half".into()),
         event_type: "alert.fired".into(),
         // The content `Harness::publish` sends: the repeat is the same event.
         data: json!({"n": 1, "text": "héllo"}),
     };
     let failed = publisher
-        .publish("acme", request(), shared::pipeline::Audience::Subscribers)
+        .publish("acme", request, shared::pipeline::Audience::Subscribers)
         .await;
     assert!(
         failed.is_err(),
         "the injected failure surfaces (a 500 to the client)"
     );
-    let mut jobs = 0;
-    while h.next_job(Duration::from_millis(200)).await.is_some() {
-        jobs += 1;
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        first.push(
+            h.next_job(STEP)
+                .await
+                .expect("every first attempt was enqueued before the writes"),
+        );
     }
-    assert_eq!(jobs, 0, "nothing was enqueued by the failed publish");
+    let unwritten = DeliveryKey {
+        endpoint_number: h.stored_endpoint(&endpoints[1]).await.number,
+        seq: 1,
+    };
+    assert_eq!(
+        store.get_delivery(unwritten).await.expect("get"),
+        None,
+        "the failed write"
+    );
 
-    let again = h.publish("evt_half").await;
-    assert_eq!(again["deliveries"], 3);
+    let body = json!({"id": "evt_half", "type": "alert.fired", "data": {"n": 1, "text": "héllo"}})
+        .to_string();
+    let Harness { sender, router, .. } = &h;
+    let (again, handled) = tokio::join!(
+        send(router, "events-publish.json", |e| set_body(e, &body)),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut handled = Vec::new();
+            for job in first {
+                handled.push(sender.handle(job, false).await.expect("handled"));
+            }
+            handled
+        }
+    );
+    assert_eq!(again.status, 202, "{}", again.json);
+    assert_eq!(again.json["deliveries"], 3);
+    for outcome in handled {
+        assert_eq!(
+            outcome,
+            Handled::Attempted {
+                status: DeliveryStatus::Succeeded,
+                attempt: 1
+            }
+        );
+    }
+    assert!(
+        h.next_job(Duration::from_millis(300)).await.is_none(),
+        "the repeat wrote and queued nothing"
+    );
+    let written = store
+        .get_delivery(unwritten)
+        .await
+        .expect("get")
+        .expect("written by the sender");
+    assert_eq!(written.attempt_count(), 1);
     for id in &endpoints {
         assert_eq!(
             h.deliveries_of(id).await["total"],
@@ -1063,145 +1287,172 @@ async fn a_half_done_publish_is_finished_by_its_repeat(store: Arc<impl Store>) {
             "one delivery for endpoint {id}"
         );
     }
-    for _ in 0..3 {
-        assert_eq!(
-            h.step(STEP).await,
-            Handled::Attempted {
-                status: DeliveryStatus::Succeeded,
-                attempt: 1
-            }
-        );
-    }
-    assert_eq!(h.receiver.requests().len(), 3);
+    let got = h.receiver.requests();
+    assert_eq!(got.len(), 3);
+    let ids: std::collections::BTreeSet<_> = got.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!(ids.len(), 3, "each delivery sent once");
     // And now it is complete, a third publish changes nothing.
-    assert_eq!(h.publish("evt_half").await, again);
+    assert_eq!(h.publish("evt_half").await, again.json);
     assert!(h.next_job(Duration::from_millis(300)).await.is_none());
 }
 
-/// A manual retry that arrives while an automatic attempt holds the delivery waits for
-/// it instead of being dropped.
-async fn a_manual_retry_during_an_attempt_is_not_lost(store: Arc<impl Store>) {
-    let mut h = Harness::start(
-        store.clone(),
-        Behaviour::always(Reply::ok()),
-        Options::default(),
-    )
-    .await;
-    h.endpoint(&["alert.fired"]).await;
-    h.publish("evt_busy").await;
-    let automatic = h.next_job(STEP).await.expect("automatic job");
-    let Job::Deliver { delivery_id, .. } = automatic else {
-        panic!("a delivery job");
-    };
-    // Another sender is mid-attempt: it holds the claim for two more seconds.
-    let lease = Lease {
-        id: Uuid::now_v7(),
-        until: now() + chrono::Duration::seconds(2),
-    };
-    let claimed = store
-        .claim(delivery_id, ClaimFor::Attempt(1), lease, now())
-        .await
-        .expect("claim")
-        .expect("claimed");
-    let path = format!("/org/acme/webhooks/deliveries/{delivery_id}/retry");
-    assert_eq!(
-        send(&h.router, "deliveries-retry.json", |e| set_path(e, &path))
-            .await
-            .status,
-        202
-    );
-    let manual = h.next_job(STEP).await.expect("manual job");
-    assert_eq!(
-        h.sender.handle(manual).await.expect("handled"),
-        Handled::Deferred
-    );
-    // The other sender finishes its attempt.
-    let (attempt, outcome) = succeeded_attempt(1);
-    assert!(
-        store
-            .record_attempt(&claimed, lease.id, &attempt, &outcome, now())
-            .await
-            .expect("record")
-            .is_some()
-    );
-    // The deferred manual retry comes back after the claim and makes its attempt.
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Succeeded,
-            attempt: 2
+/// The receiver's answers for the two concurrent-retry tests: the first request (the
+/// automatic attempt) after `first`, every later one (the manual retry) after `later`.
+fn first_then(first: Duration, later: Duration) -> Behaviour {
+    let seen = std::sync::atomic::AtomicBool::new(false);
+    Behaviour::from_fn(move |_| {
+        if seen.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            Reply::ok().delay(later)
+        } else {
+            Reply::ok().delay(first)
         }
-    );
-    let detail = h.detail(&delivery_id.to_string()).await;
-    assert_eq!(detail["attempts"][1]["trigger"], "manual");
+    })
 }
 
-/// A retry clicked while the sender's own attempt is in flight goes out as soon as that
-/// attempt is recorded, not when the deferred job would come back (after the lease).
-async fn a_retry_during_a_slow_attempt_goes_out_when_it_ends(store: Arc<impl Store>) {
-    let first = std::sync::atomic::AtomicBool::new(true);
-    let mut h = Harness::start(
-        store,
-        Behaviour::from_fn(move |_| {
-            if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                Reply::ok().delay(Duration::from_millis(1500))
-            } else {
-                Reply::ok()
-            }
-        }),
-        Options::default(),
-    )
-    .await;
+/// Publish one event, take its automatic job, and hand it to the sender; once its POST
+/// has reached the receiver (the attempt is in flight), request a manual retry of the
+/// delivery and handle its job at once. Returns what each handling came to and the
+/// delivery id.
+async fn retry_during_attempt(
+    h: &mut Harness<impl Store>,
+    event_id: &str,
+) -> (Handled, Handled, String) {
     h.endpoint(&["alert.fired"]).await;
-    h.publish("evt_slow").await;
+    h.publish(event_id).await;
     let automatic = h.next_job(STEP).await.expect("automatic job");
-    let Job::Deliver { delivery_id, .. } = automatic else {
+    let Job::Deliver { delivery_id, .. } = &automatic else {
         panic!("a delivery job");
     };
+    let delivery_id = delivery_id.to_string();
     let path = format!("/org/acme/webhooks/deliveries/{delivery_id}/retry");
     let Harness {
         sender,
         jobs,
         router,
+        receiver,
         ..
-    } = &mut h;
-    let (slow, deferred) = tokio::join!(sender.handle(automatic), async {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+    } = h;
+    let (automatic, manual) = tokio::join!(sender.handle(automatic, false), async {
+        let waiting = tokio::time::Instant::now();
+        while receiver.requests().is_empty() {
+            assert!(waiting.elapsed() < STEP, "the automatic attempt's POST");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let a = send(router, "deliveries-retry.json", |e| set_path(e, &path)).await;
         assert_eq!(a.status, 202, "{}", a.json);
         let manual = tokio::time::timeout(STEP, jobs.recv())
             .await
-            .expect("the manual job")
+            .expect("the manual job is queued at once")
             .expect("queue open");
-        sender.handle(manual).await.expect("handled")
+        sender.handle(manual, false).await.expect("handled")
     });
-    assert_eq!(
-        deferred,
-        Handled::Deferred,
-        "the first attempt holds the claim"
+    (automatic.expect("handled"), manual, delivery_id)
+}
+
+/// Both attempts of [`retry_during_attempt`] recorded, the automatic one as 1 and the
+/// manual one as 2, and the manual POST sent while the automatic one was in flight.
+async fn both_attempts_recorded(
+    h: &mut Harness<impl Store>,
+    delivery_id: &str,
+    in_flight: Duration,
+) {
+    let got = h.receiver.requests();
+    assert_eq!(got.len(), 2);
+    assert!(
+        got[1].received_at.duration_since(got[0].received_at) < in_flight,
+        "the manual retry went out while the automatic attempt was in flight"
     );
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    let detail = h.detail(delivery_id).await;
+    let attempts = detail["attempts"].as_array().expect("attempts");
+    let recorded: Vec<(u64, &str)> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a["attempt_number"].as_u64().expect("number"),
+                a["trigger"].as_str().expect("trigger"),
+            )
+        })
+        .collect();
     assert_eq!(
-        slow.expect("handled"),
+        recorded,
+        [(1, "automatic"), (2, "manual")],
+        "both recorded: {detail}"
+    );
+    assert_eq!(detail["status"], "succeeded");
+    let d = h.stored_delivery(delivery_id).await;
+    assert_eq!(d.manual_retry, None, "the request is used up");
+    assert!(
+        h.next_job(Duration::from_millis(300)).await.is_none(),
+        "nothing deferred, nothing more queued"
+    );
+}
+
+/// Replaces the deferral of a manual retry while another sender held a claim (claims
+/// are gone): the manual job goes out at once, concurrently with the automatic attempt
+/// in flight, and both attempts are recorded, the automatic one as 1 and the manual one
+/// as 2. Here the automatic attempt (answered after 1.5 s) ends first, while the manual
+/// one (answered after 2.5 s) is still in flight; the next test has the manual one end
+/// first.
+async fn a_manual_retry_during_an_attempt_is_not_lost(store: Arc<impl Store>) {
+    let mut h = Harness::start(
+        store,
+        first_then(Duration::from_millis(1500), Duration::from_millis(2500)),
+        Options::default(),
+    )
+    .await;
+    let (automatic, manual, id) = retry_during_attempt(&mut h, "evt_busy").await;
+    assert_eq!(
+        automatic,
         Handled::Attempted {
             status: DeliveryStatus::Succeeded,
             attempt: 1
         }
     );
-    // The lease is 30 s: only the job enqueued on recording can arrive this soon.
-    let manual = h
-        .next_job(Duration::from_secs(3))
-        .await
-        .expect("the retry is sent on at once");
+    assert!(
+        matches!(
+            manual,
+            Handled::Attempted {
+                status: DeliveryStatus::Succeeded,
+                ..
+            }
+        ),
+        "{manual:?}"
+    );
+    both_attempts_recorded(&mut h, &id, Duration::from_millis(1500)).await;
+}
+
+/// Replaces "a retry during a slow attempt goes out when it ends" (it was deferred until
+/// then): the retry goes out at once, while the slow automatic attempt (answered after
+/// 2.5 s) is still in flight, and both are recorded, the automatic one as 1 and the
+/// manual one as 2, although the manual one ends first.
+async fn a_retry_during_a_slow_attempt_goes_out_at_once(store: Arc<impl Store>) {
+    let mut h = Harness::start(
+        store,
+        first_then(Duration::from_millis(2500), Duration::ZERO),
+        Options::default(),
+    )
+    .await;
+    let (automatic, manual, id) = retry_during_attempt(&mut h, "evt_slow").await;
+    assert!(
+        matches!(
+            manual,
+            Handled::Attempted {
+                status: DeliveryStatus::Succeeded,
+                ..
+            }
+        ),
+        "{manual:?}"
+    );
+    both_attempts_recorded(&mut h, &id, Duration::from_millis(2500)).await;
     assert_eq!(
-        h.sender.handle(manual).await.expect("handled"),
+        automatic,
         Handled::Attempted {
             status: DeliveryStatus::Succeeded,
-            attempt: 2
-        }
+            attempt: 1
+        },
+        "the slow automatic attempt is recorded too"
     );
-    let detail = h.detail(&delivery_id.to_string()).await;
-    assert_eq!(detail["attempts"][1]["trigger"], "manual");
-    assert_eq!(h.receiver.requests().len(), 2);
 }
 
 /// A retry of a succeeded delivery while its endpoint is paused keeps the delivery
@@ -1262,7 +1513,7 @@ async fn a_retry_held_by_a_paused_endpoint_stays_manual(store: Arc<impl Store>) 
 }
 
 on_both_backends!(
-    a_retry_during_a_slow_attempt_goes_out_when_it_ends,
+    a_retry_during_a_slow_attempt_goes_out_at_once,
     a_retry_held_by_a_paused_endpoint_stays_manual,
     a_half_done_publish_is_finished_by_its_repeat,
     a_manual_retry_during_an_attempt_is_not_lost,
@@ -1275,6 +1526,7 @@ on_both_backends!(
     blocked_targets_are_never_reached,
     manual_retry_sends_again,
     a_sender_dying_after_the_post_loses_nothing,
-    an_enqueue_failure_after_publish_is_recovered,
-    long_waits_hop,
+    a_sender_dying_before_queueing_the_retry_loses_nothing,
+    an_enqueue_failure_fails_the_publish_and_its_retry_completes_it,
+    long_waits_wait_in_the_due_list,
 );

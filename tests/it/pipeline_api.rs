@@ -2,7 +2,6 @@
 
 use crate::common::*;
 use serde_json::json;
-use shared::domain::validation::MAX_ENDPOINTS_PER_ORG;
 use std::sync::Arc;
 
 /// An active fixture endpoint subscribed to `alert.fired`, one published event, and the
@@ -11,10 +10,7 @@ async fn setup(store: Arc<impl Store>) -> (axum::Router, String) {
     seed_keys(store.as_ref()).await;
     let mut endpoint = fixture_endpoint();
     endpoint.is_active = true;
-    store
-        .insert_endpoint(&endpoint, MAX_ENDPOINTS_PER_ORG)
-        .await
-        .expect("endpoint");
+    store_fixture_endpoint(store.as_ref(), &endpoint).await;
     let r = router(store);
     let published = send(&r, "endpoints-test.json", |_| {}).await;
     assert_eq!(published.status, 202, "{}", published.json);

@@ -4,10 +4,10 @@
 use crate::common::*;
 use crate::pipeline::{Options, outbound_client, settings, tempdir};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde_json::json;
 use shared::adapters::sqs::SqsQueue;
-use shared::domain::DeliveryStatus;
+use shared::domain::{DeliveryKey, DeliveryStatus};
 use shared::pipeline::sqs_batch::handle_batch;
 use shared::ports::DeliveryStore;
 use shared::wiring::{self, Services};
@@ -54,13 +54,15 @@ async fn queue_with_dlq(client: &aws_sdk_sqs::Client, max_receives: u32) -> (Str
     (queue.queue_url.expect("url"), dlq_url)
 }
 
-/// Receive up to ten messages as the Lambda service would hand them over.
+/// Receive up to ten messages as the Lambda service would hand them over, with their
+/// system attributes (the sender reads `ApproximateReceiveCount`).
 async fn receive(client: &aws_sdk_sqs::Client, url: &str) -> (SqsEvent, Vec<String>) {
     let out = client
         .receive_message()
         .queue_url(url)
         .max_number_of_messages(10)
         .wait_time_seconds(2)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
         .await
         .expect("receive");
@@ -71,6 +73,13 @@ async fn receive(client: &aws_sdk_sqs::Client, url: &str) -> (SqsEvent, Vec<Stri
         record.message_id = m.message_id.clone();
         record.body = m.body.clone();
         record.receipt_handle = m.receipt_handle.clone();
+        record.attributes = m
+            .attributes
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value))
+            .collect();
         handles.push(m.receipt_handle.unwrap_or_default());
         event.records.push(record);
     }
@@ -120,9 +129,20 @@ async fn jobs_flow_through_sqs_to_the_sender_and_dynamodb() {
         3,
         "one job per delivery, sent with SendMessageBatch"
     );
+    assert!(
+        event.records.iter().all(|r| r
+            .attributes
+            .get("ApproximateReceiveCount")
+            .map(String::as_str)
+            == Some("1")),
+        "handed out for the first time"
+    );
     let response = handle_batch(&sender, event).await;
     assert!(response.batch_item_failures.is_empty());
-    for h in handles {
+    // All but one deleted, as the Lambda poller does after a successful batch; the last
+    // one is left, as if its invocation had died after recording its attempt.
+    let (_, delete) = handles.split_last().expect("three handles");
+    for h in delete {
         client
             .delete_message()
             .queue_url(&url)
@@ -132,11 +152,30 @@ async fn jobs_flow_through_sqs_to_the_sender_and_dynamodb() {
             .expect("delete");
     }
     assert_eq!(receiver.requests().len(), 3);
+
+    // After the visibility timeout SQS hands it out again, and says so: the sender reads
+    // the delivery, finds its attempt recorded, and posts nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (again, handles) = receive(&client, &url).await;
+    assert_eq!(again.records.len(), 1);
+    assert_eq!(
+        again.records[0]
+            .attributes
+            .get("ApproximateReceiveCount")
+            .map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(handles.len(), 1);
+    let response = handle_batch(&sender, again).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(receiver.requests().len(), 3, "not posted again");
+
     for r in receiver.requests() {
         let id = r.header("webhook-id").expect("id").parse().expect("uuid");
-        let d = store.get_delivery(id).await.expect("get").expect("stored");
+        let key = DeliveryKey::from_id(id).expect("a delivery id");
+        let d = store.get_delivery(key).await.expect("get").expect("stored");
         assert_eq!(d.status, DeliveryStatus::Succeeded);
-        assert_eq!(store.list_attempts(id).await.expect("attempts").len(), 1);
+        assert_eq!(d.attempt_count(), 1);
     }
 }
 

@@ -44,13 +44,24 @@ impl JobQueue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{DeliveryJob, EventRef};
     use uuid::Uuid;
+
+    fn job() -> Job {
+        let id = Uuid::now_v7();
+        let event = EventRef {
+            id: "evt_1".into(),
+            event_type: "a.b".into(),
+            created_at: crate::domain::now(),
+        };
+        DeliveryJob::new("acme", id, id, event, None).automatic(1)
+    }
 
     #[tokio::test(start_paused = true)]
     async fn jobs_arrive_after_their_delay_in_delay_order() {
         let (queue, mut rx) = MemoryQueue::new();
-        let late = Job::automatic(Uuid::now_v7(), 1, None);
-        let early = Job::automatic(Uuid::now_v7(), 1, None);
+        let late = job();
+        let early = job();
         queue
             .enqueue(vec![
                 (late.clone(), Duration::from_secs(10)),

@@ -395,7 +395,8 @@ mod tests {
             seq: 2,
         };
         assert_ne!(a.id(at), b.id(at));
-        assert_eq!(DeliveryKey::from_id(Uuid::new_v4()), None, "not a v7");
+        let v4 = uuid::Builder::from_random_bytes([0x5a; 16]).into_uuid();
+        assert_eq!(DeliveryKey::from_id(v4), None, "not a v7");
     }
 
     fn sample() -> Delivery {

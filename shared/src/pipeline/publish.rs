@@ -244,14 +244,25 @@ impl Publisher {
         Ok(missing)
     }
 
-    /// [`Self::fan_out`] while holding the event's fan-out: should it fail, the hold is
-    /// given up, so the client's retry takes over at once instead of waiting it out.
+    /// The fan-out, while holding the event's fan-out. Should it fail before any first
+    /// attempt is on the queue, the hold is given up, so the client's retry takes over at
+    /// once instead of waiting it out. Once they are on the queue, a failure keeps the
+    /// hold, as a publish that died would: the sender writes each delivery this call did
+    /// not when it records its first attempt, and a repeat taking over now would number
+    /// those deliveries again and send them twice.
     async fn fan_out_holding(
         &self,
         event: &Event,
         targets: Vec<Endpoint>,
     ) -> Result<Published, PublishError> {
-        let result = self.fan_out(event, targets).await;
+        let result = match self.enqueue_first_attempts(event, targets).await {
+            Ok(deliveries) if deliveries.iter().any(|d| !d.held) => {
+                return self.write_deliveries(event, deliveries).await;
+            }
+            // Nothing on the queue (every target inactive): nothing to wait for either.
+            Ok(deliveries) => self.write_deliveries(event, deliveries).await,
+            Err(err) => Err(err),
+        };
         if result.is_err()
             && let Err(err) = self
                 .events
@@ -264,13 +275,13 @@ impl Publisher {
     }
 
     /// For each target, concurrently (latency does not grow with the subscriber count):
-    /// take a number, then enqueue every first attempt in one request, then write the
-    /// deliveries. An endpoint deleted since it was chosen simply gets nothing.
-    async fn fan_out(
+    /// take a number, then enqueue every first attempt in one request. An endpoint
+    /// deleted since it was chosen simply gets nothing.
+    async fn enqueue_first_attempts(
         &self,
         event: &Event,
         targets: Vec<Endpoint>,
-    ) -> Result<Published, PublishError> {
+    ) -> Result<Vec<Delivery>, PublishError> {
         let numbered = try_join_all(targets.iter().map(|endpoint| async {
             let seq = self
                 .deliveries
@@ -288,6 +299,15 @@ impl Publisher {
             .map(|d| (first_job(event, d), Duration::ZERO))
             .collect();
         self.queue.enqueue(jobs).await?;
+        Ok(deliveries)
+    }
+
+    /// Then write the deliveries.
+    async fn write_deliveries(
+        &self,
+        event: &Event,
+        deliveries: Vec<Delivery>,
+    ) -> Result<Published, PublishError> {
         try_join_all(
             deliveries
                 .iter()

@@ -218,7 +218,12 @@ impl Sender {
             return Ok(Handled::Skipped);
         }
         let seed = stored.unwrap_or_else(|| work.seed());
-        let attempt_number = seed.attempt_count() + 1;
+        // An automatic job names its attempt (the seed of an unread delivery knows none
+        // of those before it); a manual one is the next after those recorded.
+        let attempt_number = match work.expect {
+            Expect::Attempt(n) => n,
+            Expect::Request(_) => seed.attempt_count() + 1,
+        };
 
         let endpoint = self
             .endpoints

@@ -68,10 +68,12 @@ fn expecting(
                 .condition_name("at"),
             "attribute_not_exists(#at)".to_owned(),
         ),
+        // `attribute_exists` first: moto fails a `size` of a missing attribute with a
+        // 500 instead of failing the condition (an unwritten or unattempted delivery).
         Expect::Attempt(number) => (
             expr.value(":made", n(number.saturating_sub(1)))
                 .condition_name("at"),
-            "size(#at) = :made".to_owned(),
+            "attribute_exists(#at) AND size(#at) = :made".to_owned(),
         ),
         Expect::Request(request) => (
             expr.value(":request", s(request.to_string()))

@@ -323,7 +323,8 @@ pub struct DeliveryItem {
     ev: String,
     ty: String,
     st: DeliveryStatus,
-    #[serde(default)]
+    /// Absent until the first attempt: a first attempt's write is conditioned on that.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     at: Vec<AttemptItem>,
     /// The latest attempt's response body (the only one kept).
     #[serde(default, skip_serializing_if = "String::is_empty")]
