@@ -3,12 +3,12 @@
 //! exactly once, manual retry requests, held deliveries and their resume, the due list,
 //! purging, and the circuit breaker's counter.
 
+use shared::domain::delivery::KEPT_BODY_BYTES;
 use shared::domain::{
     Attempt, AttemptError, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey,
     DeliveryStatus, Endpoint, Event, EventRef, Expect, NewEndpoint, ScheduledAttempt, Target,
     Trigger, now,
 };
-use shared::domain::delivery::KEPT_BODY_BYTES;
 use shared::wiring::Store;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -62,11 +62,7 @@ async fn delivery(store: &impl Store, e: &Endpoint, active: bool) -> Delivery {
 }
 
 async fn stored(store: &impl Store, key: DeliveryKey) -> Delivery {
-    store
-        .get_delivery(key)
-        .await
-        .expect("get")
-        .expect("stored")
+    store.get_delivery(key).await.expect("get").expect("stored")
 }
 
 fn failed_attempt() -> Attempt {
@@ -137,7 +133,11 @@ async fn fan_outs_are_taken_over_from_the_holder_seen(store: Arc<impl Store>) {
     e.fan_out_until = Some(first);
     store.insert_event(&e).await.expect("insert");
     let stored = store.get_event("acme", "evt_take").await.expect("get");
-    assert_eq!(stored.and_then(|e| e.fan_out_until), Some(first), "round-trips");
+    assert_eq!(
+        stored.and_then(|e| e.fan_out_until),
+        Some(first),
+        "round-trips"
+    );
     let mine = first + chrono::Duration::seconds(30);
     let take = |seen, until| {
         let store = store.clone();
@@ -151,7 +151,10 @@ async fn fan_outs_are_taken_over_from_the_holder_seen(store: Arc<impl Store>) {
     assert!(!take(None, mine).await, "not the holder seen");
     assert!(take(Some(first), mine).await);
     assert!(!take(Some(first), mine).await, "only one taker");
-    assert!(take(Some(mine), first).await, "given up (until in the past)");
+    assert!(
+        take(Some(mine), first).await,
+        "given up (until in the past)"
+    );
     let legacy = event("evt_legacy");
     store.insert_event(&legacy).await.expect("insert");
     assert!(
@@ -250,7 +253,11 @@ async fn deliveries_are_found_by_id_and_by_event(store: Arc<impl Store>) {
         found(b.event_id.clone(), before.delivery_seq, later).await,
         Some(b.clone())
     );
-    assert_eq!(found(b.event_id.clone(), b.key.seq, later).await, None, "above it");
+    assert_eq!(
+        found(b.event_id.clone(), b.key.seq, later).await,
+        None,
+        "above it"
+    );
     assert_eq!(
         found(b.event_id.clone(), before.delivery_seq, a.created_at).await,
         None,
@@ -290,7 +297,10 @@ async fn attempts_are_recorded_exactly_once(store: Arc<impl Store>) {
     let mut network = failed_attempt();
     network.status_code = None;
     network.response_body = String::new();
-    network.error = Some(AttemptError::new(AttemptErrorKind::Timeout, "no answer within 15000 ms"));
+    network.error = Some(AttemptError::new(
+        AttemptErrorKind::Timeout,
+        "no answer within 15000 ms",
+    ));
     store
         .record_attempt(&d, Expect::Attempt(2), &network, &retrying(), now())
         .await
@@ -314,8 +324,18 @@ async fn attempts_are_recorded_exactly_once(store: Arc<impl Store>) {
             .collect::<Vec<_>>(),
         [1, 2, 3]
     );
-    assert_eq!(after.attempts[0].response_body, "", "older attempts drop their body");
-    assert_eq!(after.attempts[1], Attempt { attempt_number: 2, ..network }, "every field round-trips");
+    assert_eq!(
+        after.attempts[0].response_body, "",
+        "older attempts drop their body"
+    );
+    assert_eq!(
+        after.attempts[1],
+        Attempt {
+            attempt_number: 2,
+            ..network
+        },
+        "every field round-trips"
+    );
     assert_eq!(after.status, DeliveryStatus::Succeeded);
     assert_eq!(after.next_attempt_at, None);
     assert_eq!(after.last_status_code(), Some(200));
@@ -345,11 +365,22 @@ async fn a_first_attempt_writes_a_missing_delivery(store: Arc<impl Store>) {
         .expect("record")
         .expect("written");
     assert_eq!(
-        (recorded.id, recorded.event_id.as_str(), recorded.endpoint_id, recorded.created_at),
+        (
+            recorded.id,
+            recorded.event_id.as_str(),
+            recorded.endpoint_id,
+            recorded.created_at
+        ),
         (seed.id, "evt_late", e.id, seed.created_at)
     );
-    assert!(!store.insert_delivery(&seed).await.expect("insert"), "not overwritten");
-    assert_eq!(stored(store.as_ref(), seed.key).await.status, DeliveryStatus::Succeeded);
+    assert!(
+        !store.insert_delivery(&seed).await.expect("insert"),
+        "not overwritten"
+    );
+    assert_eq!(
+        stored(store.as_ref(), seed.key).await.status,
+        DeliveryStatus::Succeeded
+    );
 }
 
 /// A retry request leaves the recorded outcome alone; only its own attempt uses it up;
@@ -386,7 +417,13 @@ async fn manual_requests_are_used_once(store: Arc<impl Store>) {
     );
     assert_eq!(
         store
-            .record_attempt(&d, Expect::Request(Uuid::now_v7()), &ok_attempt(), &done(), now())
+            .record_attempt(
+                &d,
+                Expect::Request(Uuid::now_v7()),
+                &ok_attempt(),
+                &done(),
+                now()
+            )
             .await
             .expect("record"),
         None,
@@ -421,11 +458,22 @@ async fn manual_requests_are_used_once(store: Arc<impl Store>) {
 async fn held_deliveries_wait_for_resume(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
     let born_held = delivery(store.as_ref(), &e, false).await;
-    assert_eq!((born_held.status, born_held.held), (DeliveryStatus::Paused, true));
+    assert_eq!(
+        (born_held.status, born_held.held),
+        (DeliveryStatus::Paused, true)
+    );
     let d = delivery(store.as_ref(), &e, true).await;
-    assert!(store.hold(&d, Expect::Attempt(1), now()).await.expect("hold"));
     assert!(
-        !store.hold(&d, Expect::Attempt(2), now()).await.expect("hold"),
+        store
+            .hold(&d, Expect::Attempt(1), now())
+            .await
+            .expect("hold")
+    );
+    assert!(
+        !store
+            .hold(&d, Expect::Attempt(2), now())
+            .await
+            .expect("hold"),
         "not the attempt it waits for"
     );
     let other = endpoint(store.as_ref()).await;
@@ -454,7 +502,14 @@ async fn held_deliveries_wait_for_resume(store: Arc<impl Store>) {
         (resumed.status, resumed.next_attempt_at, resumed.held),
         (DeliveryStatus::Pending, Some(at), false)
     );
-    assert_eq!(store.held_deliveries(e.number, 10).await.expect("held").len(), 1);
+    assert_eq!(
+        store
+            .held_deliveries(e.number, 10)
+            .await
+            .expect("held")
+            .len(),
+        1
+    );
 
     // A manual retry of a finished delivery held by a paused endpoint keeps its outcome.
     let f = delivery(store.as_ref(), &e, true).await;
@@ -469,7 +524,12 @@ async fn held_deliveries_wait_for_resume(store: Arc<impl Store>) {
         .await
         .expect("retry")
         .expect("there");
-    assert!(store.hold(&requested, Expect::Request(request), now()).await.expect("hold"));
+    assert!(
+        store
+            .hold(&requested, Expect::Request(request), now())
+            .await
+            .expect("hold")
+    );
     let kept = stored(store.as_ref(), f.key).await;
     assert_eq!(
         (kept.status, kept.held, kept.manual_retry),
@@ -515,7 +575,11 @@ async fn the_due_list_is_read_by_minute(store: Arc<impl Store>) {
     }
     let mut due = store.due_in_minute(minute).await.expect("due");
     due.sort_by_key(|s| s.at);
-    assert_eq!(due, vec![in_a, in_b], "every field round-trips, that minute only");
+    assert_eq!(
+        due,
+        vec![in_a, in_b],
+        "every field round-trips, that minute only"
+    );
     assert_eq!(
         store
             .due_in_minute(minute + chrono::Duration::minutes(1))
@@ -531,13 +595,26 @@ async fn the_due_list_is_read_by_minute(store: Arc<impl Store>) {
             .is_empty()
     );
     assert_eq!(store.scheduled_through().await.expect("mark"), None);
-    assert!(store.mark_scheduled_through(None, minute).await.expect("mark"));
+    assert!(
+        store
+            .mark_scheduled_through(None, minute)
+            .await
+            .expect("mark")
+    );
     let later = minute + chrono::Duration::minutes(1);
     assert!(
-        !store.mark_scheduled_through(None, later).await.expect("mark"),
+        !store
+            .mark_scheduled_through(None, later)
+            .await
+            .expect("mark"),
         "moved by someone else"
     );
-    assert!(store.mark_scheduled_through(Some(minute), later).await.expect("mark"));
+    assert!(
+        store
+            .mark_scheduled_through(Some(minute), later)
+            .await
+            .expect("mark")
+    );
     assert_eq!(store.scheduled_through().await.expect("mark"), Some(later));
 }
 
@@ -549,18 +626,37 @@ async fn purges_delete_whole_histories(store: Arc<impl Store>) {
     for _ in 0..30 {
         let d = delivery(store.as_ref(), &e, true).await;
         store
-            .record_attempt(&d, Expect::Attempt(1), &failed_attempt(), &retrying(), now())
+            .record_attempt(
+                &d,
+                Expect::Attempt(1),
+                &failed_attempt(),
+                &retrying(),
+                now(),
+            )
             .await
             .expect("record");
         made.push(d);
     }
-    assert_eq!(store.purge_deliveries(e.number, 20).await.expect("purge"), 20);
-    assert_eq!(store.purge_deliveries(e.number, 20).await.expect("purge"), 10);
-    assert_eq!(store.purge_deliveries(e.number, 20).await.expect("purge"), 0);
+    assert_eq!(
+        store.purge_deliveries(e.number, 20).await.expect("purge"),
+        20
+    );
+    assert_eq!(
+        store.purge_deliveries(e.number, 20).await.expect("purge"),
+        10
+    );
+    assert_eq!(
+        store.purge_deliveries(e.number, 20).await.expect("purge"),
+        0
+    );
     for d in &made {
         assert_eq!(store.get_delivery(d.key).await.expect("get"), None);
     }
-    assert_eq!(stored(store.as_ref(), kept.key).await, kept, "other histories stay");
+    assert_eq!(
+        stored(store.as_ref(), kept.key).await,
+        kept,
+        "other histories stay"
+    );
 }
 
 async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {

@@ -194,8 +194,10 @@ pub struct AttemptOutcome {
 /// parked): this is what makes one try one record under duplicate messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
-    /// Automatic attempt `n`: `n - 1` attempts are recorded (for `n = 1` the delivery
-    /// may not be stored yet: the publish writes it just after enqueueing).
+    /// Automatic attempt `n`: `n - 1` automatic attempts are recorded (for `n = 1` the
+    /// delivery may not be stored yet: the publish writes it just after enqueueing).
+    /// Manual attempts recorded meanwhile do not count: a manual retry that ends first
+    /// does not make an automatic attempt in flight unrecordable.
     Attempt(u32),
     /// A manual retry: its request is still open, and this attempt uses it up.
     Request(Uuid),
@@ -238,12 +240,30 @@ impl Delivery {
         self.attempts.last().and_then(|a| a.status_code)
     }
 
+    /// How many of its attempts were automatic: the schedule's position. Manual retries
+    /// are attempts too, but they leave the schedule where it was.
+    pub fn automatic_count(&self) -> u32 {
+        let automatic = self
+            .attempts
+            .iter()
+            .filter(|a| a.trigger == Trigger::Automatic)
+            .count();
+        u32::try_from(automatic).unwrap_or(u32::MAX)
+    }
+
     /// Whether the delivery is as `expect` requires.
     pub fn meets(&self, expect: Expect) -> bool {
         match expect {
-            Expect::Attempt(n) => self.attempt_count() + 1 == n,
+            Expect::Attempt(n) => self.automatic_count() + 1 == n,
             Expect::Request(request) => self.manual_retry == Some(request),
         }
+    }
+
+    /// Whether automatic attempt `n` should still be made: it is the next one, and the
+    /// delivery is still waiting for automatic attempts (a manual retry may have
+    /// finished it meanwhile, or its endpoint been paused).
+    pub fn awaits(&self, n: u32) -> bool {
+        self.meets(Expect::Attempt(n)) && self.status.is_due() && !self.held
     }
 
     /// The delivery once `attempt` is recorded (the rules every store follows): the

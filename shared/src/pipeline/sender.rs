@@ -116,6 +116,25 @@ pub fn next_job(d: &Delivery) -> Job {
     }
 }
 
+/// Where a manual retry leaves its delivery: succeeded, or paused on 410 Gone; a failure
+/// starts no schedule of its own: a delivery with automatic attempts still to come keeps
+/// waiting for them, any other has failed.
+fn manual_outcome(before: &Delivery, result: &PostOutcome) -> AttemptOutcome {
+    let (status, next_attempt_at) = if result.error.is_none() {
+        (DeliveryStatus::Succeeded, None)
+    } else if result.status == Some(410) {
+        (DeliveryStatus::Paused, None)
+    } else if before.status.is_due() && before.next_attempt_at.is_some() {
+        (DeliveryStatus::Retrying, before.next_attempt_at)
+    } else {
+        (DeliveryStatus::Failed, None)
+    };
+    AttemptOutcome {
+        status,
+        next_attempt_at,
+    }
+}
+
 /// A delivery job, taken apart.
 struct Work {
     job: DeliveryJob,
@@ -198,32 +217,35 @@ impl Sender {
     }
 
     async fn deliver(&self, work: Work, redelivered: bool) -> Result<Handled, SendError> {
-        // The stored delivery is read only when it matters: for a manual retry (its
-        // attempt's number) and for a message handed out before (its attempt may be
-        // recorded already). A first-time automatic attempt reads nothing of it.
-        let stored = if work.trigger == Trigger::Manual || redelivered {
+        // The stored delivery is read when it matters: for a manual retry (the outcome
+        // it leaves), for a later automatic attempt (a manual retry may have finished
+        // the delivery since it was scheduled: then there is nothing to send), and for a
+        // message handed out before (its attempt may be recorded already). A first
+        // attempt, the common case, reads nothing of it.
+        let later = matches!(work.expect, Expect::Attempt(n) if n > 1);
+        let stored = if work.trigger == Trigger::Manual || redelivered || later {
             self.deliveries.get_delivery(work.key).await?
         } else {
             None
         };
-        if let Some(d) = &stored
-            && !d.meets(work.expect)
-        {
-            if redelivered {
-                self.follow_up(d).await?;
+        if let Some(d) = &stored {
+            if !d.meets(work.expect) {
+                if redelivered {
+                    self.follow_up(d).await?;
+                }
+                return Ok(Handled::Skipped);
             }
-            return Ok(Handled::Skipped);
-        }
-        if stored.is_none() && matches!(work.expect, Expect::Request(_)) {
+            if let Expect::Attempt(n) = work.expect
+                && !d.awaits(n)
+            {
+                return Ok(Handled::Skipped);
+            }
+        } else if later || matches!(work.expect, Expect::Request(_)) {
             return Ok(Handled::Skipped);
         }
         let seed = stored.unwrap_or_else(|| work.seed());
-        // An automatic job names its attempt (the seed of an unread delivery knows none
-        // of those before it); a manual one is the next after those recorded.
-        let attempt_number = match work.expect {
-            Expect::Attempt(n) => n,
-            Expect::Request(_) => seed.attempt_count() + 1,
-        };
+        // Its place among the delivery's attempts, as far as this sender knows.
+        let attempt_number = seed.attempt_count() + 1;
 
         let endpoint = self
             .endpoints
@@ -268,7 +290,10 @@ impl Sender {
 
         let finished = now();
         let gone = result.status == Some(410);
-        let outcome = self.outcome_of(attempt_number, &result, finished);
+        let outcome = match work.expect {
+            Expect::Attempt(n) => self.outcome_of(n, &result, finished),
+            Expect::Request(_) => manual_outcome(&seed, &result),
+        };
         let attempt = Attempt {
             attempt_number,
             trigger: work.trigger,
@@ -305,7 +330,9 @@ impl Sender {
         );
         self.update_breaker(&endpoint, attempt.succeeded, finished)
             .await?;
-        self.follow_up(&recorded).await?;
+        if let Expect::Attempt(_) = work.expect {
+            self.follow_up(&recorded).await?;
+        }
         Ok(Handled::Attempted {
             status: outcome.status,
             attempt: attempt_number,
@@ -350,7 +377,7 @@ impl Sender {
             .map(|e| e.payload))
     }
 
-    /// Where a delivery goes after attempt `attempt_number` ended as `result`: succeeded;
+    /// Where a delivery goes after automatic attempt `attempt_number` ended as `result`: succeeded;
     /// paused on 410 Gone; retrying on the schedule (a `Retry-After` on 429/503 counts);
     /// failed once the schedule is spent.
     fn outcome_of(

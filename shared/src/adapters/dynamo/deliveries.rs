@@ -65,15 +65,13 @@ fn expecting(
                 .set_if_absent("ty", s(&seed.event_type))
                 .set_if_absent("ca", ms(seed.created_at))
                 .set_if_absent("expires_at", n(expires_at))
-                .condition_name("at"),
-            "attribute_not_exists(#at)".to_owned(),
+                .condition_name("aa"),
+            "attribute_not_exists(#aa)".to_owned(),
         ),
-        // `attribute_exists` first: moto fails a `size` of a missing attribute with a
-        // 500 instead of failing the condition (an unwritten or unattempted delivery).
         Expect::Attempt(number) => (
             expr.value(":made", n(number.saturating_sub(1)))
-                .condition_name("at"),
-            "attribute_exists(#at) AND size(#at) = :made".to_owned(),
+                .condition_name("aa"),
+            "#aa = :made".to_owned(),
         ),
         Expect::Request(request) => (
             expr.value(":request", s(request.to_string()))
@@ -369,9 +367,10 @@ impl DeliveryStore for DynamoStore {
         let mut expr = state_of(UpdateExpr::new(), &after)
             .append("at", AttributeValue::L(vec![item]))
             .set_or_remove("rb", (!body.is_empty()).then(|| s(body)));
-        if let Expect::Request(_) = expect {
-            expr = expr.remove("mr");
-        }
+        expr = match expect {
+            Expect::Attempt(_) => expr.add("aa", n(1)),
+            Expect::Request(_) => expr.remove("mr"),
+        };
         let (expr, condition) = expecting(expr, seed, expect, self.expires_at(seed.created_at));
         self.update_delivery(seed.key, expr, &condition).await
     }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 #[derive(Default)]
 pub struct UpdateExpr {
     sets: Vec<String>,
+    adds: Vec<String>,
     removes: Vec<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
@@ -64,6 +65,15 @@ impl UpdateExpr {
         self
     }
 
+    /// `ADD attribute value` (a number; created at `value` if absent).
+    pub fn add(mut self, attribute: &str, value: AttributeValue) -> Self {
+        let name = self.name(attribute);
+        let placeholder = format!(":{attribute}");
+        self.adds.push(format!("{name} {placeholder}"));
+        self.values.insert(placeholder, value);
+        self
+    }
+
     pub fn remove(mut self, attribute: &str) -> Self {
         let name = self.name(attribute);
         self.removes.push(name);
@@ -86,6 +96,9 @@ impl UpdateExpr {
         let mut parts = Vec::new();
         if !self.sets.is_empty() {
             parts.push(format!("SET {}", self.sets.join(", ")));
+        }
+        if !self.adds.is_empty() {
+            parts.push(format!("ADD {}", self.adds.join(", ")));
         }
         if !self.removes.is_empty() {
             parts.push(format!("REMOVE {}", self.removes.join(", ")));

@@ -326,6 +326,10 @@ pub struct DeliveryItem {
     /// Absent until the first attempt: a first attempt's write is conditioned on that.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     at: Vec<AttemptItem>,
+    /// How many attempts were automatic (the schedule's position), for the conditions
+    /// that make each automatic attempt recorded once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    aa: u32,
     /// The latest attempt's response body (the only one kept).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     rb: String,
@@ -391,6 +395,10 @@ impl AttemptItem {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Where a held delivery sits in `gsi2`; nowhere when it is not held.
 pub fn held_placement(d: &Delivery) -> (Option<String>, Option<String>) {
     if d.held {
@@ -418,6 +426,7 @@ impl DeliveryItem {
             ty: d.event_type.clone(),
             st: d.status,
             at: d.attempts.iter().map(AttemptItem::new).collect(),
+            aa: d.automatic_count(),
             rb: d
                 .attempts
                 .last()
@@ -438,6 +447,13 @@ impl TryFrom<DeliveryItem> for Delivery {
         let key = DeliveryKey::from_id(i.id)
             .ok_or_else(|| format!("stored delivery id {} is not a delivery id", i.id))?;
         let count = i.at.len();
+        let automatic = i.at.iter().filter(|a| a.t != "m").count();
+        if usize::try_from(i.aa).ok() != Some(automatic) {
+            return Err(format!(
+                "delivery {}: {} automatic attempts stored, {} counted",
+                i.id, automatic, i.aa
+            ));
+        }
         let mut body = Some(i.rb);
         let attempts =
             i.at.into_iter()
