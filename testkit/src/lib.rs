@@ -35,8 +35,13 @@
 //! trickling their head, resetting the connection, sending a huge body as fast as the
 //! socket takes it), [`raw::RawTlsReceiver`] runs a scripted behaviour per connection on
 //! the TLS stream itself, without hyper.
+//!
+//! [`capacity::CapacityMeter`] is of another kind: a proxy in front of the moto emulator
+//! that prices every DynamoDB and SQS request sent through it by AWS's on-demand rules
+//! (write and read request units, SQS requests), for tests that hold the code to a budget.
 
 mod behaviour;
+pub mod capacity;
 pub mod openapi;
 pub mod raw;
 mod tls;

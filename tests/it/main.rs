@@ -5,6 +5,7 @@
 mod common;
 
 mod api_errors;
+mod capacity;
 mod contract;
 mod delivery_contract;
 mod fixtures;
