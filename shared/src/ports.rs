@@ -34,6 +34,10 @@ pub trait EndpointStore: Send + Sync {
     /// Newest first.
     async fn list_endpoints(&self, org: &str) -> Result<Vec<Endpoint>, StoreError>;
     async fn get_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError>;
+    /// [`EndpointStore::get_endpoint`], but it may be a moment behind the latest change
+    /// (an eventually consistent read, at half the price): what the sender reads before
+    /// every attempt.
+    async fn peek_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError>;
     /// Apply `changes` atomically; `None` if there is no such endpoint.
     async fn update_endpoint(
         &self,
@@ -97,6 +101,8 @@ pub trait DeliveryStore: Send + Sync {
     /// Store a new delivery; `false` (nothing written) if its place is taken, which
     /// happens when the sender recorded its first attempt before the publish got here.
     async fn insert_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError>;
+    /// May be a moment behind the latest change (every write to a delivery is
+    /// conditioned on what it finds, so a stale read never causes a wrong write).
     async fn get_delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError>;
     /// Page `page` (from 1) of `per_page` of the endpoint's deliveries, newest first, and
     /// the total. Reads only that page, whatever its number.

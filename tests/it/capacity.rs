@@ -23,7 +23,6 @@ async fn the_meter_prices_every_request_of_a_delivery() {
         "DynamoDB.Query",
         "DynamoDB.PutItem",
         "DynamoDB.UpdateItem",
-        "DynamoDB.TransactWriteItems",
         "SQS.SendMessageBatch",
         "SQS.ReceiveMessage",
         "SQS.DeleteMessageBatch",

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use shared::adapters::dynamo::{DynamoStore, schema};
 use shared::adapters::http_client::{OutboundClient, OutboundConfig};
 use shared::adapters::sqs::SqsQueue;
-use shared::domain::{ApiKey, DeliveryStatus, RetryPolicy, Role, now};
+use shared::domain::{ApiKey, DeliveryKey, DeliveryStatus, RetryPolicy, Role, now};
 use shared::pipeline::SenderSettings;
 use shared::pipeline::sqs_batch::handle_batch;
 use shared::ports::{DeliveryStore, KeyStore};
@@ -479,7 +479,6 @@ pub async fn run(scenario: &Scenario) -> Measured {
             // in a row, which would pause it at the default 20. The failure count is still
             // written (and priced) on every attempt.
             breaker_threshold: u32::MAX,
-            lease: Duration::from_secs(35),
             user_agent: wiring::user_agent(),
         },
     );
@@ -570,13 +569,18 @@ pub async fn run(scenario: &Scenario) -> Measured {
         .collect();
     assert_eq!(ids.len(), scenario.deliveries);
     for id in ids {
+        let key = DeliveryKey::from_id(id.parse().expect("uuid")).expect("a delivery id");
         let delivery = unmetered
-            .get_delivery(id.parse().expect("uuid"))
+            .get_delivery(key)
             .await
             .expect("read")
             .expect("stored");
         assert_eq!(delivery.status, DeliveryStatus::Succeeded, "{id}");
-        assert_eq!(delivery.attempt_count as usize, scenario.attempts(), "{id}");
+        assert_eq!(
+            delivery.attempt_count() as usize,
+            scenario.attempts(),
+            "{id}"
+        );
     }
 
     let _ = direct_dynamo.delete_table().table_name(&name).send().await;

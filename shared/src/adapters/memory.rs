@@ -100,6 +100,10 @@ impl EndpointStore for MemoryStore {
         Ok(self.state().endpoints.get(&(org.to_owned(), id)).cloned())
     }
 
+    async fn peek_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError> {
+        self.get_endpoint(org, id).await
+    }
+
     async fn update_endpoint(
         &self,
         org: &str,

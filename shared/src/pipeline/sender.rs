@@ -19,6 +19,7 @@ use crate::ports::{
     StoreError, WebhookTransport,
 };
 use crate::signing;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,7 +217,7 @@ impl Sender {
         }
     }
 
-    async fn deliver(&self, work: Work, redelivered: bool) -> Result<Handled, SendError> {
+    async fn deliver(&self, mut work: Work, redelivered: bool) -> Result<Handled, SendError> {
         // The stored delivery is read when it matters: for a manual retry (the outcome
         // it leaves), for a later automatic attempt (a manual retry may have finished
         // the delivery since it was scheduled: then there is nothing to send), and for a
@@ -231,7 +232,7 @@ impl Sender {
         if let Some(d) = &stored {
             if !d.meets(work.expect) {
                 if redelivered {
-                    self.follow_up(d).await?;
+                    self.follow_up(d, work.job.payload.as_deref()).await?;
                 }
                 return Ok(Handled::Skipped);
             }
@@ -247,14 +248,17 @@ impl Sender {
         // Its place among the delivery's attempts, as far as this sender knows.
         let attempt_number = seed.attempt_count() + 1;
 
+        // A change to the endpoint reaches this read within about a second: an attempt
+        // begun just after a pause or rotation is made as before it, as one begun just
+        // before would be.
         let endpoint = self
             .endpoints
-            .get_endpoint(&work.job.org, work.job.endpoint_id)
+            .peek_endpoint(&work.job.org, work.job.endpoint_id)
             .await?;
         let Some(endpoint) = endpoint.filter(|e| e.is_active) else {
             return self.hold(&work, Recheck::EndpointResumed).await;
         };
-        let Some(payload) = self.payload(&work.job).await? else {
+        let Some(payload) = self.payload(&mut work.job).await? else {
             // Expired ahead of its delivery: nothing to send, and nothing to retry.
             tracing::error!(delivery_id = %work.job.delivery_id, "event missing: holding the delivery");
             return self.hold(&work, Recheck::No).await;
@@ -265,7 +269,7 @@ impl Sender {
             &endpoint.secret,
             &work.job.delivery_id.to_string(),
             started.timestamp(),
-            payload.as_bytes(),
+            &payload,
         ) {
             Ok(s) => s,
             Err(err) => {
@@ -285,7 +289,7 @@ impl Sender {
         ];
         let result = self
             .transport
-            .post(&endpoint.url, &headers, bytes::Bytes::from(payload))
+            .post(&endpoint.url, &headers, payload.clone())
             .await;
 
         let finished = now();
@@ -331,7 +335,8 @@ impl Sender {
         self.update_breaker(&endpoint, attempt.succeeded, finished)
             .await?;
         if let Expect::Attempt(_) = work.expect {
-            self.follow_up(&recorded).await?;
+            self.follow_up(&recorded, std::str::from_utf8(&payload).ok())
+                .await?;
         }
         Ok(Handled::Attempted {
             status: outcome.status,
@@ -342,7 +347,7 @@ impl Sender {
     /// Make sure the next automatic attempt of a retrying delivery is on its way: on the
     /// queue (with a delay) when it is due within the queue's longest delay, otherwise in
     /// the due list. Repeating this is harmless: a duplicate job records nothing.
-    async fn follow_up(&self, d: &Delivery) -> Result<(), SendError> {
+    async fn follow_up(&self, d: &Delivery, payload: Option<&str>) -> Result<(), SendError> {
         let (DeliveryStatus::Retrying, Some(at), false) = (d.status, d.next_attempt_at, d.held)
         else {
             return Ok(());
@@ -351,7 +356,7 @@ impl Sender {
         let wait = until(at, now());
         if wait <= MAX_QUEUE_DELAY {
             self.queue
-                .enqueue(vec![(delivery_job(d, None).automatic(next), wait)])
+                .enqueue(vec![(delivery_job(d, payload).automatic(next), wait)])
                 .await?;
         } else {
             self.schedule
@@ -365,16 +370,17 @@ impl Sender {
         Ok(())
     }
 
-    /// The envelope: carried by the job, or read from the event.
-    async fn payload(&self, job: &DeliveryJob) -> Result<Option<String>, SendError> {
-        if let Some(payload) = &job.payload {
-            return Ok(Some(payload.clone()));
+    /// The envelope: carried by the job (taken from it, not copied), or read from the
+    /// event.
+    async fn payload(&self, job: &mut DeliveryJob) -> Result<Option<Bytes>, SendError> {
+        if let Some(payload) = job.payload.take() {
+            return Ok(Some(Bytes::from(payload)));
         }
         Ok(self
             .events
             .get_event(&job.org, &job.event.id)
             .await?
-            .map(|e| e.payload))
+            .map(|e| Bytes::from(e.payload)))
     }
 
     /// Where a delivery goes after automatic attempt `attempt_number` ended as `result`: succeeded;

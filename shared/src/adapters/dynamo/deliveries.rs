@@ -58,8 +58,7 @@ fn expecting(
 ) -> (UpdateExpr, String) {
     match expect {
         Expect::Attempt(1) => (
-            expr.set_if_absent("id", s(seed.id.to_string()))
-                .set_if_absent("org", s(&seed.org))
+            expr.set_if_absent("org", s(&seed.org))
                 .set_if_absent("ep", s(seed.endpoint_id.to_string()))
                 .set_if_absent("ev", s(&seed.event_id))
                 .set_if_absent("ty", s(&seed.event_type))
@@ -271,7 +270,7 @@ impl DeliveryStore for DynamoStore {
         self.get(
             keys::history_pk(key.endpoint_number),
             &keys::seq_sk(key.seq),
-            true,
+            false,
         )
         .await?
         .map(delivery_from)

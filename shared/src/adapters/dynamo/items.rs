@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub mod keys {
-    use crate::domain::KeyHash;
+    use crate::domain::{DeliveryKey, KeyHash};
     use uuid::Uuid;
 
     /// Sort key of the per-organisation item that holds `endpoint_count`.
@@ -42,6 +42,19 @@ pub mod keys {
     /// An event has a partition of its own: publishing never concentrates on one key.
     pub fn event_pk(org: &str, id: &str) -> String {
         format!("EVT#{org}#{id}")
+    }
+
+    /// The organisation and event id an event's `pk` names (neither holds a `#`).
+    pub fn event_of(pk: &str) -> Option<(&str, &str)> {
+        pk.strip_prefix("EVT#")?.split_once('#')
+    }
+
+    /// The place a delivery's keys name.
+    pub fn delivery_of(pk: &str, sk: &str) -> Option<DeliveryKey> {
+        Some(DeliveryKey {
+            endpoint_number: pk.strip_prefix("DLV#")?.parse().ok()?,
+            seq: sk.parse().ok()?,
+        })
     }
 
     pub const EVENT_SK: &str = "EVT";
@@ -198,10 +211,9 @@ fn from_millis(ms: i64) -> Result<DateTime<Utc>, String> {
 /// cheaper write.
 #[derive(Serialize, Deserialize)]
 pub struct EventItem {
+    /// `EVT#<org>#<event id>`: the organisation and the id are read back from it.
     pk: String,
     sk: String,
-    org: String,
-    id: String,
     ty: String,
     ca: i64,
     #[serde(with = "serde_bytes_vec")]
@@ -212,9 +224,11 @@ pub struct EventItem {
     expires_at: i64,
 }
 
+/// The endpoint id as 16 bytes: an event item stays under 1 KB with ten targets.
 #[derive(Serialize, Deserialize)]
 struct TargetItem {
-    e: Uuid,
+    #[serde(with = "serde_bytes_vec")]
+    e: Vec<u8>,
     n: u32,
     f: u64,
 }
@@ -256,8 +270,6 @@ impl EventItem {
         Self {
             pk: keys::event_pk(&e.org, &e.id),
             sk: keys::EVENT_SK.to_owned(),
-            org: e.org.clone(),
-            id: e.id.clone(),
             ty: e.event_type.clone(),
             ca: millis(e.created_at),
             body: miniz_oxide::deflate::compress_to_vec(e.payload.as_bytes(), 6),
@@ -265,7 +277,7 @@ impl EventItem {
                 .targets
                 .iter()
                 .map(|t| TargetItem {
-                    e: t.endpoint_id,
+                    e: t.endpoint_id.as_bytes().to_vec(),
                     n: t.endpoint_number,
                     f: t.seq_floor,
                 })
@@ -283,25 +295,31 @@ const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 impl TryFrom<EventItem> for Event {
     type Error = String;
     fn try_from(i: EventItem) -> Result<Self, String> {
+        let (org, id) = keys::event_of(&i.pk)
+            .ok_or_else(|| format!("event item with unexpected pk {}", i.pk))?;
         let raw = miniz_oxide::inflate::decompress_to_vec_with_limit(&i.body, MAX_PAYLOAD_BYTES)
-            .map_err(|e| format!("event {}: payload does not inflate: {e:?}", i.id))?;
+            .map_err(|e| format!("event {id}: payload does not inflate: {e:?}"))?;
         let payload =
-            String::from_utf8(raw).map_err(|_| format!("event {}: payload is not UTF-8", i.id))?;
-        Ok(Self {
-            org: i.org,
-            id: i.id,
-            event_type: i.ty,
-            created_at: from_millis(i.ca)?,
-            payload,
-            targets: i
-                .tg
-                .into_iter()
-                .map(|t| Target {
-                    endpoint_id: t.e,
+            String::from_utf8(raw).map_err(|_| format!("event {id}: payload is not UTF-8"))?;
+        let targets = i
+            .tg
+            .into_iter()
+            .map(|t| {
+                Ok(Target {
+                    endpoint_id: Uuid::from_slice(&t.e)
+                        .map_err(|_| format!("event {id}: a target's endpoint id is malformed"))?,
                     endpoint_number: t.n,
                     seq_floor: t.f,
                 })
-                .collect(),
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self {
+            org: org.to_owned(),
+            id: id.to_owned(),
+            event_type: i.ty,
+            created_at: from_millis(i.ca)?,
+            payload,
+            targets,
             fan_out_until: i.fu.map(from_millis).transpose()?,
         })
     }
@@ -317,7 +335,6 @@ pub struct DeliveryItem {
     gsi2pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2sk: Option<String>,
-    id: Uuid,
     org: String,
     ep: Uuid,
     ev: String,
@@ -419,7 +436,6 @@ impl DeliveryItem {
             sk: keys::seq_sk(d.key.seq),
             gsi2pk,
             gsi2sk,
-            id: d.id,
             org: d.org.clone(),
             ep: d.endpoint_id,
             ev: d.event_id.clone(),
@@ -444,14 +460,16 @@ impl DeliveryItem {
 impl TryFrom<DeliveryItem> for Delivery {
     type Error = String;
     fn try_from(i: DeliveryItem) -> Result<Self, String> {
-        let key = DeliveryKey::from_id(i.id)
-            .ok_or_else(|| format!("stored delivery id {} is not a delivery id", i.id))?;
+        let key = keys::delivery_of(&i.pk, &i.sk)
+            .ok_or_else(|| format!("delivery item with unexpected keys {} {}", i.pk, i.sk))?;
+        let created_at = from_millis(i.ca)?;
+        let id = key.id(created_at);
         let count = i.at.len();
         let automatic = i.at.iter().filter(|a| a.t != "m").count();
         if usize::try_from(i.aa).ok() != Some(automatic) {
             return Err(format!(
-                "delivery {}: {} automatic attempts stored, {} counted",
-                i.id, automatic, i.aa
+                "delivery {id}: {automatic} automatic attempts stored, {} counted",
+                i.aa
             ));
         }
         let mut body = Some(i.rb);
@@ -468,7 +486,7 @@ impl TryFrom<DeliveryItem> for Delivery {
                 })
                 .collect::<Result<_, _>>()?;
         Ok(Self {
-            id: i.id,
+            id,
             key,
             org: i.org,
             endpoint_id: i.ep,
@@ -476,7 +494,7 @@ impl TryFrom<DeliveryItem> for Delivery {
             event_type: i.ty,
             status: i.st,
             attempts,
-            created_at: from_millis(i.ca)?,
+            created_at,
             updated_at: from_millis(i.ua)?,
             next_attempt_at: i.na.map(from_millis).transpose()?,
             manual_retry: i.mr,

@@ -318,6 +318,13 @@ impl EndpointStore for DynamoStore {
             .transpose()
     }
 
+    async fn peek_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError> {
+        self.get(keys::org_pk(org), &keys::endpoint_sk(id), false)
+            .await?
+            .map(decode::<EndpointItem, Endpoint>)
+            .transpose()
+    }
+
     async fn update_endpoint(
         &self,
         org: &str,
