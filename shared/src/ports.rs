@@ -184,8 +184,13 @@ pub trait Schedule: Send + Sync {
 /// The circuit breaker's counter on the endpoint, changed atomically.
 #[async_trait]
 pub trait EndpointHealth: Send + Sync {
-    /// Add one failure; the new count, or `None` if the endpoint is gone.
-    async fn record_failure(&self, org: &str, id: Uuid) -> Result<Option<u32>, StoreError>;
+    /// Add `failures` to the count; the new count, or `None` if the endpoint is gone.
+    async fn record_failures(
+        &self,
+        org: &str,
+        id: Uuid,
+        failures: u32,
+    ) -> Result<Option<u32>, StoreError>;
     /// Reset the count to zero, judged on the stored count as it is now (a read, then a
     /// write only when it is not zero already).
     async fn record_success(&self, org: &str, id: Uuid) -> Result<(), StoreError>;

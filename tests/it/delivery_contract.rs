@@ -664,7 +664,7 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.record_failure("acme", e.id).await })
+            tokio::spawn(async move { store.record_failures("acme", e.id, 1).await })
         })
         .collect();
     let mut counts = Vec::new();
@@ -677,22 +677,30 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
         (1..=10).collect::<Vec<u32>>(),
         "every increment is seen once"
     );
+    assert_eq!(
+        store
+            .record_failures("acme", e.id, 5)
+            .await
+            .expect("add five"),
+        Some(15),
+        "a run of failures is added at once"
+    );
     assert!(
         !store
-            .pause_endpoint("acme", e.id, Some(11), now())
+            .pause_endpoint("acme", e.id, Some(16), now())
             .await
             .expect("pause"),
         "below threshold"
     );
     assert!(
         store
-            .pause_endpoint("acme", e.id, Some(10), now())
+            .pause_endpoint("acme", e.id, Some(15), now())
             .await
             .expect("pause")
     );
     assert!(
         !store
-            .pause_endpoint("acme", e.id, Some(10), now())
+            .pause_endpoint("acme", e.id, Some(15), now())
             .await
             .expect("pause"),
         "already paused"
@@ -703,7 +711,7 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
         .expect("get")
         .expect("there");
     assert!(!paused.is_active);
-    assert_eq!(paused.consecutive_failures, 10);
+    assert_eq!(paused.consecutive_failures, 15);
     store.record_success("acme", e.id).await.expect("success");
     store
         .record_success("acme", e.id)
@@ -724,7 +732,7 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
     );
     assert_eq!(
         store
-            .record_failure("acme", Uuid::now_v7())
+            .record_failures("acme", Uuid::now_v7(), 1)
             .await
             .expect("gone"),
         None

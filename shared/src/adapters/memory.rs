@@ -179,9 +179,14 @@ impl KeyStore for MemoryStore {
 
 #[async_trait]
 impl EndpointHealth for MemoryStore {
-    async fn record_failure(&self, org: &str, id: Uuid) -> Result<Option<u32>, StoreError> {
+    async fn record_failures(
+        &self,
+        org: &str,
+        id: Uuid,
+        failures: u32,
+    ) -> Result<Option<u32>, StoreError> {
         Ok(self.state().endpoint_mut(org, id).map(|e| {
-            e.consecutive_failures = e.consecutive_failures.saturating_add(1);
+            e.consecutive_failures = e.consecutive_failures.saturating_add(failures);
             e.consecutive_failures
         }))
     }

@@ -3,6 +3,7 @@
 //! The same code runs in the Lambdas (DynamoDB + SQS) and in the local server (embedded
 //! store and queue).
 
+pub mod batch;
 pub mod publish;
 pub mod scheduler;
 pub mod sender;

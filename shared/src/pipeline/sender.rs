@@ -9,7 +9,7 @@
 //! on the queue until it is handled, so a sender dying after the POST loses nothing: the
 //! try is repeated, with the same `webhook-id`.
 
-use crate::domain::retry::breaker_trips;
+use super::batch::Batch;
 use crate::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey, DeliveryStatus, Endpoint,
     EventRef, Expect, Job, PostOutcome, RetryPolicy, ScheduledAttempt, Trigger, now,
@@ -170,6 +170,16 @@ impl Work {
 impl Sender {
     /// Handle one job; `redelivered` when the queue has handed this message out before.
     pub async fn handle(&self, job: Job, redelivered: bool) -> Result<Handled, SendError> {
+        self.handle_in(&Batch::default(), job, redelivered).await
+    }
+
+    /// Handle one job of `batch`, sharing its reads and breaker updates with the others.
+    pub async fn handle_in(
+        &self,
+        batch: &Batch,
+        job: Job,
+        redelivered: bool,
+    ) -> Result<Handled, SendError> {
         match job {
             Job::Deliver {
                 org,
@@ -203,7 +213,7 @@ impl Sender {
                     expect,
                     trigger,
                 };
-                self.deliver(work, redelivered).await
+                self.deliver(batch, work, redelivered).await
             }
             Job::ResumeEndpoint {
                 org, endpoint_id, ..
@@ -217,7 +227,12 @@ impl Sender {
         }
     }
 
-    async fn deliver(&self, mut work: Work, redelivered: bool) -> Result<Handled, SendError> {
+    async fn deliver(
+        &self,
+        batch: &Batch,
+        mut work: Work,
+        redelivered: bool,
+    ) -> Result<Handled, SendError> {
         // The stored delivery is read when it matters: for a manual retry (the outcome
         // it leaves), for a later automatic attempt (a manual retry may have finished
         // the delivery since it was scheduled: then there is nothing to send), and for a
@@ -251,9 +266,8 @@ impl Sender {
         // A change to the endpoint reaches this read within about a second: an attempt
         // begun just after a pause or rotation is made as before it, as one begun just
         // before would be.
-        let endpoint = self
-            .endpoints
-            .peek_endpoint(&work.job.org, work.job.endpoint_id)
+        let endpoint = batch
+            .endpoint(self.endpoints.as_ref(), &work.job.org, work.job.endpoint_id)
             .await?;
         let Some(endpoint) = endpoint.filter(|e| e.is_active) else {
             return self.hold(&work, Recheck::EndpointResumed).await;
@@ -264,6 +278,7 @@ impl Sender {
             return self.hold(&work, Recheck::No).await;
         };
 
+        let posting = batch.posting(&endpoint);
         let started = now();
         let signature = match signing::sign(
             &endpoint.secret,
@@ -314,6 +329,7 @@ impl Sender {
             // back and finds the endpoint paused, instead of a held delivery waiting on
             // an endpoint nobody paused.
             self.pause_gone(&endpoint, finished).await?;
+            batch.paused(&endpoint);
         }
         let Some(recorded) = self
             .deliveries
@@ -332,7 +348,14 @@ impl Sender {
             outcome = ?outcome.status,
             "attempt recorded"
         );
-        self.update_breaker(&endpoint, attempt.succeeded, finished)
+        batch
+            .count_outcome(
+                self.health.as_ref(),
+                posting,
+                &endpoint,
+                attempt.succeeded,
+                self.settings.breaker_threshold,
+            )
             .await?;
         if let Expect::Attempt(_) = work.expect {
             self.follow_up(&recorded, std::str::from_utf8(&payload).ok())
@@ -425,34 +448,6 @@ impl Sender {
             .await?
         {
             tracing::warn!(org = %endpoint.org, endpoint_id = %endpoint.id, "endpoint answered 410 Gone: paused");
-        }
-        Ok(())
-    }
-
-    /// The circuit breaker: success clears the count, failure adds one and pauses the
-    /// endpoint at the threshold. The reset is decided on the count as stored after
-    /// this attempt was recorded, never on the endpoint as read before the POST: a
-    /// concurrent attempt may have failed since.
-    async fn update_breaker(
-        &self,
-        endpoint: &Endpoint,
-        succeeded: bool,
-        at: DateTime<Utc>,
-    ) -> Result<(), SendError> {
-        let (org, id) = (endpoint.org.as_str(), endpoint.id);
-        if succeeded {
-            self.health.record_success(org, id).await?;
-            return Ok(());
-        }
-        let count = self.health.record_failure(org, id).await?;
-        let threshold = self.settings.breaker_threshold;
-        if count.is_some_and(|c| breaker_trips(c, threshold))
-            && self
-                .health
-                .pause_endpoint(org, id, Some(threshold), at)
-                .await?
-        {
-            tracing::warn!(org, endpoint_id = %id, threshold, "circuit breaker tripped: endpoint paused");
         }
         Ok(())
     }

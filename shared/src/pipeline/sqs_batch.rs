@@ -1,6 +1,8 @@
-//! The sender Lambda's batch handling: every record of an SQS batch concurrently, with
-//! partial-batch failures reported so only the failed messages come back.
+//! The sender Lambda's batch handling: every record of an SQS batch concurrently, sharing
+//! endpoint reads and breaker updates (`batch`), with partial-batch failures reported so
+//! only the failed messages come back.
 
+use super::batch::Batch;
 use super::{Handled, Sender};
 use crate::domain::Job;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -10,6 +12,8 @@ use futures_util::future::join_all;
 /// queue error, is reported failed: SQS hands it back, and after the queue's
 /// `maxReceiveCount` a poison message lands in the dead-letter queue.
 pub async fn handle_batch(sender: &Sender, event: SqsEvent) -> SqsBatchResponse {
+    let batch = Batch::default();
+    let batch = &batch;
     let outcomes = join_all(event.records.into_iter().map(|record| async move {
         let id = record.message_id.unwrap_or_default();
         let job = match record.body.as_deref().map(serde_json::from_str::<Job>) {
@@ -25,7 +29,7 @@ pub async fn handle_batch(sender: &Sender, event: SqsEvent) -> SqsBatchResponse 
             .get("ApproximateReceiveCount")
             .and_then(|c| c.parse::<u32>().ok())
             .is_some_and(|c| c > 1);
-        match sender.handle(job, redelivered).await {
+        match sender.handle_in(batch, job, redelivered).await {
             Ok(handled) => {
                 if handled == Handled::Skipped {
                     tracing::debug!(message_id = %id, "nothing to do (duplicate or stale)");

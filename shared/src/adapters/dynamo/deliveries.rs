@@ -250,6 +250,7 @@ impl DeliveryStore for DynamoStore {
             keys::org_pk(org),
             &keys::endpoint_sk(endpoint_id),
             "delivery_seq",
+            1,
         )
         .await
     }
@@ -535,12 +536,18 @@ impl Schedule for DynamoStore {
 
 #[async_trait]
 impl EndpointHealth for DynamoStore {
-    async fn record_failure(&self, org: &str, id: Uuid) -> Result<Option<u32>, StoreError> {
+    async fn record_failures(
+        &self,
+        org: &str,
+        id: Uuid,
+        failures: u32,
+    ) -> Result<Option<u32>, StoreError> {
         let count = self
             .increment(
                 keys::org_pk(org),
                 &keys::endpoint_sk(id),
                 "consecutive_failures",
+                failures,
             )
             .await?;
         Ok(count.map(|c| u32::try_from(c).unwrap_or(u32::MAX)))

@@ -118,13 +118,14 @@ impl DynamoStore {
         }
     }
 
-    /// Atomically add one to a number of an existing item: the new value, or `None` if
+    /// Atomically add `by` to a number of an existing item: the new value, or `None` if
     /// the item does not exist.
     async fn increment(
         &self,
         pk: String,
         sk: &str,
         attribute: &str,
+        by: u32,
     ) -> Result<Option<u64>, StoreError> {
         let result = self
             .client
@@ -132,10 +133,10 @@ impl DynamoStore {
             .table_name(&self.table)
             .key("pk", s(pk))
             .key("sk", s(sk))
-            .update_expression("ADD #counter :one")
+            .update_expression("ADD #counter :by")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#counter", attribute)
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":by", n(by))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;

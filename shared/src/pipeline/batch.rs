@@ -1,0 +1,404 @@
+//! What the jobs of one batch share, so a batch of jobs for one endpoint costs about what
+//! one job costs: one read of the endpoint, and circuit-breaker updates applied together.
+//!
+//! The jobs of a batch run concurrently, so their reads of an endpoint would all happen
+//! at the batch's start anyway: one read serves them all, and is no older than theirs
+//! would be. Breaker updates are applied in the order the attempts finished, one
+//! application at a time per endpoint. An outcome waits up to [`GATHER`] for the batch's
+//! other attempts to the endpoint that are still in flight, and the outcomes that pile
+//! up meanwhile are applied together: a run of outcomes comes to "reset if it holds a
+//! success, then add the failures after its last success", which is what applying them
+//! one by one would leave. A success thus resets the count at most [`GATHER`] after its
+//! attempt was recorded, and a failure counted before that moment is cleared by it, one
+//! counted after is kept: the same rule as for one attempt at a time, with the moment
+//! a little later.
+
+use crate::domain::retry::breaker_trips;
+use crate::domain::{Endpoint, now};
+use crate::ports::{EndpointHealth, EndpointStore, StoreError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::sync::{OnceCell, watch};
+use uuid::Uuid;
+
+/// How long an outcome waits for the batch's other attempts to the same endpoint
+/// before it is applied without them (a reply slower than this is rare, and the wait
+/// postpones the breaker update and the batch's end by as much).
+pub const GATHER: Duration = Duration::from_millis(100);
+
+type EndpointKey = (String, Uuid);
+
+#[derive(Default)]
+pub struct Batch {
+    endpoints: Mutex<HashMap<EndpointKey, Arc<OnceCell<Option<Endpoint>>>>>,
+    breakers: Mutex<HashMap<EndpointKey, Arc<Breaker>>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded maps stay consistent whatever panicked while holding them.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Batch {
+    /// The endpoint as read (eventually consistent) once for the batch.
+    pub async fn endpoint(
+        &self,
+        store: &dyn EndpointStore,
+        org: &str,
+        id: Uuid,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let cell = locked(&self.endpoints)
+            .entry((org.to_owned(), id))
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| store.peek_endpoint(org, id))
+            .await
+            .cloned()
+    }
+
+    /// This batch paused the endpoint: its jobs that have not posted yet see it paused.
+    pub fn paused(&self, endpoint: &Endpoint) {
+        let paused = Endpoint {
+            is_active: false,
+            ..endpoint.clone()
+        };
+        locked(&self.endpoints).insert(
+            (endpoint.org.clone(), endpoint.id),
+            Arc::new(OnceCell::new_with(Some(Some(paused)))),
+        );
+    }
+
+    /// An attempt to `endpoint` is about to be made: its outcome is to be counted with
+    /// [`Batch::count_outcome`] (dropping the returned guard instead says it has none).
+    pub fn posting(&self, endpoint: &Endpoint) -> Posting {
+        let breaker = locked(&self.breakers)
+            .entry((endpoint.org.clone(), endpoint.id))
+            .or_default()
+            .clone();
+        breaker.in_flight.send_modify(|n| *n += 1);
+        Posting { breaker }
+    }
+
+    /// Count an attempt's outcome in the endpoint's circuit breaker: a success resets
+    /// the count, a failure adds one and pauses the endpoint once the count reaches
+    /// `threshold`. Returns once this outcome is applied; `true` if applying it paused
+    /// the endpoint.
+    pub async fn count_outcome(
+        &self,
+        health: &dyn EndpointHealth,
+        posting: Posting,
+        endpoint: &Endpoint,
+        succeeded: bool,
+        threshold: u32,
+    ) -> Result<bool, StoreError> {
+        let breaker = posting.breaker.clone();
+        let seq = breaker.push(succeeded);
+        drop(posting);
+        let mut settled = breaker.in_flight.subscribe();
+        // Elapsed: the stragglers' outcomes are applied in a later run.
+        let _ = tokio::time::timeout(GATHER, settled.wait_for(|&n| n == 0)).await;
+        let _turn = breaker.applying.lock().await;
+        let Some(run) = breaker.take_unless_applied(seq) else {
+            return Ok(false);
+        };
+        match apply(health, endpoint, &run.outcomes, threshold).await {
+            Ok(paused) => {
+                locked(&breaker.pending).applied_below = run.below;
+                if paused {
+                    self.paused(endpoint);
+                }
+                Ok(paused)
+            }
+            Err(err) => {
+                breaker.put_back(run.outcomes);
+                Err(err)
+            }
+        }
+    }
+}
+
+/// An attempt in flight (see [`Batch::posting`]).
+pub struct Posting {
+    breaker: Arc<Breaker>,
+}
+
+impl Drop for Posting {
+    fn drop(&mut self) {
+        self.breaker
+            .in_flight
+            .send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// One endpoint's attempts in flight, and outcomes waiting to be applied in the order
+/// their attempts finished.
+struct Breaker {
+    in_flight: watch::Sender<u32>,
+    pending: Mutex<Pending>,
+    applying: tokio::sync::Mutex<()>,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Self {
+            in_flight: watch::channel(0).0,
+            pending: Mutex::default(),
+            applying: tokio::sync::Mutex::default(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    /// `true` for a success; the outcome numbered `applied_below` first.
+    outcomes: VecDeque<bool>,
+    next: u64,
+    /// Every outcome numbered below this one is applied.
+    applied_below: u64,
+}
+
+struct Run {
+    outcomes: Vec<bool>,
+    below: u64,
+}
+
+impl Breaker {
+    fn push(&self, succeeded: bool) -> u64 {
+        let mut pending = locked(&self.pending);
+        pending.outcomes.push_back(succeeded);
+        pending.next += 1;
+        pending.next - 1
+    }
+
+    /// Every pending outcome, unless outcome `seq` was applied with an earlier run.
+    fn take_unless_applied(&self, seq: u64) -> Option<Run> {
+        let mut pending = locked(&self.pending);
+        (seq >= pending.applied_below).then(|| Run {
+            outcomes: pending.outcomes.drain(..).collect(),
+            below: pending.next,
+        })
+    }
+
+    /// A run whose application failed goes back in front, for the next turn to apply.
+    fn put_back(&self, run: Vec<bool>) {
+        let mut pending = locked(&self.pending);
+        for succeeded in run.into_iter().rev() {
+            pending.outcomes.push_front(succeeded);
+        }
+    }
+}
+
+async fn apply(
+    health: &dyn EndpointHealth,
+    endpoint: &Endpoint,
+    outcomes: &[bool],
+    threshold: u32,
+) -> Result<bool, StoreError> {
+    let (org, id) = (endpoint.org.as_str(), endpoint.id);
+    let last_success = outcomes.iter().rposition(|&succeeded| succeeded);
+    if last_success.is_some() {
+        health.record_success(org, id).await?;
+    }
+    let failures = outcomes.len() - last_success.map_or(0, |i| i + 1);
+    let Ok(failures @ 1..) = u32::try_from(failures) else {
+        return Ok(false);
+    };
+    let count = health.record_failures(org, id, failures).await?;
+    if !count.is_some_and(|c| breaker_trips(c, threshold)) {
+        return Ok(false);
+    }
+    let paused = health
+        .pause_endpoint(org, id, Some(threshold), now())
+        .await?;
+    if paused {
+        tracing::warn!(org, endpoint_id = %id, threshold, "circuit breaker tripped: endpoint paused");
+    }
+    Ok(paused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::MemoryStore;
+    use crate::domain::NewEndpoint;
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+    use futures_util::future::join_all;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// The real embedded store, made to take a moment per breaker request (so outcomes
+    /// pile up while one is applied) and to count them; it can refuse the first `fail`
+    /// requests, as a throttled table would.
+    struct SlowHealth {
+        store: MemoryStore,
+        requests: AtomicU32,
+        fail: AtomicU32,
+    }
+
+    impl SlowHealth {
+        async fn turn(&self) -> Result<(), StoreError> {
+            tokio::task::yield_now().await;
+            self.requests.fetch_add(1, Ordering::SeqCst);
+            let refused = self
+                .fail
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if refused {
+                return Err(StoreError::Backend("throttled".into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl EndpointHealth for SlowHealth {
+        async fn record_failures(
+            &self,
+            org: &str,
+            id: Uuid,
+            failures: u32,
+        ) -> Result<Option<u32>, StoreError> {
+            self.turn().await?;
+            self.store.record_failures(org, id, failures).await
+        }
+        async fn record_success(&self, org: &str, id: Uuid) -> Result<(), StoreError> {
+            self.turn().await?;
+            self.store.record_success(org, id).await
+        }
+        async fn pause_endpoint(
+            &self,
+            org: &str,
+            id: Uuid,
+            min_failures: Option<u32>,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            self.store.pause_endpoint(org, id, min_failures, now).await
+        }
+    }
+
+    async fn health_with_endpoint(failures: u32) -> (SlowHealth, Endpoint) {
+        let store = MemoryStore::new();
+        let new = NewEndpoint {
+            url: "https://example.com/hook".into(),
+            description: String::new(),
+            event_types: vec!["a.b".into()],
+        };
+        let endpoint = Endpoint::create("acme", new, 1, Utc::now());
+        store.insert_endpoint(&endpoint, 100).await.expect("insert");
+        if failures > 0 {
+            store
+                .record_failures("acme", endpoint.id, failures)
+                .await
+                .expect("seed the count");
+        }
+        let health = SlowHealth {
+            store,
+            requests: AtomicU32::new(0),
+            fail: AtomicU32::new(0),
+        };
+        (health, endpoint)
+    }
+
+    async fn count(health: &SlowHealth, endpoint: &Endpoint) -> (u32, bool) {
+        let e = health
+            .store
+            .get_endpoint("acme", endpoint.id)
+            .await
+            .expect("get")
+            .expect("there");
+        (e.consecutive_failures, e.is_active)
+    }
+
+    /// Outcomes counted concurrently, in this order of finishing.
+    async fn count_all(
+        batch: &Batch,
+        health: &SlowHealth,
+        endpoint: &Endpoint,
+        outcomes: &[bool],
+        threshold: u32,
+    ) -> Vec<Result<bool, StoreError>> {
+        join_all(outcomes.iter().map(|&ok| {
+            batch.count_outcome(health, batch.posting(endpoint), endpoint, ok, threshold)
+        }))
+        .await
+    }
+
+    #[tokio::test]
+    async fn outcomes_applied_together_leave_what_one_by_one_would() {
+        // Success, failure, failure, success, failure, failure: a reset, then two.
+        let (health, endpoint) = health_with_endpoint(5).await;
+        let batch = Batch::default();
+        let outcomes = [true, false, false, true, false, false];
+        let results = count_all(&batch, &health, &endpoint, &outcomes, 20).await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(count(&health, &endpoint).await, (2, true));
+        let requests = health.requests.load(Ordering::SeqCst);
+        assert_eq!(
+            requests, 2,
+            "six outcomes finishing together: one reset and one addition"
+        );
+
+        // A run ending in a success leaves zero, whatever came before it.
+        let outcomes = [false, false, true];
+        count_all(&batch, &health, &endpoint, &outcomes, 20).await;
+        assert_eq!(count(&health, &endpoint).await, (0, true));
+    }
+
+    #[tokio::test]
+    async fn a_run_that_crosses_the_threshold_pauses_the_endpoint_for_the_batch() {
+        let (health, endpoint) = health_with_endpoint(1).await;
+        let batch = Batch::default();
+        let results = count_all(&batch, &health, &endpoint, &[false; 4], 3).await;
+        assert!(results.iter().any(|r| matches!(r, Ok(true))), "{results:?}");
+        assert_eq!(count(&health, &endpoint).await, (5, false));
+        // The batch's later jobs see it paused without reading it again.
+        let seen = batch
+            .endpoint(&MemoryStore::new(), "acme", endpoint.id)
+            .await
+            .expect("read")
+            .expect("known to the batch");
+        assert!(!seen.is_active);
+    }
+
+    #[tokio::test]
+    async fn an_outcome_whose_update_failed_is_applied_by_the_next() {
+        let (health, endpoint) = health_with_endpoint(0).await;
+        health.fail.store(1, Ordering::SeqCst);
+        let batch = Batch::default();
+        let results = count_all(&batch, &health, &endpoint, &[false, false], 20).await;
+        assert_eq!(
+            results.iter().filter(|r| r.is_err()).count(),
+            1,
+            "one update was refused: {results:?}"
+        );
+        assert_eq!(
+            count(&health, &endpoint).await,
+            (2, true),
+            "both failures counted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_straggler_does_not_hold_the_others_back() {
+        let (health, endpoint) = health_with_endpoint(3).await;
+        let batch = Batch::default();
+        let straggler = batch.posting(&endpoint);
+        let started = tokio::time::Instant::now();
+        batch
+            .count_outcome(&health, batch.posting(&endpoint), &endpoint, true, 20)
+            .await
+            .expect("counted");
+        assert_eq!(
+            started.elapsed(),
+            GATHER,
+            "waited for the straggler, no longer"
+        );
+        assert_eq!(count(&health, &endpoint).await, (0, true));
+        batch
+            .count_outcome(&health, straggler, &endpoint, false, 20)
+            .await
+            .expect("counted");
+        assert_eq!(count(&health, &endpoint).await, (1, true));
+    }
+}
