@@ -42,7 +42,8 @@ use url::{Host, Url};
 use crate::domain::{AttemptError, AttemptErrorKind};
 use crate::ports::WebhookTransport;
 
-/// How much of a response body is read and kept (SPEC: "first 4 KiB").
+/// How much of a response body is read (SPEC: "read up to a cap and stored truncated");
+/// the delivery keeps the first `KEPT_BODY_BYTES` of it.
 pub const RESPONSE_BODY_CAP: usize = 4096;
 
 /// Settings for [`OutboundClient::new`]; built once per cold start.

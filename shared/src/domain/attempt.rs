@@ -46,7 +46,8 @@ pub struct PostOutcome {
     pub status: Option<u16>,
     /// The receiver's `Retry-After`, parsed (any status; only 429/503 use it).
     pub retry_after: Option<std::time::Duration>,
-    /// The first 4 KiB of the answer, as text.
+    /// The start of the answer, as text (up to `RESPONSE_BODY_CAP` bytes are read; the
+    /// delivery keeps `KEPT_BODY_BYTES` of the latest attempt's).
     pub response_body: String,
     /// `None` exactly when the answer was 2xx.
     pub error: Option<AttemptError>,
