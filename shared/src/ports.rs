@@ -192,8 +192,9 @@ pub trait EndpointHealth: Send + Sync {
         failures: u32,
     ) -> Result<Option<u32>, StoreError>;
     /// Reset the count to zero, judged on the stored count as it is now (a read, then a
-    /// write only when it is not zero already).
-    async fn record_success(&self, org: &str, id: Uuid) -> Result<(), StoreError>;
+    /// write only when it is not zero already); the count it found (0 if the endpoint is
+    /// gone).
+    async fn record_success(&self, org: &str, id: Uuid) -> Result<u32, StoreError>;
     /// Set `is_active: false` if it is active (and, with `min_failures`, only if the count
     /// reached it). `true` if this call paused it.
     async fn pause_endpoint(

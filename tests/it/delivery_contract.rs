@@ -712,15 +712,25 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
         .expect("there");
     assert!(!paused.is_active);
     assert_eq!(paused.consecutive_failures, 15);
-    store.record_success("acme", e.id).await.expect("success");
-    store
-        .record_success("acme", e.id)
-        .await
-        .expect("success at zero is a no-op");
-    store
-        .record_success("acme", Uuid::now_v7())
-        .await
-        .expect("success of a deleted endpoint is a no-op");
+    assert_eq!(
+        store.record_success("acme", e.id).await.expect("success"),
+        15,
+        "the count it cleared"
+    );
+    assert_eq!(
+        store
+            .record_success("acme", e.id)
+            .await
+            .expect("success at zero is a no-op"),
+        0
+    );
+    assert_eq!(
+        store
+            .record_success("acme", Uuid::now_v7())
+            .await
+            .expect("success of a deleted endpoint is a no-op"),
+        0
+    );
     assert_eq!(
         store
             .get_endpoint("acme", e.id)

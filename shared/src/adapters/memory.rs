@@ -191,11 +191,11 @@ impl EndpointHealth for MemoryStore {
         }))
     }
 
-    async fn record_success(&self, org: &str, id: Uuid) -> Result<(), StoreError> {
-        if let Some(e) = self.state().endpoint_mut(org, id) {
-            e.consecutive_failures = 0;
-        }
-        Ok(())
+    async fn record_success(&self, org: &str, id: Uuid) -> Result<u32, StoreError> {
+        Ok(self
+            .state()
+            .endpoint_mut(org, id)
+            .map_or(0, |e| std::mem::take(&mut e.consecutive_failures)))
     }
 
     async fn pause_endpoint(

@@ -7,11 +7,17 @@
 //! application at a time per endpoint. An outcome waits up to [`GATHER`] for the batch's
 //! other attempts to the endpoint that are still in flight, and the outcomes that pile
 //! up meanwhile are applied together: a run of outcomes comes to "reset if it holds a
-//! success, then add the failures after its last success", which is what applying them
-//! one by one would leave. A success thus resets the count at most [`GATHER`] after its
-//! attempt was recorded, and a failure counted before that moment is cleared by it, one
-//! counted after is kept: the same rule as for one attempt at a time, with the moment
-//! a little later.
+//! success (pausing first if the failures before it reached the threshold), then add
+//! the failures after its last success", which leaves what applying them one by one
+//! would. A success thus resets the count shortly after its attempt was recorded
+//! (normally within [`GATHER`]), and a failure counted before that moment is cleared by
+//! it, one counted after is kept: the same rule as for one attempt at a time, with the
+//! moment a little later.
+//!
+//! A run whose reset fails is put back for the next outcome's turn to apply (repeating a
+//! reset only moves it later). One whose addition or pause fails is given up, as one
+//! attempt's would be: the addition may have been made, and adding twice would count
+//! failures that did not happen.
 
 use crate::domain::retry::breaker_trips;
 use crate::domain::{Endpoint, now};
@@ -110,11 +116,23 @@ impl Batch {
                 }
                 Ok(paused)
             }
-            Err(err) => {
+            Err(RunError::BeforeAnyChange(err)) => {
                 breaker.put_back(run.outcomes);
                 Err(err)
             }
+            Err(RunError::Partly(err)) => {
+                locked(&breaker.pending).applied_below = run.below;
+                Err(err)
+            }
         }
+    }
+
+    /// Whether this batch paused the endpoint (no read: what the batch knows).
+    pub fn has_paused(&self, endpoint: &Endpoint) -> bool {
+        locked(&self.endpoints)
+            .get(&(endpoint.org.clone(), endpoint.id))
+            .and_then(|cell| cell.get())
+            .is_some_and(|seen| seen.as_ref().is_some_and(|e| !e.is_active))
     }
 }
 
@@ -189,28 +207,59 @@ impl Breaker {
     }
 }
 
+/// How applying a run failed.
+enum RunError {
+    /// Nothing was changed: the run can be applied again.
+    BeforeAnyChange(StoreError),
+    /// The addition or the pause failed, and may have been made all the same (any reset
+    /// before it was).
+    Partly(StoreError),
+}
+
 async fn apply(
     health: &dyn EndpointHealth,
     endpoint: &Endpoint,
     outcomes: &[bool],
     threshold: u32,
-) -> Result<bool, StoreError> {
+) -> Result<bool, RunError> {
     let (org, id) = (endpoint.org.as_str(), endpoint.id);
     let last_success = outcomes.iter().rposition(|&succeeded| succeeded);
-    if last_success.is_some() {
-        health.record_success(org, id).await?;
+    let (mut tripped_before, mut tripped_after) = (false, false);
+    if let Some(last) = last_success {
+        let found = health
+            .record_success(org, id)
+            .await
+            .map_err(RunError::BeforeAnyChange)?;
+        // The count the outcomes before the last success would have taken one by one:
+        // had it reached the threshold, the endpoint would have been paused on the way.
+        let mut count = found;
+        for &succeeded in &outcomes[..last] {
+            count = if succeeded {
+                0
+            } else {
+                count.saturating_add(1)
+            };
+            tripped_before |= breaker_trips(count, threshold);
+        }
     }
     let failures = outcomes.len() - last_success.map_or(0, |i| i + 1);
-    let Ok(failures @ 1..) = u32::try_from(failures) else {
-        return Ok(false);
-    };
-    let count = health.record_failures(org, id, failures).await?;
-    if !count.is_some_and(|c| breaker_trips(c, threshold)) {
+    if let Ok(failures @ 1..) = u32::try_from(failures) {
+        let count = health
+            .record_failures(org, id, failures)
+            .await
+            .map_err(RunError::Partly)?;
+        tripped_after = count.is_some_and(|c| breaker_trips(c, threshold));
+    }
+    if !(tripped_before || tripped_after) {
         return Ok(false);
     }
+    // Reached before the last success, the count is below the threshold again: that
+    // pause is unconditional, as it would have been when the count reached it.
+    let min_failures = (!tripped_before).then_some(threshold);
     let paused = health
-        .pause_endpoint(org, id, Some(threshold), now())
-        .await?;
+        .pause_endpoint(org, id, min_failures, now())
+        .await
+        .map_err(RunError::Partly)?;
     if paused {
         tracing::warn!(org, endpoint_id = %id, threshold, "circuit breaker tripped: endpoint paused");
     }
@@ -262,7 +311,7 @@ mod tests {
             self.turn().await?;
             self.store.record_failures(org, id, failures).await
         }
-        async fn record_success(&self, org: &str, id: Uuid) -> Result<(), StoreError> {
+        async fn record_success(&self, org: &str, id: Uuid) -> Result<u32, StoreError> {
             self.turn().await?;
             self.store.record_success(org, id).await
         }
@@ -362,7 +411,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_outcome_whose_update_failed_is_applied_by_the_next() {
+    async fn failures_before_a_success_that_reach_the_threshold_pause() {
+        // One by one: 3 → 4 → 5 (paused) → 0.
+        let (health, endpoint) = health_with_endpoint(3).await;
+        let batch = Batch::default();
+        let results = count_all(&batch, &health, &endpoint, &[false, false, true], 5).await;
+        assert!(results.iter().any(|r| matches!(r, Ok(true))), "{results:?}");
+        assert_eq!(count(&health, &endpoint).await, (0, false));
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_reset_failed_is_applied_by_the_next_turn() {
+        let (health, endpoint) = health_with_endpoint(4).await;
+        health.fail.store(1, Ordering::SeqCst);
+        let batch = Batch::default();
+        let results = count_all(&batch, &health, &endpoint, &[true, false, false], 20).await;
+        assert_eq!(
+            results.iter().filter(|r| r.is_err()).count(),
+            1,
+            "one turn's reset was refused: {results:?}"
+        );
+        assert_eq!(
+            count(&health, &endpoint).await,
+            (2, true),
+            "reset, then both failures, once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_addition_is_not_repeated() {
+        // It may have been made: adding again could count failures twice.
         let (health, endpoint) = health_with_endpoint(0).await;
         health.fail.store(1, Ordering::SeqCst);
         let batch = Batch::default();
@@ -370,13 +448,25 @@ mod tests {
         assert_eq!(
             results.iter().filter(|r| r.is_err()).count(),
             1,
-            "one update was refused: {results:?}"
+            "{results:?}"
         );
-        assert_eq!(
-            count(&health, &endpoint).await,
-            (2, true),
-            "both failures counted"
-        );
+        assert_eq!(health.requests.load(Ordering::SeqCst), 1, "not tried again");
+    }
+
+    #[tokio::test]
+    async fn a_job_sees_a_pause_its_batch_made() {
+        let (health, endpoint) = health_with_endpoint(0).await;
+        let batch = Batch::default();
+        let store = MemoryStore::new();
+        store.insert_endpoint(&endpoint, 100).await.expect("insert");
+        let seen = batch
+            .endpoint(&store, "acme", endpoint.id)
+            .await
+            .expect("read")
+            .expect("there");
+        assert!(seen.is_active && !batch.has_paused(&endpoint));
+        count_all(&batch, &health, &endpoint, &[false; 2], 2).await;
+        assert!(batch.has_paused(&endpoint), "read active, paused since");
     }
 
     #[tokio::test(start_paused = true)]

@@ -278,7 +278,6 @@ impl Sender {
             return self.hold(&work, Recheck::No).await;
         };
 
-        let posting = batch.posting(&endpoint);
         let started = now();
         let signature = match signing::sign(
             &endpoint.secret,
@@ -302,6 +301,11 @@ impl Sender {
             ("webhook-timestamp", signature.webhook_timestamp),
             ("webhook-signature", signature.webhook_signature),
         ];
+        if batch.has_paused(&endpoint) {
+            // Another job of this batch paused it (410, breaker) since it was read.
+            return self.hold(&work, Recheck::EndpointResumed).await;
+        }
+        let posting = batch.posting(&endpoint);
         let result = self
             .transport
             .post(&endpoint.url, &headers, payload.clone())

@@ -553,7 +553,7 @@ impl EndpointHealth for DynamoStore {
         Ok(count.map(|c| u32::try_from(c).unwrap_or(u32::MAX)))
     }
 
-    async fn record_success(&self, org: &str, id: Uuid) -> Result<(), StoreError> {
+    async fn record_success(&self, org: &str, id: Uuid) -> Result<u32, StoreError> {
         // A read of the count as it is now, and a write only when there is something to
         // reset (compare-and-set, so a failure counted meanwhile is not lost): a read unit
         // is a fifth of a write unit's price, and most successes find zero.
@@ -562,7 +562,7 @@ impl EndpointHealth for DynamoStore {
                 .get(keys::org_pk(org), &keys::endpoint_sk(id), true)
                 .await?
             else {
-                return Ok(());
+                return Ok(0);
             };
             let count = item
                 .get("consecutive_failures")
@@ -570,7 +570,7 @@ impl EndpointHealth for DynamoStore {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
             if count == 0 {
-                return Ok(());
+                return Ok(0);
             }
             let result = self
                 .client
@@ -585,7 +585,7 @@ impl EndpointHealth for DynamoStore {
                 .send()
                 .await;
             match result {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(u32::try_from(count).unwrap_or(u32::MAX)),
                 Err(err) if is_conditional_failure(&err) => continue,
                 Err(err) => return Err(backend(err)),
             }
