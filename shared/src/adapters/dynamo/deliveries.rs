@@ -80,7 +80,53 @@ fn expecting(
     }
 }
 
+/// What [`DynamoStore::swap_time`] requires when the time is expected absent.
+enum Absent {
+    /// The item exists, without the attribute.
+    ItemMustExist,
+    /// The item may be created.
+    MayCreate,
+}
+
 impl DynamoStore {
+    /// Compare-and-set of a time attribute: set it to `value` if it still holds `seen`
+    /// (or, with `seen` absent, if it is absent). `false` if it did not.
+    async fn swap_time(
+        &self,
+        pk: String,
+        sk: &str,
+        attribute: &str,
+        seen: Option<DateTime<Utc>>,
+        value: DateTime<Utc>,
+        absent: Absent,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("SET #time = :value")
+            .expression_attribute_names("#time", attribute)
+            .expression_attribute_values(":value", ms(value));
+        let request = match (seen, absent) {
+            (Some(seen), _) => request
+                .condition_expression("#time = :seen")
+                .expression_attribute_values(":seen", ms(seen)),
+            (None, Absent::ItemMustExist) => {
+                request.condition_expression("attribute_exists(pk) AND attribute_not_exists(#time)")
+            }
+            (None, Absent::MayCreate) => {
+                request.condition_expression("attribute_not_exists(#time)")
+            }
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
     fn expires_at(&self, from: DateTime<Utc>) -> i64 {
         (from + self.retention).timestamp()
     }
@@ -215,27 +261,15 @@ impl EventStore for DynamoStore {
         seen: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::event_pk(org, id)))
-            .key("sk", s(keys::EVENT_SK))
-            .update_expression("SET fu = :until")
-            .expression_attribute_values(":until", ms(until));
-        let request = match seen {
-            Some(seen) => request
-                .condition_expression("fu = :seen")
-                .expression_attribute_values(":seen", ms(seen)),
-            None => {
-                request.condition_expression("attribute_exists(pk) AND attribute_not_exists(fu)")
-            }
-        };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
+        self.swap_time(
+            keys::event_pk(org, id),
+            keys::EVENT_SK,
+            "fu",
+            seen,
+            until,
+            Absent::ItemMustExist,
+        )
+        .await
     }
 }
 
@@ -512,25 +546,15 @@ impl Schedule for DynamoStore {
         seen: Option<DateTime<Utc>>,
         minute: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::SCHEDULER_PK))
-            .key("sk", s(keys::SCHEDULER_SK))
-            .update_expression("SET through = :minute")
-            .expression_attribute_values(":minute", ms(minute));
-        let request = match seen {
-            Some(seen) => request
-                .condition_expression("through = :seen")
-                .expression_attribute_values(":seen", ms(seen)),
-            None => request.condition_expression("attribute_not_exists(through)"),
-        };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
+        self.swap_time(
+            keys::SCHEDULER_PK.to_owned(),
+            keys::SCHEDULER_SK,
+            "through",
+            seen,
+            minute,
+            Absent::MayCreate,
+        )
+        .await
     }
 }
 
