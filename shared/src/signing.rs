@@ -108,12 +108,100 @@ fn standard_webhooks_key(raw: &str) -> Result<Vec<u8>, SigningError> {
     Ok(key)
 }
 
-fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
+/// The signature headers of a received delivery, as they arrived (absent ones `None`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReceivedSignatures<'a> {
+    pub agentvista_signature: Option<&'a str>,
+    pub webhook_id: Option<&'a str>,
+    pub webhook_timestamp: Option<&'a str>,
+    pub webhook_signature: Option<&'a str>,
+}
+
+/// Which of the two schemes a received delivery's signatures pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verification {
+    pub agentvista: bool,
+    pub standard_webhooks: bool,
+}
+
+impl Verification {
+    pub fn both(self) -> bool {
+        self.agentvista && self.standard_webhooks
+    }
+}
+
+/// How far a signed timestamp may be from `now` (the Standard Webhooks libraries' default).
+pub const TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
+
+/// The receiver's side of [`sign`]: checks both schemes with the endpoint's secret, as
+/// `docs/RECEIVING.md` tells receivers to. A scheme passes when one of its `v1`
+/// signatures matches (compared in constant time) and its timestamp is within
+/// [`TIMESTAMP_TOLERANCE_SECS`] of `now` (unix seconds).
+pub fn verify(
+    secret: &SigningSecret,
+    received: &ReceivedSignatures<'_>,
+    body: &[u8],
+    now: i64,
+) -> Verification {
+    let fresh = |t: &str| {
+        t.parse::<i64>()
+            .is_ok_and(|t| (now - t).abs() <= TIMESTAMP_TOLERANCE_SECS)
+    };
+    let agentvista = received.agentvista_signature.is_some_and(|header| {
+        let mut t = None;
+        let mut signatures = Vec::new();
+        for part in header.split(',') {
+            match part.trim().split_once('=') {
+                Some(("t", value)) => t = Some(value),
+                Some(("v1", value)) => signatures.extend(hex::decode(value).ok()),
+                _ => {}
+            }
+        }
+        t.is_some_and(|t| {
+            fresh(t)
+                && signatures.iter().any(|s| {
+                    mac(secret.expose().as_bytes(), &[t.as_bytes(), b".", body])
+                        .verify_slice(s)
+                        .is_ok()
+                })
+        })
+    });
+    let standard_webhooks = match (
+        received.webhook_id,
+        received.webhook_timestamp,
+        received.webhook_signature,
+        standard_webhooks_key(secret.expose()),
+    ) {
+        (Some(id), Some(t), Some(header), Ok(key)) => {
+            fresh(t)
+                && header
+                    .split_whitespace()
+                    .filter_map(|s| s.strip_prefix("v1,"))
+                    .filter_map(|s| STANDARD.decode(s).ok())
+                    .any(|s| {
+                        mac(&key, &[id.as_bytes(), b".", t.as_bytes(), b".", body])
+                            .verify_slice(&s)
+                            .is_ok()
+                    })
+        }
+        _ => false,
+    };
+    Verification {
+        agentvista,
+        standard_webhooks,
+    }
+}
+
+fn mac(key: &[u8], message: &[&[u8]]) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
     for part in message {
         mac.update(part);
     }
-    mac.finalize().into_bytes().into()
+    mac
+}
+
+fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
+    mac(key, message).finalize().into_bytes().into()
 }
 
 #[cfg(test)]
@@ -259,6 +347,62 @@ mod tests {
             }
             assert!(!shown.contains("sk_live"), "{shown}");
         }
+    }
+
+    fn received(h: &SignatureHeaders) -> ReceivedSignatures<'_> {
+        ReceivedSignatures {
+            agentvista_signature: Some(&h.agentvista_signature),
+            webhook_id: Some(&h.webhook_id),
+            webhook_timestamp: Some(&h.webhook_timestamp),
+            webhook_signature: Some(&h.webhook_signature),
+        }
+    }
+
+    #[test]
+    fn verify_accepts_what_sign_makes_and_nothing_else() {
+        let s = SigningSecret::generate();
+        let h = sign(&s, "dlv_1", 1_700_000_000, b"{}").expect("sign");
+        let ok = verify(&s, &received(&h), b"{}", 1_700_000_100);
+        assert!(ok.both(), "{ok:?}");
+
+        let other = SigningSecret::generate();
+        assert_eq!(
+            verify(&other, &received(&h), b"{}", 1_700_000_100),
+            Verification {
+                agentvista: false,
+                standard_webhooks: false
+            }
+        );
+        let tampered = verify(&s, &received(&h), b"{ }", 1_700_000_100);
+        assert!(!tampered.agentvista && !tampered.standard_webhooks);
+        let stale = verify(&s, &received(&h), b"{}", 1_700_000_000 + 301);
+        assert!(!stale.agentvista && !stale.standard_webhooks);
+
+        // One scheme's header missing or wrong leaves the other's verdict alone.
+        let mut only_standard = received(&h);
+        only_standard.agentvista_signature = Some("t=1700000000,v1=00");
+        assert_eq!(
+            verify(&s, &only_standard, b"{}", 1_700_000_000),
+            Verification {
+                agentvista: false,
+                standard_webhooks: true
+            }
+        );
+        let mut other_id = received(&h);
+        other_id.webhook_id = Some("dlv_2");
+        assert_eq!(
+            verify(&s, &other_id, b"{}", 1_700_000_000),
+            Verification {
+                agentvista: true,
+                standard_webhooks: false
+            }
+        );
+        // Several signatures (as during a key rotation): any one matching passes.
+        let both = format!("v1,AAAA {}", h.webhook_signature);
+        let mut rotated = received(&h);
+        rotated.webhook_signature = Some(&both);
+        assert!(verify(&s, &rotated, b"{}", 1_700_000_000).standard_webhooks);
+        assert!(!verify(&s, &ReceivedSignatures::default(), b"{}", 1_700_000_000).agentvista);
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The local server: every route family on one listener, on the embedded store, from the
 //! same handler code the Lambdas run.
 
+pub mod dev_ca;
 mod json_errors;
+pub mod listen;
 
 use axum::Router;
 use clap::Parser;
+use dev_ca::DevCa;
 use ipnet::IpNet;
 use json_errors::JsonErrorsListener;
 use shared::adapters::http_client::{OutboundBuildError, OutboundClient};
@@ -24,12 +27,30 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
+/// The command line: the server's flags, or `listen` and its own.
 #[derive(Debug, Parser)]
 #[command(
     name = "webhooks-local",
     version,
-    about = "Run AgentVista Webhooks locally, in memory"
+    about = "Run AgentVista Webhooks locally, in memory",
+    args_conflicts_with_subcommands = true
 )]
+pub struct Cli {
+    #[command(flatten)]
+    pub server: Options,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Receive this server's deliveries on your machine: an HTTPS receiver it trusts,
+    /// an endpoint registered for it, every delivery verified and printed, optionally
+    /// forwarded to your app.
+    Listen(listen::ListenOptions),
+}
+
+#[derive(Debug, clap::Args)]
 pub struct Options {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
@@ -95,6 +116,9 @@ pub struct LocalServer {
     pub demo_admin_key: Option<String>,
     pub allowed_targets: Vec<IpNet>,
     pub root_certs: Vec<PathBuf>,
+    /// The development CA's certificate (`webhooks-local listen`'s receivers), trusted
+    /// besides `root_certs`; or why it is not.
+    pub dev_ca: Result<PathBuf, String>,
 }
 
 fn loopback() -> Vec<IpNet> {
@@ -125,6 +149,16 @@ impl LocalServer {
                 .collect::<Result<_, _>>()?
         };
 
+        let dev_ca = dev_ca::cache_dir(|name| env.get(name))
+            .ok_or_else(|| "no cache directory (set XDG_CACHE_HOME or HOME)".to_owned())
+            .and_then(|dir| DevCa::find_or_create(&dir).map_err(|e| e.to_string()))
+            .map(|ca| ca.cert_path());
+        let trusted: Vec<PathBuf> = root_certs
+            .iter()
+            .chain(dev_ca.as_ref().ok())
+            .cloned()
+            .collect();
+
         let store = Arc::new(MemoryStore::new());
         let mut demo_admin_key = None;
         if options.keys.is_empty() {
@@ -151,7 +185,7 @@ impl LocalServer {
         let client = OutboundClient::new(wiring::outbound_config(
             env,
             allowed_targets.clone(),
-            root_certs.clone(),
+            trusted,
         )?)?;
         let sender = Arc::new(wiring::sender(
             store.clone(),
@@ -168,6 +202,7 @@ impl LocalServer {
             demo_admin_key,
             allowed_targets,
             root_certs,
+            dev_ca,
         })
     }
 }
@@ -224,6 +259,18 @@ pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
         retry.join(","),
         server.sender.settings.breaker_threshold
     );
+    match &server.dev_ca {
+        Ok(path) => {
+            let _ = writeln!(
+                out,
+                "trusts the local development CA (webhooks-local listen): {}",
+                path.display()
+            );
+        }
+        Err(why) => {
+            let _ = writeln!(out, "no local development CA: {why}");
+        }
+    }
     let _ = out.flush();
     drop(out);
 
@@ -288,7 +335,8 @@ async fn run_scheduler(store: Arc<MemoryStore>, queue: Arc<MemoryQueue>) {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -327,8 +375,34 @@ mod tests {
     }
 
     fn options(args: &[&str]) -> Options {
-        Options::try_parse_from(std::iter::once("webhooks-local").chain(args.iter().copied()))
+        Cli::try_parse_from(std::iter::once("webhooks-local").chain(args.iter().copied()))
             .expect("valid flags")
+            .server
+    }
+
+    #[test]
+    fn listen_is_a_subcommand_with_its_own_flags() {
+        let cli = Cli::try_parse_from([
+            "webhooks-local",
+            "listen",
+            "--key",
+            "avk_x",
+            "--events",
+            "a.b,c.d",
+            "--forward-to",
+            "http://localhost:8000/hooks",
+        ])
+        .expect("valid");
+        let Some(Command::Listen(listen)) = cli.command else {
+            panic!("listen expected");
+        };
+        assert_eq!(listen.events, ["a.b", "c.d"]);
+        assert_eq!(listen.server, "http://127.0.0.1:3000");
+        assert_eq!(listen.org, "demo");
+        assert!(Cli::try_parse_from(["webhooks-local", "listen", "--key", "k"]).is_err());
+        assert!(
+            Cli::try_parse_from(["webhooks-local", "--listen", "127.0.0.1:1", "listen"]).is_err()
+        );
     }
 
     #[tokio::test]

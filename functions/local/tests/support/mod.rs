@@ -69,6 +69,18 @@ const SETTINGS: &[&str] = &[
     "LOG_LEVEL",
 ];
 
+/// The cache directory every process a test starts is given (`XDG_CACHE_HOME`): the
+/// development CA is made there, never in the user's own cache. One per test binary, so
+/// a server and a listener of one test share it.
+pub fn cache_dir() -> &'static Path {
+    static DIR: LazyLock<std::path::PathBuf> = LazyLock::new(|| {
+        let dir = std::env::temp_dir().join(format!("avw-local-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("test cache dir");
+        dir
+    });
+    &DIR
+}
+
 /// How much of stderr is kept (the end of it).
 const LOG_CAP: usize = 1 << 20;
 
@@ -155,6 +167,7 @@ impl ServerBuilder {
         for name in SETTINGS {
             command.env_remove(name);
         }
+        command.env("XDG_CACHE_HOME", cache_dir());
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = command.spawn().expect("spawn webhooks-local");
         let pid = child.id();
