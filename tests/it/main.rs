@@ -5,6 +5,7 @@
 mod common;
 
 mod api_errors;
+mod api_reference;
 mod capacity;
 mod contract;
 mod delivery_contract;
