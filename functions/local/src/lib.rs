@@ -13,12 +13,14 @@ use json_errors::JsonErrorsListener;
 use shared::adapters::http_client::{OutboundBuildError, OutboundClient};
 use shared::adapters::memory::MemoryStore;
 use shared::adapters::memory_queue::MemoryQueue;
+use shared::adapters::state_file::{self, SavedState, StateFileError};
 use shared::config::{self, ConfigError, Env};
 use shared::domain::Job;
-use shared::domain::Role;
+use shared::domain::{KeyHash, Role};
 use shared::keys::{self, KeyError};
 use shared::pipeline::Sender;
 use shared::pipeline::scheduler::run_now;
+use shared::ports::KeyStore;
 use shared::wiring::{self, Services};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -66,6 +68,10 @@ pub struct Options {
     /// Extra PEM root certificate the sender trusts (repeatable).
     #[arg(long = "root-cert", value_name = "PATH")]
     pub root_certs: Vec<PathBuf>,
+    /// Keep the store in this file across restarts (loaded at start if it exists, saved
+    /// within 0.2 s of each change and at exit). Without it, everything is in memory.
+    #[arg(long = "state", value_name = "FILE")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +108,12 @@ pub enum StartError {
     Serve(std::io::Error),
     #[error(transparent)]
     Client(#[from] OutboundBuildError),
+    #[error(transparent)]
+    State(#[from] StateFileError),
+    #[error("--state: {0}")]
+    Restore(String),
+    #[error("--key {org}: that key is in the state file for another organisation or role")]
+    KeyConflict { org: String },
 }
 
 /// Everything the process runs with, resolved from flags and environment.
@@ -119,7 +131,12 @@ pub struct LocalServer {
     /// The development CA's certificate (`webhooks-local listen`'s receivers), trusted
     /// besides `root_certs`; or why it is not.
     pub dev_ca: Result<PathBuf, String>,
+    /// Where the store is kept (`--state`), and what was loaded from it.
+    pub state: Option<(PathBuf, Loaded)>,
 }
+
+/// What `--state FILE` held at start (`None`: no file yet).
+pub type Loaded = Option<(usize, usize, usize)>;
 
 fn loopback() -> Vec<IpNet> {
     ["127.0.0.0/8", "::1/128"]
@@ -159,7 +176,21 @@ impl LocalServer {
             .cloned()
             .collect();
 
-        let store = Arc::new(MemoryStore::new());
+        let saved = match &options.state {
+            Some(path) => state_file::load(path)?,
+            None => None,
+        };
+        let loaded: Loaded = saved.as_ref().map(|s| {
+            (
+                s.store.endpoints.len(),
+                s.store.deliveries.len(),
+                s.jobs.len(),
+            )
+        });
+        let (contents, saved_jobs) = saved.map(|s| (s.store, s.jobs)).unwrap_or_default();
+        let store = Arc::new(
+            MemoryStore::with_contents(contents).map_err(|e| StartError::Restore(e.to_string()))?,
+        );
         let mut demo_admin_key = None;
         if options.keys.is_empty() {
             let (key, _) = keys::mint(store.as_ref(), "demo", Role::Admin, None)
@@ -171,15 +202,14 @@ impl LocalServer {
             demo_admin_key = Some(key);
         }
         for spec in options.keys {
-            keys::mint(store.as_ref(), &spec.org, spec.role, Some(spec.key))
-                .await
-                .map_err(|source| StartError::Key {
-                    org: spec.org.clone(),
-                    source,
-                })?;
+            register_key(store.as_ref(), spec).await?;
         }
 
-        let (queue, jobs) = MemoryQueue::new();
+        let (queue, jobs) = MemoryQueue::kept();
+        queue
+            .restore(saved_jobs)
+            .await
+            .map_err(|e| StartError::Restore(e.to_string()))?;
         let queue = Arc::new(queue);
         let router = Services::new(store.clone(), queue.clone()).router();
         let client = OutboundClient::new(wiring::outbound_config(
@@ -203,7 +233,30 @@ impl LocalServer {
             allowed_targets,
             root_certs,
             dev_ca,
+            state: options.state.map(|path| (path, loaded)),
         })
+    }
+}
+
+/// Register a `--key`; one the state file already holds for the same organisation and
+/// role is kept as it is.
+async fn register_key(store: &MemoryStore, spec: KeySpec) -> Result<(), StartError> {
+    match keys::mint(store, &spec.org, spec.role, Some(spec.key.clone())).await {
+        Ok(_) => Ok(()),
+        Err(KeyError::AlreadyRegistered) => {
+            let held = store
+                .find_key(&KeyHash::of(&spec.key))
+                .await
+                .map_err(|e| StartError::Restore(e.to_string()))?;
+            match held {
+                Some(k) if k.org == spec.org && k.role == spec.role => Ok(()),
+                _ => Err(StartError::KeyConflict { org: spec.org }),
+            }
+        }
+        Err(source) => Err(StartError::Key {
+            org: spec.org,
+            source,
+        }),
     }
 }
 
@@ -233,10 +286,24 @@ pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
     };
     // Best effort: a closed stdout must not stop the server.
     let _ = writeln!(out, "listening on http://{addr}");
-    let _ = writeln!(
-        out,
-        "store: in memory (everything is lost when this process exits)"
-    );
+    let _ = match &server.state {
+        None => writeln!(
+            out,
+            "store: in memory (everything is lost when this process exits)"
+        ),
+        Some((path, loaded)) => writeln!(
+            out,
+            "store: in memory, kept in {} ({}; saved within {} ms of each change and at exit)",
+            path.display(),
+            match loaded {
+                Some((endpoints, deliveries, jobs)) => format!(
+                    "loaded {endpoints} endpoints, {deliveries} deliveries, {jobs} jobs to do"
+                ),
+                None => "a new file".to_owned(),
+            },
+            SAVE_EVERY.as_millis()
+        ),
+    };
     let _ = writeln!(out, "sender may reach: {targets}");
     for cert in &server.root_certs {
         let _ = writeln!(out, "extra root certificate: {}", cert.display());
@@ -274,13 +341,29 @@ pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
     let _ = out.flush();
     drop(out);
 
-    let workers = tokio::spawn(run_worker(server.sender.clone(), server.jobs));
+    let workers = tokio::spawn(run_worker(
+        server.sender.clone(),
+        server.queue.clone(),
+        server.jobs,
+    ));
     let scheduler = tokio::spawn(run_scheduler(server.store.clone(), server.queue.clone()));
+    let saver = server.state.as_ref().map(|(path, _)| {
+        tokio::spawn(keep_saving(
+            path.clone(),
+            server.store.clone(),
+            server.queue.clone(),
+        ))
+    });
     let served = axum::serve(JsonErrorsListener(listener), server.router)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     workers.abort();
     scheduler.abort();
+    if let (Some(saver), Some((path, _))) = (saver, &server.state) {
+        saver.abort();
+        // Jobs being handled stay outstanding: they are done again after a restart.
+        state_file::save(path, &saved_state(&server.store, &server.queue))?;
+    }
     served.map_err(StartError::Serve)?;
     tracing::info!("stopped");
     Ok(())
@@ -298,13 +381,18 @@ const MAX_RECEIVES: u32 = 5;
 /// whose handling failed is handed out again after a pause, marked as seen before, as
 /// SQS would after its visibility timeout, and given up after `MAX_RECEIVES` (SQS would
 /// move it to the dead-letter queue).
-async fn run_worker(sender: Arc<Sender>, mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>) {
+async fn run_worker(
+    sender: Arc<Sender>,
+    queue: Arc<MemoryQueue>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(WORKER_CONCURRENCY));
     while let Some(job) = jobs.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
         let sender = sender.clone();
+        let queue = queue.clone();
         tokio::spawn(async move {
             for receive in 1..=MAX_RECEIVES {
                 match sender.handle(job.clone(), receive > 1).await {
@@ -318,8 +406,42 @@ async fn run_worker(sender: Arc<Sender>, mut jobs: tokio::sync::mpsc::UnboundedR
                     }
                 }
             }
+            queue.done(&job);
             drop(slot);
         });
+    }
+}
+
+/// How often `--state` is saved when something changed.
+const SAVE_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+fn saved_state(store: &MemoryStore, queue: &MemoryQueue) -> SavedState {
+    SavedState {
+        store: store.contents(),
+        jobs: queue.outstanding(),
+    }
+}
+
+/// Save the store and the jobs to do whenever either changed, at most every
+/// [`SAVE_EVERY`]. A failed save is logged and tried again at the next change.
+async fn keep_saving(path: PathBuf, store: Arc<MemoryStore>, queue: Arc<MemoryQueue>) {
+    let mut every = tokio::time::interval(SAVE_EVERY);
+    // Saved at the first tick: start-up itself may have changed the store (keys).
+    let mut saved = (u64::MAX, u64::MAX);
+    loop {
+        every.tick().await;
+        // Read before the copy is taken: a change made meanwhile shows at the next tick.
+        let seen = (store.changes(), queue.changes());
+        if seen == saved {
+            continue;
+        }
+        let state = saved_state(&store, &queue);
+        let target = path.clone();
+        match tokio::task::spawn_blocking(move || state_file::save(&target, &state)).await {
+            Ok(Ok(())) => saved = seen,
+            Ok(Err(err)) => tracing::warn!(error = %err, "saving the state failed"),
+            Err(err) => tracing::warn!(error = %err, "saving the state failed"),
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use crate::ports::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
@@ -42,11 +43,82 @@ impl State {
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Counts the calls that may have changed the state, so a saver knows when to save.
+    changes: AtomicU64,
+}
+
+/// Everything the store holds, as plain values: what `--state FILE` saves and loads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreContents {
+    pub endpoints: Vec<Endpoint>,
+    pub endpoint_numbers: u32,
+    pub keys: Vec<ApiKey>,
+    pub events: Vec<Event>,
+    pub deliveries: Vec<Delivery>,
+    pub schedule: Vec<ScheduledAttempt>,
+    pub scheduled_through: Option<DateTime<Utc>>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store holding `contents`.
+    pub fn with_contents(contents: StoreContents) -> Result<Self, StoreError> {
+        let mut state = State {
+            endpoint_numbers: contents.endpoint_numbers,
+            scheduled_through: contents.scheduled_through,
+            ..State::default()
+        };
+        for e in contents.endpoints {
+            state.endpoints.insert((e.org.clone(), e.id), e);
+        }
+        for k in contents.keys {
+            state.keys.insert(k.hash.clone(), k);
+        }
+        for e in contents.events {
+            state.events.insert((e.org.clone(), e.id.clone()), e);
+        }
+        for d in contents.deliveries {
+            state.deliveries.insert(d.key, d);
+        }
+        for a in contents.schedule {
+            let key = DeliveryKey::from_id(a.job.delivery_id)
+                .ok_or_else(|| StoreError::Backend("scheduled attempt of an unknown id".into()))?;
+            state.schedule.insert((minute_of(a.at), key, a.attempt), a);
+        }
+        Ok(Self {
+            state: Mutex::new(state),
+            changes: AtomicU64::new(0),
+        })
+    }
+
+    /// A copy of everything held, taken at one instant.
+    pub fn contents(&self) -> StoreContents {
+        let state = self.state();
+        StoreContents {
+            endpoints: state.endpoints.values().cloned().collect(),
+            endpoint_numbers: state.endpoint_numbers,
+            keys: state.keys.values().cloned().collect(),
+            events: state.events.values().cloned().collect(),
+            deliveries: state.deliveries.values().cloned().collect(),
+            schedule: state.schedule.values().cloned().collect(),
+            scheduled_through: state.scheduled_through,
+        }
+    }
+
+    /// How many calls that may change the store have been made: when it moves, there
+    /// may be something new to save.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// The state, for a call that may change it.
+    fn state_mut(&self) -> MutexGuard<'_, State> {
+        let state = self.state();
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        state
     }
 
     /// A poisoned lock only means another request panicked mid-way; every mutation below
@@ -65,7 +137,7 @@ fn org_range(org: &str) -> std::ops::RangeInclusive<(String, Uuid)> {
 #[async_trait]
 impl EndpointStore for MemoryStore {
     async fn allocate_endpoint_number(&self) -> Result<u32, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         state.endpoint_numbers = state
             .endpoint_numbers
             .checked_add(1)
@@ -74,7 +146,7 @@ impl EndpointStore for MemoryStore {
     }
 
     async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> Result<(), StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         if state.endpoints.range(org_range(&endpoint.org)).count() >= limit {
             return Err(StoreError::EndpointLimitReached { limit });
         }
@@ -111,7 +183,7 @@ impl EndpointStore for MemoryStore {
         changes: &EndpointChanges,
         now: DateTime<Utc>,
     ) -> Result<Option<Endpoint>, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         Ok(state.endpoints.get_mut(&(org.to_owned(), id)).map(|e| {
             changes.apply(e, now);
             e.clone()
@@ -125,7 +197,7 @@ impl EndpointStore for MemoryStore {
         secret: &SigningSecret,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         Ok(match state.endpoints.get_mut(&(org.to_owned(), id)) {
             Some(e) => {
                 e.secret = secret.clone();
@@ -138,7 +210,7 @@ impl EndpointStore for MemoryStore {
 
     async fn delete_endpoint(&self, org: &str, id: Uuid) -> Result<bool, StoreError> {
         Ok(self
-            .state()
+            .state_mut()
             .endpoints
             .remove(&(org.to_owned(), id))
             .is_some())
@@ -148,7 +220,7 @@ impl EndpointStore for MemoryStore {
 #[async_trait]
 impl KeyStore for MemoryStore {
     async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         if state.keys.contains_key(&key.hash) {
             return Err(StoreError::AlreadyExists);
         }
@@ -161,7 +233,7 @@ impl KeyStore for MemoryStore {
     }
 
     async fn delete_key(&self, hash: &KeyHash) -> Result<bool, StoreError> {
-        Ok(self.state().keys.remove(hash).is_some())
+        Ok(self.state_mut().keys.remove(hash).is_some())
     }
 
     async fn list_keys(&self, org: &str) -> Result<Vec<ApiKey>, StoreError> {
@@ -185,7 +257,7 @@ impl EndpointHealth for MemoryStore {
         id: Uuid,
         failures: u32,
     ) -> Result<Option<u32>, StoreError> {
-        Ok(self.state().endpoint_mut(org, id).map(|e| {
+        Ok(self.state_mut().endpoint_mut(org, id).map(|e| {
             e.consecutive_failures = e.consecutive_failures.saturating_add(failures);
             e.consecutive_failures
         }))
@@ -193,7 +265,7 @@ impl EndpointHealth for MemoryStore {
 
     async fn record_success(&self, org: &str, id: Uuid) -> Result<u32, StoreError> {
         Ok(self
-            .state()
+            .state_mut()
             .endpoint_mut(org, id)
             .map_or(0, |e| std::mem::take(&mut e.consecutive_failures)))
     }
@@ -205,7 +277,7 @@ impl EndpointHealth for MemoryStore {
         min_failures: Option<u32>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         Ok(match state.endpoint_mut(org, id) {
             Some(e) if e.is_active && min_failures.is_none_or(|m| e.consecutive_failures >= m) => {
                 e.is_active = false;
@@ -220,7 +292,7 @@ impl EndpointHealth for MemoryStore {
 #[async_trait]
 impl EventStore for MemoryStore {
     async fn insert_event(&self, event: &Event) -> Result<Option<Event>, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         let key = (event.org.clone(), event.id.clone());
         if let Some(existing) = state.events.get(&key) {
             return Ok(Some(existing.clone()));
@@ -244,7 +316,7 @@ impl EventStore for MemoryStore {
         seen: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         Ok(
             match state.events.get_mut(&(org.to_owned(), id.to_owned())) {
                 Some(e) if e.fan_out_until == seen => {
@@ -274,14 +346,14 @@ impl DeliveryStore for MemoryStore {
         org: &str,
         endpoint_id: Uuid,
     ) -> Result<Option<u64>, StoreError> {
-        Ok(self.state().endpoint_mut(org, endpoint_id).map(|e| {
+        Ok(self.state_mut().endpoint_mut(org, endpoint_id).map(|e| {
             e.delivery_seq += 1;
             e.delivery_seq
         }))
     }
 
     async fn insert_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         if state.deliveries.contains_key(&delivery.key) {
             return Ok(false);
         }
@@ -357,7 +429,7 @@ impl DeliveryStore for MemoryStore {
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<Option<Delivery>, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         let stored = match state.deliveries.get(&seed.key) {
             Some(d) => d.clone(),
             // Not written yet: only a first attempt may write it.
@@ -378,7 +450,7 @@ impl DeliveryStore for MemoryStore {
         expect: Expect,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         let stored = match state.deliveries.get(&seed.key) {
             Some(d) => d.clone(),
             None if expect == Expect::Attempt(1) => seed.clone(),
@@ -396,7 +468,7 @@ impl DeliveryStore for MemoryStore {
         key: DeliveryKey,
         request: Uuid,
     ) -> Result<Option<Delivery>, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         Ok(state.deliveries.get_mut(&key).map(|d| {
             *d = d.retry_requested(request);
             d.clone()
@@ -420,7 +492,7 @@ impl DeliveryStore for MemoryStore {
         held: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         Ok(match state.deliveries.get_mut(&held.key) {
             Some(d) if d.held && d.status == held.status => {
                 *d = d.resumed(now);
@@ -431,7 +503,7 @@ impl DeliveryStore for MemoryStore {
     }
 
     async fn purge_deliveries(&self, number: u32, limit: u32) -> Result<usize, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         let keys: Vec<DeliveryKey> = state
             .deliveries
             .range(history(number))
@@ -450,7 +522,7 @@ impl Schedule for MemoryStore {
     async fn schedule(&self, attempt: &ScheduledAttempt) -> Result<(), StoreError> {
         let key = DeliveryKey::from_id(attempt.job.delivery_id)
             .ok_or_else(|| StoreError::Backend("scheduled attempt of an unknown id".into()))?;
-        self.state().schedule.insert(
+        self.state_mut().schedule.insert(
             (minute_of(attempt.at), key, attempt.attempt),
             attempt.clone(),
         );
@@ -495,7 +567,7 @@ impl Schedule for MemoryStore {
         seen: Option<DateTime<Utc>>,
         minute: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         if state.scheduled_through != seen {
             return Ok(false);
         }

@@ -1,22 +1,118 @@
 //! The local server's delivery queue: jobs wait out their delay on a timer in this
 //! process, then reach the worker through a channel.
+//!
+//! A queue made with [`MemoryQueue::kept`] also keeps every job until the worker says it
+//! is done with it ([`MemoryQueue::done`]), as SQS keeps a message until it is deleted:
+//! so a saved copy ([`MemoryQueue::outstanding`]) holds every job not finished yet,
+//! including those being handled, and a restart can enqueue them again.
 
 use crate::domain::Job;
 use crate::ports::{JobQueue, QueueError};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 #[derive(Clone)]
 pub struct MemoryQueue {
     ready: mpsc::UnboundedSender<Job>,
+    kept: Option<Arc<Kept>>,
+}
+
+/// A job not done yet, when it is due, and how many times it is enqueued.
+type KeptJob = (Job, DateTime<Utc>, usize);
+
+/// The jobs not done yet, by their JSON (equal jobs are one entry, counted).
+#[derive(Default)]
+struct Kept {
+    jobs: Mutex<HashMap<String, KeptJob>>,
+    changes: AtomicU64,
+}
+
+impl Kept {
+    fn jobs(&self) -> MutexGuard<'_, HashMap<String, KeptJob>> {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A job not done yet and when it is (or was) due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutstandingJob {
+    pub job: Job,
+    pub due: DateTime<Utc>,
 }
 
 impl MemoryQueue {
     /// The queue, and the receiving end the worker reads due jobs from.
     pub fn new() -> (Self, mpsc::UnboundedReceiver<Job>) {
         let (ready, rx) = mpsc::unbounded_channel();
-        (Self { ready }, rx)
+        (Self { ready, kept: None }, rx)
+    }
+
+    /// As [`Self::new`], keeping each job until [`Self::done`] is called for it.
+    pub fn kept() -> (Self, mpsc::UnboundedReceiver<Job>) {
+        let (ready, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                ready,
+                kept: Some(Arc::default()),
+            },
+            rx,
+        )
+    }
+
+    /// The worker is done with `job` (handled, or given up).
+    pub fn done(&self, job: &Job) {
+        let Some(kept) = &self.kept else { return };
+        let mut jobs = kept.jobs();
+        let key = job.to_json();
+        if let Some((_, _, count)) = jobs.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                jobs.remove(&key);
+            }
+        }
+    }
+
+    /// Every job not done yet (each as often as it was enqueued and not done).
+    pub fn outstanding(&self) -> Vec<OutstandingJob> {
+        let Some(kept) = &self.kept else {
+            return Vec::new();
+        };
+        let jobs = kept.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.values()
+            .flat_map(|(job, due, count)| {
+                std::iter::repeat_n(
+                    OutstandingJob {
+                        job: job.clone(),
+                        due: *due,
+                    },
+                    *count,
+                )
+            })
+            .collect()
+    }
+
+    /// Moves whenever the outstanding jobs may have changed.
+    pub fn changes(&self) -> u64 {
+        self.kept
+            .as_ref()
+            .map_or(0, |k| k.changes.load(Ordering::Acquire))
+    }
+
+    /// Enqueue jobs saved earlier, each due when it was (at once if that has passed).
+    pub async fn restore(&self, jobs: Vec<OutstandingJob>) -> Result<(), QueueError> {
+        let now = Utc::now();
+        self.enqueue(
+            jobs.into_iter()
+                .map(|o| (o.job, (o.due - now).to_std().unwrap_or_default()))
+                .collect(),
+        )
+        .await
     }
 }
 
@@ -25,6 +121,16 @@ impl JobQueue for MemoryQueue {
     async fn enqueue(&self, jobs: Vec<(Job, Duration)>) -> Result<(), QueueError> {
         if self.ready.is_closed() {
             return Err(QueueError("the local worker has stopped".into()));
+        }
+        if let Some(kept) = &self.kept {
+            let now = Utc::now();
+            let mut kept = kept.jobs();
+            for (job, delay) in &jobs {
+                let due = now + chrono::Duration::from_std(*delay).unwrap_or_default();
+                kept.entry(job.to_json())
+                    .and_modify(|(_, _, count)| *count += 1)
+                    .or_insert_with(|| (job.clone(), due, 1));
+            }
         }
         for (job, delay) in jobs {
             if delay.is_zero() {
@@ -73,5 +179,44 @@ mod tests {
         assert!(rx.try_recv().is_err(), "nothing is due yet");
         assert_eq!(rx.recv().await, Some(early));
         assert_eq!(rx.recv().await, Some(late));
+    }
+
+    #[tokio::test]
+    async fn a_kept_queue_holds_jobs_until_done_and_restores_them() {
+        let (queue, mut rx) = MemoryQueue::kept();
+        let (a, b) = (job(), job());
+        queue
+            .enqueue(vec![
+                (a.clone(), Duration::ZERO),
+                (a.clone(), Duration::ZERO),
+                (b.clone(), Duration::from_secs(3600)),
+            ])
+            .await
+            .expect("enqueue");
+        let before = queue.changes();
+        assert_eq!(rx.recv().await, Some(a.clone()));
+        queue.done(&a);
+        assert!(queue.changes() > before);
+        let mut left: Vec<Job> = queue.outstanding().into_iter().map(|o| o.job).collect();
+        left.sort_by_key(Job::to_json);
+        let mut expected = vec![a.clone(), b.clone()];
+        expected.sort_by_key(Job::to_json);
+        assert_eq!(left, expected, "the duplicate of a and b are not done");
+        let late = queue
+            .outstanding()
+            .into_iter()
+            .find(|o| o.job == b)
+            .expect("b");
+        assert!(late.due > Utc::now() + chrono::Duration::minutes(59));
+
+        // Another process's queue takes them up again, each when due.
+        let (restarted, mut rx2) = MemoryQueue::kept();
+        restarted
+            .restore(queue.outstanding())
+            .await
+            .expect("restore");
+        assert_eq!(rx2.recv().await, Some(a));
+        assert!(rx2.try_recv().is_err(), "b is not due for an hour");
+        assert_eq!(restarted.outstanding().len(), 2);
     }
 }

@@ -6,3 +6,4 @@ pub mod http_client;
 pub mod memory;
 pub mod memory_queue;
 pub mod sqs;
+pub mod state_file;

@@ -5,7 +5,7 @@
 
 mod deliveries;
 mod expr;
-mod items;
+pub(crate) mod items;
 pub mod schema;
 
 use crate::domain::time::format as ts;

@@ -1,0 +1,174 @@
+//! `webhooks-local --state FILE`: the store and the jobs to do survive a restart, a
+//! clean one (SIGTERM) or a crash (SIGKILL, losing at most the last 0.2 s); a file it
+//! cannot read stops start-up and is left as it was.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use support::{Server, ServerBuilder};
+use testkit::{Behaviour, HttpsReceiver, Reply};
+
+const ADMIN: &str = "avk_state_test_admin";
+const API: &str = "/org/acme/webhooks";
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("avw-state-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+fn builder(state: &Path, ca: &Path) -> ServerBuilder {
+    Server::builder()
+        .key("acme", "admin", ADMIN)
+        .root_cert(ca)
+        .arg("--state")
+        .arg(state.display().to_string())
+        .env("RETRY_SCHEDULE", "3,3")
+}
+
+async fn wait_for_status(server: &Server, delivery: &str, status: &str) -> Value {
+    let mut detail = Value::Null;
+    for _ in 0..100 {
+        detail = server.get(&format!("{API}/deliveries/{delivery}")).await.1;
+        if detail["status"] == status {
+            return detail;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("delivery never became {status}: {detail}");
+}
+
+#[tokio::test]
+async fn endpoints_deliveries_keys_and_pending_retries_survive_a_restart() {
+    let receiver =
+        HttpsReceiver::start(Behaviour::sequence([Reply::status(500)], Reply::ok())).await;
+    let dir = temp_dir("restart");
+    let ca = receiver.write_ca_pem(&dir);
+    let state = dir.join("state.json");
+
+    let mut server = builder(&state, &ca).start();
+    assert!(server.next_line().contains("a new file"));
+    let (_, created) = server
+        .post(
+            &format!("{API}/endpoints"),
+            &json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}),
+        )
+        .await;
+    let endpoint_id = created["id"].as_str().expect("id").to_owned();
+    let (status, published) = server
+        .post(
+            &format!("{API}/events"),
+            &json!({"id": "evt_kept", "type": "alert.fired", "data": {"x": 1}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{published}");
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let (_, listed) = server
+        .get(&format!("{API}/endpoints/{endpoint_id}/deliveries"))
+        .await;
+    let delivery = listed["deliveries"][0]["id"]
+        .as_str()
+        .expect("delivery")
+        .to_owned();
+    wait_for_status(&server, &delivery, "retrying").await;
+    // Stopped before the retry (due 3 s after the first attempt) is made.
+    assert!(server.terminate().0.success());
+    assert_eq!(receiver.requests().len(), 1);
+
+    let mut server = builder(&state, &ca).start();
+    let line = server.next_line();
+    assert!(
+        line.contains("loaded 1 endpoints, 1 deliveries, 1 jobs to do"),
+        "{line}"
+    );
+    // The retry waiting when it stopped is made after the restart, on time.
+    let detail = wait_for_status(&server, &delivery, "succeeded").await;
+    assert_eq!(
+        detail["attempts"].as_array().map(Vec::len),
+        Some(2),
+        "{detail}"
+    );
+    assert_eq!(receiver.requests().len(), 2);
+    // Signed with the secret from before the restart.
+    let secret = created["secret"].as_str().expect("secret");
+    let request = &receiver.requests()[1];
+    let verified = shared::signing::verify(
+        &shared::domain::SigningSecret::from_stored(secret.to_owned()),
+        &shared::signing::ReceivedSignatures {
+            agentvista_signature: request.header("x-agentvista-signature"),
+            webhook_id: request.header("webhook-id"),
+            webhook_timestamp: request.header("webhook-timestamp"),
+            webhook_signature: request.header("webhook-signature"),
+        },
+        request.body_text().as_bytes(),
+        chrono::Utc::now().timestamp(),
+    );
+    assert!(verified.both(), "{verified:?}");
+    // A repeated publish is still recognised: same answer, nothing new.
+    let (status, again) = server
+        .post(
+            &format!("{API}/events"),
+            &json!({"id": "evt_kept", "type": "alert.fired", "data": {"x": 1}}),
+        )
+        .await;
+    assert_eq!((status, &again), (202, &published));
+    assert!(server.terminate().0.success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_crash_loses_at_most_the_last_moments() {
+    let receiver = HttpsReceiver::start(Reply::ok()).await;
+    let dir = temp_dir("crash");
+    let ca = receiver.write_ca_pem(&dir);
+    let state = dir.join("state.json");
+
+    let server = builder(&state, &ca).start();
+    let (status, created) = server
+        .post(
+            &format!("{API}/endpoints"),
+            &json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // Past the save interval, then killed without a chance to save.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let killed = Command::new("kill")
+        .args(["-KILL", &server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    drop(server);
+
+    let server = builder(&state, &ca).start();
+    let (_, listed) = server.get(&format!("{API}/endpoints")).await;
+    assert_eq!(listed["endpoints"][0]["id"], created["id"], "{listed}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_unreadable_state_file_stops_start_up_and_is_left_alone() {
+    let dir = temp_dir("bad");
+    let state = dir.join("state.json");
+    std::fs::write(&state, "{\"not\": \"ours\"}").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
+        .args(["--listen", "127.0.0.1:0", "--state"])
+        .arg(&state)
+        .env("XDG_CACHE_HOME", support::cache_dir())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("state.json"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&state).expect("still there"),
+        "{\"not\": \"ours\"}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
