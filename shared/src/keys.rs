@@ -5,6 +5,7 @@ use crate::domain::validation::org_slug;
 use crate::domain::{self, ApiKey, KeyHash, Role};
 use crate::ports::{KeyStore, StoreError};
 use thiserror::Error;
+use uuid::Uuid;
 
 #[derive(Debug, Error)]
 pub enum KeyError {
@@ -59,6 +60,22 @@ pub async fn revoke(store: &dyn KeyStore, key: &str) -> Result<(), KeyError> {
     }
 }
 
+/// Revoke an organisation's key by its id (as `keys list` shows it), for a key nobody
+/// kept. Returns the key revoked.
+pub async fn revoke_by_id(store: &dyn KeyStore, org: &str, id: Uuid) -> Result<ApiKey, KeyError> {
+    let key = store
+        .list_keys(org)
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or(KeyError::NotFound)?;
+    if store.delete_key(&key.hash).await? {
+        Ok(key)
+    } else {
+        Err(KeyError::NotFound)
+    }
+}
+
 pub async fn list(store: &dyn KeyStore, org: &str) -> Result<Vec<ApiKey>, KeyError> {
     Ok(store.list_keys(org).await?)
 }
@@ -100,5 +117,20 @@ mod tests {
         let left = list(&store, "acme").await.expect("list");
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].role, Role::Admin);
+
+        // By id: only within the organisation named.
+        assert!(matches!(
+            revoke_by_id(&store, "other", left[0].id).await,
+            Err(KeyError::NotFound)
+        ));
+        let revoked = revoke_by_id(&store, "acme", left[0].id)
+            .await
+            .expect("revoke by id");
+        assert_eq!(revoked.hash, KeyHash::of("avk_local_admin"));
+        assert!(list(&store, "acme").await.expect("list").is_empty());
+        assert!(matches!(
+            revoke_by_id(&store, "acme", left[0].id).await,
+            Err(KeyError::NotFound)
+        ));
     }
 }

@@ -68,6 +68,9 @@ pub trait KeyStore: Send + Sync {
     async fn delete_key(&self, hash: &KeyHash) -> Result<bool, StoreError>;
     /// Oldest first.
     async fn list_keys(&self, org: &str) -> Result<Vec<ApiKey>, StoreError>;
+    /// Record that the key was used at `at`; nothing if it is not stored (a revoked key
+    /// is never written back).
+    async fn record_key_use(&self, hash: &KeyHash, at: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 /// Events, stored once per publish.

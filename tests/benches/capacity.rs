@@ -153,7 +153,9 @@ fn report(results: &[Measured], deliveries: usize, took: Duration) -> String {
          d in the test suite. One reading of the rules to know: a transaction's table writes \
          count twice (prepare and commit, as AWS documents), the index writes it causes once \
          (AWS propagates them after the commit and documents no doubling); \
-         `TRANSACTION_INDEX_FACTOR` in `testkit/src/capacity/rules.rs` changes that.\n",
+         `TRANSACTION_INDEX_FACTOR` in `testkit/src/capacity/rules.rs` changes that. The API \
+         keys are in steady use: the write that records a key's last use, at most once per \
+         key and hour (1 WRU), is not a per-delivery cost and is not in the figures.\n",
         meter::DATA_BYTES
     );
 
@@ -202,7 +204,7 @@ fn report(results: &[Measured], deliveries: usize, took: Duration) -> String {
     let _ = writeln!(w, "### Budgets\n");
     let _ = writeln!(
         w,
-        "The issue's targets per delivery, what was measured, and the ceiling \
+        "The targets per delivery, what was measured, and the ceiling \
          `tests/it/capacity.rs` asserts (`meter::checks`, on ten deliveries a scenario): the \
          target where it is met, the closest the model gets where meeting it would give up a \
          guarantee (DESIGN.md, \"Cost per delivery\", says which and why). A figure without a \
@@ -228,14 +230,14 @@ fn report(results: &[Measured], deliveries: usize, took: Duration) -> String {
             }
         );
     }
-    let _ = writeln!(w, "\n### Against the issue's figures (the model before)\n");
+    let _ = writeln!(w, "\n### Against the storage model before this one\n");
     let _ = writeln!(
         w,
-        "The issue measured the model before this one. Its +1 SQS request per retry is the \
+        "Measured the same way on the storage model before this one. Its +1 SQS request per retry is the \
          retry's `SendMessageBatch`; the meter adds the retry batch's share of the poller's \
          receive and delete (0.2).\n"
     );
-    let _ = writeln!(w, "| Figure | Issue | Measured |\n|---|---:|---:|");
+    let _ = writeln!(w, "| Figure | Before | Measured |\n|---|---:|---:|");
     for (id, wru, rru, sqs) in ISSUE_FIGURES {
         let Some(m) = find(id) else { continue };
         let p = m.per_delivery();

@@ -8,6 +8,7 @@ use shared::domain::Role;
 use shared::domain::time::format;
 use shared::keys;
 use std::process::ExitCode;
+use uuid::Uuid;
 
 #[derive(Parser)]
 #[command(
@@ -42,12 +43,21 @@ enum KeysCommand {
         #[arg(long)]
         key: Option<String>,
     },
-    /// Revoke a key at once.
+    /// Revoke a key at once: by the key itself, or by its id (`keys list`) and org.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["key", "id"])))]
     Revoke {
+        /// The key itself.
         #[arg(long)]
-        key: String,
+        key: Option<String>,
+        /// The key's id, as `keys list` shows it (needs --org).
+        #[arg(long, requires = "org")]
+        id: Option<Uuid>,
+        /// The organisation the key id belongs to.
+        #[arg(long)]
+        org: Option<String>,
     },
-    /// List an organisation's keys: ids, roles and last four characters, never keys.
+    /// List an organisation's keys, oldest first: id, role, last four characters,
+    /// created, last used (to the hour). Never the keys themselves.
     List {
         #[arg(long)]
         org: String,
@@ -90,20 +100,37 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             println!("{key}");
         }
-        Command::Keys(KeysCommand::Revoke { key }) => {
-            keys::revoke(&store, &key)
-                .await
-                .map_err(|e| e.to_string())?;
+        Command::Keys(KeysCommand::Revoke { key, id, org }) => {
+            match (key, id, org) {
+                (Some(key), _, _) => keys::revoke(&store, &key).await,
+                (None, Some(id), Some(org)) => {
+                    keys::revoke_by_id(&store, &org, id).await.map(|_| ())
+                }
+                // clap requires --key, or --id with --org.
+                _ => Err(keys::KeyError::NotFound),
+            }
+            .map_err(|e| e.to_string())?;
             println!("revoked");
         }
         Command::Keys(KeysCommand::List { org }) => {
-            for k in keys::list(&store, &org).await.map_err(|e| e.to_string())? {
+            let listed = keys::list(&store, &org).await.map_err(|e| e.to_string())?;
+            if listed.is_empty() {
+                eprintln!("no keys for org {org}");
+            } else {
                 println!(
-                    "{}  {:<9}  ...{}  {}",
+                    "{:<36}  {:<9}  {:<7}  {:<24}  LAST USED",
+                    "ID", "ROLE", "KEY", "CREATED"
+                );
+            }
+            for k in listed {
+                println!(
+                    "{}  {:<9}  ...{:<4}  {:<24}  {}",
                     k.id,
                     k.role,
                     k.hint,
-                    format(&k.created_at)
+                    format(&k.created_at),
+                    k.last_used_at
+                        .map_or_else(|| "never".to_owned(), |t| format(&t))
                 );
             }
         }

@@ -247,6 +247,13 @@ impl KeyStore for MemoryStore {
         keys.sort_by_key(|k| k.id);
         Ok(keys)
     }
+
+    async fn record_key_use(&self, hash: &KeyHash, at: DateTime<Utc>) -> Result<(), StoreError> {
+        if let Some(k) = self.state_mut().keys.get_mut(hash) {
+            k.last_used_at = Some(at);
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -35,6 +35,13 @@ pub async fn authorize(
     if !allowed.contains(&record.role) {
         return Err(ApiError::Forbidden);
     }
+    let now = crate::domain::now();
+    if record.use_worth_recording(now) {
+        // For `keys list`; a failure here must not fail the request.
+        if let Err(err) = keys.record_key_use(&hash, now).await {
+            tracing::warn!(error = %err, key_id = %record.id, "recording a key's use failed");
+        }
+    }
     Ok(record)
 }
 
@@ -68,6 +75,33 @@ mod tests {
             HeaderValue::from_str(value).expect("header"),
         );
         h
+    }
+
+    #[tokio::test]
+    async fn a_use_is_recorded_at_most_once_an_hour_and_only_when_it_passes() {
+        let store = store_with("avk_member_key_1", "acme", Role::Member).await;
+        let hash = KeyHash::of("avk_member_key_1");
+        let refused = authorize(&store, &headers("Bearer avk_member_key_1"), "acme", WRITE).await;
+        assert!(refused.is_err());
+        let stored = store.find_key(&hash).await.expect("find").expect("key");
+        assert_eq!(stored.last_used_at, None, "a refused request is no use");
+
+        authorize(&store, &headers("Bearer avk_member_key_1"), "acme", READ)
+            .await
+            .expect("authorized");
+        let stored = store.find_key(&hash).await.expect("find").expect("key");
+        assert!(stored.last_used_at.is_some());
+        let changes = store.changes();
+        authorize(&store, &headers("Bearer avk_member_key_1"), "acme", READ)
+            .await
+            .expect("authorized");
+        assert_eq!(
+            store.changes(),
+            changes,
+            "not written again within the hour"
+        );
+        let later = stored.last_used_at.expect("used") + chrono::TimeDelta::hours(1);
+        assert!(stored.use_worth_recording(later));
     }
 
     #[tokio::test]

@@ -85,7 +85,14 @@ pub struct ApiKey {
     /// The key's last four characters, so an operator can tell keys apart.
     pub hint: String,
     pub created_at: DateTime<Utc>,
+    /// When a request last passed with it, to within [`LAST_USED_PRECISION`]; `None`
+    /// if never.
+    pub last_used_at: Option<DateTime<Utc>>,
 }
+
+/// How fresh `last_used_at` is kept: recording every use would cost a write per
+/// request; this costs one per key and hour at most.
+pub const LAST_USED_PRECISION: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// Shortest key the operator may choose; generated keys are much longer.
 pub const MIN_KEY_LEN: usize = 12;
@@ -129,7 +136,15 @@ impl ApiKey {
             role,
             hint,
             created_at: now,
+            last_used_at: None,
         }
+    }
+
+    /// Whether a use at `now` should be recorded: never recorded, or not within
+    /// [`LAST_USED_PRECISION`].
+    pub fn use_worth_recording(&self, now: DateTime<Utc>) -> bool {
+        self.last_used_at
+            .is_none_or(|last| now - last >= LAST_USED_PRECISION)
     }
 }
 

@@ -162,6 +162,10 @@ pub struct ApiKeyItem {
     hint: String,
     #[serde(with = "rfc3339_millis")]
     created_at: DateTime<Utc>,
+    /// Epoch milliseconds. Not projected into `gsi1`: recording a use writes the item
+    /// alone, and `keys list` reads it from the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<i64>,
 }
 
 impl From<&ApiKey> for ApiKeyItem {
@@ -176,6 +180,7 @@ impl From<&ApiKey> for ApiKeyItem {
             role: k.role,
             hint: k.hint.clone(),
             created_at: k.created_at,
+            last_used_at: k.last_used_at.map(millis),
         }
     }
 }
@@ -193,6 +198,7 @@ impl TryFrom<ApiKeyItem> for ApiKey {
             role: i.role,
             hint: i.hint,
             created_at: i.created_at,
+            last_used_at: i.last_used_at.map(from_millis).transpose()?,
         })
     }
 }

@@ -474,9 +474,36 @@ impl KeyStore for DynamoStore {
             .key_condition_expression("gsi1pk = :pk")
             .expression_attribute_values(":pk", s(keys::org_api_keys_gsi1pk(org)));
         let items = self.query_all(request).await?;
-        items
+        let mut listed: Vec<ApiKey> = items
             .into_iter()
             .map(decode::<ApiKeyItem, ApiKey>)
-            .collect()
+            .collect::<Result<_, _>>()?;
+        // `last_used_at` is not in the index (see `ApiKeyItem`): read from each item. An
+        // operator's command over a handful of keys, never a request's path.
+        for key in &mut listed {
+            if let Some(item) = self.find_key(&key.hash).await? {
+                key.last_used_at = item.last_used_at;
+            }
+        }
+        Ok(listed)
+    }
+
+    async fn record_key_use(&self, hash: &KeyHash, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::api_key_pk(hash)))
+            .key("sk", s(keys::API_KEY_SK))
+            .update_expression("SET last_used_at = :at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", n(at.timestamp_millis()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional_failure(&err) => Ok(()),
+            Err(err) => Err(backend(err)),
+        }
     }
 }
