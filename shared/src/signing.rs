@@ -1,5 +1,5 @@
-//! The signatures carried by every outgoing delivery (SPEC.md, "What a delivery looks like on
-//! the wire"). Two schemes are sent side by side:
+//! The signatures carried by every outgoing delivery (`docs/RECEIVING.md` and
+//! `docs/API.md` describe the wire format). Two schemes are sent side by side:
 //!
 //! - `X-AgentVista-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(key, "<t>.<body>")>`,
 //!   keyed with the secret string exactly as the user was given it (`whsec_...`, every byte

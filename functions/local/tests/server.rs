@@ -1,4 +1,4 @@
-//! The local server contract (SPEC.md): the real binary, its flags, its first line,
+//! The local server contract (README, "Local server"): the real binary, its flags, its first line,
 //! its routes over HTTP and a clean exit on SIGTERM. Every answer read here must be one
 //! docs/openapi.yaml describes (`support::Server` checks each).
 

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
-/// Request bodies are capped at 512 KiB (SPEC.md).
+/// Request bodies are capped at 512 KiB (`docs/API.md`, limits).
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
 
 /// Read a whole body, refusing it past [`MAX_BODY_BYTES`].

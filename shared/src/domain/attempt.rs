@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Why an attempt failed, as SPEC.md names the kinds.
+/// Why an attempt failed, as the API names the kinds (`docs/openapi.yaml`, `AttemptError`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptErrorKind {

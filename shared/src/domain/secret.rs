@@ -6,8 +6,8 @@ use std::fmt;
 
 const PREFIX: &str = "whsec_";
 
-/// An endpoint's signing secret: `whsec_` + base64 of 32 random bytes, as SPEC.md requires
-/// so that the Standard Webhooks libraries accept it as-is.
+/// An endpoint's signing secret: `whsec_` + base64 of 32 random bytes, so that the
+/// Standard Webhooks libraries accept it as-is.
 ///
 /// `Debug` and `Display` never print it, so it cannot leak into a log line or an error.
 #[derive(Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Field rules from SPEC.md ("Errors" / limits), as pure functions.
+//! Field rules and limits (`docs/API.md`, "Limits"), as pure functions.
 
 use std::net::IpAddr;
 use thiserror::Error;
@@ -9,7 +9,7 @@ pub const MAX_DESCRIPTION_CHARS: usize = 256;
 pub const MAX_EVENT_TYPES: usize = 50;
 pub const MAX_EVENT_TYPE_LEN: usize = 100;
 pub const MAX_ENDPOINTS_PER_ORG: usize = 100;
-/// The 422 message for a malformed event type, with the grammar as SPEC.md writes it.
+/// The 422 message for a malformed event type, with the grammar as `docs/API.md` writes it.
 pub const EVENT_TYPE_RULE: &str =
     r"must match [a-z0-9_]+(\.[a-z0-9_]+)* and be at most 100 characters";
 

@@ -1,4 +1,4 @@
-//! A harness for tests that drive the real `webhooks-local` binary (SPEC.md, "Local
+//! A harness for tests that drive the real `webhooks-local` binary (README, "Local
 //! server contract"): start it with flags and environment, read what it prints, talk to
 //! its API with a bearer key, look at its memory, stop it.
 //!
