@@ -7,7 +7,7 @@ use crate::adapters::sqs::SqsQueue;
 use crate::api::deliveries::DeliveriesState;
 use crate::api::endpoints::EndpointsState;
 use crate::api::publish::PublishState;
-use crate::api::{self, deliveries, endpoints, openapi, publish};
+use crate::api::{self, deliveries, endpoints, key, openapi, publish};
 use crate::config::{self, ConfigError, Env};
 use crate::pipeline::{Publisher, Sender, SenderSettings};
 use crate::ports::{
@@ -72,6 +72,7 @@ impl Services {
             endpoints::routes(self.endpoints.clone())
                 .merge(deliveries::routes(self.deliveries.clone()))
                 .merge(publish::routes(self.publish.clone()))
+                .merge(key::routes(self.endpoints.keys.clone()))
                 .merge(openapi::routes()),
         )
     }

@@ -20,6 +20,7 @@ const COVERED: &[&str] = &[
     "deliveries-list.json",
     "deliveries-get.json",
     "deliveries-retry.json",
+    "key-get.json",
     "openapi-get.json",
     "sqs-deliver.json",
     "sqs-batch-with-poison.json",
@@ -44,6 +45,26 @@ fn fixtures_and_template_name_the_same_routes() {
         .filter_map(|f| fixture_json(f)["routeKey"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(template_routes(), from_fixtures);
+}
+
+/// `GET /key` names the calling key's organisation and role, whatever they are, and never
+/// the key.
+#[tokio::test]
+async fn key_fixture_describes_the_calling_key() {
+    let r = fixture_router(memory().await).await;
+    let admin = send(&r, "key-get.json", |_| {}).await;
+    assert_eq!(admin.status, 200, "{}", admin.json);
+    assert_eq!(
+        (&admin.json["org"], &admin.json["role"]),
+        (&Value::from("acme"), &Value::from("admin"))
+    );
+    assert!(!admin.json.to_string().contains(ADMIN_KEY));
+    let other = send(&r, "key-get.json", |e| {
+        e["headers"]["authorization"] = Value::from(format!("Bearer {OTHER_ORG_ADMIN_KEY}"));
+    })
+    .await;
+    assert_eq!(other.status, 200, "{}", other.json);
+    assert_ne!(other.json["org"], "acme");
 }
 
 /// `GET /openapi.json` needs no key and serves the document the tests check against.

@@ -52,6 +52,8 @@ impl Caller {
 enum Access {
     /// Anyone, without a key.
     Open,
+    /// Any valid key, of any organisation and role.
+    AnyKey,
     Read,
     Write,
     Publish,
@@ -127,6 +129,12 @@ const ROUTES: &[Route] = &[
         success: 202,
     },
     Route {
+        key: "GET /key",
+        fixture: "key-get.json",
+        access: Access::AnyKey,
+        success: 200,
+    },
+    Route {
         key: "GET /openapi.json",
         fixture: "openapi-get.json",
         access: Access::Open,
@@ -139,6 +147,7 @@ fn expected(route: &Route, caller: Caller) -> u16 {
     match (route.access, caller) {
         (Access::Open, _) => route.success,
         (_, Caller::NoKey | Caller::UnknownKey | Caller::RevokedKey) => 401,
+        (Access::AnyKey, _) => route.success,
         // Another organisation's key finds nothing there.
         (_, Caller::OtherOrgAdmin) => 404,
         (Access::Read, Caller::Member | Caller::Admin)

@@ -1,7 +1,8 @@
-//! `endpoints-api`: the endpoint route family on API Gateway (HTTP API, payload v2), and
-//! `GET /openapi.json` (the document is a constant of the binary, so this costs nothing).
+//! `endpoints-api`: the endpoint route family on API Gateway (HTTP API, payload v2),
+//! `GET /key` and `GET /openapi.json` (the document is a constant of the binary, so this
+//! costs nothing).
 
-use shared::api::{self, endpoints, openapi};
+use shared::api::{self, endpoints, key, openapi};
 use shared::config::ProcessEnv;
 use shared::wiring::Aws;
 
@@ -10,8 +11,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init_lambda();
     // Adapters are built once per cold start and shared by every invocation.
     let aws = Aws::from_env(&ProcessEnv).await?;
+    let services = aws.services();
     lambda_http::run(api::finish(
-        endpoints::routes(aws.services().endpoints).merge(openapi::routes()),
+        endpoints::routes(services.endpoints.clone())
+            .merge(key::routes(services.endpoints.keys))
+            .merge(openapi::routes()),
     ))
     .await
 }

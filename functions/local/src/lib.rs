@@ -520,7 +520,7 @@ mod tests {
         };
         assert_eq!(listen.events, ["a.b", "c.d"]);
         assert_eq!(listen.server, "http://127.0.0.1:3000");
-        assert_eq!(listen.org, "demo");
+        assert_eq!(listen.org, None, "the key's own by default");
         assert!(Cli::try_parse_from(["webhooks-local", "listen", "--key", "k"]).is_err());
         assert!(
             Cli::try_parse_from(["webhooks-local", "--listen", "127.0.0.1:1", "listen"]).is_err()

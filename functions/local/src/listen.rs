@@ -38,9 +38,9 @@ pub struct ListenOptions {
     /// The local server.
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     pub server: String,
-    /// The organisation the key belongs to.
-    #[arg(long, default_value = "demo")]
-    pub org: String,
+    /// The organisation (default: the key's own, as the server's `GET /key` tells).
+    #[arg(long)]
+    pub org: Option<String>,
     /// Your app: each delivery is forwarded there (body and headers unchanged), and the
     /// app's status code is the service's answer.
     #[arg(long = "forward-to", value_name = "URL")]
@@ -63,7 +63,7 @@ pub enum ListenError {
         "cannot reach the server at {server} (is `webhooks-local` running? --server sets where): {message}"
     )]
     Unreachable { server: String, message: String },
-    #[error("registering the endpoint: the server answered {status}: {message}")]
+    #[error("the server answered {status}: {message}")]
     Refused { status: u16, message: String },
 }
 
@@ -105,7 +105,7 @@ pub async fn run(
     });
     let serving = tokio::spawn(serve(listener, acceptor, receiver.clone()));
 
-    let api = Api::new(&options)?;
+    let api = Api::new(&options).await?;
     let url = format!("https://{addr}/");
     let (id, secret) = api.register(&url, &options.events).await?;
     let _ = receiver
@@ -120,7 +120,7 @@ pub async fn run(
     eprintln!(
         "webhooks-local listen: receiving {} for org {}{}; Ctrl-C deletes the endpoint and stops",
         options.events.join(","),
-        options.org,
+        api.org,
         options
             .forward_to
             .as_deref()
@@ -313,21 +313,31 @@ async fn forward(
 /// The public API, as the listener uses it.
 struct Api {
     client: reqwest::Client,
+    org: String,
     endpoints: String,
     key: String,
     server: String,
 }
 
+/// The organisation when the server cannot say (a server without `GET /key`).
+const DEFAULT_ORG: &str = "demo";
+
 impl Api {
-    fn new(options: &ListenOptions) -> Result<Self, ListenError> {
+    /// The API of `--server`, for `--org` or else the key's own organisation.
+    async fn new(options: &ListenOptions) -> Result<Self, ListenError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ListenError::Tls(e.to_string()))?;
         let server = options.server.trim_end_matches('/').to_owned();
+        let org = match &options.org {
+            Some(org) => org.clone(),
+            None => key_org(&client, &server, &options.key).await?,
+        };
         Ok(Self {
             client,
-            endpoints: format!("{server}/org/{}/webhooks/endpoints", options.org),
+            endpoints: format!("{server}/org/{org}/webhooks/endpoints"),
+            org,
             key: options.key.clone(),
             server,
         })
@@ -378,6 +388,29 @@ impl Api {
             204 | 404 => Ok(()),
             other => Err(format!("the server answered {other}")),
         }
+    }
+}
+
+/// The key's organisation, from `GET /key`.
+async fn key_org(client: &reqwest::Client, server: &str, key: &str) -> Result<String, ListenError> {
+    let response = client
+        .get(format!("{server}/key"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .map_err(|e| ListenError::Unreachable {
+            server: server.to_owned(),
+            message: e.to_string(),
+        })?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    match (status, body["org"].as_str()) {
+        (200, Some(org)) => Ok(org.to_owned()),
+        (404, _) => Ok(DEFAULT_ORG.to_owned()),
+        _ => Err(ListenError::Refused {
+            status,
+            message: refusal(status, &body),
+        }),
     }
 }
 

@@ -29,11 +29,15 @@ struct Listener {
 
 impl Listener {
     fn start(server: &Server, extra: &[&str]) -> Self {
+        Self::start_with_key(server, ADMIN, extra)
+    }
+
+    fn start_with_key(server: &Server, key: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
             .args([
                 "listen",
                 "--key",
-                ADMIN,
+                key,
                 "--events",
                 "alert.fired,alert.resolved",
                 "--server",
@@ -342,6 +346,40 @@ async fn answers_200_without_an_app_502_when_the_app_is_down_and_flags_forgeries
     publish(&server, "evt_listen_3").await;
     let line = listener.next_delivery();
     assert_eq!(line["forwarded_status"], 502, "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acts_for_the_keys_own_organisation_unless_told() {
+    const ACME: &str = "avk_listen_test_acme_admin";
+    let server = Server::builder()
+        .key("demo", "admin", ADMIN)
+        .key("acme", "admin", ACME)
+        .start();
+    let listener = Listener::start_with_key(&server, ACME, &[]);
+    let (_, listed) = server
+        .request_as(
+            Some(ACME),
+            reqwest::Method::GET,
+            "/org/acme/webhooks/endpoints",
+            None,
+        )
+        .await;
+    assert_eq!(listed["endpoints"][0]["id"], listener.endpoint_id.as_str());
+    drop(listener);
+
+    // `--org` names another organisation: the server refuses, and the listener says so.
+    let output = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
+        .args(["listen", "--key", ACME, "--events", "a.b", "--org", "demo"])
+        .args(["--server", server.base()])
+        .env("XDG_CACHE_HOME", support::cache_dir())
+        .output()
+        .expect("run the listener");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("404") && stderr.contains("--org"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -22,27 +22,41 @@ pub async fn authorize(
     org: &str,
     allowed: &[Role],
 ) -> Result<ApiKey, ApiError> {
-    let presented = bearer_token(headers).ok_or(ApiError::Unauthorized)?;
-    let hash = KeyHash::of(presented);
-    let record = keys
-        .find_key(&hash)
-        .await?
-        .filter(|k| k.hash.matches(&hash))
-        .ok_or(ApiError::Unauthorized)?;
+    let record = find(keys, headers).await?;
     if record.org != org {
         return Err(ApiError::NotFound);
     }
     if !allowed.contains(&record.role) {
         return Err(ApiError::Forbidden);
     }
-    let now = crate::domain::now();
-    if record.use_worth_recording(now) {
-        // For `keys list`; a failure here must not fail the request.
-        if let Err(err) = keys.record_key_use(&hash, now).await {
-            tracing::warn!(error = %err, key_id = %record.id, "recording a key's use failed");
-        }
-    }
+    record_use(keys, &record).await;
     Ok(record)
+}
+
+/// The bearer key, whatever its organisation and role (`GET /key`); 401 if unknown.
+pub async fn identify(keys: &dyn KeyStore, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+    let record = find(keys, headers).await?;
+    record_use(keys, &record).await;
+    Ok(record)
+}
+
+async fn find(keys: &dyn KeyStore, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+    let presented = bearer_token(headers).ok_or(ApiError::Unauthorized)?;
+    let hash = KeyHash::of(presented);
+    keys.find_key(&hash)
+        .await?
+        .filter(|k| k.hash.matches(&hash))
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// For `keys list`, at most once an hour per key; a failure must not fail the request.
+async fn record_use(keys: &dyn KeyStore, record: &ApiKey) {
+    let now = crate::domain::now();
+    if record.use_worth_recording(now)
+        && let Err(err) = keys.record_key_use(&record.hash, now).await
+    {
+        tracing::warn!(error = %err, key_id = %record.id, "recording a key's use failed");
+    }
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {

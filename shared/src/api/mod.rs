@@ -6,6 +6,7 @@ pub mod body;
 pub mod deliveries;
 pub mod endpoints;
 mod error;
+pub mod key;
 pub mod openapi;
 mod params;
 pub mod publish;
