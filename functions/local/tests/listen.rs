@@ -8,7 +8,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::mpsc;
@@ -50,15 +49,7 @@ impl Listener {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn the listener");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = support::line_channel(child.stdout.take().expect("stdout"));
         let first = lines
             .recv_timeout(Duration::from_secs(30))
             .expect("the endpoint line");
@@ -368,14 +359,7 @@ async fn acts_for_the_keys_own_organisation_unless_told() {
     drop(listener);
 
     // `--org` names another organisation: the server refuses, and the listener says so.
-    let output = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
-        .args(["listen", "--key", ACME, "--events", "a.b", "--org", "demo"])
-        .args(["--server", server.base()])
-        .env("XDG_CACHE_HOME", support::cache_dir())
-        .output()
-        .expect("run the listener");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(&server, &["--key", ACME, "--org", "demo"]);
     assert!(
         stderr.contains("404") && stderr.contains("--org"),
         "{stderr}"
@@ -385,21 +369,7 @@ async fn acts_for_the_keys_own_organisation_unless_told() {
 #[test]
 fn refuses_a_wrong_key_with_a_message_and_no_endpoint() {
     let server = Server::builder().key("demo", "admin", ADMIN).start();
-    let output = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
-        .args([
-            "listen",
-            "--key",
-            "avk_not_a_key",
-            "--events",
-            "alert.fired",
-            "--server",
-            server.base(),
-        ])
-        .env("XDG_CACHE_HOME", support::cache_dir())
-        .output()
-        .expect("run the listener");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(&server, &["--key", "avk_not_a_key"]);
     assert!(
         stderr.contains("401") && stderr.contains("--key"),
         "{stderr}"
@@ -408,4 +378,22 @@ fn refuses_a_wrong_key_with_a_message_and_no_endpoint() {
         !stderr.contains("avk_not_a_key"),
         "the key is not echoed: {stderr}"
     );
+}
+
+/// Runs a listener that must fail to start; what it said on stderr.
+fn refused(server: &Server, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
+        .args([
+            "listen",
+            "--events",
+            "alert.fired",
+            "--server",
+            server.base(),
+        ])
+        .args(args)
+        .env("XDG_CACHE_HOME", support::cache_dir())
+        .output()
+        .expect("run the listener");
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -241,15 +241,7 @@ impl Foreground {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn bash");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = support::line_channel(child.stdout.take().expect("stdout"));
         Self {
             stdin: child.stdin.take().expect("stdin"),
             lines,

@@ -81,6 +81,20 @@ pub fn cache_dir() -> &'static Path {
     &DIR
 }
 
+/// The lines a child prints, as they come, through a channel (so a test can wait for
+/// one with a timeout).
+pub fn line_channel(output: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// How much of stderr is kept (the end of it).
 const LOG_CAP: usize = 1 << 20;
 
