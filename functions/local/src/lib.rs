@@ -136,7 +136,14 @@ pub struct LocalServer {
 }
 
 /// What `--state FILE` held at start (`None`: no file yet).
-pub type Loaded = Option<(usize, usize, usize)>;
+pub type Loaded = Option<LoadedCounts>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadedCounts {
+    pub endpoints: usize,
+    pub deliveries: usize,
+    pub jobs: usize,
+}
 
 fn loopback() -> Vec<IpNet> {
     ["127.0.0.0/8", "::1/128"]
@@ -180,12 +187,10 @@ impl LocalServer {
             Some(path) => state_file::load(path)?,
             None => None,
         };
-        let loaded: Loaded = saved.as_ref().map(|s| {
-            (
-                s.store.endpoints.len(),
-                s.store.deliveries.len(),
-                s.jobs.len(),
-            )
+        let loaded: Loaded = saved.as_ref().map(|s| LoadedCounts {
+            endpoints: s.store.endpoints.len(),
+            deliveries: s.store.deliveries.len(),
+            jobs: s.jobs.len(),
         });
         let (contents, saved_jobs) = saved.map(|s| (s.store, s.jobs)).unwrap_or_default();
         let store = Arc::new(
@@ -296,8 +301,9 @@ pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
             "store: in memory, kept in {} ({}; saved within {} ms of each change and at exit)",
             path.display(),
             match loaded {
-                Some((endpoints, deliveries, jobs)) => format!(
-                    "loaded {endpoints} endpoints, {deliveries} deliveries, {jobs} jobs to do"
+                Some(n) => format!(
+                    "loaded {} endpoints, {} deliveries, {} jobs to do",
+                    n.endpoints, n.deliveries, n.jobs
                 ),
                 None => "a new file".to_owned(),
             },
@@ -347,11 +353,13 @@ pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
         server.jobs,
     ));
     let scheduler = tokio::spawn(run_scheduler(server.store.clone(), server.queue.clone()));
+    let (stop_saving, stopped) = tokio::sync::watch::channel(false);
     let saver = server.state.as_ref().map(|(path, _)| {
         tokio::spawn(keep_saving(
             path.clone(),
             server.store.clone(),
             server.queue.clone(),
+            stopped,
         ))
     });
     let served = axum::serve(JsonErrorsListener(listener), server.router)
@@ -359,10 +367,13 @@ pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
         .await;
     workers.abort();
     scheduler.abort();
-    if let (Some(saver), Some((path, _))) = (saver, &server.state) {
-        saver.abort();
-        // Jobs being handled stay outstanding: they are done again after a restart.
-        state_file::save(path, &saved_state(&server.store, &server.queue))?;
+    if let Some(saver) = saver {
+        // The saver finishes a save in progress, then saves once more and stops. Jobs
+        // being handled stay outstanding: they are done again after a restart.
+        let _ = stop_saving.send(true);
+        saver
+            .await
+            .map_err(|e| StartError::Restore(format!("saving at exit: {e}")))??;
     }
     served.map_err(StartError::Serve)?;
     tracing::info!("stopped");
@@ -423,23 +434,43 @@ fn saved_state(store: &MemoryStore, queue: &MemoryQueue) -> SavedState {
 }
 
 /// Save the store and the jobs to do whenever either changed, at most every
-/// [`SAVE_EVERY`]. A failed save is logged and tried again at the next change.
-async fn keep_saving(path: PathBuf, store: Arc<MemoryStore>, queue: Arc<MemoryQueue>) {
+/// [`SAVE_EVERY`], until `stop` turns true; then once more, the last word. One task does
+/// every save, so two never write the file at once. A failed save is logged and tried
+/// again at the next change (the last one is returned).
+async fn keep_saving(
+    path: PathBuf,
+    store: Arc<MemoryStore>,
+    queue: Arc<MemoryQueue>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), StateFileError> {
     let mut every = tokio::time::interval(SAVE_EVERY);
     // Saved at the first tick: start-up itself may have changed the store (keys).
     let mut saved = (u64::MAX, u64::MAX);
     loop {
-        every.tick().await;
+        let last = tokio::select! {
+            _ = every.tick() => false,
+            _ = stop.changed() => true,
+        };
         // Read before the copy is taken: a change made meanwhile shows at the next tick.
         let seen = (store.changes(), queue.changes());
-        if seen == saved {
+        if seen == saved && !last {
             continue;
         }
         let state = saved_state(&store, &queue);
         let target = path.clone();
-        match tokio::task::spawn_blocking(move || state_file::save(&target, &state)).await {
-            Ok(Ok(())) => saved = seen,
-            Ok(Err(err)) => tracing::warn!(error = %err, "saving the state failed"),
+        let result = tokio::task::spawn_blocking(move || state_file::save(&target, &state))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StateFileError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+        if last {
+            return result;
+        }
+        match result {
+            Ok(()) => saved = seen,
             Err(err) => tracing::warn!(error = %err, "saving the state failed"),
         }
     }
