@@ -107,7 +107,23 @@ pub async fn run(
 
     let api = Api::new(&options).await?;
     let url = format!("https://{addr}/");
-    let (id, secret) = api.register(&url, &options.events).await?;
+    // Polled from here on, so a Ctrl-C during registration is caught too: the endpoint,
+    // once created, is deleted again.
+    let mut stopped = std::pin::pin!(stopped);
+    let registration = api.register(&url, &options.events);
+    let mut registration = std::pin::pin!(registration);
+    let mut stop_early = false;
+    let (id, secret) = loop {
+        tokio::select! {
+            registered = &mut registration => break registered?,
+            () = &mut stopped, if !stop_early => stop_early = true,
+        }
+    };
+    if stop_early {
+        serving.abort();
+        let _ = api.delete(&id).await;
+        return Ok(());
+    }
     let _ = receiver
         .secret
         .set(SigningSecret::from_stored(secret.clone()));
