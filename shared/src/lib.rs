@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod keys;
+pub mod metrics;
 pub mod pipeline;
 pub mod ports;
 pub mod signing;

@@ -9,6 +9,7 @@ use crate::api::endpoints::EndpointsState;
 use crate::api::publish::PublishState;
 use crate::api::{self, deliveries, endpoints, key, openapi, publish};
 use crate::config::{self, ConfigError, Env};
+use crate::metrics::{EmfStdout, MetricsSink, NoMetrics};
 use crate::pipeline::{Publisher, Sender, SenderSettings};
 use crate::ports::{
     DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, KeyStore, Schedule,
@@ -94,6 +95,7 @@ pub fn sender(
         queue,
         transport,
         settings,
+        metrics: Arc::new(NoMetrics),
     }
 }
 
@@ -164,12 +166,22 @@ impl Aws {
             config::extra_root_certs(env)?,
         )?;
         let client = OutboundClient::new(outbound).map_err(StartError::Client)?;
-        Ok(sender(
+        let mut sender = sender(
             self.store.clone(),
             self.queue.clone(),
             Arc::new(client),
             sender_settings(env)?,
-        ))
+        );
+        sender.metrics = metrics_sink(env);
+        Ok(sender)
+    }
+}
+
+/// EMF on stdout under `METRICS_NAMESPACE`; no metrics when it is unset or empty.
+pub fn metrics_sink(env: &impl Env) -> Arc<dyn MetricsSink> {
+    match env.get("METRICS_NAMESPACE") {
+        Some(namespace) => Arc::new(EmfStdout { namespace }),
+        None => Arc::new(NoMetrics),
     }
 }
 

@@ -12,6 +12,7 @@ mod delivery_contract;
 mod fixtures;
 mod hardening;
 mod matrix;
+mod metrics;
 mod openapi;
 mod pipeline;
 mod pipeline_api;

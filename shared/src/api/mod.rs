@@ -10,6 +10,7 @@ pub mod key;
 pub mod openapi;
 mod params;
 pub mod publish;
+pub mod request_metrics;
 
 pub use error::{ApiError, error_body};
 pub use params::PathParams;

@@ -22,6 +22,21 @@ pub enum AttemptErrorKind {
     HttpStatus,
 }
 
+impl AttemptErrorKind {
+    /// As the API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptErrorKind::Timeout => "timeout",
+            AttemptErrorKind::Connect => "connect",
+            AttemptErrorKind::Tls => "tls",
+            AttemptErrorKind::Dns => "dns",
+            AttemptErrorKind::BlockedAddress => "blocked_address",
+            AttemptErrorKind::Redirect => "redirect",
+            AttemptErrorKind::HttpStatus => "http_status",
+        }
+    }
+}
+
 /// `{"kind": "...", "message": "..."}` in the API; the message is short and never holds
 /// a secret or a response body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

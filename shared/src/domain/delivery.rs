@@ -71,6 +71,17 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    /// As the API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Retrying => "retrying",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Paused => "paused",
+        }
+    }
+
     /// Whether a delivery in this state waits for an automatic attempt.
     pub fn is_due(self) -> bool {
         matches!(self, DeliveryStatus::Pending | DeliveryStatus::Retrying)
@@ -82,6 +93,16 @@ impl DeliveryStatus {
 pub enum Trigger {
     Automatic,
     Manual,
+}
+
+impl Trigger {
+    /// As the API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Automatic => "automatic",
+            Trigger::Manual => "manual",
+        }
+    }
 }
 
 /// Where a delivery is stored: its endpoint's number and its place in that endpoint's

@@ -21,6 +21,7 @@
 
 use crate::domain::retry::breaker_trips;
 use crate::domain::{Endpoint, now};
+use crate::metrics::{PauseReason, SenderTally};
 use crate::ports::{EndpointHealth, EndpointStore, StoreError};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -39,6 +40,8 @@ type EndpointKey = (String, Uuid);
 pub struct Batch {
     endpoints: Mutex<HashMap<EndpointKey, Arc<OnceCell<Option<Endpoint>>>>>,
     breakers: Mutex<HashMap<EndpointKey, Arc<Breaker>>>,
+    /// What the batch's jobs did, for its metrics.
+    pub tally: SenderTally,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -113,6 +116,7 @@ impl Batch {
                 locked(&breaker.pending).applied_below = run.below;
                 if paused {
                     self.paused(endpoint);
+                    self.tally.paused(PauseReason::Breaker);
                 }
                 Ok(paused)
             }

@@ -11,9 +11,10 @@
 
 use super::batch::Batch;
 use crate::domain::{
-    Attempt, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey, DeliveryStatus, Endpoint,
-    EventRef, Expect, Job, PostOutcome, RetryPolicy, ScheduledAttempt, Trigger, now,
+    Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey, DeliveryStatus,
+    Endpoint, EventRef, Expect, Job, PostOutcome, RetryPolicy, ScheduledAttempt, Trigger, now,
 };
+use crate::metrics::{MetricsSink, PauseReason};
 use crate::ports::{
     DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, QueueError, Schedule,
     StoreError, WebhookTransport,
@@ -79,6 +80,8 @@ pub struct Sender {
     pub queue: Arc<dyn JobQueue>,
     pub transport: Arc<dyn WebhookTransport>,
     pub settings: SenderSettings,
+    /// Where each batch's metrics go (`sqs_batch::handle_batch`).
+    pub metrics: Arc<dyn MetricsSink>,
 }
 
 /// A uniform number in [0, 1) for retry jitter.
@@ -332,7 +335,9 @@ impl Sender {
             // Before the attempt is recorded: should recording fail, the message comes
             // back and finds the endpoint paused, instead of a held delivery waiting on
             // an endpoint nobody paused.
-            self.pause_gone(&endpoint, finished).await?;
+            if self.pause_gone(&endpoint, finished).await? {
+                batch.tally.paused(PauseReason::Gone);
+            }
             batch.paused(&endpoint);
         }
         let Some(recorded) = self
@@ -343,14 +348,23 @@ impl Sender {
             tracing::warn!(delivery_id = %work.job.delivery_id, attempt = attempt_number, "attempt already recorded (duplicate message); not recorded twice");
             return Ok(Handled::Skipped);
         };
+        let error_kind = attempt.error.as_ref().map(|e| e.kind);
         tracing::info!(
-            delivery_id = %work.job.delivery_id,
+            org = %work.job.org,
             endpoint_id = %endpoint.id,
+            delivery_id = %work.job.delivery_id,
             attempt = attempt_number,
-            status_code = ?attempt.status_code,
-            error = ?attempt.error.as_ref().map(|e| e.kind),
-            outcome = ?outcome.status,
+            trigger = work.trigger.as_str(),
+            status_code = attempt.status_code,
+            error_kind = error_kind.map(AttemptErrorKind::as_str),
+            duration_ms = attempt.duration_ms,
+            outcome = outcome.status.as_str(),
             "attempt recorded"
+        );
+        batch.tally.attempt(
+            error_kind,
+            attempt.duration_ms,
+            outcome.status == DeliveryStatus::Failed,
         );
         batch
             .count_outcome(
@@ -445,15 +459,16 @@ impl Sender {
         }
     }
 
-    async fn pause_gone(&self, endpoint: &Endpoint, at: DateTime<Utc>) -> Result<(), SendError> {
-        if self
+    /// `true` if this paused it (it may have been paused already).
+    async fn pause_gone(&self, endpoint: &Endpoint, at: DateTime<Utc>) -> Result<bool, SendError> {
+        let paused = self
             .health
             .pause_endpoint(&endpoint.org, endpoint.id, None, at)
-            .await?
-        {
+            .await?;
+        if paused {
             tracing::warn!(org = %endpoint.org, endpoint_id = %endpoint.id, "endpoint answered 410 Gone: paused");
         }
-        Ok(())
+        Ok(paused)
     }
 
     /// Park the job's delivery until its endpoint is resumed (as stored now, or as the

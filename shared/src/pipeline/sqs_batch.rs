@@ -1,6 +1,6 @@
 //! The sender Lambda's batch handling: every record of an SQS batch concurrently, sharing
 //! endpoint reads and breaker updates (`batch`), with partial-batch failures reported so
-//! only the failed messages come back.
+//! only the failed messages come back, and the batch's metrics emitted at its end.
 
 use super::batch::Batch;
 use super::{Handled, Sender};
@@ -43,6 +43,7 @@ pub async fn handle_batch(sender: &Sender, event: SqsEvent) -> SqsBatchResponse 
         }
     }))
     .await;
+    sender.metrics.emit(&batch.tally.lines());
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = outcomes
         .into_iter()

@@ -1,0 +1,138 @@
+//! The sender's metrics (CloudWatch Embedded Metric Format): a batch of real attempts
+//! through `handle_batch`, its lines parsed and checked for names, units and
+//! dimensions, and their figures against what the store recorded.
+
+use crate::common::*;
+use crate::pipeline::{Harness, Options};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use serde_json::{Value, json};
+use shared::metrics::{MetricLine, MetricsSink};
+use shared::pipeline::sqs_batch::handle_batch;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use testkit::Reply;
+
+#[derive(Default)]
+struct Captured(Mutex<Vec<String>>);
+
+impl MetricsSink for Captured {
+    fn emit(&self, lines: &[MetricLine]) {
+        let mut kept = self.0.lock().expect("lock");
+        kept.extend(lines.iter().map(|l| l.to_emf("AgentVistaWebhooks/test", 1)));
+    }
+}
+
+/// Each line's one directive: (dimension names, [(metric, unit)]), and the line.
+fn directive(line: &str) -> (Vec<String>, Vec<(String, String)>, Value) {
+    let v: Value = serde_json::from_str(line).expect("an EMF line is JSON");
+    let d = &v["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(d["Namespace"], "AgentVistaWebhooks/test");
+    let dims: Vec<String> = d["Dimensions"][0]
+        .as_array()
+        .expect("one dimension set")
+        .iter()
+        .map(|n| n.as_str().expect("name").to_owned())
+        .collect();
+    let metrics = d["Metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .map(|m| {
+            (
+                m["Name"].as_str().expect("name").to_owned(),
+                m["Unit"].as_str().expect("unit").to_owned(),
+            )
+        })
+        .collect();
+    (dims, metrics, v)
+}
+
+#[tokio::test]
+async fn a_batch_emits_totals_failures_by_kind_and_breaker_pauses() {
+    // Every answer a 500, no retries, a breaker that trips at 2.
+    let mut h = Harness::start(
+        memory().await,
+        Reply::status(500).into(),
+        Options {
+            retry: Vec::new(),
+            threshold: 2,
+            ..Options::default()
+        },
+    )
+    .await;
+    let captured = Arc::new(Captured::default());
+    h.sender.metrics = captured.clone();
+    let (endpoint, _) = h.endpoint(&["alert.fired"]).await;
+    let mut event = SqsEvent::default();
+    for n in 0..3 {
+        h.publish(&format!("evt_metrics_{n}")).await;
+        let job = h.next_job(Duration::from_secs(5)).await.expect("a job");
+        let mut record = SqsMessage::default();
+        record.message_id = Some(format!("m{n}"));
+        record.body = Some(job.to_json());
+        event.records.push(record);
+    }
+    let response = handle_batch(&h.sender, event).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    let lines = captured.0.lock().expect("lock").clone();
+    let made = h.receiver.requests().len();
+    assert!(made >= 2, "at least the attempts that tripped the breaker");
+    let (dims, metrics, totals) = directive(&lines[0]);
+    assert!(dims.is_empty(), "totals carry no dimension");
+    assert_eq!(
+        metrics,
+        [
+            ("Attempts", "Count"),
+            ("AttemptsSucceeded", "Count"),
+            ("AttemptsFailed", "Count"),
+            ("DeliveriesExhausted", "Count"),
+            ("AttemptDuration", "Milliseconds"),
+        ]
+        .map(|(n, u)| (n.to_owned(), u.to_owned()))
+    );
+    let made = made as f64;
+    assert_eq!(
+        (
+            &totals["Attempts"],
+            &totals["AttemptsSucceeded"],
+            &totals["AttemptsFailed"],
+            &totals["DeliveriesExhausted"]
+        ),
+        (&json!(made), &json!(0.0), &json!(made), &json!(made)),
+        "every attempt failed and, with no retries, exhausted its delivery"
+    );
+    assert_eq!(
+        totals["AttemptDuration"].as_array().map(Vec::len),
+        Some(made as usize),
+        "one duration per attempt"
+    );
+
+    let (dims, metrics, by_kind) = directive(&lines[1]);
+    assert_eq!(dims, ["ErrorKind"]);
+    assert_eq!(metrics, [("AttemptsFailed".to_owned(), "Count".to_owned())]);
+    assert_eq!(
+        (&by_kind["ErrorKind"], &by_kind["AttemptsFailed"]),
+        (&json!("http_status"), &json!(made))
+    );
+
+    let (dims, metrics, paused) = directive(&lines[2]);
+    assert_eq!(dims, ["Reason"]);
+    assert_eq!(
+        metrics,
+        [("EndpointsPaused".to_owned(), "Count".to_owned())]
+    );
+    assert_eq!(
+        (&paused["Reason"], &paused["EndpointsPaused"]),
+        (&json!("breaker"), &json!(1.0))
+    );
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        !h.stored_endpoint(&endpoint).await.is_active,
+        "it was paused"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains(&endpoint)),
+        "no endpoint id in any metric"
+    );
+}
