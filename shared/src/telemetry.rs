@@ -44,22 +44,40 @@ fn below_info_only_ours() -> FilterFn<impl Fn(&Metadata<'_>) -> bool> {
 fn filter(level: Option<&str>) -> impl Filter<Registry> + Send + Sync + 'static {
     let directives =
         EnvFilter::try_new(level.unwrap_or("info")).unwrap_or_else(|_| EnvFilter::new("info"));
-    directives.and(below_info_only_ours())
+    directives.and(below_info_only_ours()).or(invocation_span())
+}
+
+/// The span `lambda_runtime` opens around each invocation, holding its `requestId`:
+/// enabled at every `LOG_LEVEL`, so every line logged in an invocation carries it.
+const INVOCATION_SPAN: &str = "Lambda runtime invoke";
+
+fn invocation_span() -> FilterFn<impl Fn(&Metadata<'_>) -> bool> {
+    FilterFn::new(|meta: &Metadata<'_>| meta.is_span() && meta.name() == INVOCATION_SPAN)
+}
+
+/// One JSON object per line, with the current span's fields (the invocation's
+/// `requestId`), without ANSI colours or timestamps: CloudWatch adds its own.
+fn lambda_layer<W>(writer: W, level: Option<&str>) -> impl Layer<Registry> + Send + Sync
+where
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    fmt::layer()
+        .json()
+        .with_ansi(false)
+        .without_time()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(writer)
+        .with_filter(filter(level))
 }
 
 fn log_level() -> Option<String> {
     std::env::var("LOG_LEVEL").ok()
 }
 
-/// JSON lines without ANSI colours or timestamps: CloudWatch adds its own, and a JSON
-/// line is what Logs Insights queries.
+/// JSON lines on stdout ([`lambda_layer`]): what Logs Insights queries.
 pub fn init_lambda() {
-    let layer = fmt::layer()
-        .json()
-        .with_ansi(false)
-        .without_time()
-        .with_current_span(false)
-        .with_filter(filter(log_level().as_deref()));
+    let layer = lambda_layer(std::io::stdout, log_level().as_deref());
     let _ = Registry::default().with(layer).try_init();
 }
 
@@ -133,6 +151,34 @@ mod tests {
             }
         }
         assert!(logged("hyper_util=trace").contains("hyper-info"));
+    }
+
+    #[test]
+    fn lambda_lines_are_json_with_the_request_id_at_every_level() {
+        for level in ["info", "warn"] {
+            let out = Captured::default();
+            let writer = out.clone();
+            let layer = lambda_layer(move || writer.clone(), Some(level));
+            tracing::subscriber::with_default(Registry::default().with(layer), || {
+                let span = tracing::info_span!(
+                    target: "lambda_runtime::layers::trace",
+                    "Lambda runtime invoke",
+                    requestId = "8f5a-req"
+                );
+                let _in = span.enter();
+                tracing::warn!(
+                    target: "shared::pipeline::sender",
+                    delivery_id = "d1",
+                    "attempt recorded"
+                );
+            });
+            let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf-8");
+            let line: serde_json::Value =
+                serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(line["span"]["requestId"], "8f5a-req", "{level}: {text}");
+            assert_eq!(line["fields"]["delivery_id"], "d1");
+            assert_eq!(line["fields"]["message"], "attempt recorded");
+        }
     }
 
     #[test]
