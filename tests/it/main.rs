@@ -17,3 +17,4 @@ mod openapi;
 mod pipeline;
 mod pipeline_api;
 mod sqs;
+mod template;
