@@ -3,7 +3,9 @@
 //! function logs to a log group of its own with the retention parameter, the alarms
 //! exist and notify the optional topic, metrics are configured.
 
-use crate::common::events_dir;
+use crate::common::{events_dir, fixture_json};
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::event::sqs::SqsEvent;
 
 fn template() -> String {
     std::fs::read_to_string(events_dir().join("../template.yaml")).expect("template.yaml")
@@ -130,5 +132,64 @@ fn the_alarms_watch_what_pages_and_notify_the_optional_topic() {
         "EndpointsPaused",
     ] {
         assert!(dashboard.contains(shown), "the dashboard shows {shown}");
+    }
+}
+
+/// The binary `cargo lambda` builds for a function block (`Binary:` under its
+/// `BuildProperties`).
+fn binary(block: &str) -> Option<&str> {
+    block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Binary: "))
+}
+
+/// Every `events/` fixture parses as the event of the function that receives it in the
+/// stack, so `cargo lambda invoke <binary> --data-file events/<fixture>` works: an API
+/// fixture as an HTTP API (v2) request routed to the function that serves its route, an
+/// SQS fixture as the sender's batch.
+#[test]
+fn every_fixture_parses_as_its_functions_event() {
+    let template = template();
+    let blocks = resources(&template);
+    let functions: Vec<(&str, &str)> = blocks
+        .iter()
+        .filter(|(_, b)| b.contains("Type: AWS::Serverless::Function"))
+        .map(|(_, b)| (binary(b).expect("a Binary"), b.as_str()))
+        .collect();
+    let serving = |route: &str| -> &str {
+        let (method, path) = route.split_once(' ').expect("METHOD /path");
+        let wanted = format!("Method: {method}\n            Path: {path}\n");
+        functions
+            .iter()
+            .find(|(_, b)| b.contains(&wanted))
+            .map(|(name, _)| *name)
+            .unwrap_or_else(|| panic!("no function serves {route}"))
+    };
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(events_dir()).expect("events/") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let fixture = fixture_json(&name);
+        let function = if let Some(route) = fixture["routeKey"].as_str() {
+            serde_json::from_value::<ApiGatewayV2httpRequest>(fixture.clone())
+                .unwrap_or_else(|e| panic!("{name}: not an HTTP API request: {e}"));
+            serving(route)
+        } else {
+            serde_json::from_value::<SqsEvent>(fixture.clone())
+                .unwrap_or_else(|e| panic!("{name}: not an SQS event: {e}"));
+            "sender"
+        };
+        seen.push((name, function));
+    }
+    seen.sort();
+    assert!(seen.len() >= 15, "{seen:?}");
+    for (fixture, function) in &seen {
+        assert!(
+            ["endpoints-api", "deliveries-api", "publish-api", "sender"].contains(function),
+            "{fixture} goes to {function}"
+        );
     }
 }
