@@ -168,7 +168,12 @@ pub fn delivery_timeout(env: &impl Env) -> Result<Duration, ConfigError> {
 
 /// `RETENTION_DAYS`: how long events, deliveries and attempts are kept (default 30).
 pub fn retention_days(env: &impl Env) -> Result<u32, ConfigError> {
-    number(env, "RETENTION_DAYS", 30, 1)
+    number(
+        env,
+        "RETENTION_DAYS",
+        crate::domain::retention::DEFAULT_RETENTION_DAYS,
+        1,
+    )
 }
 
 #[cfg(test)]

@@ -38,6 +38,12 @@ pub async fn memory() -> Arc<MemoryStore> {
 /// A DynamoDB store on a fresh table in the moto server. Fails (never skips) when the
 /// emulator is not configured, so a run without it cannot pass by accident.
 pub async fn dynamo() -> Arc<DynamoStore> {
+    let (client, table) = dynamo_table().await;
+    Arc::new(DynamoStore::new(client, table))
+}
+
+/// A fresh table in the moto server, and a client for it.
+pub async fn dynamo_table() -> (aws_sdk_dynamodb::Client, String) {
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the tests with scripts/test.sh, which starts moto"
@@ -48,7 +54,7 @@ pub async fn dynamo() -> Arc<DynamoStore> {
     schema::create_table(&client, &table)
         .await
         .expect("create the test table in moto");
-    Arc::new(DynamoStore::new(client, table))
+    (client, table)
 }
 
 pub const ADMIN_KEY: &str = "avk_fixture_acme_admin";

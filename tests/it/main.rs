@@ -16,5 +16,6 @@ mod metrics;
 mod openapi;
 mod pipeline;
 mod pipeline_api;
+mod retention;
 mod sqs;
 mod template;

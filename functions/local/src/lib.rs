@@ -16,7 +16,7 @@ use shared::adapters::memory_queue::MemoryQueue;
 use shared::adapters::state_file::{self, SavedState, StateFileError};
 use shared::config::{self, ConfigError, Env};
 use shared::domain::Job;
-use shared::domain::{KeyHash, Role};
+use shared::domain::{KeyHash, Retention, Role};
 use shared::keys::{self, KeyError};
 use shared::pipeline::Sender;
 use shared::pipeline::scheduler::run_now;
@@ -194,7 +194,9 @@ impl LocalServer {
         });
         let (contents, saved_jobs) = saved.map(|s| (s.store, s.jobs)).unwrap_or_default();
         let store = Arc::new(
-            MemoryStore::with_contents(contents).map_err(|e| StartError::Restore(e.to_string()))?,
+            MemoryStore::with_contents(contents)
+                .map_err(|e| StartError::Restore(e.to_string()))?
+                .with_retention(Retention::days(config::retention_days(env)?)),
         );
         let mut demo_admin_key = None;
         if options.keys.is_empty() {

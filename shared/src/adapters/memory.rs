@@ -7,7 +7,7 @@ use crate::domain::delivery::{page_range, page_total};
 use crate::domain::time::minute_of;
 use crate::domain::{
     ApiKey, Attempt, AttemptOutcome, Delivery, DeliveryKey, Endpoint, EndpointChanges, Event,
-    Expect, KeyHash, ScheduledAttempt, SigningSecret,
+    Expect, KeyHash, Retention, ScheduledAttempt, SigningSecret,
 };
 use crate::ports::{
     DeliveryStore, EndpointHealth, EndpointStore, EventStore, KeyStore, Schedule, StoreError,
@@ -45,6 +45,9 @@ pub struct MemoryStore {
     state: Mutex<State>,
     /// Counts the calls that may have changed the state, so a saver knows when to save.
     changes: AtomicU64,
+    /// Expired events and deliveries are kept but never shown, as in DynamoDB before
+    /// its TTL deletes them.
+    retention: Retention,
 }
 
 /// Everything the store holds, as plain values: what `--state FILE` saves and loads.
@@ -91,7 +94,13 @@ impl MemoryStore {
         Ok(Self {
             state: Mutex::new(state),
             changes: AtomicU64::new(0),
+            retention: Retention::default(),
         })
+    }
+
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// A copy of everything held, taken at one instant.
@@ -301,7 +310,12 @@ impl EventStore for MemoryStore {
     async fn insert_event(&self, event: &Event) -> Result<Option<Event>, StoreError> {
         let mut state = self.state_mut();
         let key = (event.org.clone(), event.id.clone());
-        if let Some(existing) = state.events.get(&key) {
+        // An expired event is replaced: its id is free again.
+        if let Some(existing) = state
+            .events
+            .get(&key)
+            .filter(|e| self.retention.is_live(e.created_at))
+        {
             return Ok(Some(existing.clone()));
         }
         state.events.insert(key, event.clone());
@@ -313,6 +327,7 @@ impl EventStore for MemoryStore {
             .state()
             .events
             .get(&(org.to_owned(), id.to_owned()))
+            .filter(|e| self.retention.is_live(e.created_at))
             .cloned())
     }
 
@@ -369,7 +384,12 @@ impl DeliveryStore for MemoryStore {
     }
 
     async fn get_delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
-        Ok(self.state().deliveries.get(&key).cloned())
+        Ok(self
+            .state()
+            .deliveries
+            .get(&key)
+            .filter(|d| self.retention.is_live(d.created_at))
+            .cloned())
     }
 
     async fn delivery_page(
@@ -379,8 +399,12 @@ impl DeliveryStore for MemoryStore {
         per_page: u32,
     ) -> Result<(Vec<Delivery>, u64), StoreError> {
         let state = self.state();
-        let mut range = state.deliveries.range(history(endpoint.number));
-        let bottom = range.next().map(|(k, _)| k.seq);
+        // Expired deliveries are the oldest: the live history starts at the first live one.
+        let bottom = state
+            .deliveries
+            .range(history(endpoint.number))
+            .find(|(_, d)| self.retention.is_live(d.created_at))
+            .map(|(k, _)| k.seq);
         let total = page_total(bottom, endpoint.delivery_seq);
         let items = match bottom.and_then(|b| page_range(b, endpoint.delivery_seq, page, per_page))
         {
@@ -396,7 +420,9 @@ impl DeliveryStore for MemoryStore {
                     },
                 )
                 .rev()
-                .map(|(_, d)| d.clone())
+                .map(|(_, d)| d)
+                .filter(|d| self.retention.is_live(d.created_at))
+                .cloned()
                 .collect(),
             None => Vec::new(),
         };

@@ -5,6 +5,7 @@ pub mod attempt;
 pub mod delivery;
 pub mod endpoint;
 pub mod job;
+pub mod retention;
 pub mod retry;
 pub mod secret;
 pub mod time;
@@ -17,6 +18,7 @@ pub use delivery::{
 };
 pub use endpoint::{Endpoint, EndpointChanges, NewEndpoint};
 pub use job::{DeliveryJob, EventRef, Job, ScheduledAttempt};
+pub use retention::{Clock, Retention};
 pub use retry::RetryPolicy;
 pub use secret::SigningSecret;
 pub use time::now;

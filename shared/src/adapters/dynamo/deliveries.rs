@@ -128,7 +128,67 @@ impl DynamoStore {
     }
 
     fn expires_at(&self, from: DateTime<Utc>) -> i64 {
-        (from + self.retention).timestamp()
+        self.retention.expires_at(from)
+    }
+
+    /// The first stored item of history `number` with a sequence number in
+    /// `from..=to`: its number and `expires_at`.
+    async fn first_stored(
+        &self,
+        number: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<(u64, i64)>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(keys::history_pk(number)))
+            .expression_attribute_values(":from", s(keys::seq_sk(from)))
+            .expression_attribute_values(":to", s(keys::seq_sk(to)))
+            .projection_expression("sk, expires_at")
+            .scan_index_forward(true)
+            .limit(1)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.items.unwrap_or_default().first().and_then(|item| {
+            let seq = item.get("sk")?.as_s().ok()?.parse().ok()?;
+            let expires_at = item.get("expires_at")?.as_n().ok()?.parse().ok()?;
+            Some((seq, expires_at))
+        }))
+    }
+
+    /// The lowest live sequence number of history `number` up to `top`. An endpoint's
+    /// deliveries expire oldest first, so the expired ones TTL has not deleted yet are a
+    /// prefix: the common case is one read (the lowest stored is live); otherwise a
+    /// binary search over the numbers, one `Limit 1` query a step, only while TTL lags.
+    async fn lowest_live_seq(&self, number: u32, top: u64) -> Result<Option<u64>, StoreError> {
+        let Some((lowest, expires_at)) = self.first_stored(number, 0, top).await? else {
+            return Ok(None);
+        };
+        if self.retention.is_live_until(expires_at) {
+            return Ok(Some(lowest));
+        }
+        // Every stored number below `lo` is expired; the first live one is below `hi`.
+        let (mut lo, mut hi) = (lowest + 1, top + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.first_stored(number, mid, hi - 1).await? {
+                None => hi = mid,
+                Some((seq, expires_at)) if self.retention.is_live_until(expires_at) => hi = seq,
+                Some((seq, _)) => lo = seq + 1,
+            }
+        }
+        if lo > top {
+            return Ok(None);
+        }
+        // The first stored number from `lo` on is live: exact even across a gap.
+        Ok(self
+            .first_stored(number, lo, top)
+            .await?
+            .map(|(seq, _)| seq))
     }
 
     /// A conditional `UpdateItem` on a delivery; `Ok(None)` when the condition fails.
@@ -151,29 +211,6 @@ impl DynamoStore {
             Err(err) if is_conditional_failure(&err) => Ok(None),
             Err(err) => Err(backend(err)),
         }
-    }
-
-    /// The lowest sequence number still stored in an endpoint's history.
-    async fn lowest_seq(&self, number: u32) -> Result<Option<u64>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(keys::history_pk(number)))
-            .projection_expression("sk")
-            .scan_index_forward(true)
-            .limit(1)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(out
-            .items
-            .unwrap_or_default()
-            .first()
-            .and_then(|i| i.get("sk"))
-            .and_then(|v| v.as_s().ok())
-            .and_then(|v| v.parse().ok()))
     }
 
     /// `BatchWriteItem` deletes, 25 at a time, retrying what DynamoDB hands back.
@@ -227,7 +264,9 @@ impl EventStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
+            // An expired event TTL has not deleted yet is replaced: its id is free again.
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(self.retention.now_secs()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -248,10 +287,12 @@ impl EventStore for DynamoStore {
     async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError> {
         // Events do not change after they are written (but for the fan-out hold, which
         // only `insert_event`'s answer is used for): a cheap eventually consistent read.
-        self.get(keys::event_pk(org, id), keys::EVENT_SK, false)
+        Ok(self
+            .get(keys::event_pk(org, id), keys::EVENT_SK, false)
             .await?
             .map(decode::<EventItem, Event>)
-            .transpose()
+            .transpose()?
+            .filter(|e| self.retention.is_live(e.created_at)))
     }
 
     async fn take_over_fan_out(
@@ -302,14 +343,16 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn get_delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
-        self.get(
-            keys::history_pk(key.endpoint_number),
-            &keys::seq_sk(key.seq),
-            false,
-        )
-        .await?
-        .map(delivery_from)
-        .transpose()
+        Ok(self
+            .get(
+                keys::history_pk(key.endpoint_number),
+                &keys::seq_sk(key.seq),
+                false,
+            )
+            .await?
+            .map(delivery_from)
+            .transpose()?
+            .filter(|d| self.retention.is_live(d.created_at)))
     }
 
     async fn delivery_page(
@@ -318,7 +361,9 @@ impl DeliveryStore for DynamoStore {
         page: u32,
         per_page: u32,
     ) -> Result<(Vec<Delivery>, u64), StoreError> {
-        let bottom = self.lowest_seq(endpoint.number).await?;
+        let bottom = self
+            .lowest_live_seq(endpoint.number, endpoint.delivery_seq)
+            .await?;
         let total = page_total(bottom, endpoint.delivery_seq);
         let Some((lo, hi)) =
             bottom.and_then(|b| page_range(b, endpoint.delivery_seq, page, per_page))
@@ -334,12 +379,14 @@ impl DeliveryStore for DynamoStore {
             .expression_attribute_values(":lo", s(keys::seq_sk(lo)))
             .expression_attribute_values(":hi", s(keys::seq_sk(hi)))
             .scan_index_forward(false);
-        let items = self
+        let mut items: Vec<Delivery> = self
             .query_all(request)
             .await?
             .into_iter()
             .map(delivery_from)
             .collect::<Result<_, _>>()?;
+        // A delivery made after a later one (a publish retried late) may expire first.
+        items.retain(|d| self.retention.is_live(d.created_at));
         Ok((items, total))
     }
 

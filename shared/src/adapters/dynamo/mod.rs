@@ -9,7 +9,7 @@ pub(crate) mod items;
 pub mod schema;
 
 use crate::domain::time::format as ts;
-use crate::domain::{ApiKey, Endpoint, EndpointChanges, KeyHash, SigningSecret};
+use crate::domain::{ApiKey, Endpoint, EndpointChanges, KeyHash, Retention, SigningSecret};
 use crate::ports::{EndpointStore, KeyStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -29,24 +29,26 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: Client,
     table: String,
-    /// How long events, deliveries and attempts are kept (their `expires_at`).
-    retention: chrono::Duration,
+    /// How long events, deliveries and attempts are kept (their `expires_at`), and
+    /// whether one still is.
+    retention: Retention,
 }
-
-/// Default `RETENTION_DAYS`.
-pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
-            retention: chrono::Duration::days(i64::from(DEFAULT_RETENTION_DAYS)),
+            retention: Retention::default(),
         }
     }
 
-    pub fn with_retention_days(mut self, days: u32) -> Self {
-        self.retention = chrono::Duration::days(i64::from(days));
+    pub fn with_retention_days(self, days: u32) -> Self {
+        self.with_retention(Retention::days(days))
+    }
+
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
         self
     }
 
