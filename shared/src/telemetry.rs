@@ -77,8 +77,18 @@ fn log_level() -> Option<String> {
 
 /// JSON lines on stdout ([`lambda_layer`]): what Logs Insights queries.
 pub fn init_lambda() {
-    let layer = lambda_layer(std::io::stdout, log_level().as_deref());
-    let _ = Registry::default().with(layer).try_init();
+    let _ = lambda_subscriber(std::io::stdout, log_level().as_deref()).try_init();
+}
+
+/// The Lambdas' subscriber, writing to `writer` at `level` (tests read what it writes).
+pub fn lambda_subscriber<W>(
+    writer: W,
+    level: Option<&str>,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    Registry::default().with(lambda_layer(writer, level))
 }
 
 /// Human-readable lines on stderr, for the local server and the CLI; coloured only when

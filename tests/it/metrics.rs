@@ -136,3 +136,60 @@ async fn a_batch_emits_totals_failures_by_kind_and_breaker_pauses() {
         "no endpoint id in any metric"
     );
 }
+
+/// Writes a subscriber's output to a shared buffer.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Each attempt is one JSON log line, as the Lambdas write it, with what an operator
+/// searches by.
+#[tokio::test]
+async fn each_attempt_is_one_json_line_with_its_ids_status_kind_and_duration() {
+    let mut h = Harness::start(
+        memory().await,
+        Reply::status(503).into(),
+        Options::default(),
+    )
+    .await;
+    let (endpoint, _) = h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_logged").await;
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    // This test's thread only (a current-thread runtime): the sender runs on it.
+    let _logging = tracing::subscriber::set_default(shared::telemetry::lambda_subscriber(
+        move || writer.clone(),
+        Some("info"),
+    ));
+    h.step(Duration::from_secs(5)).await;
+    let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|l: &Value| l["fields"]["message"] == "attempt recorded")
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let fields = &lines[0]["fields"];
+    assert_eq!(fields["org"], "acme");
+    assert_eq!(fields["endpoint_id"], endpoint.as_str());
+    assert!(
+        fields["delivery_id"]
+            .as_str()
+            .is_some_and(|d| d.len() == 36)
+    );
+    assert_eq!(fields["attempt"], 1);
+    assert_eq!(fields["trigger"], "automatic");
+    assert_eq!(fields["status_code"], 503);
+    assert_eq!(fields["error_kind"], "http_status");
+    assert!(fields["duration_ms"].as_u64().is_some());
+    assert_eq!(fields["outcome"], "retrying");
+}
