@@ -13,7 +13,8 @@ use shared::wiring::Store;
 use std::sync::Arc;
 use uuid::Uuid;
 
-async fn endpoint(store: &impl Store) -> Endpoint {
+/// A new endpoint of `acme` (subscribed to `a.b`), stored.
+pub(crate) async fn endpoint(store: &impl Store) -> Endpoint {
     let number = store.allocate_endpoint_number().await.expect("number");
     let e = Endpoint::create(
         "acme",

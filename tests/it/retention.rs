@@ -4,10 +4,11 @@
 //! before.
 
 use crate::common::dynamo_table;
+use crate::delivery_contract::endpoint;
 use chrono::{DateTime, Duration, Utc};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::memory::MemoryStore;
-use shared::domain::{Clock, Delivery, Endpoint, Event, NewEndpoint, Retention, Target};
+use shared::domain::{Clock, Delivery, Event, Retention, Target};
 use shared::wiring::Store;
 use std::sync::{Arc, Mutex};
 
@@ -44,18 +45,7 @@ fn event(id: &str, created_at: DateTime<Utc>, data: &str) -> Event {
 
 async fn case(store: impl Store, clock: Arc<TestClock>) {
     let t0 = start();
-    let number = store.allocate_endpoint_number().await.expect("number");
-    let e = Endpoint::create(
-        "acme",
-        NewEndpoint {
-            url: "https://example.com/hook".into(),
-            description: String::new(),
-            event_types: vec!["a.b".into()],
-        },
-        number,
-        t0,
-    );
-    store.insert_endpoint(&e, 100).await.expect("endpoint");
+    let e = endpoint(&store).await;
     // Five deliveries an hour apart, and their events.
     let mut made: Vec<Delivery> = Vec::new();
     for hour in 0..5 {
