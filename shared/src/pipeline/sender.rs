@@ -361,10 +361,12 @@ impl Sender {
             outcome = outcome.status.as_str(),
             "attempt recorded"
         );
+        // Exhausted: an automatic attempt that left the delivery failed for good (a
+        // manual retry that fails leaves a failed delivery as it was).
         batch.tally.attempt(
             error_kind,
             attempt.duration_ms,
-            outcome.status == DeliveryStatus::Failed,
+            work.trigger == Trigger::Automatic && outcome.status == DeliveryStatus::Failed,
         );
         batch
             .count_outcome(
