@@ -124,6 +124,7 @@ pub fn outbound_config(
     Ok(OutboundConfig {
         allowed,
         extra_root_certs,
+        constrained_roots: Vec::new(),
         total_timeout: total,
         connect_timeout: total.min(Duration::from_secs(5)),
         user_agent: user_agent(),

@@ -36,6 +36,7 @@ mod http_client {
         let client = OutboundClient::new(OutboundConfig {
             allowed,
             extra_root_certs: roots.clone(),
+            constrained_roots: Vec::new(),
             total_timeout: total,
             connect_timeout: Duration::from_secs(2),
             user_agent: USER_AGENT.to_owned(),
@@ -370,6 +371,7 @@ mod http_client {
         let pinned = OutboundClient::new(OutboundConfig {
             allowed: loopback(),
             extra_root_certs: vec![dir.join("receiver-cert.pem")],
+            constrained_roots: Vec::new(),
             total_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             user_agent: USER_AGENT.to_owned(),

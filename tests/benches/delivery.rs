@@ -61,6 +61,7 @@ async fn bench_end_to_end() {
     let client = OutboundClient::new(OutboundConfig {
         allowed: vec!["127.0.0.0/8".parse().expect("cidr")],
         extra_root_certs: vec![ca],
+        constrained_roots: Vec::new(),
         ..OutboundConfig::default()
     })
     .expect("client");

@@ -82,6 +82,7 @@ pub fn outbound_client(ca: std::path::PathBuf, allow_loopback: bool) -> Outbound
     OutboundClient::new(OutboundConfig {
         allowed,
         extra_root_certs: vec![ca],
+        constrained_roots: Vec::new(),
         total_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(2),
         user_agent: wiring::user_agent(),

@@ -612,6 +612,7 @@ pub async fn run(scenario: &Scenario) -> Measured {
     let client = OutboundClient::new(OutboundConfig {
         allowed: vec!["127.0.0.0/8".parse().expect("cidr")],
         extra_root_certs: vec![receiver.write_ca_pem(&certs)],
+        constrained_roots: Vec::new(),
         total_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(2),
         user_agent: wiring::user_agent(),

@@ -177,11 +177,6 @@ impl LocalServer {
             .ok_or_else(|| "no cache directory (set XDG_CACHE_HOME or HOME)".to_owned())
             .and_then(|dir| DevCa::find_or_create(&dir).map_err(|e| e.to_string()))
             .map(|ca| ca.cert_path());
-        let trusted: Vec<PathBuf> = root_certs
-            .iter()
-            .chain(dev_ca.as_ref().ok())
-            .cloned()
-            .collect();
 
         let saved = match &options.state {
             Some(path) => state_file::load(path)?,
@@ -219,11 +214,11 @@ impl LocalServer {
             .map_err(|e| StartError::Restore(e.to_string()))?;
         let queue = Arc::new(queue);
         let router = Services::new(store.clone(), queue.clone()).router();
-        let client = OutboundClient::new(wiring::outbound_config(
-            env,
-            allowed_targets.clone(),
-            trusted,
-        )?)?;
+        let mut outbound =
+            wiring::outbound_config(env, allowed_targets.clone(), root_certs.clone())?;
+        // A root only, never pinned: its name constraints (loopback) must hold.
+        outbound.constrained_roots = dev_ca.iter().cloned().collect();
+        let client = OutboundClient::new(outbound)?;
         let sender = Arc::new(wiring::sender(
             store.clone(),
             queue.clone(),

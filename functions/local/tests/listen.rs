@@ -397,3 +397,44 @@ fn refused(server: &Server, args: &[&str]) -> String {
     assert!(!output.status.success());
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// The development CA is a root only: its name constraints hold, and the CA certificate
+/// itself, served as a server's own by whoever holds its key, is refused (it is never
+/// pinned the way a `--root-cert` self-signed certificate is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_development_ca_itself_is_no_server_certificate() {
+    use testkit::{HttpsReceiver, Reply, TestCa};
+    let server = server();
+    // The server made the CA at start; serve its own certificate and key.
+    let dir = support::cache_dir().join("agentvista-webhooks/dev-ca-v1");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("the development CA");
+    let impostor = TestCa::from_pem(&read("ca-cert.pem"), &read("ca-key.pem"));
+    let receiver = HttpsReceiver::start_with_ca(&impostor, Reply::ok()).await;
+    let (status, created) = server
+        .post(
+            "/org/demo/webhooks/endpoints",
+            &json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    publish(&server, "evt_impostor").await;
+    let id = created["id"].as_str().expect("id");
+    let mut attempt = Value::Null;
+    for _ in 0..50 {
+        let (_, listed) = server
+            .get(&format!("/org/demo/webhooks/endpoints/{id}/deliveries"))
+            .await;
+        if let Some(delivery) = listed["deliveries"][0]["id"].as_str() {
+            let (_, detail) = server
+                .get(&format!("/org/demo/webhooks/deliveries/{delivery}"))
+                .await;
+            if !detail["attempts"][0].is_null() {
+                attempt = detail["attempts"][0].clone();
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(attempt["error"]["kind"], "tls", "{attempt}");
+    assert!(receiver.requests().is_empty(), "nothing was sent to it");
+}

@@ -51,8 +51,12 @@ pub const RESPONSE_BODY_CAP: usize = 4096;
 pub struct OutboundConfig {
     /// Ranges exempt from the address guard (`ALLOWED_TARGET_CIDRS`; empty by default).
     pub allowed: Vec<IpNet>,
-    /// PEM files whose certificates are trusted besides the system's roots.
+    /// PEM files whose certificates are trusted besides the system's roots, and pinned
+    /// (see [`PinningVerifier`]).
     pub extra_root_certs: Vec<PathBuf>,
+    /// PEM files of CAs trusted as roots only, never pinned, so their name constraints
+    /// always hold (the local development CA of `webhooks-local listen`).
+    pub constrained_roots: Vec<PathBuf>,
     /// One deadline for the whole attempt, DNS to body read (default 15 s).
     pub total_timeout: Duration,
     /// TCP connect timeout (default 5 s).
@@ -66,6 +70,7 @@ impl Default for OutboundConfig {
         Self {
             allowed: Vec::new(),
             extra_root_certs: Vec::new(),
+            constrained_roots: Vec::new(),
             total_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
             user_agent: format!("AgentVista-Webhooks/{}", env!("CARGO_PKG_VERSION")),
@@ -116,6 +121,10 @@ impl OutboundClient {
         for path in &config.extra_root_certs {
             extra.extend(load_root_certs(path)?);
         }
+        let mut roots_only = Vec::new();
+        for path in &config.constrained_roots {
+            roots_only.extend(load_root_certs(path)?);
+        }
         let policy = Arc::new(TargetPolicy::new(config.allowed));
         let client = reqwest::Client::builder()
             .dns_resolver(GuardedResolver {
@@ -125,7 +134,7 @@ impl OutboundClient {
             .redirect(reqwest::redirect::Policy::none())
             .retry(reqwest::retry::never())
             .https_only(true)
-            .tls_backend_preconfigured(tls_config(extra)?)
+            .tls_backend_preconfigured(tls_config(extra, roots_only)?)
             .connect_timeout(config.connect_timeout)
             .timeout(config.total_timeout)
             .user_agent(config.user_agent)
@@ -294,11 +303,14 @@ fn load_root_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Outbound
 }
 
 /// The sender's TLS settings: HTTP/1.1, and certificates checked by [`PinningVerifier`].
-fn tls_config(extra: Vec<CertificateDer<'static>>) -> Result<ClientConfig, OutboundBuildError> {
+fn tls_config(
+    extra: Vec<CertificateDer<'static>>,
+    roots_only: Vec<CertificateDer<'static>>,
+) -> Result<ClientConfig, OutboundBuildError> {
     let provider = rustls::crypto::CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-    let verifier = PinningVerifier::new(extra, provider.clone())
+    let verifier = PinningVerifier::new(extra, roots_only, provider.clone())
         .map_err(|e| OutboundBuildError::Client(format!("TLS verifier: {e}")))?;
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -329,12 +341,14 @@ pub struct PinningVerifier {
 }
 
 impl PinningVerifier {
+    /// `extra` are trusted as roots and pinned; `roots_only` as roots alone.
     pub fn new(
         extra: Vec<CertificateDer<'static>>,
+        roots_only: Vec<CertificateDer<'static>>,
         provider: Arc<rustls::crypto::CryptoProvider>,
     ) -> Result<Self, rustls::Error> {
         let roots = rustls_platform_verifier::Verifier::new_with_extra_roots(
-            extra.clone(),
+            extra.iter().cloned().chain(roots_only),
             provider.clone(),
         )?;
         Ok(Self {
@@ -1169,6 +1183,7 @@ mod tests {
         for path in [&missing, &garbage, &bad_der] {
             let error = OutboundClient::new(OutboundConfig {
                 extra_root_certs: vec![path.clone()],
+                constrained_roots: Vec::new(),
                 ..OutboundConfig::default()
             })
             .expect_err("must fail");
