@@ -145,7 +145,7 @@ pub fn verify(
 ) -> Verification {
     let fresh = |t: &str| {
         t.parse::<i64>()
-            .is_ok_and(|t| (now - t).abs() <= TIMESTAMP_TOLERANCE_SECS)
+            .is_ok_and(|t| now.abs_diff(t) <= TIMESTAMP_TOLERANCE_SECS.unsigned_abs())
     };
     let agentvista = received.agentvista_signature.is_some_and(|header| {
         let mut t = None;
@@ -403,6 +403,12 @@ mod tests {
         rotated.webhook_signature = Some(&both);
         assert!(verify(&s, &rotated, b"{}", 1_700_000_000).standard_webhooks);
         assert!(!verify(&s, &ReceivedSignatures::default(), b"{}", 1_700_000_000).agentvista);
+        // A timestamp at the ends of the range is refused, never an overflow.
+        let mut extreme = received(&h);
+        let min = format!("t={},v1=00", i64::MIN);
+        extreme.agentvista_signature = Some(&min);
+        extreme.webhook_timestamp = Some("-9223372036854775808");
+        assert!(!verify(&s, &extreme, b"{}", i64::MAX).both());
     }
 
     #[test]

@@ -267,6 +267,11 @@ async fn register_key(store: &MemoryStore, spec: KeySpec) -> Result<(), StartErr
 pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
     let requested = options.listen;
     let server = LocalServer::prepare(options, env).await?;
+    if let Some((path, _)) = &server.state {
+        // Saved once before anything is served: a file that cannot be written stops
+        // start-up instead of failing at exit.
+        state_file::save(path, &saved_state(&server.store, &server.queue))?;
+    }
     let listener = TcpListener::bind(requested)
         .await
         .map_err(|source| StartError::Listen {
@@ -423,17 +428,16 @@ async fn run_worker(
 /// How often `--state` is saved when something changed.
 const SAVE_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// The store and the jobs to do, copied at one moment.
 fn saved_state(store: &MemoryStore, queue: &MemoryQueue) -> SavedState {
-    SavedState {
-        store: store.contents(),
-        jobs: queue.outstanding(),
-    }
+    let (jobs, store) = queue.outstanding_with(|| store.contents());
+    SavedState { store, jobs }
 }
 
 /// Save the store and the jobs to do whenever either changed, at most every
 /// [`SAVE_EVERY`], until `stop` turns true; then once more, the last word. One task does
 /// every save, so two never write the file at once. A failed save is logged and tried
-/// again at the next change (the last one is returned).
+/// again at the next change (the last one's error is returned).
 async fn keep_saving(
     path: PathBuf,
     store: Arc<MemoryStore>,
@@ -441,8 +445,8 @@ async fn keep_saving(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), StateFileError> {
     let mut every = tokio::time::interval(SAVE_EVERY);
-    // Saved at the first tick: start-up itself may have changed the store (keys).
-    let mut saved = (u64::MAX, u64::MAX);
+    // `run` saved just before this started.
+    let mut saved = (store.changes(), queue.changes());
     loop {
         let last = tokio::select! {
             _ = every.tick() => false,
@@ -466,10 +470,10 @@ async fn keep_saving(
         if last {
             return result;
         }
-        match result {
-            Ok(()) => saved = seen,
-            Err(err) => tracing::warn!(error = %err, "saving the state failed"),
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "saving the state failed; trying again at the next change");
         }
+        saved = seen;
     }
 }
 

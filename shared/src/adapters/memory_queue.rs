@@ -33,8 +33,15 @@ struct Kept {
 }
 
 impl Kept {
-    fn jobs(&self) -> MutexGuard<'_, HashMap<String, KeptJob>> {
+    /// The jobs, for a change: counted once the lock is held, so a saver that reads the
+    /// count and then copies the jobs sees this change, or saves again after it.
+    fn jobs_mut(&self) -> MutexGuard<'_, HashMap<String, KeptJob>> {
+        let jobs = self.jobs();
         self.changes.fetch_add(1, Ordering::AcqRel);
+        jobs
+    }
+
+    fn jobs(&self) -> MutexGuard<'_, HashMap<String, KeptJob>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -68,7 +75,7 @@ impl MemoryQueue {
     /// The worker is done with `job` (handled, or given up).
     pub fn done(&self, job: &Job) {
         let Some(kept) = &self.kept else { return };
-        let mut jobs = kept.jobs();
+        let mut jobs = kept.jobs_mut();
         let key = job.to_json();
         if let Some((_, _, count)) = jobs.get_mut(&key) {
             *count -= 1;
@@ -80,11 +87,21 @@ impl MemoryQueue {
 
     /// Every job not done yet (each as often as it was enqueued and not done).
     pub fn outstanding(&self) -> Vec<OutstandingJob> {
+        self.outstanding_with(|| ()).0
+    }
+
+    /// [`Self::outstanding`], and what `also` reads while no job can be enqueued or
+    /// done: a copy of the store taken this way agrees with the jobs (the sender records
+    /// an attempt before it is done with its job; the scheduler enqueues before it
+    /// marks the due list handed over).
+    pub fn outstanding_with<R>(&self, also: impl FnOnce() -> R) -> (Vec<OutstandingJob>, R) {
         let Some(kept) = &self.kept else {
-            return Vec::new();
+            return (Vec::new(), also());
         };
-        let jobs = kept.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        jobs.values()
+        let jobs = kept.jobs();
+        let read = also();
+        let outstanding = jobs
+            .values()
             .flat_map(|(job, due, count)| {
                 std::iter::repeat_n(
                     OutstandingJob {
@@ -94,7 +111,8 @@ impl MemoryQueue {
                     *count,
                 )
             })
-            .collect()
+            .collect();
+        (outstanding, read)
     }
 
     /// Moves whenever the outstanding jobs may have changed.
@@ -124,7 +142,7 @@ impl JobQueue for MemoryQueue {
         }
         if let Some(kept) = &self.kept {
             let now = Utc::now();
-            let mut kept = kept.jobs();
+            let mut kept = kept.jobs_mut();
             for (job, delay) in &jobs {
                 let due = now + chrono::Duration::from_std(*delay).unwrap_or_default();
                 kept.entry(job.to_json())

@@ -200,11 +200,14 @@ pub fn save(path: &Path, state: &SavedState) -> Result<(), StateFileError> {
         path: path.to_owned(),
         message,
     })?;
+    // This process's own staging file, created afresh (never through a link someone
+    // left there) and readable by its owner only.
     let mut staging = path.as_os_str().to_owned();
-    staging.push(".saving");
+    staging.push(format!(".saving-{}", std::process::id()));
     let staging = PathBuf::from(staging);
+    let _ = std::fs::remove_file(&staging);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

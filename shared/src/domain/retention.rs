@@ -3,9 +3,12 @@
 //!
 //! Each item carries `expires_at` (Unix seconds, its creation plus the period), which
 //! DynamoDB's TTL deletes items by. TTL deletion lags, by up to a few days, so reads
-//! apply the same rule themselves: an item whose `expires_at` has passed is not shown,
-//! counted or reused, whether or not it is still stored. The clock is injectable, so
-//! tests can move past an expiry without waiting for it.
+//! apply the rule themselves: an item created before [`Retention::cutoff`] is not
+//! shown, counted or reused, whether or not it is still stored. Every read judges by the
+//! item's creation time and the current period, one rule everywhere (should
+//! `RETENTION_DAYS` change, items follow the new period at once; TTL deletes by the
+//! stamp they were written with). The clock is injectable, so tests can move past an
+//! expiry without waiting for it.
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -57,19 +60,14 @@ impl Retention {
         (created + self.period).timestamp()
     }
 
-    /// Now, in `expires_at`'s unit.
-    pub fn now_secs(&self) -> i64 {
-        self.clock.now().timestamp()
-    }
-
-    /// Whether an item with this `expires_at` is still live.
-    pub fn is_live_until(&self, expires_at: i64) -> bool {
-        expires_at > self.now_secs()
+    /// Items created at or before this have expired.
+    pub fn cutoff(&self) -> DateTime<Utc> {
+        self.clock.now() - self.period
     }
 
     /// Whether an item created at `created` is still live.
     pub fn is_live(&self, created: DateTime<Utc>) -> bool {
-        self.is_live_until(self.expires_at(created))
+        created > self.cutoff()
     }
 }
 

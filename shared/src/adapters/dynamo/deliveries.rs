@@ -132,13 +132,13 @@ impl DynamoStore {
     }
 
     /// The first stored item of history `number` with a sequence number in
-    /// `from..=to`: its number and `expires_at`.
+    /// `from..=to`: its number and whether it is live.
     async fn first_stored(
         &self,
         number: u32,
         from: u64,
         to: u64,
-    ) -> Result<Option<(u64, i64)>, StoreError> {
+    ) -> Result<Option<(u64, bool)>, StoreError> {
         let out = self
             .client
             .query()
@@ -147,7 +147,7 @@ impl DynamoStore {
             .expression_attribute_values(":pk", s(keys::history_pk(number)))
             .expression_attribute_values(":from", s(keys::seq_sk(from)))
             .expression_attribute_values(":to", s(keys::seq_sk(to)))
-            .projection_expression("sk, expires_at")
+            .projection_expression("sk, ca")
             .scan_index_forward(true)
             .limit(1)
             .send()
@@ -155,8 +155,9 @@ impl DynamoStore {
             .map_err(backend)?;
         Ok(out.items.unwrap_or_default().first().and_then(|item| {
             let seq = item.get("sk")?.as_s().ok()?.parse().ok()?;
-            let expires_at = item.get("expires_at")?.as_n().ok()?.parse().ok()?;
-            Some((seq, expires_at))
+            let created_ms = item.get("ca")?.as_n().ok()?.parse().ok()?;
+            let created = DateTime::from_timestamp_millis(created_ms)?;
+            Some((seq, self.retention.is_live(created)))
         }))
     }
 
@@ -165,10 +166,10 @@ impl DynamoStore {
     /// prefix: the common case is one read (the lowest stored is live); otherwise a
     /// binary search over the numbers, one `Limit 1` query a step, only while TTL lags.
     async fn lowest_live_seq(&self, number: u32, top: u64) -> Result<Option<u64>, StoreError> {
-        let Some((lowest, expires_at)) = self.first_stored(number, 0, top).await? else {
+        let Some((lowest, live)) = self.first_stored(number, 0, top).await? else {
             return Ok(None);
         };
-        if self.retention.is_live_until(expires_at) {
+        if live {
             return Ok(Some(lowest));
         }
         // Every stored number below `lo` is expired; the first live one is below `hi`.
@@ -177,8 +178,8 @@ impl DynamoStore {
             let mid = lo + (hi - lo) / 2;
             match self.first_stored(number, mid, hi - 1).await? {
                 None => hi = mid,
-                Some((seq, expires_at)) if self.retention.is_live_until(expires_at) => hi = seq,
-                Some((seq, _)) => lo = seq + 1,
+                Some((seq, true)) => hi = seq,
+                Some((seq, false)) => lo = seq + 1,
             }
         }
         if lo > top {
@@ -265,8 +266,8 @@ impl EventStore for DynamoStore {
             .table_name(&self.table)
             .set_item(Some(item))
             // An expired event TTL has not deleted yet is replaced: its id is free again.
-            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
-            .expression_attribute_values(":now", n(self.retention.now_secs()))
+            .condition_expression("attribute_not_exists(pk) OR ca <= :cutoff")
+            .expression_attribute_values(":cutoff", n(self.retention.cutoff().timestamp_millis()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
