@@ -12,9 +12,6 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// The namespace when `METRICS_NAMESPACE` is not set.
-pub const DEFAULT_NAMESPACE: &str = "AgentVistaWebhooks";
-
 /// Metric units, as EMF names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {

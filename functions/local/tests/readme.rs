@@ -132,12 +132,11 @@ fn shell() -> Command {
     let mut command = Command::new("bash");
     command
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .env("XDG_CACHE_HOME", support::cache_dir())
-        .env_remove("RETRY_SCHEDULE")
-        .env_remove("CIRCUIT_BREAKER_THRESHOLD")
-        .env_remove("ALLOWED_TARGET_CIDRS")
-        .env_remove("EXTRA_ROOT_CERTS")
-        .env_remove("LOG_LEVEL");
+        .env("XDG_CACHE_HOME", support::cache_dir());
+    // Only what the README's commands set applies.
+    for name in support::SETTINGS {
+        command.env_remove(name);
+    }
     command
 }
 

@@ -37,7 +37,8 @@ async fn measure(
 }
 
 /// The route family of a matched route (as the router names it); `unrouted` for a
-/// request no route matched. Bounded: these six values are all there are.
+/// request no route matched; `other` for a route added without a family of its own.
+/// Bounded: these seven values are all there are.
 fn family(route: Option<&str>) -> &'static str {
     let Some(route) = route else {
         return "unrouted";
@@ -139,6 +140,16 @@ mod tests {
                 ("unrouted".into(), "4xx".into()),
             ]
         );
-        assert!(lines.iter().all(|l| l.metrics[1].2[0] >= 0.0));
+        for line in &lines {
+            assert_eq!(
+                line.metrics[0],
+                ("Requests", metrics::Unit::Count, vec![1.0])
+            );
+            let (name, unit, values) = &line.metrics[1];
+            assert_eq!(
+                (*name, *unit, values.len()),
+                ("Latency", metrics::Unit::Milliseconds, 1)
+            );
+        }
     }
 }

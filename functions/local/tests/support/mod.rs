@@ -57,7 +57,7 @@ pub static CONTRACT: LazyLock<Contract> = LazyLock::new(|| {
 
 /// Environment variables the server reads; removed from the child's environment unless
 /// the test sets them.
-const SETTINGS: &[&str] = &[
+pub const SETTINGS: &[&str] = &[
     "ALLOWED_TARGET_CIDRS",
     "EXTRA_ROOT_CERTS",
     "RETRY_SCHEDULE",
