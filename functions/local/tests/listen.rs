@@ -242,6 +242,27 @@ async fn forwards_relays_the_apps_status_and_the_breaker_and_resume_follow() {
             assert!(headers.contains_key(name), "{name} forwarded");
         }
         assert_eq!(headers["webhook-id"], delivery_id.as_str().expect("id"));
+        assert_eq!(headers["content-type"], "application/json");
+        assert!(
+            headers["user-agent"]
+                .to_str()
+                .is_ok_and(|ua| ua.starts_with("AgentVista-Webhooks/"))
+        );
+        // Byte for byte: the signatures the service made still verify on what the app
+        // got (one changed byte or header would break them).
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let verified = shared::signing::verify(
+            &shared::domain::SigningSecret::from_stored(listener.secret.clone()),
+            &shared::signing::ReceivedSignatures {
+                agentvista_signature: header("x-agentvista-signature"),
+                webhook_id: header("webhook-id"),
+                webhook_timestamp: header("webhook-timestamp"),
+                webhook_signature: header("webhook-signature"),
+            },
+            body,
+            chrono::Utc::now().timestamp(),
+        );
+        assert!(verified.both(), "{verified:?}");
     }
 
     // The app recovers; resuming drains the held delivery.
