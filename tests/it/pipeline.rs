@@ -1094,18 +1094,25 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
         targets: vec![target],
         fan_out_until: None,
     };
-    // Concurrent writers to seed quickly.
-    let tasks: Vec<_> = (0..10)
-        .map(|_| {
-            let (store, event) = (store.clone(), event.clone());
+    // Numbers taken one at a time (moto's `ADD` is not atomic under concurrent requests,
+    // as DynamoDB's is), then concurrent writers to seed quickly.
+    let mut seqs = Vec::with_capacity(N);
+    for _ in 0..N {
+        seqs.push(
+            store
+                .next_delivery_seq("acme", target.endpoint_id)
+                .await
+                .expect("seq")
+                .expect("exists"),
+        );
+    }
+    let tasks: Vec<_> = seqs
+        .chunks(N / 10)
+        .map(|chunk| {
+            let (store, event, chunk) = (store.clone(), event.clone(), chunk.to_vec());
             tokio::spawn(async move {
                 let mut made = Vec::new();
-                for _ in 0..N / 10 {
-                    let seq = store
-                        .next_delivery_seq("acme", target.endpoint_id)
-                        .await
-                        .expect("seq")
-                        .expect("exists");
+                for seq in chunk {
                     let event = shared::domain::Event {
                         id: format!("evt_bulk_{seq}"),
                         ..event.clone()
