@@ -51,6 +51,20 @@ pub async fn mint(
     Ok((key, record))
 }
 
+/// A portal session: a key of `org` with `role` that works until `expires_at`.
+pub async fn mint_session(
+    store: &dyn KeyStore,
+    org: &str,
+    role: Role,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(String, ApiKey), KeyError> {
+    let token = ApiKey::generate_secret();
+    let mut record = ApiKey::new(&token, org, role, domain::now());
+    record.expires_at = Some(expires_at);
+    store.insert_key(&record).await?;
+    Ok((token, record))
+}
+
 /// Revoke a key at once: the next request with it is 401.
 pub async fn revoke(store: &dyn KeyStore, key: &str) -> Result<(), KeyError> {
     if store.delete_key(&KeyHash::of(key)).await? {

@@ -7,7 +7,7 @@ use crate::adapters::sqs::SqsQueue;
 use crate::api::deliveries::DeliveriesState;
 use crate::api::endpoints::EndpointsState;
 use crate::api::publish::PublishState;
-use crate::api::{self, deliveries, endpoints, key, openapi, publish};
+use crate::api::{self, deliveries, endpoints, key, openapi, portal, publish};
 use crate::config::{self, ConfigError, Env};
 use crate::metrics::{EmfStdout, MetricsSink, NoMetrics};
 use crate::pipeline::{Publisher, Sender, SenderSettings};
@@ -74,6 +74,7 @@ impl Services {
                 .merge(deliveries::routes(self.deliveries.clone()))
                 .merge(publish::routes(self.publish.clone()))
                 .merge(key::routes(self.endpoints.keys.clone()))
+                .merge(portal::routes(self.endpoints.keys.clone()))
                 .merge(openapi::routes()),
         )
     }

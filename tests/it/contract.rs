@@ -282,7 +282,41 @@ async fn keys_by_hash_and_by_org(store: Arc<impl Store>) {
     assert_eq!(store.list_keys("other").await.expect("list"), vec![c]);
 }
 
+/// A portal session's key keeps its end (to the second) through the store and the list,
+/// and a request with it is refused once the end has passed.
+async fn session_keys_keep_their_end(store: Arc<impl Store>) {
+    let ends = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("time");
+    let (token, _) =
+        shared::keys::mint_session(store.as_ref(), "acme", shared::domain::Role::Member, ends)
+            .await
+            .expect("session");
+    let hash = shared::domain::KeyHash::of(&token);
+    let found = store.find_key(&hash).await.expect("find").expect("stored");
+    assert_eq!(found.expires_at, Some(ends));
+    let listed = store.list_keys("acme").await.expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .find(|k| k.hash == hash)
+            .and_then(|k| k.expires_at),
+        Some(ends)
+    );
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(
+        axum::http::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let refused =
+        shared::api::auth::authorize(store.as_ref(), &headers, "acme", shared::api::auth::READ)
+            .await;
+    assert!(
+        matches!(refused, Err(shared::api::ApiError::Unauthorized)),
+        "its end (2026-09-21) has passed"
+    );
+}
+
 on_both_backends!(
+    session_keys_keep_their_end,
     endpoints_round_trip_newest_first_per_org,
     duplicate_ids_are_refused_without_counting,
     delete_frees_a_place_and_is_scoped,

@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use serde_json::Value;
+use shared::ports::KeyStore;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -21,6 +22,7 @@ const COVERED: &[&str] = &[
     "deliveries-get.json",
     "deliveries-retry.json",
     "key-get.json",
+    "portal-sessions-create.json",
     "openapi-get.json",
     "sqs-deliver.json",
     "sqs-batch-with-poison.json",
@@ -65,6 +67,59 @@ async fn key_fixture_describes_the_calling_key() {
     .await;
     assert_eq!(other.status, 200, "{}", other.json);
     assert_ne!(other.json["org"], "acme");
+}
+
+/// A portal session's token works for its organisation and role, shows in the key list
+/// with its end, and is refused like an unknown key once that has passed.
+#[tokio::test]
+async fn portal_session_fixture_mints_a_token_that_ends() {
+    let store = memory().await;
+    let r = fixture_router(store.clone()).await;
+    let created = send(&r, "portal-sessions-create.json", |_| {}).await;
+    assert_eq!(created.status, 201, "{}", created.json);
+    let token = created.json["token"].as_str().expect("token").to_owned();
+    let url = created.json["url"].as_str().expect("url");
+    assert!(
+        url.ends_with(&format!("/console/#token={token}"))
+            && url.starts_with("https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"),
+        "{url}"
+    );
+    let described = send(&r, "key-get.json", |e| {
+        e["headers"]["authorization"] = Value::from(format!("Bearer {token}"));
+    })
+    .await;
+    assert_eq!(
+        (&described.json["org"], &described.json["role"]),
+        (&Value::from("acme"), &Value::from("member")),
+        "the fixture asks for a member session"
+    );
+    let listed = store.list_keys("acme").await.expect("keys");
+    let session = listed
+        .iter()
+        .find(|k| k.hash == shared::domain::KeyHash::of(&token))
+        .expect("listed");
+    let ends = session.expires_at.expect("an end");
+    let asked = chrono::DateTime::parse_from_rfc3339(
+        created.json["expires_at"].as_str().expect("expires_at"),
+    )
+    .expect("RFC 3339")
+    .to_utc();
+    assert_eq!(ends.timestamp(), asked.timestamp());
+    assert!(
+        (ends - session.created_at).num_seconds() >= 899,
+        "ttl_seconds 900"
+    );
+
+    // Past its end (stored as if made 901 seconds ago): refused like an unknown key.
+    let mut ended = session.clone();
+    ended.expires_at = Some(shared::domain::now() - chrono::Duration::seconds(1));
+    store.delete_key(&ended.hash).await.expect("delete");
+    store.insert_key(&ended).await.expect("insert");
+    let refused = send(&r, "key-get.json", |e| {
+        e["headers"]["authorization"] = Value::from(format!("Bearer {token}"));
+    })
+    .await;
+    assert_eq!(refused.status, 401, "{}", refused.json);
 }
 
 /// `GET /openapi.json` needs no key and serves the document the tests check against.

@@ -129,6 +129,12 @@ const ROUTES: &[Route] = &[
         success: 202,
     },
     Route {
+        key: "POST /org/{org_slug}/webhooks/portal-sessions",
+        fixture: "portal-sessions-create.json",
+        access: Access::Write,
+        success: 201,
+    },
+    Route {
         key: "GET /key",
         fixture: "key-get.json",
         access: Access::AnyKey,

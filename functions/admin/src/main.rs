@@ -123,8 +123,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 );
             }
             for k in listed {
+                let session = k
+                    .expires_at
+                    .map(|t| format!("  (portal session until {})", format(&t)))
+                    .unwrap_or_default();
                 println!(
-                    "{}  {:<9}  ...{:<4}  {:<24}  {}",
+                    "{}  {:<9}  ...{:<4}  {:<24}  {}{session}",
                     k.id,
                     k.role,
                     k.hint,

@@ -2,7 +2,7 @@
 //! `GET /key` and `GET /openapi.json` (the document is a constant of the binary, so this
 //! costs nothing).
 
-use shared::api::{self, endpoints, key, openapi, request_metrics};
+use shared::api::{self, endpoints, key, openapi, portal, request_metrics};
 use shared::config::ProcessEnv;
 use shared::wiring::{self, Aws};
 
@@ -14,7 +14,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let services = aws.services();
     let routes = api::finish(
         endpoints::routes(services.endpoints.clone())
-            .merge(key::routes(services.endpoints.keys))
+            .merge(key::routes(services.endpoints.keys.clone()))
+            .merge(portal::routes(services.endpoints.keys))
             .merge(openapi::routes()),
     );
     lambda_http::run(request_metrics::measured(

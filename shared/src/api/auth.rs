@@ -43,9 +43,10 @@ pub async fn identify(keys: &dyn KeyStore, headers: &HeaderMap) -> Result<ApiKey
 async fn find(keys: &dyn KeyStore, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
     let presented = bearer_token(headers).ok_or(ApiError::Unauthorized)?;
     let hash = KeyHash::of(presented);
+    // An expired portal session is refused like an unknown key (TTL deletes it later).
     keys.find_key(&hash)
         .await?
-        .filter(|k| k.hash.matches(&hash))
+        .filter(|k| k.hash.matches(&hash) && k.is_valid_at(crate::domain::now()))
         .ok_or(ApiError::Unauthorized)
 }
 

@@ -136,6 +136,19 @@ impl JsonFields {
         self.0.remove(name)
     }
 
+    /// A whole number from 0 to `u32::MAX`.
+    pub fn whole_number(&mut self, name: &str) -> Result<Option<u32>, ApiError> {
+        match self.0.remove(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| wrong_type(name, "a whole number")),
+            Some(_) => Err(wrong_type(name, "a whole number")),
+        }
+    }
+
     pub fn bool(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.0.remove(name) {
             None => Ok(None),

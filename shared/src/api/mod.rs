@@ -9,6 +9,7 @@ mod error;
 pub mod key;
 pub mod openapi;
 mod params;
+pub mod portal;
 pub mod publish;
 pub mod request_metrics;
 

@@ -38,7 +38,7 @@ async fn measure(
 
 /// The route family of a matched route (as the router names it); `unrouted` for a
 /// request no route matched; `other` for a route added without a family of its own.
-/// Bounded: these seven values are all there are.
+/// Bounded: these eight values are all there are.
 fn family(route: Option<&str>) -> &'static str {
     let Some(route) = route else {
         return "unrouted";
@@ -51,6 +51,8 @@ fn family(route: Option<&str>) -> &'static str {
         "deliveries"
     } else if route.contains("/webhooks/endpoints") {
         "endpoints"
+    } else if route.ends_with("/portal-sessions") {
+        "portal"
     } else if route.contains("/webhooks/events") {
         "publish"
     } else {
@@ -95,6 +97,7 @@ mod tests {
                 "deliveries",
             ),
             ("/org/{org_slug}/webhooks/events", "publish"),
+            ("/org/{org_slug}/webhooks/portal-sessions", "portal"),
             ("/key", "key"),
             ("/openapi.json", "openapi"),
         ] {

@@ -88,7 +88,13 @@ pub struct ApiKey {
     /// When a request last passed with it, to within [`LAST_USED_PRECISION`]; `None`
     /// if never.
     pub last_used_at: Option<DateTime<Utc>>,
+    /// When it stops working (a portal session's token); `None`: never.
+    pub expires_at: Option<DateTime<Utc>>,
 }
+
+/// How long a portal session lasts: `ttl_seconds` bounds and default.
+pub const SESSION_TTL_SECONDS: std::ops::RangeInclusive<u32> = 60..=86_400;
+pub const DEFAULT_SESSION_TTL_SECONDS: u32 = 3_600;
 
 /// How fresh `last_used_at` is kept: recording every use would cost a write per
 /// request; this costs one per key and hour at most.
@@ -137,7 +143,13 @@ impl ApiKey {
             hint,
             created_at: now,
             last_used_at: None,
+            expires_at: None,
         }
+    }
+
+    /// Whether it still works at `now`.
+    pub fn is_valid_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|end| now < end)
     }
 
     /// Whether a use at `now` should be recorded: never recorded, or not within

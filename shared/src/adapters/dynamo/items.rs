@@ -166,6 +166,10 @@ pub struct ApiKeyItem {
     /// alone, and `keys list` reads it from the item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_used_at: Option<i64>,
+    /// A portal session's end, in Unix seconds: the table's TTL attribute, so DynamoDB
+    /// deletes the token after it (reads refuse it from that second on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
 }
 
 impl From<&ApiKey> for ApiKeyItem {
@@ -181,6 +185,7 @@ impl From<&ApiKey> for ApiKeyItem {
             hint: k.hint.clone(),
             created_at: k.created_at,
             last_used_at: k.last_used_at.map(millis),
+            expires_at: k.expires_at.map(|t| t.timestamp()),
         }
     }
 }
@@ -199,6 +204,13 @@ impl TryFrom<ApiKeyItem> for ApiKey {
             hint: i.hint,
             created_at: i.created_at,
             last_used_at: i.last_used_at.map(from_millis).transpose()?,
+            expires_at: i
+                .expires_at
+                .map(|s| {
+                    DateTime::from_timestamp(s, 0)
+                        .ok_or_else(|| format!("key {}: expiry {s} out of range", i.id))
+                })
+                .transpose()?,
         })
     }
 }

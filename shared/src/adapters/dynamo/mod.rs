@@ -485,6 +485,7 @@ impl KeyStore for DynamoStore {
         for key in &mut listed {
             if let Some(item) = self.find_key(&key.hash).await? {
                 key.last_used_at = item.last_used_at;
+                key.expires_at = item.expires_at;
             }
         }
         Ok(listed)

@@ -1,0 +1,164 @@
+//! `POST /org/{org_slug}/webhooks/portal-sessions`: a short-lived token for one
+//! organisation and role, and the console's URL carrying it in the fragment (which
+//! browsers never send to a server, so it reaches no log). The token is an API key that
+//! stops working at `expires_at`: refused like an unknown key from then on, and deleted
+//! by the table's TTL later.
+
+use super::auth::{self, authorize};
+use super::body::JsonFields;
+use super::{ApiError, PathParams};
+use crate::domain::api_key::{DEFAULT_SESSION_TTL_SECONDS, SESSION_TTL_SECONDS};
+use crate::domain::time::rfc3339_millis;
+use crate::domain::{Role, ValidationError, now};
+use crate::keys;
+use crate::ports::KeyStore;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Where the console is served, below the API's own address.
+pub const CONSOLE_PATH: &str = "/console/";
+
+pub fn routes(keys: Arc<dyn KeyStore>) -> Router {
+    Router::new()
+        .route(
+            "/org/{org_slug}/webhooks/portal-sessions",
+            post(create_session),
+        )
+        .with_state(keys)
+}
+
+#[derive(Serialize)]
+struct PortalSession {
+    token: String,
+    url: String,
+    #[serde(with = "rfc3339_millis")]
+    expires_at: DateTime<Utc>,
+}
+
+async fn create_session(
+    State(keys): State<Arc<dyn KeyStore>>,
+    params: PathParams,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let org = params.org();
+    authorize(keys.as_ref(), &headers, org, auth::WRITE).await?;
+    params.no_query()?;
+    let (role, ttl) = parse(JsonFields::read(body).await?)?;
+    let expires_at = now() + chrono::Duration::seconds(i64::from(ttl));
+    let (token, record) = keys::mint_session(keys.as_ref(), org, role, expires_at)
+        .await
+        .map_err(|e| {
+            // The org is the caller's own and the token random: only storage can fail.
+            tracing::error!(error = %e, "portal session not stored");
+            ApiError::Internal
+        })?;
+    tracing::info!(org, key_id = %record.id, role = %role, %expires_at, "portal session created");
+    let url = format!("{}{CONSOLE_PATH}#token={token}", origin(&headers));
+    Ok((
+        StatusCode::CREATED,
+        Json(PortalSession {
+            token,
+            url,
+            expires_at,
+        }),
+    )
+        .into_response())
+}
+
+fn parse(mut fields: JsonFields) -> Result<(Role, u32), ApiError> {
+    let role = match fields.string("role")?.as_deref() {
+        Some("admin") => Role::Admin,
+        Some("member") => Role::Member,
+        Some(_) => return Err(ValidationError::new("role", "must be admin or member").into()),
+        None => return Err(ValidationError::new("role", "is required").into()),
+    };
+    let ttl = fields
+        .whole_number("ttl_seconds")?
+        .unwrap_or(DEFAULT_SESSION_TTL_SECONDS);
+    if !SESSION_TTL_SECONDS.contains(&ttl) {
+        return Err(ValidationError::new(
+            "ttl_seconds",
+            format!(
+                "must be from {} to {} seconds",
+                SESSION_TTL_SECONDS.start(),
+                SESSION_TTL_SECONDS.end()
+            ),
+        )
+        .into());
+    }
+    fields.finish()?;
+    Ok((role, ttl))
+}
+
+/// The address the caller reached the API at: `Host`, with the scheme API Gateway
+/// reports in `X-Forwarded-Proto` (`http` without one: the local server).
+fn origin(headers: &HeaderMap) -> String {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let scheme = match text("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let host = text(header::HOST.as_str())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn origin_follows_the_host_and_the_forwarded_scheme() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:3000"));
+        assert_eq!(origin(&h), "http://127.0.0.1:3000");
+        h.insert(
+            header::HOST,
+            HeaderValue::from_static("abc.execute-api.us-east-1.amazonaws.com"),
+        );
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert_eq!(
+            origin(&h),
+            "https://abc.execute-api.us-east-1.amazonaws.com"
+        );
+        // A host that is no host name is not echoed into a link.
+        h.insert(header::HOST, HeaderValue::from_static("evil.example/x?y#z"));
+        assert_eq!(origin(&h), "https://localhost");
+    }
+
+    #[test]
+    fn roles_and_ttl() {
+        let parse_json = |s: &str| parse(JsonFields::parse(s.as_bytes()).expect("JSON"));
+        assert_eq!(
+            parse_json(r#"{"role": "member"}"#).expect("valid"),
+            (Role::Member, 3600)
+        );
+        assert_eq!(
+            parse_json(r#"{"role": "admin", "ttl_seconds": 60}"#).expect("valid"),
+            (Role::Admin, 60)
+        );
+        for bad in [
+            r#"{"role": "publisher"}"#,
+            r#"{}"#,
+            r#"{"role": "admin", "ttl_seconds": 59}"#,
+            r#"{"role": "admin", "ttl_seconds": 86401}"#,
+            r#"{"role": "admin", "ttl_seconds": 1.5}"#,
+        ] {
+            assert!(parse_json(bad).is_err(), "{bad}");
+        }
+        assert!(parse_json(r#"{"role": "admin", "extra": 1}"#).is_err());
+    }
+}
