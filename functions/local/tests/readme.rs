@@ -272,8 +272,24 @@ impl Foreground {
     }
 }
 
+/// The README's commands use fixed ports (3000, 8000): one walk at a time on a machine,
+/// whichever checkout runs it, and a clear failure if something else holds them.
+fn machine_wide_turn() -> std::fs::File {
+    let lock = std::fs::File::create(std::env::temp_dir().join("avw-readme-walk.lock"))
+        .expect("lock file");
+    lock.lock().expect("wait for another walk-through to end");
+    for port in [3000, 8000] {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} is in use (a local server or app?): the README's walk-through needs it"
+        );
+    }
+    lock
+}
+
 #[test]
 fn the_walk_through_works_as_written() {
+    let _turn = machine_wide_turn();
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
         .expect("README.md");
     let steps = steps(&readme);
