@@ -122,7 +122,8 @@ async fn endpoints_deliveries_keys_and_pending_retries_survive_a_restart() {
 
 #[tokio::test]
 async fn a_crash_loses_at_most_the_last_moments() {
-    let receiver = HttpsReceiver::start(Reply::ok()).await;
+    let receiver =
+        HttpsReceiver::start(Behaviour::sequence([Reply::status(500)], Reply::ok())).await;
     let dir = temp_dir("crash");
     let ca = receiver.write_ca_pem(&dir);
     let state = dir.join("state.json");
@@ -135,7 +136,24 @@ async fn a_crash_loses_at_most_the_last_moments() {
         )
         .await;
     assert_eq!(status, 201);
-    // Past the save interval, then killed without a chance to save.
+    server
+        .post(
+            &format!("{API}/events"),
+            &json!({"id": "evt_crash", "type": "alert.fired", "data": {"x": 1}}),
+        )
+        .await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let endpoint_id = created["id"].as_str().expect("id");
+    let (_, listed) = server
+        .get(&format!("{API}/endpoints/{endpoint_id}/deliveries"))
+        .await;
+    let delivery = listed["deliveries"][0]["id"]
+        .as_str()
+        .expect("delivery")
+        .to_owned();
+    wait_for_status(&server, &delivery, "retrying").await;
+    // Past the save interval, then killed without a chance to save, with the retry (due
+    // 3 s after the first attempt) still waiting on the queue.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let killed = Command::new("kill")
         .args(["-KILL", &server.pid().to_string()])
@@ -147,6 +165,13 @@ async fn a_crash_loses_at_most_the_last_moments() {
     let server = builder(&state, &ca).start();
     let (_, listed) = server.get(&format!("{API}/endpoints")).await;
     assert_eq!(listed["endpoints"][0]["id"], created["id"], "{listed}");
+    // The job the crash interrupted is taken up again: the retry is made.
+    let detail = wait_for_status(&server, &delivery, "succeeded").await;
+    assert_eq!(
+        detail["attempts"].as_array().map(Vec::len),
+        Some(2),
+        "{detail}"
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }

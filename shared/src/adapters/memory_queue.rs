@@ -22,10 +22,11 @@ pub struct MemoryQueue {
     kept: Option<Arc<Kept>>,
 }
 
-/// A job not done yet, when it is due, and how many times it is enqueued.
-type KeptJob = (Job, DateTime<Utc>, usize);
+/// A job not done yet, and when each copy of it enqueued is due (earliest first).
+type KeptJob = (Job, Vec<DateTime<Utc>>);
 
-/// The jobs not done yet, by their JSON (equal jobs are one entry, counted).
+/// The jobs not done yet, by their JSON (equal jobs are one entry, with a due time per
+/// copy).
 #[derive(Default)]
 struct Kept {
     jobs: Mutex<HashMap<String, KeptJob>>,
@@ -77,9 +78,12 @@ impl MemoryQueue {
         let Some(kept) = &self.kept else { return };
         let mut jobs = kept.jobs_mut();
         let key = job.to_json();
-        if let Some((_, _, count)) = jobs.get_mut(&key) {
-            *count -= 1;
-            if *count == 0 {
+        if let Some((_, dues)) = jobs.get_mut(&key) {
+            // Copies come due in order: the one done is the earliest.
+            if !dues.is_empty() {
+                dues.remove(0);
+            }
+            if dues.is_empty() {
                 jobs.remove(&key);
             }
         }
@@ -102,14 +106,11 @@ impl MemoryQueue {
         let read = also();
         let outstanding = jobs
             .values()
-            .flat_map(|(job, due, count)| {
-                std::iter::repeat_n(
-                    OutstandingJob {
-                        job: job.clone(),
-                        due: *due,
-                    },
-                    *count,
-                )
+            .flat_map(|(job, dues)| {
+                dues.iter().map(|due| OutstandingJob {
+                    job: job.clone(),
+                    due: *due,
+                })
             })
             .collect();
         (outstanding, read)
@@ -145,9 +146,11 @@ impl JobQueue for MemoryQueue {
             let mut kept = kept.jobs_mut();
             for (job, delay) in &jobs {
                 let due = now + chrono::Duration::from_std(*delay).unwrap_or_default();
-                kept.entry(job.to_json())
-                    .and_modify(|(_, _, count)| *count += 1)
-                    .or_insert_with(|| (job.clone(), due, 1));
+                let (_, dues) = kept
+                    .entry(job.to_json())
+                    .or_insert_with(|| (job.clone(), Vec::new()));
+                let at = dues.partition_point(|d| *d <= due);
+                dues.insert(at, due);
             }
         }
         for (job, delay) in jobs {
@@ -220,6 +223,22 @@ mod tests {
         let mut expected = vec![a.clone(), b.clone()];
         expected.sort_by_key(Job::to_json);
         assert_eq!(left, expected, "the duplicate of a and b are not done");
+
+        // Copies of one job keep their own due times.
+        let (twice, _rx) = MemoryQueue::kept();
+        twice
+            .enqueue(vec![
+                (b.clone(), Duration::from_secs(7200)),
+                (b.clone(), Duration::from_secs(60)),
+            ])
+            .await
+            .expect("enqueue");
+        let mut dues: Vec<_> = twice.outstanding().into_iter().map(|o| o.due).collect();
+        dues.sort();
+        assert!(
+            dues[1] - dues[0] > chrono::Duration::minutes(118),
+            "{dues:?}"
+        );
         let late = queue
             .outstanding()
             .into_iter()
