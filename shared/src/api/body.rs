@@ -136,12 +136,18 @@ impl JsonFields {
         self.0.remove(name)
     }
 
-    /// A whole number from 0 to `u32::MAX`.
+    /// A whole number from 0 to `u32::MAX`; `106.0` is one too (JSON Schema counts a
+    /// number with no fraction as an integer).
     pub fn whole_number(&mut self, name: &str) -> Result<Option<u32>, ApiError> {
         match self.0.remove(name) {
             None => Ok(None),
             Some(Value::Number(n)) => n
                 .as_u64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+                        .map(|f| f as u64)
+                })
                 .and_then(|n| u32::try_from(n).ok())
                 .map(Some)
                 .ok_or_else(|| wrong_type(name, "a whole number")),

@@ -150,6 +150,10 @@ mod tests {
             parse_json(r#"{"role": "admin", "ttl_seconds": 60}"#).expect("valid"),
             (Role::Admin, 60)
         );
+        assert_eq!(
+            parse_json(r#"{"role": "admin", "ttl_seconds": 106.0}"#).expect("an integer"),
+            (Role::Admin, 106)
+        );
         for bad in [
             r#"{"role": "publisher"}"#,
             r#"{}"#,
