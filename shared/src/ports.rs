@@ -107,6 +107,14 @@ pub trait DeliveryStore: Send + Sync {
     /// May be a moment behind the latest change (every write to a delivery is
     /// conditioned on what it finds, so a stale read never causes a wrong write).
     async fn get_delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError>;
+    /// Up to `limit` of history `number`'s live deliveries numbered `at_or_below` or
+    /// lower, newest first (one read). Fewer than `limit` means there are no more.
+    async fn history_newest(
+        &self,
+        number: u32,
+        at_or_below: u64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
     /// Page `page` (from 1) of `per_page` of the endpoint's deliveries, newest first, and
     /// the total. Reads only that page, whatever its number.
     async fn delivery_page(

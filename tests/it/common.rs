@@ -256,6 +256,23 @@ pub fn set_body(event: &mut Value, body: &str) {
     }
 }
 
+/// Replace the query string (values of URL-safe characters only: no encoding here).
+pub fn set_query(event: &mut Value, pairs: &[(&str, &str)]) {
+    assert!(
+        pairs.iter().all(|(_, v)| v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~:,".contains(&b))),
+        "{pairs:?}"
+    );
+    let raw: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    event["rawQueryString"] = raw.join("&").into();
+    event["queryStringParameters"] = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+}
+
 pub fn set_key(event: &mut Value, key: Option<&str>) {
     let headers = event["headers"].as_object_mut().expect("headers");
     match key {

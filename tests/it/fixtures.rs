@@ -19,6 +19,7 @@ const COVERED: &[&str] = &[
     "endpoints-test.json",
     "events-publish.json",
     "deliveries-list.json",
+    "deliveries-search.json",
     "deliveries-get.json",
     "deliveries-retry.json",
     "key-get.json",
@@ -381,6 +382,62 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
     assert_eq!(page.len(), 2);
     assert_eq!(page[0]["id"], tested.json["delivery_id"], "newest first");
     assert_eq!(page[1]["event_id"], "evt_fixture_0001");
+
+    // The org's search, two at a time, the cursor to the rest; filters and foreign ids.
+    let searched = send(r, "deliveries-search.json", |_| {}).await;
+    assert_eq!(searched.status, 200, "{}", searched.json);
+    assert_eq!(
+        searched.json["deliveries"], listed.json["deliveries"],
+        "the same newest two"
+    );
+    let cursor = searched.json["next_cursor"]
+        .as_str()
+        .expect("more to come")
+        .to_owned();
+    let rest = send(r, "deliveries-search.json", |e| {
+        set_query(e, &[("cursor", &cursor), ("limit", "2")]);
+    })
+    .await;
+    assert_eq!(rest.status, 200, "{}", rest.json);
+    let rest_ids: Vec<&Value> = rest.json["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .map(|d| &d["id"])
+        .collect();
+    assert_eq!(rest_ids, [&Value::from(FIXTURE_DELIVERY_ID)]);
+    assert_eq!(rest.json["next_cursor"], Value::Null, "nothing left");
+    for (query, expected) in [
+        (vec![("status", "failed")], 0),
+        (vec![("event_type", "alert.fired"), ("limit", "10")], 2),
+        (
+            vec![("endpoint_id", "0193a5c2-7d1e-7a00-8000-0000000000ff")],
+            0,
+        ),
+        (vec![("until", FIXTURE_TIME)], 0),
+    ] {
+        let found = send(r, "deliveries-search.json", |e| set_query(e, &query)).await;
+        assert_eq!(found.status, 200, "{query:?}: {}", found.json);
+        assert_eq!(
+            found.json["deliveries"].as_array().map(Vec::len),
+            Some(expected),
+            "{query:?}: {}",
+            found.json
+        );
+    }
+    for (name, value) in [
+        ("status", "done"),
+        ("cursor", "nonsense"),
+        ("since", "yesterday"),
+        ("endpoint_id", "e1"),
+    ] {
+        let refused = send(r, "deliveries-search.json", |e| {
+            set_query(e, &[(name, value)])
+        })
+        .await;
+        assert_eq!(refused.status, 400, "{name}={value}: {}", refused.json);
+        assert_eq!(refused.json["error"]["field"], name);
+    }
 
     let got = send(r, "deliveries-get.json", |_| {}).await;
     assert_eq!(got.status, 200, "{}", got.json);

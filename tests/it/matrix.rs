@@ -111,6 +111,12 @@ const ROUTES: &[Route] = &[
         success: 200,
     },
     Route {
+        key: "GET /org/{org_slug}/webhooks/deliveries",
+        fixture: "deliveries-search.json",
+        access: Access::Read,
+        success: 200,
+    },
+    Route {
         key: "GET /org/{org_slug}/webhooks/deliveries/{delivery_id}",
         fixture: "deliveries-get.json",
         access: Access::Read,

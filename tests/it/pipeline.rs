@@ -721,6 +721,14 @@ impl<S: Store> DeliveryStore for Faulty<S> {
     ) -> Result<(Vec<Delivery>, u64), StoreError> {
         self.inner.delivery_page(e, p, n).await
     }
+    async fn history_newest(
+        &self,
+        number: u32,
+        at_or_below: u64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.history_newest(number, at_or_below, limit).await
+    }
     async fn find_event_delivery(
         &self,
         number: u32,

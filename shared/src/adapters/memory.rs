@@ -392,6 +392,28 @@ impl DeliveryStore for MemoryStore {
             .cloned())
     }
 
+    async fn history_newest(
+        &self,
+        number: u32,
+        at_or_below: u64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let state = self.state();
+        let top = DeliveryKey {
+            endpoint_number: number,
+            seq: at_or_below,
+        };
+        Ok(state
+            .deliveries
+            .range(*history(number).start()..=top)
+            .rev()
+            .take(limit as usize)
+            .map(|(_, d)| d)
+            .filter(|d| self.retention.is_live(d.created_at))
+            .cloned()
+            .collect())
+    }
+
     async fn delivery_page(
         &self,
         endpoint: &Endpoint,

@@ -1,6 +1,7 @@
 //! Delivery history: list an endpoint's deliveries, show one with its attempts, retry one.
 
 use super::auth::{self, authorize};
+use super::search;
 use super::{ApiError, PathParams};
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{Attempt, Delivery, DeliveryKey, DeliveryStatus};
@@ -37,6 +38,7 @@ pub fn routes(state: DeliveriesState) -> Router {
             "/org/{org_slug}/webhooks/endpoints/{endpoint_id}/deliveries",
             get(list),
         )
+        .route("/org/{org_slug}/webhooks/deliveries", get(search::search))
         .route(
             "/org/{org_slug}/webhooks/deliveries/{delivery_id}",
             get(detail),
@@ -49,7 +51,7 @@ pub fn routes(state: DeliveriesState) -> Router {
 }
 
 #[derive(Serialize)]
-struct DeliverySummary<'a> {
+pub(crate) struct DeliverySummary<'a> {
     id: Uuid,
     endpoint_id: Uuid,
     event_id: &'a str,

@@ -12,6 +12,7 @@ mod params;
 pub mod portal;
 pub mod publish;
 pub mod request_metrics;
+pub mod search;
 
 pub use error::{ApiError, error_body};
 pub use params::PathParams;

@@ -59,6 +59,11 @@ impl PathParams {
 pub struct Query(HashMap<String, String>);
 
 impl Query {
+    /// A parameter's text, if given.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     /// A whole number in `1..=max`, or `default` when absent; 400 naming it otherwise.
     pub fn number(&self, name: &str, max: u32, default: u32) -> Result<u32, ApiError> {
         let Some(raw) = self.0.get(name) else {

@@ -356,6 +356,36 @@ impl DeliveryStore for DynamoStore {
             .filter(|d| self.retention.is_live(d.created_at)))
     }
 
+    async fn history_newest(
+        &self,
+        number: u32,
+        at_or_below: u64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk <= :top")
+            .expression_attribute_values(":pk", s(keys::history_pk(number)))
+            .expression_attribute_values(":top", s(keys::seq_sk(at_or_below)))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(backend)?;
+        let mut items: Vec<Delivery> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(delivery_from)
+            .collect::<Result<_, _>>()?;
+        // The expired ones are the oldest: filtering them shortens the read, and there
+        // are no live ones below them.
+        items.retain(|d| self.retention.is_live(d.created_at));
+        Ok(items)
+    }
+
     async fn delivery_page(
         &self,
         endpoint: &Endpoint,

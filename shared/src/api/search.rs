@@ -1,0 +1,431 @@
+//! `GET /org/{org_slug}/webhooks/deliveries`: the organisation's deliveries, newest
+//! first, filtered by endpoint, status, event type and time, a page at a time with an
+//! opaque cursor.
+//!
+//! Each endpoint's history is read newest first from a position (its sequence
+//! numbers follow creation order), at most `limit` deliveries per endpoint and page, and
+//! the histories are merged by time. A page ends when `limit` deliveries matched, when
+//! every history is read to its end, or when one history's read is used up (what lies
+//! below it is unread, so nothing older may be shown yet): then the cursor holds each
+//! history's next position, and the next page goes on from there. A page can thus come
+//! back short, or empty, with a cursor, when the filters match rarely; `next_cursor` is
+//! null only when nothing is left. There is no total: counting would read everything.
+
+use super::auth::{self, authorize};
+use super::deliveries::{DEFAULT_PER_PAGE, DeliveriesState, DeliverySummary, MAX_PER_PAGE};
+use super::{ApiError, PathParams};
+use crate::domain::{Delivery, DeliveryStatus, validation};
+use crate::ports::{DeliveryStore, StoreError};
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// What a delivery must be to be shown.
+#[derive(Debug, Default)]
+pub struct Filters {
+    pub statuses: Vec<DeliveryStatus>,
+    pub event_type: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Filters {
+    fn matches(&self, d: &Delivery) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&d.status))
+            && self.event_type.as_ref().is_none_or(|t| *t == d.event_type)
+            && self.until.is_none_or(|until| d.created_at < until)
+    }
+
+    /// Older than `since`: nothing further down this history can match.
+    fn below_since(&self, d: &Delivery) -> bool {
+        self.since.is_some_and(|since| d.created_at < since)
+    }
+}
+
+/// Where each history goes on: endpoint number → the next sequence number to read.
+/// A history absent from a cursor is read to its end.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    v: u8,
+    p: BTreeMap<u32, u64>,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(raw: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+        serde_json::from_slice::<Self>(&bytes)
+            .ok()
+            .filter(|c| c.v == 1)
+    }
+}
+
+/// How many more reads a page may make after its first one per history: bounds what a
+/// page costs when the filters match rarely.
+const REFILLS: u32 = 4;
+
+/// One history as a page reads it: what was read and not yet merged, newest first, and
+/// the sequence number to read from next (`0`: the end was reached).
+struct Head {
+    number: u32,
+    buffered: std::collections::VecDeque<Delivery>,
+    next: u64,
+}
+
+async fn read(
+    store: &dyn DeliveryStore,
+    number: u32,
+    from: u64,
+    limit: u32,
+) -> Result<Head, StoreError> {
+    let read = store.history_newest(number, from, limit).await?;
+    let next = match read.last() {
+        Some(last) if read.len() == limit as usize => last.key.seq - 1,
+        _ => 0,
+    };
+    Ok(Head {
+        number,
+        buffered: read.into(),
+        next,
+    })
+}
+
+/// One page: the histories (endpoint number, the sequence number to read from) merged
+/// newest first into at most `limit` matches, and the cursor for what is left (`None`:
+/// nothing is). The first read of each history is small (its share of the page), a
+/// history used up is read again (`limit` at a time, [`REFILLS`] times at most), and
+/// when the reads are spent the page ends where it is.
+pub async fn page(
+    store: &dyn DeliveryStore,
+    starts: &[(u32, u64)],
+    filters: &Filters,
+    limit: u32,
+) -> Result<(Vec<Delivery>, Option<Cursor>), StoreError> {
+    let share = limit
+        .div_ceil(u32::try_from(starts.len().max(1)).unwrap_or(u32::MAX))
+        .saturating_add(1);
+    let mut heads = Vec::with_capacity(starts.len());
+    for &(number, from) in starts {
+        heads.push(read(store, number, from, share).await?);
+    }
+    let mut refills = REFILLS;
+    let mut shown = Vec::new();
+    'page: while shown.len() < limit as usize {
+        for head in heads.iter_mut() {
+            if head.buffered.is_empty() && head.next > 0 {
+                if refills == 0 {
+                    // Unread deliveries there may be newer than every other's next one.
+                    break 'page;
+                }
+                refills -= 1;
+                *head = read(store, head.number, head.next, limit).await?;
+            }
+        }
+        let Some(newest) = heads
+            .iter_mut()
+            .filter(|h| !h.buffered.is_empty())
+            .max_by_key(|h| h.buffered.front().map(|d| (d.created_at, d.id)))
+        else {
+            break;
+        };
+        let Some(d) = newest.buffered.pop_front() else {
+            break;
+        };
+        if filters.below_since(&d) {
+            // Everything further down this history is older still.
+            newest.buffered.clear();
+            newest.next = 0;
+            continue;
+        }
+        if filters.matches(&d) {
+            shown.push(d);
+        }
+    }
+    let positions: BTreeMap<u32, u64> = heads
+        .iter()
+        .filter_map(|h| match h.buffered.front() {
+            Some(d) => Some((h.number, d.key.seq)),
+            None => (h.next > 0).then_some((h.number, h.next)),
+        })
+        .collect();
+    let cursor = (!positions.is_empty()).then_some(Cursor { v: 1, p: positions });
+    Ok((shown, cursor))
+}
+
+#[derive(Serialize)]
+struct SearchPage<'a> {
+    deliveries: Vec<DeliverySummary<'a>>,
+    next_cursor: Option<String>,
+}
+
+const PARAMETERS: &[&str] = &[
+    "endpoint_id",
+    "status",
+    "event_type",
+    "since",
+    "until",
+    "limit",
+    "cursor",
+];
+
+fn bad(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::BadRequest {
+        message: message.into(),
+        field: Some(field.to_owned()),
+    }
+}
+
+fn time(query: &super::params::Query, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    query
+        .text(name)
+        .map(|raw| parse_time(name, raw))
+        .transpose()
+}
+
+/// RFC 3339, whose `T` and `Z` may also be written in lower case.
+fn parse_time(name: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(&raw.to_ascii_uppercase())
+        .map(|t| t.to_utc())
+        .map_err(|_| bad(name, format!("{name} must be an RFC 3339 time")))
+}
+
+pub async fn search(
+    State(state): State<DeliveriesState>,
+    params: PathParams,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = params.org();
+    authorize(state.keys.as_ref(), &headers, org, auth::READ).await?;
+    let query = params.query(PARAMETERS)?;
+    let limit = query.number("limit", MAX_PER_PAGE, DEFAULT_PER_PAGE)?;
+    let endpoint_id = query
+        .text("endpoint_id")
+        .map(|raw| {
+            Uuid::parse_str(raw).map_err(|_| bad("endpoint_id", "endpoint_id must be a UUID"))
+        })
+        .transpose()?;
+    let statuses = query
+        .text("status")
+        .map(|raw| {
+            raw.split(',')
+                .map(|s| {
+                    serde_json::from_value::<DeliveryStatus>(serde_json::Value::from(s)).map_err(|_| {
+                        bad(
+                            "status",
+                            "status must be pending, retrying, succeeded, failed or paused (a comma list)",
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let event_type = query
+        .text("event_type")
+        .map(|t| {
+            validation::event_types(vec![t.to_owned()])
+                .map(|mut v| v.remove(0))
+                .map_err(|e| bad("event_type", e.message))
+        })
+        .transpose()?;
+    let filters = Filters {
+        statuses,
+        event_type,
+        since: time(&query, "since")?,
+        until: time(&query, "until")?,
+    };
+    let cursor = query
+        .text("cursor")
+        .map(|raw| {
+            Cursor::decode(raw).ok_or_else(|| bad("cursor", "cursor is not one this API gave"))
+        })
+        .transpose()?;
+
+    // The organisation's endpoints (at most 100), or the one asked for if it is its own.
+    let endpoints: Vec<_> = state
+        .endpoints
+        .list_endpoints(org)
+        .await?
+        .into_iter()
+        .filter(|e| endpoint_id.is_none_or(|id| id == e.id))
+        .collect();
+    let starts: Vec<(u32, u64)> = endpoints
+        .iter()
+        .filter_map(|e| {
+            let from = match &cursor {
+                None => e.delivery_seq,
+                Some(c) => (*c.p.get(&e.number)?).min(e.delivery_seq),
+            };
+            (from > 0).then_some((e.number, from))
+        })
+        .collect();
+    let (shown, next) = page(state.deliveries.as_ref(), &starts, &filters, limit).await?;
+    Ok(Json(SearchPage {
+        deliveries: shown.iter().map(DeliverySummary::from).collect(),
+        next_cursor: next.map(|c| c.encode()),
+    })
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::MemoryStore;
+    use crate::domain::{Event, Target};
+
+    fn delivery(number: u32, seq: u64, minute: i64, status: DeliveryStatus) -> Delivery {
+        let created = DateTime::from_timestamp(1_790_000_000 + minute * 60, 0).expect("time");
+        let event = Event {
+            org: "acme".into(),
+            id: format!("e{number}-{seq}"),
+            event_type: if seq.is_multiple_of(2) {
+                "a.even"
+            } else {
+                "a.odd"
+            }
+            .into(),
+            created_at: created,
+            payload: "{}".into(),
+            targets: vec![],
+            fan_out_until: None,
+        };
+        let target = Target {
+            endpoint_id: Uuid::nil(),
+            endpoint_number: number,
+            seq_floor: seq - 1,
+        };
+        let mut d = Delivery::new(&event, &target, seq, true);
+        d.status = status;
+        d
+    }
+
+    /// Endpoint 1 every 2 minutes, endpoint 2 every 3 (every third failed), endpoint 3
+    /// twice long ago; numbered in creation order, as the service numbers them.
+    fn histories() -> Vec<Delivery> {
+        let one = (1..=20).map(|s| delivery(1, s, 2 * s as i64, DeliveryStatus::Succeeded));
+        let two = (1..=13_u64).map(|s| {
+            let status = if s.is_multiple_of(3) {
+                DeliveryStatus::Failed
+            } else {
+                DeliveryStatus::Succeeded
+            };
+            delivery(2, s, 3 * s as i64, status)
+        });
+        let three = (1..=2).map(|s| delivery(3, s, s as i64 - 100, DeliveryStatus::Retrying));
+        one.chain(two).chain(three).collect()
+    }
+
+    async fn store() -> (MemoryStore, Vec<(u32, u64)>) {
+        // Far in the past: judged by a retention long enough to keep them.
+        let store = MemoryStore::new().with_retention(crate::domain::Retention::days(100_000));
+        let all = histories();
+        for d in &all {
+            assert!(store.insert_delivery(d).await.expect("insert"));
+        }
+        (store, vec![(1, 20), (2, 13), (3, 2)])
+    }
+
+    /// Every page until the cursor runs out; the keys shown, in order.
+    async fn all_pages(filters: &Filters, limit: u32) -> Vec<(u32, u64)> {
+        let (store, tops) = store().await;
+        let mut shown = Vec::new();
+        let mut starts = tops.clone();
+        for _ in 0..200 {
+            let (page, next) = page(&store, &starts, filters, limit).await.expect("page");
+            assert!(page.len() <= limit as usize);
+            shown.extend(page.iter().map(|d| (d.key.endpoint_number, d.key.seq)));
+            let Some(next) = next else {
+                return shown;
+            };
+            let next = Cursor::decode(&next.encode()).expect("round trip");
+            starts = next.p.into_iter().collect();
+        }
+        panic!("the cursor never ran out");
+    }
+
+    fn newest_first(keep: impl Fn(&Delivery) -> bool) -> Vec<(u32, u64)> {
+        let all = histories();
+        let mut every: Vec<&Delivery> = all.iter().filter(|d| keep(d)).collect();
+        every.sort_by_key(|d| std::cmp::Reverse((d.created_at, d.id)));
+        every
+            .iter()
+            .map(|d| (d.key.endpoint_number, d.key.seq))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn pages_go_through_everything_once_newest_first() {
+        for limit in [1, 2, 5, 7, 100] {
+            assert_eq!(
+                all_pages(&Filters::default(), limit).await,
+                newest_first(|_| true),
+                "limit {limit}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn filters_keep_the_order_and_miss_nothing() {
+        let failed = Filters {
+            statuses: vec![DeliveryStatus::Failed, DeliveryStatus::Retrying],
+            ..Filters::default()
+        };
+        assert_eq!(
+            all_pages(&failed, 2).await,
+            newest_first(|d| matches!(d.status, DeliveryStatus::Failed | DeliveryStatus::Retrying))
+        );
+        let since = DateTime::from_timestamp(1_790_000_000 + 10 * 60, 0).expect("since");
+        let until = DateTime::from_timestamp(1_790_000_000 + 30 * 60, 0).expect("until");
+        let window = Filters {
+            event_type: Some("a.even".into()),
+            since: Some(since),
+            until: Some(until),
+            ..Filters::default()
+        };
+        assert_eq!(
+            all_pages(&window, 3).await,
+            newest_first(|d| d.event_type == "a.even"
+                && d.created_at >= since
+                && d.created_at < until)
+        );
+    }
+
+    #[test]
+    fn times_are_rfc_3339_in_either_case() {
+        for ok in [
+            "2026-11-27T08:00:00Z",
+            "2026-11-27t08:00:00z",
+            "2026-11-27T08:00:00.123456789+05:30",
+            "0001-01-01T00:00:00Z",
+        ] {
+            assert!(parse_time("since", ok).is_ok(), "{ok}");
+        }
+        for bad in ["yesterday", "2026-11-27", "2026-13-01T00:00:00Z", ""] {
+            assert!(parse_time("since", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_is_opaque_and_checked() {
+        let c = Cursor {
+            v: 1,
+            p: BTreeMap::from([(7, 42)]),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        assert_eq!(Cursor::decode("not a cursor"), None);
+        assert_eq!(
+            Cursor::decode(&URL_SAFE_NO_PAD.encode(br#"{"v":2,"p":{}}"#)),
+            None
+        );
+    }
+}
