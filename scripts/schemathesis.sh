@@ -114,7 +114,13 @@ deliveries = [d["id"] for d in call("GET", f"/endpoints/{ep}/deliveries")["deliv
 assert len(deliveries) == 4, deliveries
 doomed = [call("POST", "/endpoints", {"url": f"https://doomed{i}.example.com/",
     "event_types": ["alert.fired"]}, 201)["id"] for i in range(3)]
+cursors = []
+for limit in (1, 2, 3):
+    cursor = call("GET", f"/deliveries?limit={limit}")["next_cursor"]
+    assert cursor, limit
+    cursors.append(cursor)
 print(f"ENDPOINT_ID={ep}")
+print(f"CURSORS={','.join(cursors)}")
 print(f"DELIVERY_IDS={','.join(deliveries)}")
 print(f"DOOMED_IDS={','.join(doomed)}")
 PY
@@ -131,6 +137,11 @@ echo "seeded endpoint $ENDPOINT_ID with deliveries $DELIVERY_IDS" >&2
 #   seen in earlier answers (`extra-data-sources`), which would delete the seeded endpoint
 #   in the first phase and leave every later case a 404. (The stateful phase, which
 #   comes last, may still delete it by following links: it tests exactly that.)
+# - `cursor` (searchDeliveries) is one the API gave (three seeded ones): a cursor is
+#   opaque, any string is valid by the document, and one the API did not give is refused
+#   (400). The coverage phase still sends made-up boundary strings, so for this one
+#   operation positive_data_acceptance also expects 400 (its other parameters' rules are
+#   tested in tests/it/fixtures.rs and shared/src/api/search.rs);
 # - no cache or example database: each run starts from the seed alone.
 toml_list() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1].split(",")))' "$1"; }
 cat >"$WORK/schemathesis.toml" <<TOML
@@ -143,11 +154,18 @@ values = $(toml_list "$ENDPOINT_ID")
 values = $(toml_list "$DELIVERY_IDS")
 [dictionaries.doomed]
 values = $(toml_list "$DOOMED_IDS")
+[dictionaries.cursor]
+values = $(toml_list "$CURSORS")
 
 [parameters]
 "path.org_slug" = "demo"
 "path.endpoint_id" = { dictionary = "endpoint", probability = 0.5 }
 "path.delivery_id" = { dictionary = "delivery", probability = 0.5 }
+"query.cursor" = { dictionary = "cursor", probability = 1.0 }
+
+[[operations]]
+include-operation-id = "searchDeliveries"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404"]
 
 [[operations]]
 include-operation-id = "deleteEndpoint"
