@@ -42,6 +42,41 @@ async fn wait_for_status(server: &Server, delivery: &str, status: &str) -> Value
     panic!("delivery never became {status}: {detail}");
 }
 
+/// An endpoint on `receiver` and an event `event_id` whose first attempt failed (the
+/// receiver's first answer is a 500): (the endpoint as created, the publish answer, the
+/// delivery id), once the delivery waits for its retry.
+async fn a_retry_waiting(
+    server: &Server,
+    receiver: &HttpsReceiver,
+    event_id: &str,
+) -> (Value, Value, String) {
+    let (status, created) = server
+        .post(
+            &format!("{API}/endpoints"),
+            &json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, published) = server
+        .post(
+            &format!("{API}/events"),
+            &json!({"id": event_id, "type": "alert.fired", "data": {"x": 1}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{published}");
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let endpoint_id = created["id"].as_str().expect("id");
+    let (_, listed) = server
+        .get(&format!("{API}/endpoints/{endpoint_id}/deliveries"))
+        .await;
+    let delivery = listed["deliveries"][0]["id"]
+        .as_str()
+        .expect("delivery")
+        .to_owned();
+    wait_for_status(server, &delivery, "retrying").await;
+    (created, published, delivery)
+}
+
 #[tokio::test]
 async fn endpoints_deliveries_keys_and_pending_retries_survive_a_restart() {
     let receiver =
@@ -52,29 +87,7 @@ async fn endpoints_deliveries_keys_and_pending_retries_survive_a_restart() {
 
     let mut server = builder(&state, &ca).start();
     assert!(server.next_line().contains("a new file"));
-    let (_, created) = server
-        .post(
-            &format!("{API}/endpoints"),
-            &json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}),
-        )
-        .await;
-    let endpoint_id = created["id"].as_str().expect("id").to_owned();
-    let (status, published) = server
-        .post(
-            &format!("{API}/events"),
-            &json!({"id": "evt_kept", "type": "alert.fired", "data": {"x": 1}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{published}");
-    receiver.wait_for(1, Duration::from_secs(10)).await;
-    let (_, listed) = server
-        .get(&format!("{API}/endpoints/{endpoint_id}/deliveries"))
-        .await;
-    let delivery = listed["deliveries"][0]["id"]
-        .as_str()
-        .expect("delivery")
-        .to_owned();
-    wait_for_status(&server, &delivery, "retrying").await;
+    let (created, published, delivery) = a_retry_waiting(&server, &receiver, "evt_kept").await;
     // Stopped before the retry (due 3 s after the first attempt) is made.
     assert!(server.terminate().0.success());
     assert_eq!(receiver.requests().len(), 1);
@@ -129,29 +142,7 @@ async fn a_crash_loses_at_most_the_last_moments() {
     let state = dir.join("state.json");
 
     let server = builder(&state, &ca).start();
-    let (status, created) = server
-        .post(
-            &format!("{API}/endpoints"),
-            &json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}),
-        )
-        .await;
-    assert_eq!(status, 201);
-    server
-        .post(
-            &format!("{API}/events"),
-            &json!({"id": "evt_crash", "type": "alert.fired", "data": {"x": 1}}),
-        )
-        .await;
-    receiver.wait_for(1, Duration::from_secs(10)).await;
-    let endpoint_id = created["id"].as_str().expect("id");
-    let (_, listed) = server
-        .get(&format!("{API}/endpoints/{endpoint_id}/deliveries"))
-        .await;
-    let delivery = listed["deliveries"][0]["id"]
-        .as_str()
-        .expect("delivery")
-        .to_owned();
-    wait_for_status(&server, &delivery, "retrying").await;
+    let (created, _, delivery) = a_retry_waiting(&server, &receiver, "evt_crash").await;
     // Past the save interval, then killed without a chance to save, with the retry (due
     // 3 s after the first attempt) still waiting on the queue.
     tokio::time::sleep(Duration::from_millis(600)).await;
