@@ -87,6 +87,14 @@ impl ApiError {
         }
     }
 
+    /// A 400 for a query parameter (or field) given in a form the route does not take.
+    pub fn bad_parameter(name: &str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            field: Some(name.to_owned()),
+        }
+    }
+
     /// A 400 for a body field or query parameter the route does not take (one message for
     /// both: the `field` names it either way).
     pub fn unknown_field(name: &str) -> Self {

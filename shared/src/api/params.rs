@@ -40,10 +40,10 @@ impl PathParams {
                 .insert(name.to_string(), value.into_owned())
                 .is_some()
             {
-                return Err(ApiError::BadRequest {
-                    message: format!("query parameter {name:?} is given more than once"),
-                    field: Some(name.into_owned()),
-                });
+                return Err(ApiError::bad_parameter(
+                    &name,
+                    format!("query parameter {name:?} is given more than once"),
+                ));
             }
         }
         Ok(Query(values))
@@ -72,9 +72,11 @@ impl Query {
         raw.parse::<u32>()
             .ok()
             .filter(|v| (1..=max).contains(v))
-            .ok_or_else(|| ApiError::BadRequest {
-                message: format!("{name} must be a whole number from 1 to {max}"),
-                field: Some(name.to_owned()),
+            .ok_or_else(|| {
+                ApiError::bad_parameter(
+                    name,
+                    format!("{name} must be a whole number from 1 to {max}"),
+                )
             })
     }
 }

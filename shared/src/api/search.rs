@@ -178,13 +178,6 @@ const PARAMETERS: &[&str] = &[
     "cursor",
 ];
 
-fn bad(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::BadRequest {
-        message: message.into(),
-        field: Some(field.to_owned()),
-    }
-}
-
 fn time(query: &super::params::Query, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
     query
         .text(name)
@@ -196,7 +189,7 @@ fn time(query: &super::params::Query, name: &str) -> Result<Option<DateTime<Utc>
 fn parse_time(name: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(&raw.to_ascii_uppercase())
         .map(|t| t.to_utc())
-        .map_err(|_| bad(name, format!("{name} must be an RFC 3339 time")))
+        .map_err(|_| ApiError::bad_parameter(name, format!("{name} must be an RFC 3339 time")))
 }
 
 pub async fn search(
@@ -211,7 +204,8 @@ pub async fn search(
     let endpoint_id = query
         .text("endpoint_id")
         .map(|raw| {
-            Uuid::parse_str(raw).map_err(|_| bad("endpoint_id", "endpoint_id must be a UUID"))
+            Uuid::parse_str(raw)
+                .map_err(|_| ApiError::bad_parameter("endpoint_id", "endpoint_id must be a UUID"))
         })
         .transpose()?;
     let statuses = query
@@ -220,7 +214,7 @@ pub async fn search(
             raw.split(',')
                 .map(|s| {
                     serde_json::from_value::<DeliveryStatus>(serde_json::Value::from(s)).map_err(|_| {
-                        bad(
+                        ApiError::bad_parameter(
                             "status",
                             "status must be pending, retrying, succeeded, failed or paused (a comma list)",
                         )
@@ -235,7 +229,7 @@ pub async fn search(
         .map(|t| {
             validation::event_types(vec![t.to_owned()])
                 .map(|mut v| v.remove(0))
-                .map_err(|e| bad("event_type", e.message))
+                .map_err(|e| ApiError::bad_parameter("event_type", e.message))
         })
         .transpose()?;
     let filters = Filters {
@@ -247,7 +241,8 @@ pub async fn search(
     let cursor = query
         .text("cursor")
         .map(|raw| {
-            Cursor::decode(raw).ok_or_else(|| bad("cursor", "cursor is not one this API gave"))
+            Cursor::decode(raw)
+                .ok_or_else(|| ApiError::bad_parameter("cursor", "cursor is not one this API gave"))
         })
         .transpose()?;
 
