@@ -12,6 +12,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType, GeneralSubtree,
     IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints,
 };
+use shared::adapters::private_file;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -150,7 +152,9 @@ impl DevCa {
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir(&staging).map_err(io)?;
         std::fs::write(staging.join(CERT_FILE), cert.pem()).map_err(io)?;
-        write_private(&staging.join(KEY_FILE), &key.serialize_pem()).map_err(io)?;
+        private_file::create(&staging.join(KEY_FILE))
+            .and_then(|mut file| file.write_all(key.serialize_pem().as_bytes()))
+            .map_err(io)?;
         match std::fs::rename(&staging, dir) {
             Ok(()) => Ok(()),
             // Another process renamed its CA into place first: use that one.
@@ -183,19 +187,6 @@ impl DevCa {
             key,
         })
     }
-}
-
-/// A file only its owner can read (the CA's private key).
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents.as_bytes())
 }
 
 #[cfg(test)]

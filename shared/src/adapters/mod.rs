@@ -5,5 +5,6 @@ pub mod dynamo;
 pub mod http_client;
 pub mod memory;
 pub mod memory_queue;
+pub mod private_file;
 pub mod sqs;
 pub mod state_file;

@@ -11,6 +11,7 @@ use crate::adapters::dynamo::items::{
 };
 use crate::adapters::memory::StoreContents;
 use crate::adapters::memory_queue::OutstandingJob;
+use crate::adapters::private_file;
 use crate::domain::{ApiKey, DeliveryKey, Endpoint, Job};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -206,14 +207,7 @@ pub fn save(path: &Path, state: &SavedState) -> Result<(), StateFileError> {
     staging.push(format!(".saving-{}", std::process::id()));
     let staging = PathBuf::from(staging);
     let _ = std::fs::remove_file(&staging);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&staging).map_err(io)?;
+    let mut file = private_file::create(&staging).map_err(io)?;
     file.write_all(&bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
     drop(file);
