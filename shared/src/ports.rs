@@ -1,6 +1,8 @@
 //! The narrow traits the domain talks to storage through. Each entry point depends only
 //! on the ports it uses; every adapter passes the same contract tests (`tests/`).
 
+use crate::domain::recovery::{FailedPosition, Recovery};
+use crate::domain::stats::{HourlyCount, OrgHourCounts};
 use crate::domain::{
     ApiKey, Attempt, AttemptOutcome, Delivery, DeliveryKey, Endpoint, EndpointChanges, Event,
     Expect, Job, KeyHash, PostOutcome, ScheduledAttempt, SigningSecret,
@@ -171,6 +173,51 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Delete up to `limit` deliveries of an endpoint's history; how many were deleted.
     async fn purge_deliveries(&self, number: u32, limit: u32) -> Result<usize, StoreError>;
+    /// Up to `limit` of endpoint `number`'s `failed` deliveries created in
+    /// [`since`, `until`), after `after`, in [`FailedPosition`] order (one read). Fewer
+    /// than `limit` means there are no more.
+    async fn failed_deliveries(
+        &self,
+        number: u32,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<FailedPosition>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// How many deliveries [`DeliveryStore::failed_deliveries`] would go through.
+    async fn count_failed(
+        &self,
+        number: u32,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Attempts per endpoint and UTC hour (the console's chart).
+#[async_trait]
+pub trait AttemptStats: Send + Sync {
+    /// Add each organisation's and hour's counts (one write each).
+    async fn add_attempt_counts(&self, counts: &[OrgHourCounts]) -> Result<(), StoreError>;
+    /// Endpoint `number`'s (of `org`) counts for the hours from `first` to `last`,
+    /// oldest first; an hour without attempts is absent.
+    async fn attempt_counts(
+        &self,
+        org: &str,
+        number: u32,
+        first: DateTime<Utc>,
+        last: DateTime<Utc>,
+    ) -> Result<Vec<HourlyCount>, StoreError>;
+}
+
+/// Recovery jobs' records: what the recovery route started and how far it got.
+#[async_trait]
+pub trait RecoveryStore: Send + Sync {
+    async fn insert_recovery(&self, recovery: &Recovery) -> Result<(), StoreError>;
+    /// `None` for an unknown id or another organisation's.
+    async fn get_recovery(&self, org: &str, id: Uuid) -> Result<Option<Recovery>, StoreError>;
+    /// Store `next` if the stored recovery is still at `seen`'s position and running;
+    /// `false` (nothing written) if another handling moved it meanwhile.
+    async fn advance_recovery(&self, seen: &Recovery, next: &Recovery) -> Result<bool, StoreError>;
 }
 
 /// Automatic attempts due later than the queue can delay a message, by due minute.

@@ -12,8 +12,8 @@ use crate::config::{self, ConfigError, Env};
 use crate::metrics::{EmfStdout, MetricsSink, NoMetrics};
 use crate::pipeline::{Publisher, Sender, SenderSettings};
 use crate::ports::{
-    DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, KeyStore, Schedule,
-    WebhookTransport,
+    AttemptStats, DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, KeyStore,
+    RecoveryStore, Schedule, WebhookTransport,
 };
 use axum::Router;
 use std::sync::Arc;
@@ -21,11 +21,28 @@ use std::time::Duration;
 
 /// Every storage port; both adapters implement all of them.
 pub trait Store:
-    EndpointStore + KeyStore + EventStore + DeliveryStore + EndpointHealth + Schedule + 'static
+    EndpointStore
+    + KeyStore
+    + EventStore
+    + DeliveryStore
+    + EndpointHealth
+    + Schedule
+    + AttemptStats
+    + RecoveryStore
+    + 'static
 {
 }
-impl<T: EndpointStore + KeyStore + EventStore + DeliveryStore + EndpointHealth + Schedule + 'static>
-    Store for T
+impl<
+    T: EndpointStore
+        + KeyStore
+        + EventStore
+        + DeliveryStore
+        + EndpointHealth
+        + Schedule
+        + AttemptStats
+        + RecoveryStore
+        + 'static,
+> Store for T
 {
 }
 
@@ -58,6 +75,8 @@ impl Services {
                 deliveries: store.clone(),
                 events: store.clone(),
                 queue,
+                stats: store.clone(),
+                recoveries: store.clone(),
             },
             publish: PublishState {
                 keys: store,
@@ -66,17 +85,19 @@ impl Services {
         }
     }
 
-    /// Every route family on one router, with the OpenAPI document (the local server,
-    /// tests).
+    /// Every route family on one router, with the OpenAPI document (tests).
     pub fn router(&self) -> Router {
-        api::finish(
-            endpoints::routes(self.endpoints.clone())
-                .merge(deliveries::routes(self.deliveries.clone()))
-                .merge(publish::routes(self.publish.clone()))
-                .merge(key::routes(self.endpoints.keys.clone()))
-                .merge(portal::routes(self.endpoints.keys.clone()))
-                .merge(openapi::routes()),
-        )
+        api::finish(self.routes())
+    }
+
+    /// Every route family, not yet [`api::finish`]ed: the local server adds the console.
+    pub fn routes(&self) -> Router {
+        endpoints::routes(self.endpoints.clone())
+            .merge(deliveries::routes(self.deliveries.clone()))
+            .merge(publish::routes(self.publish.clone()))
+            .merge(key::routes(self.endpoints.keys.clone()))
+            .merge(portal::routes(self.endpoints.keys.clone()))
+            .merge(openapi::routes())
     }
 }
 
@@ -92,7 +113,9 @@ pub fn sender(
         health: store.clone(),
         deliveries: store.clone(),
         events: store.clone(),
-        schedule: store,
+        schedule: store.clone(),
+        stats: store.clone(),
+        recoveries: store,
         queue,
         transport,
         settings,

@@ -72,7 +72,7 @@ async fn deliveries_stay_within_their_budgets() {
             c.figure, c.measured, c.target, c.ceiling, c.note
         );
     }
-    assert_eq!(checks.len(), 13, "every budget checked: {checks:#?}");
+    assert_eq!(checks.len(), 17, "every budget checked: {checks:#?}");
     let broken: Vec<_> = checks.iter().filter(|c| !c.holds()).collect();
     assert!(broken.is_empty(), "over budget: {broken:#?}");
 }

@@ -198,6 +198,12 @@ pub fn template_routes() -> BTreeSet<String> {
     routes
 }
 
+/// The web console's files: routed like the API, but pages rather than JSON, so not in
+/// docs/openapi.yaml (`console_routes.rs` covers them).
+pub fn is_console_route(route: &str) -> bool {
+    route.starts_with("GET /console")
+}
+
 /// Send `request` to `router` and read the answer, which must be one docs/openapi.yaml
 /// describes (status, content type, body schema, error code), whatever the test expects.
 pub async fn call(router: &Router, request: lambda_http::Request) -> Answer {

@@ -7,6 +7,7 @@ mod common;
 mod api_errors;
 mod api_reference;
 mod capacity;
+mod console_routes;
 mod contract;
 mod delivery_contract;
 mod fixtures;

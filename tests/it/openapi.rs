@@ -16,7 +16,11 @@ fn the_document_lists_exactly_the_template_routes() {
         .into_iter()
         .map(|(method, path)| format!("{method} {path}"))
         .collect();
-    assert_eq!(documented, template_routes());
+    let api: BTreeSet<String> = template_routes()
+        .into_iter()
+        .filter(|r| !is_console_route(r))
+        .collect();
+    assert_eq!(documented, api);
 }
 
 /// A concrete path for a template: the fixtures' org and endpoint id for every parameter.

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use shared::adapters::http_client::{OutboundClient, OutboundConfig};
 use shared::adapters::memory_queue::MemoryQueue;
+use shared::domain::recovery::FailedPosition;
 use shared::domain::time::minute_of;
 use shared::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Expect, Job,
@@ -782,6 +783,26 @@ impl<S: Store> DeliveryStore for Faulty<S> {
     }
     async fn purge_deliveries(&self, number: u32, limit: u32) -> Result<usize, StoreError> {
         self.inner.purge_deliveries(number, limit).await
+    }
+    async fn failed_deliveries(
+        &self,
+        number: u32,
+        since: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+        after: Option<FailedPosition>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.inner
+            .failed_deliveries(number, since, until, after, limit)
+            .await
+    }
+    async fn count_failed(
+        &self,
+        number: u32,
+        since: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.inner.count_failed(number, since, until).await
     }
 }
 

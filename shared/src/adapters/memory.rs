@@ -4,13 +4,16 @@
 //! creates); the contract tests in `tests/` run against both.
 
 use crate::domain::delivery::{page_range, page_total};
+use crate::domain::recovery::{FailedPosition, Recovery, RecoveryStatus, failed_position};
+use crate::domain::stats::{EndpointCounts, HourlyCount, OrgHourCounts};
 use crate::domain::time::minute_of;
 use crate::domain::{
-    ApiKey, Attempt, AttemptOutcome, Delivery, DeliveryKey, Endpoint, EndpointChanges, Event,
-    Expect, KeyHash, Retention, ScheduledAttempt, SigningSecret,
+    ApiKey, Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint,
+    EndpointChanges, Event, Expect, KeyHash, Retention, ScheduledAttempt, SigningSecret,
 };
 use crate::ports::{
-    DeliveryStore, EndpointHealth, EndpointStore, EventStore, KeyStore, Schedule, StoreError,
+    AttemptStats, DeliveryStore, EndpointHealth, EndpointStore, EventStore, KeyStore,
+    RecoveryStore, Schedule, StoreError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -32,6 +35,9 @@ struct State {
     /// By (due minute, delivery, attempt).
     schedule: BTreeMap<(DateTime<Utc>, DeliveryKey, u32), ScheduledAttempt>,
     scheduled_through: Option<DateTime<Utc>>,
+    /// (organisation, hour) -> endpoint number -> counts.
+    attempt_counts: BTreeMap<(String, DateTime<Utc>), BTreeMap<u32, EndpointCounts>>,
+    recoveries: BTreeMap<Uuid, Recovery>,
 }
 
 impl State {
@@ -60,6 +66,8 @@ pub struct StoreContents {
     pub deliveries: Vec<Delivery>,
     pub schedule: Vec<ScheduledAttempt>,
     pub scheduled_through: Option<DateTime<Utc>>,
+    pub attempt_counts: Vec<OrgHourCounts>,
+    pub recoveries: Vec<Recovery>,
 }
 
 impl MemoryStore {
@@ -85,6 +93,12 @@ impl MemoryStore {
         }
         for d in contents.deliveries {
             state.deliveries.insert(d.key, d);
+        }
+        for c in contents.attempt_counts {
+            state.attempt_counts.insert((c.org, c.hour), c.endpoints);
+        }
+        for r in contents.recoveries {
+            state.recoveries.insert(r.id, r);
         }
         for a in contents.schedule {
             let key = DeliveryKey::from_id(a.job.delivery_id)
@@ -114,6 +128,16 @@ impl MemoryStore {
             deliveries: state.deliveries.values().cloned().collect(),
             schedule: state.schedule.values().cloned().collect(),
             scheduled_through: state.scheduled_through,
+            attempt_counts: state
+                .attempt_counts
+                .iter()
+                .map(|((org, hour), endpoints)| OrgHourCounts {
+                    org: org.clone(),
+                    hour: *hour,
+                    endpoints: endpoints.clone(),
+                })
+                .collect(),
+            recoveries: state.recoveries.values().cloned().collect(),
         }
     }
 
@@ -569,6 +593,120 @@ impl DeliveryStore for MemoryStore {
             state.deliveries.remove(key);
         }
         Ok(keys.len())
+    }
+
+    async fn failed_deliveries(
+        &self,
+        number: u32,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<FailedPosition>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut failed = self.failed_in(number, since, until);
+        failed.retain(|d| after.is_none_or(|a| failed_position(d) > a));
+        failed.truncate(limit as usize);
+        Ok(failed)
+    }
+
+    async fn count_failed(
+        &self,
+        number: u32,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        Ok(self.failed_in(number, since, until).len() as u64)
+    }
+}
+
+impl MemoryStore {
+    /// Endpoint `number`'s live failed deliveries created in [since, until), in
+    /// [`FailedPosition`] order.
+    fn failed_in(&self, number: u32, since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Delivery> {
+        let mut failed: Vec<Delivery> = self
+            .state()
+            .deliveries
+            .range(history(number))
+            .map(|(_, d)| d)
+            .filter(|d| d.status == DeliveryStatus::Failed && !d.held)
+            .filter(|d| d.created_at >= since && d.created_at < until)
+            .filter(|d| self.retention.is_live(d.created_at))
+            .cloned()
+            .collect();
+        failed.sort_by_key(failed_position);
+        failed
+    }
+}
+
+#[async_trait]
+impl AttemptStats for MemoryStore {
+    async fn add_attempt_counts(&self, counts: &[OrgHourCounts]) -> Result<(), StoreError> {
+        let mut state = self.state_mut();
+        for c in counts {
+            let hour = state
+                .attempt_counts
+                .entry((c.org.clone(), c.hour))
+                .or_default();
+            for (number, add) in &c.endpoints {
+                let counts = hour.entry(*number).or_default();
+                counts.succeeded += add.succeeded;
+                counts.failed += add.failed;
+            }
+        }
+        Ok(())
+    }
+
+    async fn attempt_counts(
+        &self,
+        org: &str,
+        number: u32,
+        first: DateTime<Utc>,
+        last: DateTime<Utc>,
+    ) -> Result<Vec<HourlyCount>, StoreError> {
+        Ok(self
+            .state()
+            .attempt_counts
+            .range((org.to_owned(), first)..=(org.to_owned(), last))
+            .filter_map(|((_, hour), endpoints)| {
+                endpoints.get(&number).map(|c| HourlyCount {
+                    hour: *hour,
+                    succeeded: c.succeeded,
+                    failed: c.failed,
+                })
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl RecoveryStore for MemoryStore {
+    async fn insert_recovery(&self, recovery: &Recovery) -> Result<(), StoreError> {
+        self.state_mut()
+            .recoveries
+            .insert(recovery.id, recovery.clone());
+        Ok(())
+    }
+
+    async fn get_recovery(&self, org: &str, id: Uuid) -> Result<Option<Recovery>, StoreError> {
+        Ok(self
+            .state()
+            .recoveries
+            .get(&id)
+            .filter(|r| r.org == org)
+            .cloned())
+    }
+
+    async fn advance_recovery(&self, seen: &Recovery, next: &Recovery) -> Result<bool, StoreError> {
+        let mut state = self.state_mut();
+        match state.recoveries.get_mut(&seen.id) {
+            Some(stored)
+                if stored.position == seen.position && stored.status == RecoveryStatus::Running =>
+            {
+                *stored = next.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 //! written readable by its owner only.
 
 use crate::adapters::dynamo::items::{
-    ApiKeyItem, DeliveryItem, EndpointItem, EventItem, ScheduledItem,
+    ApiKeyItem, DeliveryItem, EndpointItem, EventItem, RecoveryItem, ScheduledItem, stats_item,
+    stats_of,
 };
 use crate::adapters::memory::StoreContents;
 use crate::adapters::memory_queue::OutstandingJob;
@@ -52,6 +53,11 @@ struct File {
     events: Vec<serde_dynamo::Item>,
     deliveries: Vec<serde_dynamo::Item>,
     scheduled: Vec<serde_dynamo::Item>,
+    /// Absent from files saved before the console's statistics and recoveries.
+    #[serde(default)]
+    attempt_counts: Vec<serde_dynamo::Item>,
+    #[serde(default)]
+    recoveries: Vec<serde_dynamo::Item>,
     jobs: Vec<SavedJob>,
 }
 
@@ -109,6 +115,16 @@ fn encode(state: &SavedState) -> Result<Vec<u8>, String> {
                 item(ScheduledItem::new(a, key, NO_EXPIRY))
             })
             .collect::<Result<_, _>>()?,
+        attempt_counts: s
+            .attempt_counts
+            .iter()
+            .map(|c| serde_dynamo::Item::from(stats_item(c)))
+            .collect(),
+        recoveries: s
+            .recoveries
+            .iter()
+            .map(|r| item(RecoveryItem::new(r, NO_EXPIRY)))
+            .collect::<Result<_, _>>()?,
         jobs: state
             .jobs
             .iter()
@@ -157,6 +173,16 @@ fn decode(bytes: &[u8]) -> Result<SavedState, String> {
             .map(|i| shape::<ScheduledItem>(i).and_then(TryFrom::try_from))
             .collect::<Result<_, _>>()?,
         scheduled_through: file.scheduled_through,
+        attempt_counts: file
+            .attempt_counts
+            .into_iter()
+            .map(|i| stats_of(&i.into()))
+            .collect::<Result<_, _>>()?,
+        recoveries: file
+            .recoveries
+            .into_iter()
+            .map(|i| shape::<RecoveryItem>(i).and_then(TryFrom::try_from))
+            .collect::<Result<_, _>>()?,
     };
     let jobs = file
         .jobs
@@ -253,6 +279,33 @@ mod tests {
         crate::ports::JobQueue::enqueue(&queue, vec![(job, std::time::Duration::from_secs(60))])
             .await
             .expect("enqueue");
+        // The console's hourly counts and a recovery's record.
+        let hour = crate::domain::stats::hour_of(created_at);
+        let tally = crate::domain::stats::HourlyTally::default();
+        tally.attempt("acme", number, created_at, true);
+        tally.attempt("acme", number, created_at, false);
+        crate::ports::AttemptStats::add_attempt_counts(&store, &tally.take())
+            .await
+            .expect("counts");
+        let recovery = crate::domain::recovery::Recovery {
+            id,
+            org: "acme".into(),
+            endpoint_id: id,
+            endpoint_number: number,
+            since: created_at,
+            until: created_at,
+            status: crate::domain::recovery::RecoveryStatus::Running,
+            queued: 3,
+            created_at,
+            finished_at: None,
+            position: Some(crate::domain::recovery::FailedPosition {
+                created_at,
+                seq: 7,
+            }),
+        };
+        crate::ports::RecoveryStore::insert_recovery(&store, &recovery)
+            .await
+            .expect("recovery");
         let state = SavedState {
             store: store.contents(),
             jobs: queue.outstanding(),
@@ -269,6 +322,9 @@ mod tests {
         assert_eq!(loaded.store.keys[0].hash, state.store.keys[0].hash);
         assert_eq!(loaded.store.endpoint_numbers, 1);
         assert_eq!(loaded.jobs[0].job, state.jobs[0].job);
+        assert_eq!(loaded.store.attempt_counts, state.store.attempt_counts);
+        assert_eq!(loaded.store.attempt_counts[0].hour, hour);
+        assert_eq!(loaded.store.recoveries, vec![recovery]);
         let restored = MemoryStore::with_contents(loaded.store).expect("store");
         assert_eq!(
             restored.list_keys("acme").await.expect("keys")[0].role,

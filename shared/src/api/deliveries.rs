@@ -1,12 +1,15 @@
-//! Delivery history: list an endpoint's deliveries, show one with its attempts, retry one.
+//! Delivery history: list an endpoint's deliveries, search the organisation's, show one
+//! with its attempts, retry one; an endpoint's hourly statistics and recoveries.
 
 use super::auth::{self, authorize};
-use super::search;
 use super::{ApiError, PathParams};
+use super::{recovery, search, stats};
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{Attempt, Delivery, DeliveryKey, DeliveryStatus};
 use crate::pipeline::sender::delivery_job;
-use crate::ports::{DeliveryStore, EndpointStore, EventStore, JobQueue, KeyStore};
+use crate::ports::{
+    AttemptStats, DeliveryStore, EndpointStore, EventStore, JobQueue, KeyStore, RecoveryStore,
+};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +33,8 @@ pub struct DeliveriesState {
     pub deliveries: Arc<dyn DeliveryStore>,
     pub events: Arc<dyn EventStore>,
     pub queue: Arc<dyn JobQueue>,
+    pub stats: Arc<dyn AttemptStats>,
+    pub recoveries: Arc<dyn RecoveryStore>,
 }
 
 pub fn routes(state: DeliveriesState) -> Router {
@@ -46,6 +51,18 @@ pub fn routes(state: DeliveriesState) -> Router {
         .route(
             "/org/{org_slug}/webhooks/deliveries/{delivery_id}/retry",
             post(retry),
+        )
+        .route(
+            "/org/{org_slug}/webhooks/endpoints/{endpoint_id}/stats",
+            get(stats::stats),
+        )
+        .route(
+            "/org/{org_slug}/webhooks/endpoints/{endpoint_id}/recover",
+            post(recovery::recover),
+        )
+        .route(
+            "/org/{org_slug}/webhooks/recoveries/{recovery_id}",
+            get(recovery::show),
         )
         .with_state(state)
 }
@@ -67,7 +84,10 @@ pub(crate) struct DeliverySummary<'a> {
     next_attempt_at: Option<DateTime<Utc>>,
 }
 
-fn optional_time<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn optional_time<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_str(&crate::domain::time::format(t)),
         None => s.serialize_none(),

@@ -11,8 +11,10 @@ pub mod openapi;
 mod params;
 pub mod portal;
 pub mod publish;
+pub mod recovery;
 pub mod request_metrics;
 pub mod search;
+pub mod stats;
 
 pub use error::{ApiError, error_body};
 pub use params::PathParams;

@@ -186,10 +186,15 @@ fn time(query: &super::params::Query, name: &str) -> Result<Option<DateTime<Utc>
 }
 
 /// RFC 3339, whose `T` and `Z` may also be written in lower case.
-fn parse_time(name: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_rfc3339(raw: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(&raw.to_ascii_uppercase())
+        .ok()
         .map(|t| t.to_utc())
-        .map_err(|_| ApiError::bad_parameter(name, format!("{name} must be an RFC 3339 time")))
+}
+
+fn parse_time(name: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    parse_rfc3339(raw)
+        .ok_or_else(|| ApiError::bad_parameter(name, format!("{name} must be an RFC 3339 time")))
 }
 
 pub async fn search(

@@ -45,6 +45,12 @@ pub enum Job {
         org: String,
         endpoint_id: Uuid,
     },
+    /// Re-send, a chunk at a time, the failed deliveries a recovery names.
+    RecoverEndpoint {
+        v: u8,
+        org: String,
+        recovery_id: Uuid,
+    },
     /// Delete, a chunk at a time, the deliveries of a deleted endpoint.
     PurgeEndpoint {
         v: u8,

@@ -5,9 +5,11 @@ pub mod attempt;
 pub mod delivery;
 pub mod endpoint;
 pub mod job;
+pub mod recovery;
 pub mod retention;
 pub mod retry;
 pub mod secret;
+pub mod stats;
 pub mod time;
 pub mod validation;
 

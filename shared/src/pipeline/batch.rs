@@ -20,6 +20,7 @@
 //! failures that did not happen.
 
 use crate::domain::retry::breaker_trips;
+use crate::domain::stats::HourlyTally;
 use crate::domain::{Endpoint, now};
 use crate::metrics::{PauseReason, SenderTally};
 use crate::ports::{EndpointHealth, EndpointStore, StoreError};
@@ -42,6 +43,8 @@ pub struct Batch {
     breakers: Mutex<HashMap<EndpointKey, Arc<Breaker>>>,
     /// What the batch's jobs did, for its metrics.
     pub tally: SenderTally,
+    /// The batch's attempts per endpoint and hour, for the console's statistics.
+    pub hourly: HourlyTally,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

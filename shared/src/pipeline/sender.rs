@@ -10,14 +10,15 @@
 //! try is repeated, with the same `webhook-id`.
 
 use super::batch::Batch;
+use crate::domain::recovery::{RecoveryStatus, failed_position};
 use crate::domain::{
     Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey, DeliveryStatus,
     Endpoint, EventRef, Expect, Job, PostOutcome, RetryPolicy, ScheduledAttempt, Trigger, now,
 };
 use crate::metrics::{MetricsSink, PauseReason};
 use crate::ports::{
-    DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, QueueError, Schedule,
-    StoreError, WebhookTransport,
+    AttemptStats, DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, QueueError,
+    RecoveryStore, Schedule, StoreError, WebhookTransport,
 };
 use crate::signing;
 use bytes::Bytes;
@@ -77,6 +78,8 @@ pub struct Sender {
     pub deliveries: Arc<dyn DeliveryStore>,
     pub events: Arc<dyn EventStore>,
     pub schedule: Arc<dyn Schedule>,
+    pub stats: Arc<dyn AttemptStats>,
+    pub recoveries: Arc<dyn RecoveryStore>,
     pub queue: Arc<dyn JobQueue>,
     pub transport: Arc<dyn WebhookTransport>,
     pub settings: SenderSettings,
@@ -173,7 +176,24 @@ impl Work {
 impl Sender {
     /// Handle one job; `redelivered` when the queue has handed this message out before.
     pub async fn handle(&self, job: Job, redelivered: bool) -> Result<Handled, SendError> {
-        self.handle_in(&Batch::default(), job, redelivered).await
+        let batch = Batch::default();
+        let handled = self.handle_in(&batch, job, redelivered).await;
+        self.finish_batch(&batch).await;
+        handled
+    }
+
+    /// Write what a batch counted for the console's statistics: one write per
+    /// organisation and hour. The attempts are recorded already, so a failed write is logged, not
+    /// retried (handing the jobs back would make attempts again): the chart then misses
+    /// those attempts.
+    pub async fn finish_batch(&self, batch: &Batch) {
+        let counts = batch.hourly.take();
+        if counts.is_empty() {
+            return;
+        }
+        if let Err(err) = self.stats.add_attempt_counts(&counts).await {
+            tracing::warn!(error = %err, "attempt statistics not written");
+        }
     }
 
     /// Handle one job of `batch`, sharing its reads and breaker updates with the others.
@@ -227,6 +247,9 @@ impl Sender {
                 endpoint_number,
                 ..
             } => self.purge(&org, endpoint_id, endpoint_number).await,
+            Job::RecoverEndpoint {
+                org, recovery_id, ..
+            } => self.recover(&org, recovery_id).await,
         }
     }
 
@@ -363,6 +386,12 @@ impl Sender {
         );
         // Exhausted: an automatic attempt that left the delivery failed for good (a
         // manual retry that fails leaves a failed delivery as it was).
+        batch.hourly.attempt(
+            &endpoint.org,
+            endpoint.number,
+            attempt.started_at,
+            attempt.succeeded,
+        );
         batch.tally.attempt(
             error_kind,
             attempt.duration_ms,
@@ -563,5 +592,70 @@ impl Sender {
             self.queue.enqueue(vec![(again, Duration::ZERO)]).await?;
         }
         Ok(Handled::Chunk { done, more })
+    }
+
+    /// Re-send a chunk of a recovery's failed deliveries as manual retries, record how
+    /// far it got, and queue the job again for the rest. Handled twice (a duplicate
+    /// message), a chunk's retries are requested twice: the second request replaces the
+    /// first, whose job then finds its request gone and makes no attempt; and only one
+    /// handling can move the record on, so only one goes on to the next chunk.
+    async fn recover(&self, org: &str, id: Uuid) -> Result<Handled, SendError> {
+        let Some(recovery) = self
+            .recoveries
+            .get_recovery(org, id)
+            .await?
+            .filter(|r| r.status == RecoveryStatus::Running)
+        else {
+            return Ok(Handled::Skipped);
+        };
+        let endpoint = self
+            .endpoints
+            .get_endpoint(org, recovery.endpoint_id)
+            .await?;
+        let failed = match endpoint {
+            Some(e) => {
+                self.deliveries
+                    .failed_deliveries(
+                        e.number,
+                        recovery.since,
+                        recovery.until,
+                        recovery.position,
+                        CHUNK,
+                    )
+                    .await?
+            }
+            // Deleted meanwhile: nothing is left to re-send.
+            None => Vec::new(),
+        };
+        let requests = failed.iter().map(|d| async move {
+            let request = Uuid::now_v7();
+            let requested = self.deliveries.request_retry(d.key, request).await?;
+            Ok::<_, StoreError>(requested.map(|d| delivery_job(&d, None).manual(request)))
+        });
+        let jobs: Vec<(Job, Duration)> = futures_util::future::try_join_all(requests)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|job| (job, Duration::ZERO))
+            .collect();
+        let queued = jobs.len();
+        self.queue.enqueue(jobs).await?;
+        let more = failed.len() == CHUNK as usize;
+        let position = failed.last().map(failed_position).or(recovery.position);
+        let next = recovery.advanced(position, queued as u64, !more, now());
+        if !self.recoveries.advance_recovery(&recovery, &next).await? {
+            return Ok(Handled::Skipped);
+        }
+        if more {
+            let again = Job::RecoverEndpoint {
+                v: crate::domain::job::JOB_VERSION,
+                org: org.to_owned(),
+                recovery_id: id,
+            };
+            self.queue.enqueue(vec![(again, Duration::ZERO)]).await?;
+        } else {
+            tracing::info!(org, recovery_id = %id, queued = next.queued, "recovery done");
+        }
+        Ok(Handled::Chunk { done: queued, more })
     }
 }

@@ -43,6 +43,7 @@ pub async fn handle_batch(sender: &Sender, event: SqsEvent) -> SqsBatchResponse 
         }
     }))
     .await;
+    sender.finish_batch(batch).await;
     sender.metrics.emit(&batch.tally.lines());
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = outcomes

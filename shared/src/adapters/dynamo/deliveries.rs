@@ -2,10 +2,11 @@
 
 use super::expr::UpdateExpr;
 use super::items::{
-    AttemptItem, DeliveryItem, EventItem, ScheduledItem, held_placement, keys, minute_key,
+    AttemptItem, DeliveryItem, EventItem, ScheduledItem, index_placement, keys, minute_key,
 };
 use super::{DynamoStore, Item, backend, decode, is_conditional_failure, mapping, n, s};
 use crate::domain::delivery::{page_range, page_total};
+use crate::domain::recovery::FailedPosition;
 use crate::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Event, Expect,
     ScheduledAttempt,
@@ -13,8 +14,10 @@ use crate::domain::{
 use crate::ports::{DeliveryStore, EndpointHealth, EventStore, Schedule, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
+    AttributeValue, DeleteRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, Select,
+    WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -40,7 +43,7 @@ fn ms(t: DateTime<Utc>) -> AttributeValue {
 
 /// The `SET`/`REMOVE` clauses for a delivery's state (status, times, held placement).
 fn state_of(expr: UpdateExpr, d: &Delivery) -> UpdateExpr {
-    let (gsi2pk, gsi2sk) = held_placement(d);
+    let (gsi2pk, gsi2sk) = index_placement(d);
     expr.set("st", s(status_str(d.status)))
         .set("ua", ms(d.updated_at))
         .set_or_remove("na", d.next_attempt_at.map(ms))
@@ -89,6 +92,36 @@ enum Absent {
 }
 
 impl DynamoStore {
+    /// Endpoint `number`'s failed deliveries created in [since, until), after `after`,
+    /// oldest first (`gsi2`, `FAILED#`: creation time then seq).
+    fn failed_query(
+        &self,
+        number: u32,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<FailedPosition>,
+    ) -> QueryFluentBuilder {
+        // Keys are fixed-width, so a key followed by a space sorts after that key and
+        // before every greater one; `until` alone sorts before every key of its
+        // millisecond, which makes the range end exclusive.
+        let from = match after {
+            Some(p) => format!(
+                "{} ",
+                keys::failed_gsi2sk(p.created_at.timestamp_millis(), p.seq)
+            ),
+            None => keys::failed_from(since.timestamp_millis()),
+        };
+        let to = keys::failed_from(until.timestamp_millis());
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(super::schema::GSI2)
+            .key_condition_expression("gsi2pk = :pk AND gsi2sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(keys::failed_gsi2pk(number)))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+    }
+
     /// Compare-and-set of a time attribute: set it to `value` if it still holds `seen`
     /// (or, with `seen` absent, if it is absent). `false` if it did not.
     async fn swap_time(
@@ -542,9 +575,10 @@ impl DeliveryStore for DynamoStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let expr = state_of(UpdateExpr::new(), &held.resumed(now))
-            .value(":seen", s(status_str(held.status)));
+            .value(":seen", s(status_str(held.status)))
+            .value(":held", s(keys::held_gsi2pk(held.key.endpoint_number)));
         Ok(self
-            .update_delivery(held.key, expr, "attribute_exists(#gsi2pk) AND #st = :seen")
+            .update_delivery(held.key, expr, "#gsi2pk = :held AND #st = :seen")
             .await?
             .is_some())
     }
@@ -565,6 +599,57 @@ impl DeliveryStore for DynamoStore {
         let count = keys.len();
         self.delete_keys(keys).await?;
         Ok(count)
+    }
+
+    async fn failed_deliveries(
+        &self,
+        number: u32,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<FailedPosition>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let out = self
+            .failed_query(number, since, until, after)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(backend)?;
+        let mut failed: Vec<Delivery> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(delivery_from)
+            .collect::<Result<_, _>>()?;
+        failed.retain(|d| self.retention.is_live(d.created_at));
+        Ok(failed)
+    }
+
+    async fn count_failed(
+        &self,
+        number: u32,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        // Only the keys: a count reads what it counts, but sends back none of it.
+        let mut count = 0;
+        let mut start = None;
+        let request = self
+            .failed_query(number, since, until, None)
+            .select(Select::Count);
+        loop {
+            let page = request
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            count += u64::try_from(page.count).unwrap_or(0);
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(count),
+            }
+        }
     }
 }
 

@@ -1,5 +1,9 @@
 //! The table's item shapes and key formats (see `docs/DESIGN.md`, "Table design").
 
+use crate::domain::recovery::{FailedPosition, Recovery, RecoveryStatus};
+use crate::domain::stats::{EndpointCounts, OrgHourCounts, STATS_KEPT_DAYS};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::{BTreeMap, HashMap};
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{
     ApiKey, Attempt, AttemptError, AttemptErrorKind, Delivery, DeliveryJob, DeliveryKey,
@@ -12,6 +16,7 @@ use uuid::Uuid;
 
 pub mod keys {
     use crate::domain::{DeliveryKey, KeyHash};
+    use chrono::{DateTime, Utc};
     use uuid::Uuid;
 
     /// Sort key of the per-organisation item that holds `endpoint_count`.
@@ -73,6 +78,44 @@ pub mod keys {
     pub fn held_gsi2pk(number: u32) -> String {
         format!("HELD#{number}")
     }
+
+    /// Where a failed delivery is indexed (`gsi2`), per endpoint: a delivery is never
+    /// held and failed at once, so one sparse index serves both lists.
+    pub fn failed_gsi2pk(number: u32) -> String {
+        format!("FAILED#{number}")
+    }
+
+    /// A failed delivery's place: creation time (milliseconds), then seq, so a time
+    /// window is a key range.
+    pub fn failed_gsi2sk(created_ms: i64, seq: u64) -> String {
+        format!("{created_ms:013}#{}", seq_sk(seq))
+    }
+
+    /// The lowest key of the failed deliveries created at `ms` or later.
+    pub fn failed_from(ms: i64) -> String {
+        format!("{ms:013}")
+    }
+
+    /// An organisation's attempts per hour, by endpoint.
+    pub fn stats_pk(org: &str) -> String {
+        format!("STATS#{org}")
+    }
+
+    /// The attributes of endpoint `number`'s succeeded and failed attempts in an
+    /// organisation's hourly item.
+    pub fn stats_attributes(number: u32) -> (String, String) {
+        (format!("s{number}"), format!("f{number}"))
+    }
+
+    /// `YYYYMMDDHH`.
+    pub fn hour_sk(hour: DateTime<Utc>) -> String {
+        hour.format("%Y%m%d%H").to_string()
+    }
+
+    pub fn recovery_pk(id: Uuid) -> String {
+        format!("RECOVERY#{id}")
+    }
+    pub const RECOVERY_SK: &str = "REC";
 
     /// The due list is split over this many partitions per minute, so a burst of
     /// retries due in one minute never lands on one hot partition.
@@ -434,12 +477,18 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// Where a held delivery sits in `gsi2`; nowhere when it is not held.
-pub fn held_placement(d: &Delivery) -> (Option<String>, Option<String>) {
+/// Where a delivery sits in `gsi2`: in its endpoint's held list while held, in its
+/// failed list while `failed`, nowhere otherwise.
+pub fn index_placement(d: &Delivery) -> (Option<String>, Option<String>) {
     if d.held {
         (
             Some(keys::held_gsi2pk(d.key.endpoint_number)),
             Some(keys::seq_sk(d.key.seq)),
+        )
+    } else if d.status == DeliveryStatus::Failed {
+        (
+            Some(keys::failed_gsi2pk(d.key.endpoint_number)),
+            Some(keys::failed_gsi2sk(millis(d.created_at), d.key.seq)),
         )
     } else {
         (None, None)
@@ -448,7 +497,7 @@ pub fn held_placement(d: &Delivery) -> (Option<String>, Option<String>) {
 
 impl DeliveryItem {
     pub fn new(d: &Delivery, expires_at: i64) -> Self {
-        let (gsi2pk, gsi2sk) = held_placement(d);
+        let (gsi2pk, gsi2sk) = index_placement(d);
         Self {
             pk: keys::history_pk(d.key.endpoint_number),
             sk: keys::seq_sk(d.key.seq),
@@ -516,7 +565,10 @@ impl TryFrom<DeliveryItem> for Delivery {
             updated_at: from_millis(i.ua)?,
             next_attempt_at: i.na.map(from_millis).transpose()?,
             manual_retry: i.mr,
-            held: i.gsi2pk.is_some(),
+            held: i
+                .gsi2pk
+                .as_deref()
+                .is_some_and(|pk| pk.starts_with("HELD#")),
         })
     }
 }
@@ -582,6 +634,146 @@ impl TryFrom<ScheduledItem> for ScheduledAttempt {
                 },
                 payload: None,
             },
+        })
+    }
+}
+
+/// An organisation's attempts in one UTC hour, kept [`STATS_KEPT_DAYS`]: `h` (the
+/// hour, Unix milliseconds) and, per endpoint number `n` that had attempts, `s<n>` and
+/// `f<n>`. One item per organisation rather than per endpoint, so a batch's attempts to
+/// many endpoints of one organisation are one write; the sender `ADD`s to it.
+pub fn stats_item(c: &OrgHourCounts) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(keys::stats_pk(&c.org))),
+        ("sk".to_owned(), AttributeValue::S(keys::hour_sk(c.hour))),
+        ("h".to_owned(), AttributeValue::N(millis(c.hour).to_string())),
+        (
+            "expires_at".to_owned(),
+            AttributeValue::N(stats_expiry(c.hour).to_string()),
+        ),
+    ]);
+    for (number, counts) in &c.endpoints {
+        let (s, f) = keys::stats_attributes(*number);
+        item.insert(s, AttributeValue::N(counts.succeeded.to_string()));
+        item.insert(f, AttributeValue::N(counts.failed.to_string()));
+    }
+    item
+}
+
+/// An hourly item back: the organisation, the hour and each endpoint's counts.
+pub fn stats_of(item: &HashMap<String, AttributeValue>) -> Result<OrgHourCounts, String> {
+    let number = |name: &str| -> Result<u64, String> {
+        match item.get(name) {
+            Some(AttributeValue::N(n)) => n.parse().map_err(|_| format!("{name} is {n}")),
+            _ => Ok(0),
+        }
+    };
+    let org = match item.get("pk") {
+        Some(AttributeValue::S(pk)) => pk.strip_prefix("STATS#").map(str::to_owned),
+        _ => None,
+    }
+    .ok_or("statistics item without an organisation")?;
+    let hour = from_millis(i64::try_from(number("h")?).map_err(|e| e.to_string())?)?;
+    let mut endpoints = BTreeMap::new();
+    for name in item.keys() {
+        let Some(n) = name.strip_prefix('s').and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let (s, f) = keys::stats_attributes(n);
+        endpoints.insert(
+            n,
+            EndpointCounts {
+                succeeded: number(&s)?,
+                failed: number(&f)?,
+            },
+        );
+    }
+    Ok(OrgHourCounts {
+        org,
+        hour,
+        endpoints,
+    })
+}
+
+/// When an hour's counts may go (epoch seconds).
+pub fn stats_expiry(hour: DateTime<Utc>) -> i64 {
+    (hour + chrono::Duration::days(STATS_KEPT_DAYS)).timestamp()
+}
+
+/// A recovery job's record.
+#[derive(Serialize, Deserialize)]
+pub struct RecoveryItem {
+    pk: String,
+    sk: String,
+    org: String,
+    ep: Uuid,
+    n: u32,
+    since: i64,
+    until: i64,
+    st: String,
+    q: u64,
+    ca: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fa: Option<i64>,
+    /// The last failed delivery handled: creation time (ms) and seq.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pt: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ps: Option<u64>,
+    expires_at: i64,
+}
+
+impl RecoveryItem {
+    pub fn new(r: &Recovery, expires_at: i64) -> Self {
+        Self {
+            pk: keys::recovery_pk(r.id),
+            sk: keys::RECOVERY_SK.to_owned(),
+            org: r.org.clone(),
+            ep: r.endpoint_id,
+            n: r.endpoint_number,
+            since: millis(r.since),
+            until: millis(r.until),
+            st: r.status.as_str().to_owned(),
+            q: r.queued,
+            ca: millis(r.created_at),
+            fa: r.finished_at.map(millis),
+            pt: r.position.map(|p| millis(p.created_at)),
+            ps: r.position.map(|p| p.seq),
+            expires_at,
+        }
+    }
+}
+
+impl TryFrom<RecoveryItem> for Recovery {
+    type Error = String;
+    fn try_from(i: RecoveryItem) -> Result<Self, String> {
+        let id =
+            i.pk.strip_prefix("RECOVERY#")
+                .and_then(|id| id.parse().ok())
+                .ok_or_else(|| format!("recovery item with unexpected key {}", i.pk))?;
+        let position = match (i.pt, i.ps) {
+            (Some(t), Some(seq)) => Some(FailedPosition {
+                created_at: from_millis(t)?,
+                seq,
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            id,
+            org: i.org,
+            endpoint_id: i.ep,
+            endpoint_number: i.n,
+            since: from_millis(i.since)?,
+            until: from_millis(i.until)?,
+            status: if i.st == "done" {
+                RecoveryStatus::Done
+            } else {
+                RecoveryStatus::Running
+            },
+            queued: i.q,
+            created_at: from_millis(i.ca)?,
+            finished_at: i.fa.map(from_millis).transpose()?,
+            position,
         })
     }
 }

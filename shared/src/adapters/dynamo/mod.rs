@@ -3,6 +3,7 @@
 //! Items are mapped with `serde_dynamo`; every conditional write maps its failure to a
 //! domain error instead of a generic backend error.
 
+mod console;
 mod deliveries;
 mod expr;
 pub(crate) mod items;
