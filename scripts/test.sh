@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Run every test: unit tests, the Lambda fixture tests, the storage contract suite on
-# both backends, the capacity meter and the local-server tests.
+# both backends, the capacity meter and the local-server tests, then the web console's
+# browser tests (scripts/console-test.sh; skipped with a message where Node.js or
+# Chromium is missing, unless AVW_REQUIRE_BROWSER=1).
 #
 # DynamoDB and SQS are the moto server (pinned, installed into a virtualenv this script
 # owns outside the repo; scripts/moto.sh), started on a free loopback port for this run and
 # stopped on exit. Extra arguments go to `cargo test` (e.g. `scripts/test.sh contract`);
 # with `-p PACKAGE` among them only those packages are tested, otherwise the workspace.
+# With arguments, the browser tests are left out (run scripts/console-test.sh for them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,3 +34,7 @@ for arg in "$@"; do
     esac
 done
 cargo test ${scope[@]+"${scope[@]}"} --locked "$@"
+
+if [ "$#" -eq 0 ]; then
+    scripts/console-test.sh
+fi

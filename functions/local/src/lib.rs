@@ -7,6 +7,7 @@ pub mod listen;
 
 use axum::Router;
 use clap::Parser;
+use console::FrameAncestors;
 use dev_ca::DevCa;
 use ipnet::IpNet;
 use json_errors::JsonErrorsListener;
@@ -110,6 +111,8 @@ pub enum StartError {
     Client(#[from] OutboundBuildError),
     #[error(transparent)]
     State(#[from] StateFileError),
+    #[error(transparent)]
+    Console(#[from] console::BadFrameAncestor),
     #[error("--state: {0}")]
     Restore(String),
     #[error("--key {org}: that key is in the state file for another organisation or role")]
@@ -213,7 +216,12 @@ impl LocalServer {
             .await
             .map_err(|e| StartError::Restore(e.to_string()))?;
         let queue = Arc::new(queue);
-        let router = Services::new(store.clone(), queue.clone()).router();
+        let frame_ancestors = FrameAncestors::parse(env.get("CONSOLE_FRAME_ANCESTORS").as_deref())?;
+        let router = shared::api::finish(
+            Services::new(store.clone(), queue.clone())
+                .routes()
+                .merge(console::routes(frame_ancestors)),
+        );
         let mut outbound =
             wiring::outbound_config(env, allowed_targets.clone(), root_certs.clone())?;
         // A root only, never pinned: its name constraints (loopback) must hold.
@@ -319,6 +327,11 @@ pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
     if let Some(key) = &server.demo_admin_key {
         let _ = writeln!(out, "org demo, admin key: {key}");
     }
+    let _ = writeln!(
+        out,
+        "console: http://{addr}{} (sign in with an API key)",
+        console::CONSOLE_PATH
+    );
 
     let retry: Vec<String> = server
         .sender
