@@ -186,20 +186,38 @@ function confirmDialog({ title, body, confirmLabel, danger = false }) {
 
 // ---------------------------------------------------------------- sign-in
 
+/** The token a portal link carries (`#token=...`), taken out of the address bar and
+ * history before anything else happens; '' if there is none. */
 function takeTokenFromFragment() {
   const match = /^#token=([^&]*)/.exec(location.hash);
-  if (!match) return false;
-  let token = '';
-  try {
-    token = decodeURIComponent(match[1]);
-  } catch {
-    token = '';
-  }
-  // Out of the address bar and history before anything else happens.
+  if (!match) return '';
   history.replaceState(null, '', `${location.pathname}${location.search}#/endpoints`);
-  if (!token) return false;
-  storeKey(token);
-  return true;
+  try {
+    return decodeURIComponent(match[1]);
+  } catch {
+    return '';
+  }
+}
+
+/** Signs in with a portal link's token. A link must not silently replace a session this
+ * tab already has (it could sign you in to someone else's organisation): ask first. */
+async function openPortalLink(token) {
+  const held = storedKey();
+  if (token && held && held !== token) {
+    const now = session.org ? `You are signed in to ${session.org} as ${session.role}. ` : 'This tab is signed in with another key. ';
+    const ok = await confirmDialog({
+      title: 'Open this portal link?',
+      body: [h('p', null, now, 'The link signs in with a different key and replaces this session.')],
+      confirmLabel: 'Use the link',
+    });
+    if (!ok) {
+      if (session.org) route('Kept your current session.');
+      else resume(false);
+      return;
+    }
+  }
+  if (token) storeKey(token);
+  resume(Boolean(token));
 }
 
 function showSignIn(message) {
@@ -321,7 +339,7 @@ async function resume(fromLink) {
 
 function route(message) {
   if (/^#token=/.test(location.hash)) {
-    resume(takeTokenFromFragment());
+    openPortalLink(takeTokenFromFragment());
     return;
   }
   if (!session.org) {
@@ -844,9 +862,12 @@ function endpointPage(ctx, id) {
         loadChart();
       } else {
         progress.textContent = `Recovery running: ${n} deliver${n === 1 ? 'y' : 'ies'} queued so far…`;
-        ctx.later(poll, RECOVERY_POLL_MS);
+        // Every second at first, then every 10 s: a long recovery is not polled hard.
+        polls += 1;
+        ctx.later(poll, polls < 30 ? RECOVERY_POLL_MS : 10 * RECOVERY_POLL_MS);
       }
     };
+    let polls = 0;
     poll();
   }
 
@@ -1173,4 +1194,5 @@ setUnauthorizedHandler(() => {
   if (session.org) signOut('Your session has ended: the key is unknown, expired or revoked. Sign in again.', 'error');
 });
 window.addEventListener('hashchange', () => route());
-resume(takeTokenFromFragment());
+if (/^#token=/.test(location.hash)) openPortalLink(takeTokenFromFragment());
+else resume(false);

@@ -5,7 +5,7 @@
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::sync::Arc;
 use thiserror::Error;
@@ -165,24 +165,24 @@ fn serve(asset: &'static Asset, headers: &HeaderMap, security: &HeaderMap) -> Re
     response
 }
 
-/// `GET /console/` (and `/console`, redirected) and each asset below it. Unknown names
-/// are left to the API's own JSON 404.
+/// `GET /console/` and each asset below it. The page is also served at `/console`
+/// (it names its files by absolute path, so it works at either), not redirected: which
+/// of the two a gateway routes is then of no consequence. Unknown names are left to the
+/// API's own JSON 404.
 pub fn routes(frame_ancestors: FrameAncestors) -> Router {
     let security = Arc::new(security_headers(&frame_ancestors));
-    let mut router = Router::new().route(
-        CONSOLE_PATH.trim_end_matches('/'),
-        get(|| async { Redirect::permanent(CONSOLE_PATH) }),
-    );
+    let mut router = Router::new();
     for asset in ASSETS {
         let security = security.clone();
         let handler =
             get(move |headers: HeaderMap| async move { serve(asset, &headers, &security) });
-        let path = if asset.name == "index.html" {
-            CONSOLE_PATH.to_owned()
+        if asset.name == "index.html" {
+            router = router
+                .route(CONSOLE_PATH, handler.clone())
+                .route(CONSOLE_PATH.trim_end_matches('/'), handler);
         } else {
-            format!("{CONSOLE_PATH}{}", asset.name)
-        };
-        router = router.route(&path, handler);
+            router = router.route(&format!("{CONSOLE_PATH}{}", asset.name), handler);
+        }
     }
     router
 }

@@ -90,6 +90,32 @@ describe('console: access, framing, safety and keyboard', () => {
     }
   });
 
+  it('asks before a portal link replaces the session the tab has', async () => {
+    const session = await portal('member');
+    const context = await browser.newContext();
+    try {
+      const page = await watchedPage(context);
+      await signIn(page, server.base, server.key);
+      await page.getByTestId('who').filter({ hasText: 'role admin' }).waitFor();
+      // Kept: the link is dropped from the URL, the admin session stays.
+      await page.goto(session.url);
+      const dialog = page.getByRole('dialog', { name: 'Open this portal link?' });
+      await dialog.getByText(`You are signed in to ${ORG} as admin.`).waitFor();
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      await page.getByTestId('who').filter({ hasText: 'role admin' }).waitFor();
+      assert.ok(!page.url().includes('token'), page.url());
+      assert.deepEqual(await page.evaluate(() => Object.values(sessionStorage)), [server.key]);
+      // Accepted: the link's member session replaces it.
+      await page.goto(session.url);
+      await dialog.getByRole('button', { name: 'Use the link' }).click();
+      await page.getByTestId('who').filter({ hasText: `Organisation ${ORG}, role member` }).waitFor();
+      assert.deepEqual(await page.evaluate(() => Object.values(sessionStorage)), [session.token]);
+      page.assertClean();
+    } finally {
+      await context.close();
+    }
+  });
+
   it('refuses an unknown portal token, back to sign-in with a message', async () => {
     const context = await browser.newContext();
     try {

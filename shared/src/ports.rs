@@ -156,11 +156,13 @@ pub trait DeliveryStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Open a manual retry request ([`Delivery::retry_requested`]); the delivery, or
-    /// `None` if there is no such delivery.
+    /// `None` if there is no such delivery (or, with [`RetryOf::Failed`], it is not
+    /// `failed` any more).
     async fn request_retry(
         &self,
         key: DeliveryKey,
         request: Uuid,
+        of: RetryOf,
     ) -> Result<Option<Delivery>, StoreError>;
     /// Up to `limit` held deliveries of an endpoint.
     async fn held_deliveries(&self, number: u32, limit: u32) -> Result<Vec<Delivery>, StoreError>;
@@ -173,9 +175,9 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Delete up to `limit` deliveries of an endpoint's history; how many were deleted.
     async fn purge_deliveries(&self, number: u32, limit: u32) -> Result<usize, StoreError>;
-    /// Up to `limit` of endpoint `number`'s `failed` deliveries created in
-    /// [`since`, `until`), after `after`, in [`FailedPosition`] order (one read). Fewer
-    /// than `limit` means there are no more.
+    /// Up to `limit` of endpoint `number`'s live `failed` deliveries created in
+    /// [`since`, `until`), after `after`, in [`FailedPosition`] order (one read), and
+    /// whether more may follow.
     async fn failed_deliveries(
         &self,
         number: u32,
@@ -183,7 +185,7 @@ pub trait DeliveryStore: Send + Sync {
         until: DateTime<Utc>,
         after: Option<FailedPosition>,
         limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError>;
+    ) -> Result<(Vec<Delivery>, bool), StoreError>;
     /// How many deliveries [`DeliveryStore::failed_deliveries`] would go through.
     async fn count_failed(
         &self,
@@ -191,6 +193,16 @@ pub trait DeliveryStore: Send + Sync {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+}
+
+/// Which deliveries a retry request may be opened on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOf {
+    /// Any delivery (the retry route: "send it again", whatever its status).
+    Any,
+    /// Only a delivery that is `failed` when the request is written (a recovery: one
+    /// that succeeded since it was listed is left alone).
+    Failed,
 }
 
 /// Attempts per endpoint and UTC hour (the console's chart).

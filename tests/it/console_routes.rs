@@ -147,40 +147,65 @@ async fn a_recovery_resends_the_failed_deliveries_of_its_window(store: Arc<impl 
         );
     }
     let since = shared::domain::time::format(&(before - Span::seconds(1)));
+    // An endpoint that only failed in an hour is counted too.
+    let day = stats(&h, &endpoint_id, "24h").await;
+    let failed: u64 = day["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| b["failed"].as_u64().expect("count"))
+        .sum();
+    let succeeded: u64 = day["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| b["succeeded"].as_u64().expect("count"))
+        .sum();
+    assert_eq!((succeeded, failed), (0, 3), "{day}");
 
     // The store lists them in order, a limited read at a time.
     let number = h.stored_endpoint(&endpoint_id).await.number;
     let until = Utc::now() + Span::seconds(1);
     let window_start = before - Span::seconds(1);
-    let first = h
+    let (first, more) = h
         .store
         .failed_deliveries(number, window_start, until, None, 2)
         .await
         .expect("read");
-    assert_eq!(first.len(), 2);
-    let rest = h
+    assert_eq!((first.len(), more), (2, true));
+    let after = first.last().map(failed_position);
+    let (rest, more) = h
         .store
-        .failed_deliveries(
-            number,
-            window_start,
-            until,
-            first.last().map(failed_position),
-            2,
-        )
+        .failed_deliveries(number, window_start, until, after, 2)
         .await
         .expect("read");
-    assert_eq!(rest.len(), 1);
+    assert_eq!((rest.len(), more), (1, false));
     assert!(
         first
             .iter()
             .chain(&rest)
             .all(|d| d.status == DeliveryStatus::Failed)
     );
+    // A window that ends before it starts is empty, not an error.
+    let (none, more) = h
+        .store
+        .failed_deliveries(number, until, window_start, None, 2)
+        .await
+        .expect("read");
+    assert_eq!((none.len(), more), (0, false));
 
     // Dry runs: the whole window, and a window that ends before any of them.
     let counted = recover(&h, &endpoint_id, json!({"since": since, "dry_run": true})).await;
     assert_eq!(counted.status, 200, "{}", counted.json);
     assert_eq!(counted.json, json!({"count": 3}));
+    // An `until` far ahead ends at the request (nothing is created later).
+    let far = recover(
+        &h,
+        &endpoint_id,
+        json!({"since": since, "until": "2400-01-01T00:00:00Z", "dry_run": true}),
+    )
+    .await;
+    assert_eq!(far.json, json!({"count": 3}), "{}", far.json);
     let early = shared::domain::time::format(&(before - Span::hours(1)));
     let none = recover(
         &h,
@@ -288,9 +313,9 @@ on_both_backends!(
     a_recovery_resends_the_failed_deliveries_of_its_window,
 );
 
-/// The console's fixtures, as `endpoints-api` serves them: `/console` redirects to
-/// `/console/`, which is the page; its files come with the security headers; an unknown
-/// file is the API's JSON 404.
+/// The console's fixtures, as `endpoints-api` serves them: `/console` and `/console/`
+/// are the page; its files come with the security headers; an unknown file is the API's
+/// JSON 404.
 #[tokio::test]
 async fn console_fixtures_serve_the_page_with_its_policy() {
     use http_body_util::BodyExt;
@@ -320,12 +345,13 @@ async fn console_fixtures_serve_the_page_with_its_policy() {
             (status, headers, String::from_utf8_lossy(&body).into_owned())
         }
     };
-    let (status, headers, _) = get("console-get.json", None).await;
-    assert_eq!(status, 308);
-    assert_eq!(headers["location"], "/console/");
-
+    // Portal links point where the console is served.
+    assert_eq!(shared::api::portal::CONSOLE_PATH, console::CONSOLE_PATH);
+    let (status, _, bare) = get("console-get.json", None).await;
+    assert_eq!(status, 200);
     let (status, headers, page) = get("console-get.json", Some("/console/")).await;
     assert_eq!(status, 200);
+    assert_eq!(bare, page);
     assert!(
         headers["content-type"]
             .to_str()

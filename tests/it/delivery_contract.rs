@@ -9,6 +9,7 @@ use shared::domain::{
     DeliveryStatus, Endpoint, Event, EventRef, Expect, NewEndpoint, ScheduledAttempt, Target,
     Trigger, now,
 };
+use shared::ports::RetryOf;
 use shared::wiring::Store;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -395,7 +396,7 @@ async fn manual_requests_are_used_once(store: Arc<impl Store>) {
     };
     assert_eq!(
         store
-            .request_retry(missing, Uuid::now_v7())
+            .request_retry(missing, Uuid::now_v7(), RetryOf::Any)
             .await
             .expect("retry"),
         None
@@ -405,9 +406,17 @@ async fn manual_requests_are_used_once(store: Arc<impl Store>) {
         .await
         .expect("record")
         .expect("recorded");
+    // A recovery's request is opened only on a delivery still failed: this one succeeded.
+    assert_eq!(
+        store
+            .request_retry(d.key, Uuid::now_v7(), RetryOf::Failed)
+            .await
+            .expect("retry"),
+        None
+    );
     let request = Uuid::now_v7();
     let requested = store
-        .request_retry(d.key, request)
+        .request_retry(d.key, request, RetryOf::Any)
         .await
         .expect("retry")
         .expect("there");
@@ -521,7 +530,7 @@ async fn held_deliveries_wait_for_resume(store: Arc<impl Store>) {
         .expect("recorded");
     let request = Uuid::now_v7();
     let requested = store
-        .request_retry(f.key, request)
+        .request_retry(f.key, request, RetryOf::Any)
         .await
         .expect("retry")
         .expect("there");

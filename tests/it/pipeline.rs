@@ -18,7 +18,7 @@ use shared::domain::{
 };
 use shared::pipeline::scheduler;
 use shared::pipeline::{Handled, Sender, SenderSettings};
-use shared::ports::{DeliveryStore, JobQueue, QueueError, StoreError};
+use shared::ports::{DeliveryStore, JobQueue, QueueError, RetryOf, StoreError};
 use shared::wiring::{self, Services, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -768,8 +768,9 @@ impl<S: Store> DeliveryStore for Faulty<S> {
         &self,
         key: DeliveryKey,
         request: Uuid,
+        of: RetryOf,
     ) -> Result<Option<Delivery>, StoreError> {
-        self.inner.request_retry(key, request).await
+        self.inner.request_retry(key, request, of).await
     }
     async fn held_deliveries(&self, number: u32, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         self.inner.held_deliveries(number, limit).await
@@ -791,7 +792,7 @@ impl<S: Store> DeliveryStore for Faulty<S> {
         until: chrono::DateTime<chrono::Utc>,
         after: Option<FailedPosition>,
         limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    ) -> Result<(Vec<Delivery>, bool), StoreError> {
         self.inner
             .failed_deliveries(number, since, until, after, limit)
             .await

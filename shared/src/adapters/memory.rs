@@ -4,8 +4,9 @@
 //! creates); the contract tests in `tests/` run against both.
 
 use crate::domain::delivery::{page_range, page_total};
+use crate::domain::now;
 use crate::domain::recovery::{FailedPosition, Recovery, RecoveryStatus, failed_position};
-use crate::domain::stats::{EndpointCounts, HourlyCount, OrgHourCounts};
+use crate::domain::stats::{EndpointCounts, HourlyCount, OrgHourCounts, STATS_KEPT_DAYS, hour_of};
 use crate::domain::time::minute_of;
 use crate::domain::{
     ApiKey, Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint,
@@ -13,7 +14,7 @@ use crate::domain::{
 };
 use crate::ports::{
     AttemptStats, DeliveryStore, EndpointHealth, EndpointStore, EventStore, KeyStore,
-    RecoveryStore, Schedule, StoreError,
+    RecoveryStore, RetryOf, Schedule, StoreError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -546,12 +547,17 @@ impl DeliveryStore for MemoryStore {
         &self,
         key: DeliveryKey,
         request: Uuid,
+        of: RetryOf,
     ) -> Result<Option<Delivery>, StoreError> {
         let mut state = self.state_mut();
-        Ok(state.deliveries.get_mut(&key).map(|d| {
-            *d = d.retry_requested(request);
-            d.clone()
-        }))
+        Ok(state
+            .deliveries
+            .get_mut(&key)
+            .filter(|d| of == RetryOf::Any || d.status == DeliveryStatus::Failed)
+            .map(|d| {
+                *d = d.retry_requested(request);
+                d.clone()
+            }))
     }
 
     async fn held_deliveries(&self, number: u32, limit: u32) -> Result<Vec<Delivery>, StoreError> {
@@ -602,11 +608,12 @@ impl DeliveryStore for MemoryStore {
         until: DateTime<Utc>,
         after: Option<FailedPosition>,
         limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    ) -> Result<(Vec<Delivery>, bool), StoreError> {
         let mut failed = self.failed_in(number, since, until);
         failed.retain(|d| after.is_none_or(|a| failed_position(d) > a));
+        let more = failed.len() > limit as usize;
         failed.truncate(limit as usize);
-        Ok(failed)
+        Ok((failed, more))
     }
 
     async fn count_failed(
@@ -642,6 +649,11 @@ impl MemoryStore {
 impl AttemptStats for MemoryStore {
     async fn add_attempt_counts(&self, counts: &[OrgHourCounts]) -> Result<(), StoreError> {
         let mut state = self.state_mut();
+        // Kept as long as in DynamoDB, so a long-running local store does not grow.
+        let kept_from = hour_of(now()) - chrono::Duration::days(STATS_KEPT_DAYS);
+        state
+            .attempt_counts
+            .retain(|(_, hour), _| *hour >= kept_from);
         for c in counts {
             let hour = state
                 .attempt_counts

@@ -298,10 +298,7 @@ mod tests {
             queued: 3,
             created_at,
             finished_at: None,
-            position: Some(crate::domain::recovery::FailedPosition {
-                created_at,
-                seq: 7,
-            }),
+            position: Some(crate::domain::recovery::FailedPosition { created_at, seq: 7 }),
         };
         crate::ports::RecoveryStore::insert_recovery(&store, &recovery)
             .await

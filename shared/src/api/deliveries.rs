@@ -9,6 +9,7 @@ use crate::domain::{Attempt, Delivery, DeliveryKey, DeliveryStatus};
 use crate::pipeline::sender::delivery_job;
 use crate::ports::{
     AttemptStats, DeliveryStore, EndpointStore, EventStore, JobQueue, KeyStore, RecoveryStore,
+    RetryOf,
 };
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -215,7 +216,7 @@ async fn retry(
     let request = Uuid::now_v7();
     let Some(delivery) = state
         .deliveries
-        .request_retry(delivery.key, request)
+        .request_retry(delivery.key, request, RetryOf::Any)
         .await?
     else {
         return Err(ApiError::NotFound);

@@ -40,6 +40,10 @@ fn time_field(fields: &mut JsonFields, name: &str) -> Result<Option<DateTime<Utc
         .transpose()
 }
 
+fn whole_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
 fn parse(mut fields: JsonFields) -> Result<Request, ApiError> {
     let since = required(time_field(&mut fields, "since")?, "since")?;
     let until = time_field(&mut fields, "until")?;
@@ -72,15 +76,19 @@ pub async fn recover(
         .await?
         .ok_or(ApiError::NotFound)?;
     let created_at = now();
-    // Without `until`, everything created up to this request: times are whole
-    // milliseconds, so one created in this very millisecond is included too.
+    // Nothing is created after this request, so `until` ends here at the latest (and
+    // without one, everything created up to it: times are whole milliseconds, so one
+    // created in this very millisecond is included too). Both ends are cut to whole
+    // milliseconds, as stored times are.
+    let latest = created_at + chrono::Duration::milliseconds(1);
     let until = request
         .until
-        .unwrap_or(created_at + chrono::Duration::milliseconds(1));
+        .map_or(latest, |u| whole_millis(u).min(latest));
+    let since = whole_millis(request.since);
     if request.dry_run {
         let count = state
             .deliveries
-            .count_failed(endpoint.number, request.since, until)
+            .count_failed(endpoint.number, since, until)
             .await?;
         return Ok(Json(json!({ "count": count })).into_response());
     }
@@ -89,7 +97,7 @@ pub async fn recover(
         org: org.to_owned(),
         endpoint_id: id,
         endpoint_number: endpoint.number,
-        since: request.since,
+        since,
         until,
         status: RecoveryStatus::Running,
         queued: 0,

@@ -18,7 +18,7 @@ use crate::domain::{
 use crate::metrics::{MetricsSink, PauseReason};
 use crate::ports::{
     AttemptStats, DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, QueueError,
-    RecoveryStore, Schedule, StoreError, WebhookTransport,
+    RecoveryStore, RetryOf, Schedule, StoreError, WebhookTransport,
 };
 use crate::signing;
 use bytes::Bytes;
@@ -384,14 +384,14 @@ impl Sender {
             outcome = outcome.status.as_str(),
             "attempt recorded"
         );
-        // Exhausted: an automatic attempt that left the delivery failed for good (a
-        // manual retry that fails leaves a failed delivery as it was).
         batch.hourly.attempt(
             &endpoint.org,
             endpoint.number,
             attempt.started_at,
             attempt.succeeded,
         );
+        // Exhausted: an automatic attempt that left the delivery failed for good (a
+        // manual retry that fails leaves a failed delivery as it was).
         batch.tally.attempt(
             error_kind,
             attempt.duration_ms,
@@ -595,10 +595,12 @@ impl Sender {
     }
 
     /// Re-send a chunk of a recovery's failed deliveries as manual retries, record how
-    /// far it got, and queue the job again for the rest. Handled twice (a duplicate
-    /// message), a chunk's retries are requested twice: the second request replaces the
-    /// first, whose job then finds its request gone and makes no attempt; and only one
-    /// handling can move the record on, so only one goes on to the next chunk.
+    /// far it got, and queue the job again for the rest. A request is opened only on a
+    /// delivery still `failed`, so one that succeeded since it was listed is left alone.
+    /// Handled twice (a duplicate message), a chunk's retries are requested twice: the
+    /// second request replaces the first, whose job then makes no attempt if it has not
+    /// run yet (at least once, then, as every delivery); and only one handling can move
+    /// the record on, so only one goes on to the next chunk.
     async fn recover(&self, org: &str, id: Uuid) -> Result<Handled, SendError> {
         let Some(recovery) = self
             .recoveries
@@ -608,28 +610,31 @@ impl Sender {
         else {
             return Ok(Handled::Skipped);
         };
-        let endpoint = self
+        let exists = self
             .endpoints
             .get_endpoint(org, recovery.endpoint_id)
-            .await?;
-        let failed = match endpoint {
-            Some(e) => {
-                self.deliveries
-                    .failed_deliveries(
-                        e.number,
-                        recovery.since,
-                        recovery.until,
-                        recovery.position,
-                        CHUNK,
-                    )
-                    .await?
-            }
+            .await?
+            .is_some();
+        let (failed, more) = if exists {
+            self.deliveries
+                .failed_deliveries(
+                    recovery.endpoint_number,
+                    recovery.since,
+                    recovery.until,
+                    recovery.position,
+                    CHUNK,
+                )
+                .await?
+        } else {
             // Deleted meanwhile: nothing is left to re-send.
-            None => Vec::new(),
+            (Vec::new(), false)
         };
         let requests = failed.iter().map(|d| async move {
             let request = Uuid::now_v7();
-            let requested = self.deliveries.request_retry(d.key, request).await?;
+            let requested = self
+                .deliveries
+                .request_retry(d.key, request, RetryOf::Failed)
+                .await?;
             Ok::<_, StoreError>(requested.map(|d| delivery_job(&d, None).manual(request)))
         });
         let jobs: Vec<(Job, Duration)> = futures_util::future::try_join_all(requests)
@@ -640,7 +645,6 @@ impl Sender {
             .collect();
         let queued = jobs.len();
         self.queue.enqueue(jobs).await?;
-        let more = failed.len() == CHUNK as usize;
         let position = failed.last().map(failed_position).or(recovery.position);
         let next = recovery.advanced(position, queued as u64, !more, now());
         if !self.recoveries.advance_recovery(&recovery, &next).await? {

@@ -27,9 +27,10 @@ impl AttemptStats for DynamoStore {
             for (i, (number, counts)) in c.endpoints.iter().enumerate() {
                 let (succeeded, failed) = keys::stats_attributes(*number);
                 // Zeros are left out: every attribute adds to the item's size.
-                for (kind, name, value) in
-                    [("s", succeeded, counts.succeeded), ("f", failed, counts.failed)]
-                {
+                for (kind, name, value) in [
+                    ("s", succeeded, counts.succeeded),
+                    ("f", failed, counts.failed),
+                ] {
                     if value > 0 {
                         adds.push(format!("#{kind}{i} :{kind}{i}"));
                         request = request

@@ -11,7 +11,7 @@ use crate::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Event, Expect,
     ScheduledAttempt,
 };
-use crate::ports::{DeliveryStore, EndpointHealth, EventStore, Schedule, StoreError};
+use crate::ports::{DeliveryStore, EndpointHealth, EventStore, RetryOf, Schedule, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
@@ -92,34 +92,45 @@ enum Absent {
 }
 
 impl DynamoStore {
-    /// Endpoint `number`'s failed deliveries created in [since, until), after `after`,
-    /// oldest first (`gsi2`, `FAILED#`: creation time then seq).
+    /// Endpoint `number`'s live failed deliveries created in [since, until), after
+    /// `after`, oldest first (`gsi2`, `FAILED#`: creation time then seq); `None` when
+    /// the range is empty (DynamoDB refuses a range whose ends are reversed).
     fn failed_query(
         &self,
         number: u32,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
         after: Option<FailedPosition>,
-    ) -> QueryFluentBuilder {
-        // Keys are fixed-width, so a key followed by a space sorts after that key and
-        // before every greater one; `until` alone sorts before every key of its
-        // millisecond, which makes the range end exclusive.
+    ) -> Option<QueryFluentBuilder> {
+        // Expired deliveries TTL has not deleted yet are never read: the range starts
+        // after the retention cutoff.
+        let since = since.max(self.retention.cutoff() + chrono::Duration::milliseconds(1));
+        // Keys are fixed-width (until the year 2286: `until` is never later than now),
+        // so a key followed by a space sorts after that key and before every greater
+        // one; `until` alone sorts before every key of its millisecond, which makes the
+        // range end exclusive.
         let from = match after {
             Some(p) => format!(
                 "{} ",
                 keys::failed_gsi2sk(p.created_at.timestamp_millis(), p.seq)
             ),
             None => keys::failed_from(since.timestamp_millis()),
-        };
+        }
+        .max(keys::failed_from(since.timestamp_millis()));
         let to = keys::failed_from(until.timestamp_millis());
-        self.client
-            .query()
-            .table_name(&self.table)
-            .index_name(super::schema::GSI2)
-            .key_condition_expression("gsi2pk = :pk AND gsi2sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(keys::failed_gsi2pk(number)))
-            .expression_attribute_values(":from", s(from))
-            .expression_attribute_values(":to", s(to))
+        if from >= to {
+            return None;
+        }
+        Some(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name(super::schema::GSI2)
+                .key_condition_expression("gsi2pk = :pk AND gsi2sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(keys::failed_gsi2pk(number)))
+                .expression_attribute_values(":from", s(from))
+                .expression_attribute_values(":to", s(to)),
+        )
     }
 
     /// Compare-and-set of a time attribute: set it to `value` if it still holds `seen`
@@ -544,10 +555,21 @@ impl DeliveryStore for DynamoStore {
         &self,
         key: DeliveryKey,
         request: Uuid,
+        of: RetryOf,
     ) -> Result<Option<Delivery>, StoreError> {
         let expr = UpdateExpr::new().set("mr", s(request.to_string()));
-        self.update_delivery(key, expr, "attribute_exists(pk)")
-            .await
+        match of {
+            RetryOf::Any => {
+                self.update_delivery(key, expr, "attribute_exists(pk)")
+                    .await
+            }
+            RetryOf::Failed => {
+                let expr = expr
+                    .condition_name("st")
+                    .value(":failed", s(status_str(DeliveryStatus::Failed)));
+                self.update_delivery(key, expr, "#st = :failed").await
+            }
+        }
     }
 
     async fn held_deliveries(&self, number: u32, limit: u32) -> Result<Vec<Delivery>, StoreError> {
@@ -608,21 +630,25 @@ impl DeliveryStore for DynamoStore {
         until: DateTime<Utc>,
         after: Option<FailedPosition>,
         limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let out = self
-            .failed_query(number, since, until, after)
+    ) -> Result<(Vec<Delivery>, bool), StoreError> {
+        let Some(query) = self.failed_query(number, since, until, after) else {
+            return Ok((Vec::new(), false));
+        };
+        let out = query
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(backend)?;
-        let mut failed: Vec<Delivery> = out
+        // The range starts after the retention cutoff, so every item read is live, and
+        // whether more follow is what DynamoDB says (a page may also end at 1 MB).
+        let more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        let failed = out
             .items
             .unwrap_or_default()
             .into_iter()
             .map(delivery_from)
             .collect::<Result<_, _>>()?;
-        failed.retain(|d| self.retention.is_live(d.created_at));
-        Ok(failed)
+        Ok((failed, more))
     }
 
     async fn count_failed(
@@ -631,12 +657,13 @@ impl DeliveryStore for DynamoStore {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        // Only the keys: a count reads what it counts, but sends back none of it.
+        // A count reads what it counts, but sends back none of it.
+        let Some(query) = self.failed_query(number, since, until, None) else {
+            return Ok(0);
+        };
         let mut count = 0;
         let mut start = None;
-        let request = self
-            .failed_query(number, since, until, None)
-            .select(Select::Count);
+        let request = query.select(Select::Count);
         loop {
             let page = request
                 .clone()

@@ -2,16 +2,16 @@
 
 use crate::domain::recovery::{FailedPosition, Recovery, RecoveryStatus};
 use crate::domain::stats::{EndpointCounts, OrgHourCounts, STATS_KEPT_DAYS};
-use aws_sdk_dynamodb::types::AttributeValue;
-use std::collections::{BTreeMap, HashMap};
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{
     ApiKey, Attempt, AttemptError, AttemptErrorKind, Delivery, DeliveryJob, DeliveryKey,
     DeliveryStatus, Endpoint, Event, EventRef, KeyHash, Role, ScheduledAttempt, SigningSecret,
     Target, Trigger,
 };
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 pub mod keys {
@@ -79,8 +79,9 @@ pub mod keys {
         format!("HELD#{number}")
     }
 
-    /// Where a failed delivery is indexed (`gsi2`), per endpoint: a delivery is never
-    /// held and failed at once, so one sparse index serves both lists.
+    /// Where a failed delivery is indexed (`gsi2`), per endpoint. One sparse index serves
+    /// both lists: a delivery is in the held list while held (even a `failed` one with
+    /// a manual retry waiting for a resume), in the failed list otherwise when `failed`.
     pub fn failed_gsi2pk(number: u32) -> String {
         format!("FAILED#{number}")
     }
@@ -646,7 +647,10 @@ pub fn stats_item(c: &OrgHourCounts) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
         ("pk".to_owned(), AttributeValue::S(keys::stats_pk(&c.org))),
         ("sk".to_owned(), AttributeValue::S(keys::hour_sk(c.hour))),
-        ("h".to_owned(), AttributeValue::N(millis(c.hour).to_string())),
+        (
+            "h".to_owned(),
+            AttributeValue::N(millis(c.hour).to_string()),
+        ),
         (
             "expires_at".to_owned(),
             AttributeValue::N(stats_expiry(c.hour).to_string()),
@@ -675,10 +679,12 @@ pub fn stats_of(item: &HashMap<String, AttributeValue>) -> Result<OrgHourCounts,
     .ok_or("statistics item without an organisation")?;
     let hour = from_millis(i64::try_from(number("h")?).map_err(|e| e.to_string())?)?;
     let mut endpoints = BTreeMap::new();
-    for name in item.keys() {
-        let Some(n) = name.strip_prefix('s').and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
+    // An endpoint with only successes, or only failures, in the hour has one of the two.
+    let numbers: std::collections::BTreeSet<u32> = item
+        .keys()
+        .filter_map(|name| name.strip_prefix(['s', 'f'])?.parse().ok())
+        .collect();
+    for n in numbers {
         let (s, f) = keys::stats_attributes(n);
         endpoints.insert(
             n,
