@@ -114,6 +114,7 @@ deliveries = [d["id"] for d in call("GET", f"/endpoints/{ep}/deliveries")["deliv
 assert len(deliveries) == 4, deliveries
 doomed = [call("POST", "/endpoints", {"url": f"https://doomed{i}.example.com/",
     "event_types": ["alert.fired"]}, 201)["id"] for i in range(3)]
+recoveries = [call("POST", f"/endpoints/{ep}/recover", {"since": "2000-01-01T00:00:00Z"}, 202)["recovery_id"]]
 cursors = []
 for limit in (1, 2, 3):
     cursor = call("GET", f"/deliveries?limit={limit}")["next_cursor"]
@@ -123,6 +124,7 @@ print(f"ENDPOINT_ID={ep}")
 print(f"CURSORS={','.join(cursors)}")
 print(f"DELIVERY_IDS={','.join(deliveries)}")
 print(f"DOOMED_IDS={','.join(doomed)}")
+print(f"RECOVERY_IDS={','.join(recoveries)}")
 PY
 # shellcheck disable=SC1091
 . "$WORK/seed.env"
@@ -131,7 +133,7 @@ echo "seeded endpoint $ENDPOINT_ID with deliveries $DELIVERY_IDS" >&2
 # --- Schemathesis configuration. Path parameters cannot be set on its command line in
 # 4.x, so this file (made per run, outside the repo) holds them:
 # - `org_slug` is always `demo`, the keys' organisation (any other answers 404);
-# - `endpoint_id` and `delivery_id` are the seeded ids in about half the generated cases
+# - `endpoint_id`, `delivery_id` and `recovery_id` are the seeded ids in about half the generated cases
 #   (a dictionary with probability 0.5), values Schemathesis makes up in the others;
 # - deleteEndpoint takes its seeded ids from the three spare endpoints, and not from ids
 #   seen in earlier answers (`extra-data-sources`), which would delete the seeded endpoint
@@ -156,11 +158,14 @@ values = $(toml_list "$DELIVERY_IDS")
 values = $(toml_list "$DOOMED_IDS")
 [dictionaries.cursor]
 values = $(toml_list "$CURSORS")
+[dictionaries.recovery]
+values = $(toml_list "$RECOVERY_IDS")
 
 [parameters]
 "path.org_slug" = "demo"
 "path.endpoint_id" = { dictionary = "endpoint", probability = 0.5 }
 "path.delivery_id" = { dictionary = "delivery", probability = 0.5 }
+"path.recovery_id" = { dictionary = "recovery", probability = 0.5 }
 "query.cursor" = { dictionary = "cursor", probability = 1.0 }
 
 [[operations]]

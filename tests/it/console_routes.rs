@@ -215,11 +215,20 @@ async fn a_recovery_resends_the_failed_deliveries_of_its_window(store: Arc<impl 
     .await;
     assert_eq!(none.json, json!({"count": 0}));
 
+    // A window that ends before it starts is empty.
+    let reversed = recover(
+        &h,
+        &endpoint_id,
+        json!({"since": since, "until": early, "dry_run": true}),
+    )
+    .await;
+    assert_eq!(reversed.json, json!({"count": 0}));
+
     // Bad requests.
     for (body, field) in [
         (json!({"dry_run": true}), "since"),
         (json!({"since": "yesterday"}), "since"),
-        (json!({"since": since, "until": early}), "until"),
+        (json!({"since": since, "until": "tomorrow"}), "until"),
     ] {
         let a = recover(&h, &endpoint_id, body).await;
         assert_error(&a, 422, "validation_failed");

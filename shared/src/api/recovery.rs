@@ -46,10 +46,9 @@ fn whole_millis(t: DateTime<Utc>) -> DateTime<Utc> {
 
 fn parse(mut fields: JsonFields) -> Result<Request, ApiError> {
     let since = required(time_field(&mut fields, "since")?, "since")?;
+    // An `until` not later than `since` is an empty window (nothing to count or send),
+    // as for the search's `since` and `until`.
     let until = time_field(&mut fields, "until")?;
-    if until.is_some_and(|until| until <= since) {
-        return Err(ValidationError::new("until", "must be later than since").into());
-    }
     let dry_run = fields.bool("dry_run")?.unwrap_or(false);
     fields.finish()?;
     Ok(Request {

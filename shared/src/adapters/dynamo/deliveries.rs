@@ -662,21 +662,11 @@ impl DeliveryStore for DynamoStore {
             return Ok(0);
         };
         let mut count = 0;
-        let mut start = None;
-        let request = query.select(Select::Count);
-        loop {
-            let page = request
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend)?;
+        Self::each_page(query.select(Select::Count), |page| {
             count += u64::try_from(page.count).unwrap_or(0);
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(count),
-            }
-        }
+        })
+        .await?;
+        Ok(count)
     }
 }
 

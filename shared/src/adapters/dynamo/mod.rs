@@ -164,18 +164,31 @@ impl DynamoStore {
         request: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
     ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
+        Self::each_page(request, |page| {
+            out.extend(page.items.unwrap_or_default());
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Send a query page after page, handing each to `visit`, until the last.
+    async fn each_page(
+        request: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        mut visit: impl FnMut(aws_sdk_dynamodb::operation::query::QueryOutput),
+    ) -> Result<(), StoreError> {
         let mut start: Option<Item> = None;
         loop {
-            let page = request
+            let mut page = request
                 .clone()
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(backend)?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
+            let next = page.last_evaluated_key.take();
+            visit(page);
+            match next {
                 Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(out),
+                _ => return Ok(()),
             }
         }
     }
