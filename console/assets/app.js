@@ -377,9 +377,16 @@ function badge(status) {
   return h('span', { class: `badge ${known}` }, String(status));
 }
 
+/** What paused an endpoint (`paused_reason`), in words. */
+const PAUSED_BY = {
+  manual: 'by an admin',
+  circuit_breaker: 'by the circuit breaker: too many consecutive failures',
+  gone: 'by the service: the receiver answered 410 Gone',
+};
+
 function activeBadge(endpoint) {
   if (endpoint.is_active) return h('span', { class: 'badge active' }, 'Active');
-  const reason = ['paused_reason', 'pause_reason', 'disabled_reason'].map((f) => endpoint[f]).find((r) => typeof r === 'string' && r);
+  const reason = Object.hasOwn(PAUSED_BY, endpoint.paused_reason) ? PAUSED_BY[endpoint.paused_reason] : null;
   return h('span', null, h('span', { class: 'badge paused' }, 'Paused'), reason ? h('span', { class: 'reason' }, ` ${reason}`) : null);
 }
 

@@ -314,7 +314,10 @@ describe('console: access, framing, safety and keyboard', () => {
       assert.equal(await focused(), 'BUTTON:Rotate secret');
       assert.equal(await page.getByTestId('secret').count(), 0, 'the secret shown at creation is gone');
 
-      // Again, confirming with Tab and Enter.
+      // Again, confirming with Tab and Enter, once the button is ready again (it is
+      // busy until the cancelled dialog's promise has settled).
+      await page.locator('button[aria-busy]').waitFor({ state: 'detached' });
+      assert.equal(await focused(), 'BUTTON:Rotate secret');
       await page.keyboard.press('Enter');
       await dialog.waitFor();
       await page.keyboard.press('Tab');

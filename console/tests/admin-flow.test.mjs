@@ -180,6 +180,7 @@ describe('console: an admin manages an endpoint', () => {
       { timeout: 20000 },
     );
     assert.equal((await row.locator('td.num').textContent()).trim(), '3');
+    await row.getByText('by the circuit breaker').waitFor();
 
     await row.getByRole('button', { name: `Resume ${hookUrl}` }).click();
     await row.getByText('Active').waitFor();

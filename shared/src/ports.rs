@@ -5,7 +5,7 @@ use crate::domain::recovery::{FailedPosition, Recovery};
 use crate::domain::stats::{HourlyCount, OrgHourCounts};
 use crate::domain::{
     ApiKey, Attempt, AttemptOutcome, Delivery, DeliveryKey, Endpoint, EndpointChanges, Event,
-    Expect, Job, KeyHash, PostOutcome, ScheduledAttempt, SigningSecret,
+    Expect, Job, KeyHash, PausedBy, PostOutcome, ScheduledAttempt, SigningSecret,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -265,13 +265,14 @@ pub trait EndpointHealth: Send + Sync {
     /// write only when it is not zero already); the count it found (0 if the endpoint is
     /// gone).
     async fn record_success(&self, org: &str, id: Uuid) -> Result<u32, StoreError>;
-    /// Set `is_active: false` if it is active (and, with `min_failures`, only if the count
-    /// reached it). `true` if this call paused it.
+    /// Set `is_active: false`, paused by `by`, if it is active (and, with
+    /// `min_failures`, only if the count reached it). `true` if this call paused it.
     async fn pause_endpoint(
         &self,
         org: &str,
         id: Uuid,
         min_failures: Option<u32>,
+        by: PausedBy,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 }

@@ -93,6 +93,7 @@ pub fn fixture_endpoint() -> shared::domain::Endpoint {
         description: "fixture".into(),
         event_types: vec!["alert.fired".into()],
         is_active: false,
+        paused_by: Some(shared::domain::PausedBy::Manual),
         consecutive_failures: 7,
         secret: SigningSecret::generate(),
         number: FIXTURE_ENDPOINT_NUMBER,

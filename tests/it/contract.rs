@@ -2,6 +2,7 @@
 //! (moto): same results, same ordering, same conditional-write failures.
 
 use crate::common::Store;
+use shared::domain::PausedBy;
 use shared::domain::{
     ApiKey, Endpoint, EndpointChanges, KeyHash, NewEndpoint, Role, SigningSecret, now,
 };
@@ -154,6 +155,11 @@ async fn updates_are_partial_and_resuming_resets_failures(store: Arc<impl Store>
         .expect("update")
         .expect("exists");
     assert_eq!(paused.description, "renamed");
+    assert_eq!(
+        paused.paused_by,
+        Some(PausedBy::Manual),
+        "paused by the PATCH"
+    );
     assert_eq!(paused.consecutive_failures, 20);
     assert_eq!(paused.updated_at, later);
     assert_eq!(paused.url, e.url);
@@ -176,6 +182,7 @@ async fn updates_are_partial_and_resuming_resets_failures(store: Arc<impl Store>
         "the adapter applies the same rules as the domain"
     );
     assert_eq!(resumed.consecutive_failures, 0);
+    assert_eq!(resumed.paused_by, None);
     assert_eq!(
         store.get_endpoint("acme", e.id).await.expect("get"),
         Some(resumed)

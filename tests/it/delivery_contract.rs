@@ -3,6 +3,7 @@
 //! exactly once, manual retry requests, held deliveries and their resume, the due list,
 //! purging, and the circuit breaker's counter.
 
+use shared::domain::PausedBy;
 use shared::domain::delivery::KEPT_BODY_BYTES;
 use shared::domain::{
     Attempt, AttemptError, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey,
@@ -697,20 +698,20 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
     );
     assert!(
         !store
-            .pause_endpoint("acme", e.id, Some(16), now())
+            .pause_endpoint("acme", e.id, Some(16), PausedBy::CircuitBreaker, now())
             .await
             .expect("pause"),
         "below threshold"
     );
     assert!(
         store
-            .pause_endpoint("acme", e.id, Some(15), now())
+            .pause_endpoint("acme", e.id, Some(15), PausedBy::CircuitBreaker, now())
             .await
             .expect("pause")
     );
     assert!(
         !store
-            .pause_endpoint("acme", e.id, Some(15), now())
+            .pause_endpoint("acme", e.id, Some(15), PausedBy::CircuitBreaker, now())
             .await
             .expect("pause"),
         "already paused"
@@ -721,7 +722,23 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
         .expect("get")
         .expect("there");
     assert!(!paused.is_active);
+    assert_eq!(paused.paused_by, Some(PausedBy::CircuitBreaker));
     assert_eq!(paused.consecutive_failures, 15);
+    // An admin pausing it again keeps what paused it first.
+    let again = store
+        .update_endpoint(
+            "acme",
+            e.id,
+            &shared::domain::EndpointChanges {
+                is_active: Some(false),
+                ..Default::default()
+            },
+            now(),
+        )
+        .await
+        .expect("update")
+        .expect("there");
+    assert_eq!(again.paused_by, Some(PausedBy::CircuitBreaker));
     assert_eq!(
         store.record_success("acme", e.id).await.expect("success"),
         15,

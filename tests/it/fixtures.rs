@@ -313,6 +313,7 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
     let mut endpoint = fixture_endpoint();
     endpoint.url = h.receiver.url("/hook");
     endpoint.is_active = true;
+    endpoint.paused_by = None;
     let endpoint = store_fixture_endpoint(store.as_ref(), &endpoint).await;
     // The event the SQS fixtures' jobs carry (their `event` and `payload`).
     let event = Event {

@@ -10,6 +10,7 @@ async fn setup(store: Arc<impl Store>) -> (axum::Router, String) {
     seed_keys(store.as_ref()).await;
     let mut endpoint = fixture_endpoint();
     endpoint.is_active = true;
+    endpoint.paused_by = None;
     store_fixture_endpoint(store.as_ref(), &endpoint).await;
     let r = router(store);
     let published = send(&r, "endpoints-test.json", |_| {}).await;

@@ -10,7 +10,7 @@ use crate::domain::stats::{EndpointCounts, HourlyCount, OrgHourCounts, STATS_KEP
 use crate::domain::time::minute_of;
 use crate::domain::{
     ApiKey, Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint,
-    EndpointChanges, Event, Expect, KeyHash, Retention, ScheduledAttempt, SigningSecret,
+    EndpointChanges, Event, Expect, KeyHash, PausedBy, Retention, ScheduledAttempt, SigningSecret,
 };
 use crate::ports::{
     AttemptStats, DeliveryStore, EndpointHealth, EndpointStore, EventStore, KeyStore,
@@ -316,12 +316,14 @@ impl EndpointHealth for MemoryStore {
         org: &str,
         id: Uuid,
         min_failures: Option<u32>,
+        by: PausedBy,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut state = self.state_mut();
         Ok(match state.endpoint_mut(org, id) {
             Some(e) if e.is_active && min_failures.is_none_or(|m| e.consecutive_failures >= m) => {
                 e.is_active = false;
+                e.paused_by = Some(by);
                 e.updated_at = now;
                 true
             }

@@ -8,7 +8,7 @@ use crate::domain::Job;
 use crate::domain::job::JOB_VERSION;
 use crate::domain::time::rfc3339_millis;
 use crate::domain::validation::{self, MAX_ENDPOINTS_PER_ORG};
-use crate::domain::{self, Endpoint, EndpointChanges, NewEndpoint, SigningSecret};
+use crate::domain::{self, Endpoint, EndpointChanges, NewEndpoint, PausedBy, SigningSecret};
 use crate::pipeline::{Audience, PublishRequest, Publisher};
 use crate::ports::{EndpointStore, JobQueue, KeyStore, QueueError};
 use axum::body::Body;
@@ -60,6 +60,7 @@ pub struct EndpointView<'a> {
     description: &'a str,
     event_types: &'a [String],
     is_active: bool,
+    paused_reason: Option<&'static str>,
     consecutive_failures: u32,
     #[serde(with = "rfc3339_millis")]
     created_at: DateTime<Utc>,
@@ -75,6 +76,7 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
             description: &e.description,
             event_types: &e.event_types,
             is_active: e.is_active,
+            paused_reason: e.paused_by.map(PausedBy::as_str),
             consecutive_failures: e.consecutive_failures,
             created_at: e.created_at,
             updated_at: e.updated_at,

@@ -14,6 +14,8 @@ pub struct Endpoint {
     pub description: String,
     pub event_types: Vec<String>,
     pub is_active: bool,
+    /// Why it is inactive; `None` while active.
+    pub paused_by: Option<PausedBy>,
     pub consecutive_failures: u32,
     pub secret: SigningSecret,
     /// Its number, unique across the service: its delivery history is stored under it,
@@ -23,6 +25,33 @@ pub struct Endpoint {
     pub delivery_seq: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What paused an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PausedBy {
+    /// An admin (`PATCH {"is_active": false}`).
+    Manual,
+    /// The circuit breaker: its consecutive failures reached the threshold.
+    CircuitBreaker,
+    /// The receiver answered 410 Gone.
+    Gone,
+}
+
+impl PausedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::CircuitBreaker => "circuit_breaker",
+            Self::Gone => "gone",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Manual, Self::CircuitBreaker, Self::Gone]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
 }
 
 /// A validated create request.
@@ -54,6 +83,7 @@ impl Endpoint {
             description: new.description,
             event_types: new.event_types,
             is_active: true,
+            paused_by: None,
             consecutive_failures: 0,
             secret: SigningSecret::generate(),
             delivery_seq: 0,
@@ -90,6 +120,12 @@ impl EndpointChanges {
         }
         if let Some(active) = self.is_active {
             endpoint.is_active = active;
+            // Pausing a paused endpoint keeps what paused it first.
+            endpoint.paused_by = if active {
+                None
+            } else {
+                endpoint.paused_by.or(Some(PausedBy::Manual))
+            };
         }
         if self.resets_failures() {
             endpoint.consecutive_failures = 0;
@@ -115,6 +151,7 @@ mod tests {
             now(),
         );
         e.is_active = false;
+        e.paused_by = Some(PausedBy::CircuitBreaker);
         e.consecutive_failures = 20;
         e
     }
@@ -129,8 +166,20 @@ mod tests {
         }
         .apply(&mut e, later);
         assert!(e.is_active);
+        assert_eq!(e.paused_by, None);
         assert_eq!(e.consecutive_failures, 0);
         assert_eq!(e.updated_at, later);
+        EndpointChanges {
+            is_active: Some(false),
+            ..Default::default()
+        }
+        .apply(&mut e, later);
+        assert_eq!(e.paused_by, Some(PausedBy::Manual));
+        assert_eq!(
+            PausedBy::parse("circuit_breaker"),
+            Some(PausedBy::CircuitBreaker)
+        );
+        assert_eq!(PausedBy::parse("other"), None);
     }
 
     #[test]
@@ -146,6 +195,11 @@ mod tests {
         }
         .apply(&mut e, before.created_at);
         assert_eq!(e.consecutive_failures, 20);
+        assert_eq!(
+            e.paused_by,
+            Some(PausedBy::CircuitBreaker),
+            "what paused it first"
+        );
         assert_eq!(e.description, "new");
     }
 

@@ -18,7 +18,7 @@ pub use attempt::{AttemptError, AttemptErrorKind, PostOutcome};
 pub use delivery::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Event, Expect, Target, Trigger,
 };
-pub use endpoint::{Endpoint, EndpointChanges, NewEndpoint};
+pub use endpoint::{Endpoint, EndpointChanges, NewEndpoint, PausedBy};
 pub use job::{DeliveryJob, EventRef, Job, ScheduledAttempt};
 pub use retention::{Clock, Retention};
 pub use retry::RetryPolicy;

@@ -21,7 +21,7 @@
 
 use crate::domain::retry::breaker_trips;
 use crate::domain::stats::HourlyTally;
-use crate::domain::{Endpoint, now};
+use crate::domain::{Endpoint, PausedBy, now};
 use crate::metrics::{PauseReason, SenderTally};
 use crate::ports::{EndpointHealth, EndpointStore, StoreError};
 use std::collections::{HashMap, VecDeque};
@@ -73,6 +73,7 @@ impl Batch {
     pub fn paused(&self, endpoint: &Endpoint) {
         let paused = Endpoint {
             is_active: false,
+            paused_by: Some(PausedBy::CircuitBreaker),
             ..endpoint.clone()
         };
         locked(&self.endpoints).insert(
@@ -264,7 +265,7 @@ async fn apply(
     // pause is unconditional, as it would have been when the count reached it.
     let min_failures = (!tripped_before).then_some(threshold);
     let paused = health
-        .pause_endpoint(org, id, min_failures, now())
+        .pause_endpoint(org, id, min_failures, PausedBy::CircuitBreaker, now())
         .await
         .map_err(RunError::Partly)?;
     if paused {
@@ -327,9 +328,12 @@ mod tests {
             org: &str,
             id: Uuid,
             min_failures: Option<u32>,
+            by: PausedBy,
             now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
-            self.store.pause_endpoint(org, id, min_failures, now).await
+            self.store
+                .pause_endpoint(org, id, min_failures, by, now)
+                .await
         }
     }
 

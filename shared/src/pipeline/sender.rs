@@ -13,7 +13,8 @@ use super::batch::Batch;
 use crate::domain::recovery::{RecoveryStatus, failed_position};
 use crate::domain::{
     Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey, DeliveryStatus,
-    Endpoint, EventRef, Expect, Job, PostOutcome, RetryPolicy, ScheduledAttempt, Trigger, now,
+    Endpoint, EventRef, Expect, Job, PausedBy, PostOutcome, RetryPolicy, ScheduledAttempt, Trigger,
+    now,
 };
 use crate::metrics::{MetricsSink, PauseReason};
 use crate::ports::{
@@ -494,7 +495,7 @@ impl Sender {
     async fn pause_gone(&self, endpoint: &Endpoint, at: DateTime<Utc>) -> Result<bool, SendError> {
         let paused = self
             .health
-            .pause_endpoint(&endpoint.org, endpoint.id, None, at)
+            .pause_endpoint(&endpoint.org, endpoint.id, None, PausedBy::Gone, at)
             .await?;
         if paused {
             tracing::warn!(org = %endpoint.org, endpoint_id = %endpoint.id, "endpoint answered 410 Gone: paused");

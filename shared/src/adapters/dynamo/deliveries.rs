@@ -9,7 +9,7 @@ use crate::domain::delivery::{page_range, page_total};
 use crate::domain::recovery::FailedPosition;
 use crate::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Event, Expect,
-    ScheduledAttempt,
+    PausedBy, ScheduledAttempt,
 };
 use crate::ports::{DeliveryStore, EndpointHealth, EventStore, RetryOf, Schedule, StoreError};
 use async_trait::async_trait;
@@ -804,12 +804,14 @@ impl EndpointHealth for DynamoStore {
         org: &str,
         id: Uuid,
         min_failures: Option<u32>,
+        by: PausedBy,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut values: HashMap<String, AttributeValue> = HashMap::from([
             (":false".to_owned(), AttributeValue::Bool(false)),
             (":true".to_owned(), AttributeValue::Bool(true)),
             (":now".to_owned(), s(crate::domain::time::format(&now))),
+            (":by".to_owned(), s(by.as_str())),
         ]);
         let mut condition = "is_active = :true".to_owned();
         if let Some(min) = min_failures {
@@ -822,7 +824,7 @@ impl EndpointHealth for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(keys::org_pk(org)))
             .key("sk", s(keys::endpoint_sk(id)))
-            .update_expression("SET is_active = :false, updated_at = :now")
+            .update_expression("SET is_active = :false, paused_by = :by, updated_at = :now")
             .condition_expression(condition)
             .set_expression_attribute_values(Some(values))
             .send()

@@ -5,8 +5,8 @@ use crate::domain::stats::{EndpointCounts, OrgHourCounts, STATS_KEPT_DAYS};
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{
     ApiKey, Attempt, AttemptError, AttemptErrorKind, Delivery, DeliveryJob, DeliveryKey,
-    DeliveryStatus, Endpoint, Event, EventRef, KeyHash, Role, ScheduledAttempt, SigningSecret,
-    Target, Trigger,
+    DeliveryStatus, Endpoint, Event, EventRef, KeyHash, PausedBy, Role, ScheduledAttempt,
+    SigningSecret, Target, Trigger,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -141,6 +141,8 @@ pub struct EndpointItem {
     description: String,
     event_types: Vec<String>,
     is_active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    paused_by: Option<String>,
     consecutive_failures: u32,
     secret: String,
     #[serde(default)]
@@ -164,6 +166,7 @@ impl From<&Endpoint> for EndpointItem {
             description: e.description.clone(),
             event_types: e.event_types.clone(),
             is_active: e.is_active,
+            paused_by: e.paused_by.map(|p| p.as_str().to_owned()),
             consecutive_failures: e.consecutive_failures,
             secret: e.secret.expose().to_owned(),
             number: e.number,
@@ -183,6 +186,9 @@ impl From<EndpointItem> for Endpoint {
             description: i.description,
             event_types: i.event_types,
             is_active: i.is_active,
+            // An inactive endpoint stored before the reason was kept: paused by hand
+            // or otherwise, it is not known.
+            paused_by: i.paused_by.as_deref().and_then(PausedBy::parse),
             consecutive_failures: i.consecutive_failures,
             secret: SigningSecret::from_stored(i.secret),
             number: i.number,

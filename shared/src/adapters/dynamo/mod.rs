@@ -10,7 +10,9 @@ pub(crate) mod items;
 pub mod schema;
 
 use crate::domain::time::format as ts;
-use crate::domain::{ApiKey, Endpoint, EndpointChanges, KeyHash, Retention, SigningSecret};
+use crate::domain::{
+    ApiKey, Endpoint, EndpointChanges, KeyHash, PausedBy, Retention, SigningSecret,
+};
 use crate::ports::{EndpointStore, KeyStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -367,6 +369,12 @@ impl EndpointStore for DynamoStore {
         }
         if let Some(active) = changes.is_active {
             expr = expr.set("is_active", AttributeValue::Bool(active));
+            // As `EndpointChanges::apply`: pausing a paused endpoint keeps what paused it.
+            expr = if active {
+                expr.remove("paused_by")
+            } else {
+                expr.set_if_absent("paused_by", s(PausedBy::Manual.as_str()))
+            };
         }
         if changes.resets_failures() {
             expr = expr.set("consecutive_failures", n(0));
