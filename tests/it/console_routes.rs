@@ -33,6 +33,18 @@ async fn stats(h: &Harness<impl Store>, endpoint_id: &str, window: &str) -> Valu
     a.json
 }
 
+/// A statistics answer's attempts over its whole window: (succeeded, failed).
+fn attempt_totals(stats: &Value) -> (u64, u64) {
+    let buckets = stats["buckets"].as_array().expect("buckets");
+    let sum = |key: &str| {
+        buckets
+            .iter()
+            .map(|b| b[key].as_u64().expect("count"))
+            .sum::<u64>()
+    };
+    (sum("succeeded"), sum("failed"))
+}
+
 async fn recover(h: &Harness<impl Store>, endpoint_id: &str, body: Value) -> Answer {
     let path = format!("/org/acme/webhooks/endpoints/{endpoint_id}/recover");
     let body = body.to_string();
@@ -86,13 +98,7 @@ async fn statistics_count_every_attempt_in_its_hour(store: Arc<impl Store>) {
         "the window ends with the current hour: {last}"
     );
     // The attempts may straddle an hour: count the whole window.
-    let sum = |key: &str| {
-        buckets
-            .iter()
-            .map(|b| b[key].as_u64().expect("count"))
-            .sum::<u64>()
-    };
-    assert_eq!((sum("succeeded"), sum("failed")), (2, 1), "{day}");
+    assert_eq!(attempt_totals(&day), (2, 1), "{day}");
     let starts: Vec<&str> = buckets
         .iter()
         .map(|b| b["start"].as_str().expect("start"))
@@ -149,19 +155,7 @@ async fn a_recovery_resends_the_failed_deliveries_of_its_window(store: Arc<impl 
     let since = shared::domain::time::format(&(before - Span::seconds(1)));
     // An endpoint that only failed in an hour is counted too.
     let day = stats(&h, &endpoint_id, "24h").await;
-    let failed: u64 = day["buckets"]
-        .as_array()
-        .expect("buckets")
-        .iter()
-        .map(|b| b["failed"].as_u64().expect("count"))
-        .sum();
-    let succeeded: u64 = day["buckets"]
-        .as_array()
-        .expect("buckets")
-        .iter()
-        .map(|b| b["succeeded"].as_u64().expect("count"))
-        .sum();
-    assert_eq!((succeeded, failed), (0, 3), "{day}");
+    assert_eq!(attempt_totals(&day), (0, 3), "{day}");
 
     // The store lists them in order, a limited read at a time.
     let number = h.stored_endpoint(&endpoint_id).await.number;

@@ -10,7 +10,7 @@ use super::deliveries::{DeliveriesState, optional_time};
 use super::search::parse_rfc3339;
 use super::{ApiError, PathParams};
 use crate::domain::recovery::{Recovery, RecoveryStatus};
-use crate::domain::time::rfc3339_millis;
+use crate::domain::time::{rfc3339_millis, whole_millis};
 use crate::domain::{Job, ValidationError, now};
 use axum::Json;
 use axum::body::Body;
@@ -38,10 +38,6 @@ fn time_field(fields: &mut JsonFields, name: &str) -> Result<Option<DateTime<Utc
                 .ok_or_else(|| ValidationError::new(name, "must be an RFC 3339 time").into())
         })
         .transpose()
-}
-
-fn whole_millis(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
 fn parse(mut fields: JsonFields) -> Result<Request, ApiError> {

@@ -7,7 +7,11 @@ use chrono::{DateTime, DurationRound, SecondsFormat, Utc};
 
 /// The current time, cut to whole milliseconds.
 pub fn now() -> DateTime<Utc> {
-    let t = Utc::now();
+    whole_millis(Utc::now())
+}
+
+/// `t` cut to whole milliseconds, as every stored time is.
+pub fn whole_millis(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
