@@ -204,12 +204,17 @@ function takeTokenFromFragment() {
 async function openPortalLink(token) {
   const held = storedKey();
   if (token && held && held !== token) {
+    // The question is a view of its own: if another link is opened before this answer
+    // arrives (a dialog's close event comes a task later), the answer is stale and must
+    // not act, or its route() would close the newer question.
+    const ctx = newView();
     const now = session.org ? `You are signed in to ${session.org} as ${session.role}. ` : 'This tab is signed in with another key. ';
     const ok = await confirmDialog({
       title: 'Open this portal link?',
       body: [h('p', null, now, 'The link signs in with a different key and replaces this session.')],
       confirmLabel: 'Use the link',
     });
+    if (!ctx.alive()) return;
     if (!ok) {
       if (session.org) route('Kept your current session.');
       else resume(false);

@@ -105,11 +105,17 @@ describe('console: access, framing, safety and keyboard', () => {
       await page.getByTestId('who').filter({ hasText: 'role admin' }).waitFor();
       assert.ok(!page.url().includes('token'), page.url());
       assert.deepEqual(await page.evaluate(() => Object.values(sessionStorage)), [server.key]);
-      // Accepted: the link's member session replaces it.
+      // A second link opened while the question is shown replaces the question: one
+      // dialog, about the latest link, and the first one's answer does not close it.
+      const latest = await portal('member');
       await page.goto(session.url);
+      await dialog.waitFor();
+      await page.goto(latest.url);
+      await eventually(async () => assert.equal(await page.getByRole('dialog').count(), 1));
+      // Accepted: the latest link's member session replaces the admin one.
       await dialog.getByRole('button', { name: 'Use the link' }).click();
       await page.getByTestId('who').filter({ hasText: `Organisation ${ORG}, role member` }).waitFor();
-      assert.deepEqual(await page.evaluate(() => Object.values(sessionStorage)), [session.token]);
+      assert.deepEqual(await page.evaluate(() => Object.values(sessionStorage)), [latest.token]);
       page.assertClean();
     } finally {
       await context.close();
