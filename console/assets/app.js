@@ -92,6 +92,16 @@ function newView() {
         ctx.timers.delete(t);
       }
     },
+    /** For a loader that can overlap itself (a refresh while one is in flight): each call
+     * of the returned begin() gives a check that holds only while this view is alive and
+     * no later begin() has happened, so an older answer never draws over a newer one. */
+    latest() {
+      let started = 0;
+      return () => {
+        const mine = ++started;
+        return () => ctx.alive() && mine === started;
+      };
+    },
   };
   current = ctx;
   return ctx;
@@ -118,13 +128,14 @@ function action(button, fn) {
   return async (event) => {
     if (event) event.preventDefault();
     if (button.disabled || button.getAttribute('aria-disabled') === 'true') return;
+    const owner = current;
     button.setAttribute('aria-disabled', 'true');
     button.setAttribute('aria-busy', 'true');
     try {
       await fn();
     } catch (error) {
       // A 401 has already signed out, with its own message.
-      if (!(error && error.status === 401 && !session.org)) announce(errorText(error), 'error');
+      if (current === owner && !(error && error.status === 401 && !session.org)) announce(errorText(error), 'error');
     } finally {
       button.removeAttribute('aria-disabled');
       button.removeAttribute('aria-busy');
@@ -147,6 +158,7 @@ function navigate(hash, message) {
 
 /** A modal <dialog>; Escape or Cancel closes it, and focus returns where it was. */
 function openDialog(title, build) {
+  const owner = current;
   const opener = document.activeElement;
   const titleId = uid('dialog-title');
   const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': titleId });
@@ -156,6 +168,8 @@ function openDialog(title, build) {
   const done = new Promise((resolve) => {
     dialog.addEventListener('close', () => {
       dialog.remove();
+      // Closed by a navigation: the new view places focus itself.
+      if (current !== owner) return resolve();
       const back = opener && opener.isConnected ? opener : viewEl.querySelector('h1');
       if (back && typeof back.focus === 'function') back.focus();
       resolve();
@@ -226,7 +240,7 @@ async function openPortalLink(token) {
 }
 
 function showSignIn(message) {
-  newView();
+  const ctx = newView();
   session.org = null;
   session.role = null;
   session.api = null;
@@ -266,11 +280,13 @@ function showSignIn(message) {
       try {
         info = await getKeyInfo(key);
       } catch (error) {
+        if (!ctx.alive()) return;
         input.setAttribute('aria-invalid', 'true');
         announce(error.status === 401 ? 'That key was refused: it is unknown, expired or revoked.' : errorText(error), 'error');
         input.focus();
         return;
       }
+      if (!ctx.alive()) return;
       if (!acceptRole(info)) {
         input.setAttribute('aria-invalid', 'true');
         input.focus();
@@ -316,11 +332,13 @@ function signOut(text, kind = 'info') {
 async function resume(fromLink) {
   const key = storedKey();
   if (!key) return showSignIn();
+  const ctx = newView();
   replace(viewEl, h('p', { 'aria-busy': 'true' }, 'Signing in…'));
   let info;
   try {
     info = await getKeyInfo(key);
   } catch (error) {
+    if (!ctx.alive()) return;
     forgetKey();
     if (error.status === 401) {
       return showSignIn({
@@ -332,6 +350,7 @@ async function resume(fromLink) {
     }
     return showSignIn({ text: errorText(error), kind: 'error' });
   }
+  if (!ctx.alive()) return;
   if (!acceptRole(info)) {
     const text = statusEl.textContent;
     forgetKey();
@@ -348,7 +367,8 @@ function route(message) {
     return;
   }
   if (!session.org) {
-    showSignIn();
+    if (storedKey()) resume(false);
+    else showSignIn();
     return;
   }
   const ctx = newView();
@@ -445,16 +465,18 @@ function endpointList(ctx) {
     refresh,
   );
   show('Endpoints', h('h1', null, 'Endpoints'), toolbar, body);
+  const begin = ctx.latest();
 
   async function load() {
+    const isLatest = begin();
     let endpoints;
     try {
       ({ endpoints } = await session.api.listEndpoints());
     } catch (error) {
-      if (ctx.alive()) replace(body, failure(error, load));
+      if (isLatest()) replace(body, failure(error, load));
       return;
     }
-    if (!ctx.alive()) return;
+    if (!isLatest()) return;
     if (!endpoints || endpoints.length === 0) {
       replace(body, h('p', null, isAdmin() ? 'No endpoints yet: create one to start receiving events.' : 'No endpoints yet.'));
       return;
@@ -473,6 +495,7 @@ function endpointList(ctx) {
           'click',
           action(toggle, async () => {
             const text = await setActive(e, !e.is_active);
+            if (!ctx.alive()) return;
             announce(text);
             await load();
           }),
@@ -481,7 +504,7 @@ function endpointList(ctx) {
         del.addEventListener(
           'click',
           action(del, async () => {
-            if (await confirmDelete(e)) {
+            if ((await confirmDelete(e)) && ctx.alive()) {
               announce('Endpoint deleted.');
               await load();
             }
@@ -589,6 +612,7 @@ function endpointForm(ctx, id) {
       try {
         if (!editing) {
           const created = await session.api.createEndpoint(values);
+          // Even if the user moved on: the secret is shown once, on the new endpoint's page.
           freshSecret = { endpointId: created.id, secret: created.secret };
           navigate(`#/endpoints/${created.id}`, 'Endpoint created. Copy its signing secret now: it is shown only once.');
           return;
@@ -598,6 +622,7 @@ function endpointForm(ctx, id) {
         if (values.description !== (original.description || '')) change.description = values.description;
         if (values.event_types.join('\n') !== (original.event_types || []).join('\n')) change.event_types = values.event_types;
         if (Object.keys(change).length) await session.api.updateEndpoint(id, change);
+        if (!ctx.alive()) return;
         navigate(`#/endpoints/${id}`, Object.keys(change).length ? 'Endpoint saved.' : 'Nothing changed.');
       } catch (error) {
         if (!ctx.alive()) return;
@@ -686,14 +711,18 @@ function endpointPage(ctx, id) {
     h('section', { 'aria-labelledby': logTitle }, h('h2', { id: logTitle }, 'Deliveries'), logHolder),
   );
 
+  const beginEndpoint = ctx.latest();
   async function loadEndpoint() {
+    const isLatest = beginEndpoint();
+    let found;
     try {
-      endpoint = await findEndpoint(id);
+      found = await findEndpoint(id);
     } catch (error) {
-      if (ctx.alive()) replace(facts, failure(error, loadEndpoint));
+      if (isLatest()) replace(facts, failure(error, loadEndpoint));
       return;
     }
-    if (!ctx.alive()) return;
+    if (!isLatest()) return;
+    endpoint = found;
     if (!endpoint) {
       replace(facts, h('p', null, 'This endpoint does not exist (it may have been deleted). ', h('a', { href: '#/endpoints' }, 'All endpoints')));
       replace(actions);
@@ -722,6 +751,7 @@ function endpointPage(ctx, id) {
       'click',
       action(test, async () => {
         const sent = await session.api.sendTest(id);
+        if (!ctx.alive()) return;
         announce(`Test event sent: delivery ${sent.delivery_id} is queued.`);
         await log.reset();
       }),
@@ -731,7 +761,9 @@ function endpointPage(ctx, id) {
     toggle.addEventListener(
       'click',
       action(toggle, async () => {
-        announce(await setActive(endpoint, !endpoint.is_active));
+        const text = await setActive(endpoint, !endpoint.is_active);
+        if (!ctx.alive()) return;
+        announce(text);
         await loadEndpoint();
         await log.reload();
       }),
@@ -760,23 +792,24 @@ function endpointPage(ctx, id) {
     del.addEventListener(
       'click',
       action(del, async () => {
-        if (await confirmDelete(endpoint)) navigate('#/endpoints', 'Endpoint deleted.');
+        if ((await confirmDelete(endpoint)) && ctx.alive()) navigate('#/endpoints', 'Endpoint deleted.');
       }),
     );
     replace(actions, test, edit, toggle, rotate, recover, del);
   }
 
+  const beginChart = ctx.latest();
   async function loadChart() {
+    const isLatest = beginChart();
     const label = chartWindow === '24h' ? '24 hours' : '7 days';
     chartHolder.setAttribute('aria-busy', 'true');
     try {
       const stats = await session.api.stats(id, chartWindow);
-      if (!ctx.alive()) return;
-      replace(chartHolder, attemptsChart(stats, label));
+      if (isLatest()) replace(chartHolder, attemptsChart(stats, label));
     } catch (error) {
-      if (ctx.alive()) replace(chartHolder, h('p', { class: 'error-text' }, `The chart could not be loaded: ${errorText(error)}`));
+      if (isLatest()) replace(chartHolder, h('p', { class: 'error-text' }, `The chart could not be loaded: ${errorText(error)}`));
     } finally {
-      chartHolder.removeAttribute('aria-busy');
+      if (isLatest()) chartHolder.removeAttribute('aria-busy');
     }
   }
 
@@ -940,12 +973,12 @@ function deliveryLog(ctx, endpointId, holder, settled) {
   let nextCursor = null;
   let timer = null;
   let polling = false;
-  let seq = 0;
+  const begin = ctx.latest();
 
   async function load() {
     ctx.cancel(timer);
     timer = null;
-    const mine = ++seq;
+    const isLatest = begin();
     let answer;
     try {
       answer = await session.api.searchDeliveries({
@@ -956,14 +989,14 @@ function deliveryLog(ctx, endpointId, holder, settled) {
         cursor: cursors[page],
       });
     } catch (error) {
-      if (ctx.alive() && mine === seq) {
+      if (isLatest()) {
         replace(table, failure(error, () => load()));
         live.textContent = '';
         polling = false;
       }
       return;
     }
-    if (!ctx.alive() || mine !== seq) return;
+    if (!isLatest()) return;
     const deliveries = Array.isArray(answer.deliveries) ? answer.deliveries : [];
     nextCursor = answer.next_cursor || null;
     renderRows(deliveries);
@@ -1096,6 +1129,7 @@ function deliveryPage(ctx, id) {
       action(retry, async () => {
         const before = currentAttempts;
         await session.api.retryDelivery(id);
+        if (!ctx.alive()) return;
         announce('Retry queued: a manual attempt is being made.');
         expectAttempts = before + 1;
         polls = 0;
@@ -1107,20 +1141,23 @@ function deliveryPage(ctx, id) {
 
   let currentAttempts = 0;
   let timer = null;
+  const begin = ctx.latest();
 
   async function load() {
     ctx.cancel(timer);
+    timer = null;
+    const isLatest = begin();
     let d;
     try {
       d = await session.api.getDelivery(id);
     } catch (error) {
-      if (ctx.alive()) {
+      if (isLatest()) {
         replace(facts, failure(error, load));
         live.textContent = '';
       }
       return;
     }
-    if (!ctx.alive()) return;
+    if (!isLatest()) return;
     const attempts = Array.isArray(d.attempts) ? d.attempts : [];
     currentAttempts = Math.max(attempts.length, Number(d.attempt_count) || 0);
     replace(back, routeLink('endpoints', d.endpoint_id, '← The endpoint'));
@@ -1205,6 +1242,12 @@ setupLayout();
 setUnauthorizedHandler(() => {
   if (session.org) signOut('Your session has ended: the key is unknown, expired or revoked. Sign in again.', 'error');
 });
-window.addEventListener('hashchange', () => route());
+// A hashchange event is queued a task after the address changed. If the address has moved
+// on since (a route() run in between already took a portal token and rewrote it), the
+// event is stale: the address it reports was handled, and routing again would close the
+// question that route() opened.
+window.addEventListener('hashchange', (event) => {
+  if (new URL(event.newURL).hash === location.hash) route();
+});
 if (/^#token=/.test(location.hash)) openPortalLink(takeTokenFromFragment());
 else resume(false);

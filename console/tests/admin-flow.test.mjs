@@ -258,6 +258,28 @@ describe('console: an admin manages an endpoint', () => {
     assert.equal(await page.getByRole('button', { name: '7 days' }).getAttribute('aria-pressed'), 'true');
     // The text alternative lists the busy hours.
     assert.ok((await page.locator('.chart-wrap table tbody th').count()) >= 1);
+
+    // Loads that overlap draw the newest only: a slow 24-hour answer arriving after the
+    // 7-day one does not replace the chart that the pressed button says is shown.
+    const slowDay = /\/stats\?window=24h/;
+    await page.route(slowDay, async (route) => {
+      await new Promise((r) => setTimeout(r, 1000));
+      await route.continue();
+    });
+    try {
+      const slowAnswer = page.waitForResponse(slowDay);
+      await page.getByRole('button', { name: '24 hours' }).click();
+      await page.getByRole('button', { name: '7 days' }).click();
+      await summary.filter({ hasText: 'Last 7 days' }).waitFor();
+      await slowAnswer;
+      // Time for the late answer to be drawn, were it drawn at all.
+      await page.waitForTimeout(500);
+      assert.match(await summary.textContent(), /^Last 7 days/);
+      assert.equal(await page.locator('svg.chart g.bar').count(), 168);
+      assert.equal(await page.getByRole('button', { name: '7 days' }).getAttribute('aria-pressed'), 'true');
+    } finally {
+      await page.unroute(slowDay);
+    }
     page.assertClean();
   });
 
@@ -275,6 +297,8 @@ describe('console: an admin manages an endpoint', () => {
       await p.goto(`${server.base}/console/#/endpoints/${endpointId}`);
       await p.getByTestId('deliveries').waitFor();
       await p.getByTestId('chart-summary').waitFor();
+      // The endpoint's details and actions are drawn last, in one step: axe sees a still page.
+      await p.getByRole('button', { name: 'Send test event' }).waitFor();
       await assertAccessible(p, 'endpoint and delivery log');
       await p.goto(`${server.base}/console/#/deliveries/${failedDeliveryId}`);
       await p.getByTestId('attempts').waitFor();
