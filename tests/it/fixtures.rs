@@ -13,6 +13,7 @@ const COVERED: &[&str] = &[
     "endpoints-create.json",
     "endpoints-create-base64.json",
     "endpoints-list.json",
+    "endpoints-get.json",
     "endpoints-update.json",
     "endpoints-delete.json",
     "endpoints-rotate-secret.json",
@@ -212,6 +213,17 @@ async fn every_fixture_answers_as_specified(store: Arc<impl Store>) {
     assert!(list.iter().all(|e| e.get("secret").is_none()));
     assert!(!listed.json.to_string().contains("whsec_"));
 
+    // Get (a member key may read): the endpoint as listed, never its secret.
+    let got = send(&r, "endpoints-get.json", |_| {}).await;
+    assert_eq!(got.status, 200, "{}", got.json);
+    assert_eq!(got.json["id"], FIXTURE_ENDPOINT_ID);
+    let as_listed = list
+        .iter()
+        .find(|e| e["id"] == FIXTURE_ENDPOINT_ID)
+        .expect("listed");
+    assert_eq!(&got.json, as_listed);
+    assert!(got.json.get("secret").is_none());
+
     // Update: description and is_active false; pausing keeps the failure count.
     let updated = send(&r, "endpoints-update.json", |_| {}).await;
     assert_eq!(updated.status, 200, "{}", updated.json);
@@ -250,6 +262,8 @@ async fn every_fixture_answers_as_specified(store: Arc<impl Store>) {
     );
     let again = send(&r, "endpoints-delete.json", |_| {}).await;
     assert_error(&again, 404, "not_found");
+    let gone = send(&r, "endpoints-get.json", |_| {}).await;
+    assert_error(&gone, 404, "not_found");
 }
 
 #[tokio::test]

@@ -81,6 +81,12 @@ const ROUTES: &[Route] = &[
         success: 200,
     },
     Route {
+        key: "GET /org/{org_slug}/webhooks/endpoints/{endpoint_id}",
+        fixture: "endpoints-get.json",
+        access: Access::Read,
+        success: 200,
+    },
+    Route {
         key: "PATCH /org/{org_slug}/webhooks/endpoints/{endpoint_id}",
         fixture: "endpoints-update.json",
         access: Access::Write,

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{patch, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -39,7 +39,7 @@ pub fn routes(state: EndpointsState) -> Router {
         .route("/org/{org_slug}/webhooks/endpoints", post(create).get(list))
         .route(
             "/org/{org_slug}/webhooks/endpoints/{endpoint_id}",
-            patch(update).delete(remove),
+            get(show).patch(update).delete(remove),
         )
         .route(
             "/org/{org_slug}/webhooks/endpoints/{endpoint_id}/rotate-secret",
@@ -134,6 +134,23 @@ async fn list(
         endpoints: endpoints.iter().map(EndpointView::from).collect(),
     })
     .into_response())
+}
+
+async fn show(
+    State(state): State<EndpointsState>,
+    params: PathParams,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = params.org();
+    authorize(state.keys.as_ref(), &headers, org, auth::READ).await?;
+    let id = params.id("endpoint_id")?;
+    params.no_query()?;
+    let endpoint = state
+        .endpoints
+        .get_endpoint(org, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(EndpointView::from(&endpoint)).into_response())
 }
 
 async fn update(
