@@ -4,13 +4,13 @@
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::http_client::{OutboundClient, OutboundConfig};
 use crate::adapters::sqs::SqsQueue;
-use crate::api::deliveries::DeliveriesState;
-use crate::api::endpoints::EndpointsState;
-use crate::api::publish::PublishState;
-use crate::api::{self, deliveries, endpoints, key, openapi, portal, publish};
+use crate::api::state::{DeliveriesState, EndpointsState, PublishState};
+use crate::api::{self, caller_key, deliveries, endpoints, openapi, portal, publish};
 use crate::config::{self, ConfigError, Env};
 use crate::metrics::{EmfStdout, MetricsSink, NoMetrics};
-use crate::pipeline::{Publisher, Sender, SenderSettings};
+use crate::pipeline::{
+    EndpointLifecycle, History, ManualRetries, Publisher, Recoveries, Sender, SenderSettings,
+};
 use crate::ports::{
     AttemptStats, DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, KeyStore,
     RecoveryStore, Schedule, WebhookTransport,
@@ -64,19 +64,35 @@ impl Services {
         });
         Self {
             endpoints: EndpointsState {
-                endpoints: store.clone(),
                 keys: store.clone(),
-                queue: queue.clone(),
+                endpoints: store.clone(),
+                lifecycle: Arc::new(EndpointLifecycle {
+                    endpoints: store.clone(),
+                    queue: queue.clone(),
+                }),
                 publisher: publisher.clone(),
             },
             deliveries: DeliveriesState {
                 keys: store.clone(),
                 endpoints: store.clone(),
-                deliveries: store.clone(),
-                events: store.clone(),
-                queue,
+                history: Arc::new(History {
+                    endpoints: store.clone(),
+                    deliveries: store.clone(),
+                    events: store.clone(),
+                }),
+                retries: Arc::new(ManualRetries {
+                    endpoints: store.clone(),
+                    deliveries: store.clone(),
+                    events: store.clone(),
+                    queue: queue.clone(),
+                }),
+                recoveries: Arc::new(Recoveries {
+                    endpoints: store.clone(),
+                    deliveries: store.clone(),
+                    recoveries: store.clone(),
+                    queue,
+                }),
                 stats: store.clone(),
-                recoveries: store.clone(),
             },
             publish: PublishState {
                 keys: store,
@@ -95,7 +111,7 @@ impl Services {
         endpoints::routes(self.endpoints.clone())
             .merge(deliveries::routes(self.deliveries.clone()))
             .merge(publish::routes(self.publish.clone()))
-            .merge(key::routes(self.endpoints.keys.clone()))
+            .merge(caller_key::routes(self.endpoints.keys.clone()))
             .merge(portal::routes(self.endpoints.keys.clone()))
             .merge(openapi::routes())
     }

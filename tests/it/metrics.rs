@@ -5,12 +5,18 @@
 use crate::common::*;
 use crate::pipeline::{Harness, Options};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use axum::body::Body;
 use serde_json::{Value, json};
-use shared::metrics::{MetricLine, MetricsSink};
+use shared::adapters::memory::MemoryStore;
+use shared::adapters::memory_queue::MemoryQueue;
+use shared::api::request_metrics;
+use shared::metrics::{MetricLine, MetricsSink, Unit};
 use shared::pipeline::sqs_batch::handle_batch;
+use shared::wiring::Services;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use testkit::Reply;
+use tower::ServiceExt;
 
 #[derive(Default)]
 struct Captured(Mutex<Vec<String>>);
@@ -192,4 +198,78 @@ async fn each_attempt_is_one_json_line_with_its_ids_status_kind_and_duration() {
     assert_eq!(fields["error_kind"], "http_status");
     assert!(fields["duration_ms"].as_u64().is_some());
     assert_eq!(fields["outcome"], "retrying");
+}
+
+/// Lines as the API emits them.
+#[derive(Default)]
+struct CapturedLines(Mutex<Vec<MetricLine>>);
+
+impl MetricsSink for CapturedLines {
+    fn emit(&self, lines: &[MetricLine]) {
+        self.0.lock().expect("lock").extend_from_slice(lines);
+    }
+}
+
+/// Each API request is one line, labelled with the router that served it.
+#[tokio::test]
+async fn every_api_request_is_one_line_with_its_family_and_status_class() {
+    let (queue, _jobs) = MemoryQueue::new();
+    let services = Services::new(Arc::new(MemoryStore::new()), Arc::new(queue));
+    let sink = Arc::new(CapturedLines::default());
+    let router = request_metrics::measured(services.router(), sink.clone());
+    for (uri, status) in [
+        ("/openapi.json", 200),
+        ("/key", 401),
+        ("/org/acme/webhooks/endpoints", 401),
+        ("/nowhere", 404),
+        ("/org/acme/webhooks/endpoints/{id}/stats", 401),
+        ("/org/acme/webhooks/recoveries/{id}", 401),
+        ("/org/acme/webhooks/events", 405),
+    ] {
+        let uri = uri.replace("{id}", "0193a5c2-7d1e-7a00-8000-00000000e001");
+        let method = if uri.ends_with("/events") {
+            "PUT"
+        } else {
+            "GET"
+        };
+        let response = router
+            .clone()
+            .oneshot(
+                axum::http::Request::builder()
+                    .method(method)
+                    .uri(&uri)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(response.status().as_u16(), status, "{uri}");
+    }
+    let lines = sink.0.lock().expect("lock").clone();
+    let seen: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| (l.dimensions[0].1.clone(), l.dimensions[1].1.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("openapi".into(), "2xx".into()),
+            ("key".into(), "4xx".into()),
+            ("endpoints".into(), "4xx".into()),
+            ("unrouted".into(), "4xx".into()),
+            // Served by the deliveries router (and Lambda), whatever the path says.
+            ("deliveries".into(), "4xx".into()),
+            ("deliveries".into(), "4xx".into()),
+            // A route is a method and a path: PUT on the publish path matched none.
+            ("unrouted".into(), "4xx".into()),
+        ]
+    );
+    for line in &lines {
+        assert_eq!(line.metrics[0], ("Requests", Unit::Count, vec![1.0]));
+        let (name, unit, values) = &line.metrics[1];
+        assert_eq!(
+            (*name, *unit, values.len()),
+            ("Latency", Unit::Milliseconds, 1)
+        );
+    }
 }

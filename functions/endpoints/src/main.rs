@@ -2,7 +2,7 @@
 //! `GET /key`, portal sessions, `GET /openapi.json` and the web console (the document
 //! and the console's files are constants of the binary, so serving them costs nothing).
 
-use shared::api::{self, endpoints, key, openapi, portal, request_metrics};
+use shared::api::{self, caller_key, endpoints, openapi, portal, request_metrics};
 use shared::config::{Env, ProcessEnv};
 use shared::wiring::{self, Aws};
 
@@ -16,10 +16,13 @@ async fn main() -> Result<(), lambda_http::Error> {
         console::FrameAncestors::parse(ProcessEnv.get("CONSOLE_FRAME_ANCESTORS").as_deref())?;
     let routes = api::finish(
         endpoints::routes(services.endpoints.clone())
-            .merge(key::routes(services.endpoints.keys.clone()))
+            .merge(caller_key::routes(services.endpoints.keys.clone()))
             .merge(portal::routes(services.endpoints.keys))
             .merge(openapi::routes())
-            .merge(console::routes(frame_ancestors)),
+            .merge(request_metrics::labelled(
+                console::routes(frame_ancestors),
+                "console",
+            )),
     );
     lambda_http::run(request_metrics::measured(
         routes,

@@ -1,87 +1,44 @@
-//! `/org/{org_slug}/webhooks/endpoints...`: create, list, update, delete, rotate-secret.
+//! `/org/{org_slug}/webhooks/endpoints...`: create, list, get, update, delete,
+//! rotate-secret, test.
 
-use super::auth::{self, authorize};
-use super::body::{JsonFields, required};
-use super::publish::{accepted, publish_error};
-use super::{ApiError, PathParams};
-use crate::domain::Job;
-use crate::domain::job::JOB_VERSION;
-use crate::domain::time::rfc3339_millis;
+use super::error::ApiError;
+use super::extract::auth::{Caller, Read, Write};
+use super::extract::body::{FromJson, JsonFields, ValidJson, required};
+use super::extract::path::EndpointId;
+use super::extract::query::NoQuery;
+use super::publish::accepted;
+use super::request_metrics::labelled;
+use super::state::EndpointsState;
+use super::views::EndpointView;
 use crate::domain::validation::{self, MAX_ENDPOINTS_PER_ORG};
-use crate::domain::{self, Endpoint, EndpointChanges, NewEndpoint, PausedBy, SigningSecret};
-use crate::pipeline::{Audience, PublishRequest, Publisher};
-use crate::ports::{EndpointStore, JobQueue, KeyStore, QueueError};
-use axum::body::Body;
+use crate::domain::{self, Endpoint, EndpointChanges, NewEndpoint, SigningSecret};
+use crate::pipeline::{Audience, PublishRequest, lookup};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::sync::Arc;
-use std::time::Duration;
-use uuid::Uuid;
-
-/// What the endpoint routes need, and nothing more.
-#[derive(Clone)]
-pub struct EndpointsState {
-    pub endpoints: Arc<dyn EndpointStore>,
-    pub keys: Arc<dyn KeyStore>,
-    /// For the resume and purge jobs of PATCH and DELETE.
-    pub queue: Arc<dyn JobQueue>,
-    /// For `POST .../test`.
-    pub publisher: Arc<Publisher>,
-}
 
 pub fn routes(state: EndpointsState) -> Router {
-    Router::new()
-        .route("/org/{org_slug}/webhooks/endpoints", post(create).get(list))
-        .route(
-            "/org/{org_slug}/webhooks/endpoints/{endpoint_id}",
-            get(show).patch(update).delete(remove),
-        )
-        .route(
-            "/org/{org_slug}/webhooks/endpoints/{endpoint_id}/rotate-secret",
-            post(rotate_secret),
-        )
-        .route(
-            "/org/{org_slug}/webhooks/endpoints/{endpoint_id}/test",
-            post(send_test),
-        )
-        .with_state(state)
-}
-
-/// An endpoint as the API shows it: never with its secret.
-#[derive(Serialize)]
-pub struct EndpointView<'a> {
-    id: Uuid,
-    url: &'a str,
-    description: &'a str,
-    event_types: &'a [String],
-    is_active: bool,
-    paused_reason: Option<&'static str>,
-    consecutive_failures: u32,
-    #[serde(with = "rfc3339_millis")]
-    created_at: DateTime<Utc>,
-    #[serde(with = "rfc3339_millis")]
-    updated_at: DateTime<Utc>,
-}
-
-impl<'a> From<&'a Endpoint> for EndpointView<'a> {
-    fn from(e: &'a Endpoint) -> Self {
-        Self {
-            id: e.id,
-            url: &e.url,
-            description: &e.description,
-            event_types: &e.event_types,
-            is_active: e.is_active,
-            paused_reason: e.paused_by.map(PausedBy::as_str),
-            consecutive_failures: e.consecutive_failures,
-            created_at: e.created_at,
-            updated_at: e.updated_at,
-        }
-    }
+    labelled(
+        Router::new()
+            .route("/org/{org_slug}/webhooks/endpoints", post(create).get(list))
+            .route(
+                "/org/{org_slug}/webhooks/endpoints/{endpoint_id}",
+                get(show).patch(update).delete(remove),
+            )
+            .route(
+                "/org/{org_slug}/webhooks/endpoints/{endpoint_id}/rotate-secret",
+                post(rotate_secret),
+            )
+            .route(
+                "/org/{org_slug}/webhooks/endpoints/{endpoint_id}/test",
+                post(send_test),
+            )
+            .with_state(state),
+        "endpoints",
+    )
 }
 
 #[derive(Serialize)]
@@ -99,14 +56,11 @@ struct CreatedEndpoint<'a> {
 
 async fn create(
     State(state): State<EndpointsState>,
-    params: PathParams,
-    headers: HeaderMap,
-    body: Body,
+    caller: Caller<Write>,
+    _: NoQuery,
+    ValidJson(new): ValidJson<NewEndpoint>,
 ) -> Result<Response, ApiError> {
-    let org = params.org();
-    authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
-    params.no_query()?;
-    let new = parse_new_endpoint(JsonFields::read(body).await?)?;
+    let org = caller.org();
     let number = state.endpoints.allocate_endpoint_number().await?;
     let endpoint = Endpoint::create(org, new, number, domain::now());
     state
@@ -123,13 +77,10 @@ async fn create(
 
 async fn list(
     State(state): State<EndpointsState>,
-    params: PathParams,
-    headers: HeaderMap,
+    caller: Caller<Read>,
+    _: NoQuery,
 ) -> Result<Response, ApiError> {
-    let org = params.org();
-    authorize(state.keys.as_ref(), &headers, org, auth::READ).await?;
-    params.no_query()?;
-    let endpoints = state.endpoints.list_endpoints(org).await?;
+    let endpoints = state.endpoints.list_endpoints(caller.org()).await?;
     Ok(Json(EndpointList {
         endpoints: endpoints.iter().map(EndpointView::from).collect(),
     })
@@ -138,98 +89,42 @@ async fn list(
 
 async fn show(
     State(state): State<EndpointsState>,
-    params: PathParams,
-    headers: HeaderMap,
+    caller: Caller<Read>,
+    EndpointId(id): EndpointId,
+    _: NoQuery,
 ) -> Result<Response, ApiError> {
-    let org = params.org();
-    authorize(state.keys.as_ref(), &headers, org, auth::READ).await?;
-    let id = params.id("endpoint_id")?;
-    params.no_query()?;
-    let endpoint = state
-        .endpoints
-        .get_endpoint(org, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let endpoint = lookup::endpoint(state.endpoints.as_ref(), caller.org(), id).await?;
     Ok(Json(EndpointView::from(&endpoint)).into_response())
 }
 
 async fn update(
     State(state): State<EndpointsState>,
-    params: PathParams,
-    headers: HeaderMap,
-    body: Body,
+    caller: Caller<Write>,
+    EndpointId(id): EndpointId,
+    _: NoQuery,
+    ValidJson(changes): ValidJson<EndpointChanges>,
 ) -> Result<Response, ApiError> {
-    let org = params.org();
-    authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
-    let id = params.id("endpoint_id")?;
-    params.no_query()?;
-    let changes = parse_changes(JsonFields::read(body).await?)?;
-    let endpoint = state
-        .endpoints
-        .update_endpoint(org, id, &changes, domain::now())
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    tracing::info!(org, endpoint_id = %id, is_active = endpoint.is_active, "endpoint updated");
-    if changes.resets_failures() {
-        // Re-queue its held deliveries, a chunk per job however many there are.
-        let job = Job::ResumeEndpoint {
-            v: JOB_VERSION,
-            org: org.to_owned(),
-            endpoint_id: id,
-        };
-        // Once more a little later: a sender parking a delivery at this very moment, or
-        // an index not yet showing it, is caught by the second pass.
-        state
-            .queue
-            .enqueue(vec![(job.clone(), Duration::ZERO), (job, RESUME_RECHECK)])
-            .await
-            .map_err(queue_error)?;
-    }
+    let endpoint = state.lifecycle.update(caller.org(), id, &changes).await?;
     Ok(Json(EndpointView::from(&endpoint)).into_response())
 }
 
 async fn remove(
     State(state): State<EndpointsState>,
-    params: PathParams,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let org = params.org();
-    authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
-    let id = params.id("endpoint_id")?;
-    params.no_query()?;
-    // Its number keys its history, which the purge deletes after the endpoint is gone.
-    let endpoint = state
-        .endpoints
-        .get_endpoint(org, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if !state.endpoints.delete_endpoint(org, id).await? {
-        return Err(ApiError::NotFound);
-    }
-    tracing::info!(org, endpoint_id = %id, "endpoint deleted");
-    // Its history goes in bounded chunks, one job each, so no invocation can time out.
-    // Should this enqueue fail, the API already hides the history and TTL removes it.
-    let job = Job::PurgeEndpoint {
-        v: JOB_VERSION,
-        org: org.to_owned(),
-        endpoint_id: id,
-        endpoint_number: endpoint.number,
-    };
-    if let Err(err) = state.queue.enqueue(vec![(job, Duration::ZERO)]).await {
-        tracing::error!(org, endpoint_id = %id, error = %err, "purge not enqueued; history left to expire");
-    }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    caller: Caller<Write>,
+    EndpointId(id): EndpointId,
+    _: NoQuery,
+) -> Result<StatusCode, ApiError> {
+    state.lifecycle.delete(caller.org(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn rotate_secret(
     State(state): State<EndpointsState>,
-    params: PathParams,
-    headers: HeaderMap,
+    caller: Caller<Write>,
+    EndpointId(id): EndpointId,
+    _: NoQuery,
 ) -> Result<Response, ApiError> {
-    let org = params.org();
-    authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
-    let id = params.id("endpoint_id")?;
-    params.no_query()?;
+    let org = caller.org();
     let secret = SigningSecret::generate();
     if !state
         .endpoints
@@ -244,13 +139,10 @@ async fn rotate_secret(
 
 async fn send_test(
     State(state): State<EndpointsState>,
-    params: PathParams,
-    headers: HeaderMap,
+    caller: Caller<Write>,
+    EndpointId(id): EndpointId,
+    _: NoQuery,
 ) -> Result<Response, ApiError> {
-    let org = params.org();
-    authorize(state.keys.as_ref(), &headers, org, auth::WRITE).await?;
-    let id = params.id("endpoint_id")?;
-    params.no_query()?;
     let request = PublishRequest {
         id: None,
         event_type: TEST_EVENT_TYPE.to_owned(),
@@ -261,9 +153,8 @@ async fn send_test(
     };
     let published = state
         .publisher
-        .publish(org, request, Audience::Endpoint(id))
-        .await
-        .map_err(publish_error)?;
+        .publish(caller.org(), request, Audience::Endpoint(id))
+        .await?;
     // No delivery: the endpoint was deleted after it was looked up.
     let delivery_id = published.delivery_ids.first().ok_or(ApiError::NotFound)?;
     Ok(accepted(
@@ -272,48 +163,73 @@ async fn send_test(
     ))
 }
 
-/// When the second resume pass runs: after any claim taken before the resume has ended.
-const RESUME_RECHECK: Duration = Duration::from_secs(90);
-
 /// The event type of `POST .../test`.
 pub const TEST_EVENT_TYPE: &str = "webhook.test";
 
-fn queue_error(err: QueueError) -> ApiError {
-    tracing::error!(error = %err, "enqueue failed");
-    ApiError::Internal
+/// A create's fields as given: `url` and `event_types` required, in this order.
+pub struct GivenEndpoint {
+    url: String,
+    description: Option<String>,
+    event_types: Vec<String>,
 }
 
-fn parse_new_endpoint(mut fields: JsonFields) -> Result<NewEndpoint, ApiError> {
-    let url = required(fields.string("url")?, "url")?;
-    let description = fields
-        .nullable_string("description")?
-        .flatten()
-        .unwrap_or_default();
-    let event_types = required(fields.string_list("event_types")?, "event_types")?;
-    fields.finish()?;
-    Ok(NewEndpoint {
-        url: validation::endpoint_url(&url)?,
-        description: validation::description(&description)?,
-        event_types: validation::event_types(event_types)?,
-    })
+impl FromJson for NewEndpoint {
+    type Given = GivenEndpoint;
+
+    fn take(fields: &mut JsonFields) -> Result<GivenEndpoint, ApiError> {
+        Ok(GivenEndpoint {
+            url: required(fields.string("url")?, "url")?,
+            description: fields.nullable_string("description")?.flatten(),
+            event_types: required(fields.string_list("event_types")?, "event_types")?,
+        })
+    }
+
+    fn check(given: GivenEndpoint) -> Result<Self, ApiError> {
+        Ok(NewEndpoint {
+            url: validation::endpoint_url(&given.url)?,
+            description: validation::description(&given.description.unwrap_or_default())?,
+            event_types: validation::event_types(given.event_types)?,
+        })
+    }
 }
 
-fn parse_changes(mut fields: JsonFields) -> Result<EndpointChanges, ApiError> {
-    let url = fields.string("url")?;
-    // `"description": null` clears the label.
-    let description = fields
-        .nullable_string("description")?
-        .map(Option::unwrap_or_default);
-    let event_types = fields.string_list("event_types")?;
-    let is_active = fields.bool("is_active")?;
-    fields.finish()?;
-    Ok(EndpointChanges {
-        url: url.as_deref().map(validation::endpoint_url).transpose()?,
-        description: description
-            .as_deref()
-            .map(validation::description)
-            .transpose()?,
-        event_types: event_types.map(validation::event_types).transpose()?,
-        is_active,
-    })
+/// A PATCH's fields as given, every one optional; `"description": null` clears the
+/// label.
+pub struct GivenChanges {
+    url: Option<String>,
+    description: Option<String>,
+    event_types: Option<Vec<String>>,
+    is_active: Option<bool>,
+}
+
+impl FromJson for EndpointChanges {
+    type Given = GivenChanges;
+
+    fn take(fields: &mut JsonFields) -> Result<GivenChanges, ApiError> {
+        Ok(GivenChanges {
+            url: fields.string("url")?,
+            description: fields
+                .nullable_string("description")?
+                .map(Option::unwrap_or_default),
+            event_types: fields.string_list("event_types")?,
+            is_active: fields.bool("is_active")?,
+        })
+    }
+
+    fn check(given: GivenChanges) -> Result<Self, ApiError> {
+        Ok(EndpointChanges {
+            url: given
+                .url
+                .as_deref()
+                .map(validation::endpoint_url)
+                .transpose()?,
+            description: given
+                .description
+                .as_deref()
+                .map(validation::description)
+                .transpose()?,
+            event_types: given.event_types.map(validation::event_types).transpose()?,
+            is_active: given.is_active,
+        })
+    }
 }

@@ -2,7 +2,9 @@
 //! `{"error": {"code": "...", "message": "...", "field": "..."?}}`.
 
 use crate::domain::ValidationError;
-use crate::ports::StoreError;
+use crate::keys::KeyError;
+use crate::pipeline::{PublishError, RequestError};
+use crate::ports::{QueueError, StoreError};
 use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -133,6 +135,44 @@ impl From<StoreError> for ApiError {
                 ApiError::Internal
             }
         }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        tracing::error!(error = %err, "a job could not be enqueued");
+        ApiError::Internal
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(err: RequestError) -> Self {
+        match err {
+            RequestError::NotFound => ApiError::NotFound,
+            RequestError::Store(e) => e.into(),
+            RequestError::Queue(e) => e.into(),
+        }
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(err: PublishError) -> Self {
+        match err {
+            PublishError::UnknownEndpoint => ApiError::NotFound,
+            PublishError::IdReused => ApiError::EventIdReused,
+            PublishError::InProgress => ApiError::PublishInProgress,
+            PublishError::Store(e) => e.into(),
+            PublishError::Queue(e) => e.into(),
+        }
+    }
+}
+
+/// Minting through the API (portal sessions): the organisation is the caller's own and
+/// the token random, so only storage can fail.
+impl From<KeyError> for ApiError {
+    fn from(err: KeyError) -> Self {
+        tracing::error!(error = %err, "a key could not be stored");
+        ApiError::Internal
     }
 }
 

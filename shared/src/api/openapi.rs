@@ -3,7 +3,9 @@
 //! The source is `docs/openapi.yaml`; `build.rs` turns it into JSON at build time, so the
 //! binaries carry the text and no YAML parser, and a broken document fails the build.
 
-use super::{ApiError, PathParams};
+use super::error::ApiError;
+use super::extract::query::NoQuery;
+use super::request_metrics::labelled;
 use axum::Router;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -16,12 +18,11 @@ pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.j
 pub const PATH: &str = "/openapi.json";
 
 pub fn routes() -> Router {
-    Router::new().route(PATH, get(document))
+    labelled(Router::new().route(PATH, get(document)), "openapi")
 }
 
 /// Takes no query parameters, like every route: a stray one is a 400 naming it.
-async fn document(params: PathParams) -> Result<Response, ApiError> {
-    params.no_query()?;
+async fn document(_: NoQuery) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response())
 }
 

@@ -4,15 +4,16 @@
 //! stops working at `expires_at`: refused like an unknown key from then on, and deleted
 //! by the table's TTL later.
 
-use super::auth::{self, authorize};
-use super::body::JsonFields;
-use super::{ApiError, PathParams};
+use super::error::ApiError;
+use super::extract::auth::{Caller, Write};
+use super::extract::body::{FromJson, JsonFields, ValidJson};
+use super::extract::query::NoQuery;
+use super::request_metrics::labelled;
 use crate::domain::api_key::{DEFAULT_SESSION_TTL_SECONDS, SESSION_TTL_SECONDS};
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{Role, ValidationError, now};
 use crate::keys;
 use crate::ports::KeyStore;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,12 +27,15 @@ use std::sync::Arc;
 pub const CONSOLE_PATH: &str = "/console/";
 
 pub fn routes(keys: Arc<dyn KeyStore>) -> Router {
-    Router::new()
-        .route(
-            "/org/{org_slug}/webhooks/portal-sessions",
-            post(create_session),
-        )
-        .with_state(keys)
+    labelled(
+        Router::new()
+            .route(
+                "/org/{org_slug}/webhooks/portal-sessions",
+                post(create_session),
+            )
+            .with_state(keys),
+        "portal",
+    )
 }
 
 #[derive(Serialize)]
@@ -44,22 +48,14 @@ struct PortalSession {
 
 async fn create_session(
     State(keys): State<Arc<dyn KeyStore>>,
-    params: PathParams,
+    caller: Caller<Write>,
+    _: NoQuery,
     headers: HeaderMap,
-    body: Body,
+    ValidJson(SessionRequest { role, ttl }): ValidJson<SessionRequest>,
 ) -> Result<Response, ApiError> {
-    let org = params.org();
-    authorize(keys.as_ref(), &headers, org, auth::WRITE).await?;
-    params.no_query()?;
-    let (role, ttl) = parse(JsonFields::read(body).await?)?;
+    let org = caller.org();
     let expires_at = now() + chrono::Duration::seconds(i64::from(ttl));
-    let (token, record) = keys::mint_session(keys.as_ref(), org, role, expires_at)
-        .await
-        .map_err(|e| {
-            // The org is the caller's own and the token random: only storage can fail.
-            tracing::error!(error = %e, "portal session not stored");
-            ApiError::Internal
-        })?;
+    let (token, record) = keys::mint_session(keys.as_ref(), org, role, expires_at).await?;
     tracing::info!(org, key_id = %record.id, role = %role, %expires_at, "portal session created");
     let url = format!("{}{CONSOLE_PATH}#token={token}", origin(&headers));
     Ok((
@@ -73,29 +69,43 @@ async fn create_session(
         .into_response())
 }
 
-fn parse(mut fields: JsonFields) -> Result<(Role, u32), ApiError> {
-    let role = match fields.string("role")?.as_deref() {
-        Some("admin") => Role::Admin,
-        Some("member") => Role::Member,
-        Some(_) => return Err(ValidationError::new("role", "must be admin or member").into()),
-        None => return Err(ValidationError::new("role", "is required").into()),
-    };
-    let ttl = fields
-        .whole_number("ttl_seconds")?
-        .unwrap_or(DEFAULT_SESSION_TTL_SECONDS);
-    if !SESSION_TTL_SECONDS.contains(&ttl) {
-        return Err(ValidationError::new(
-            "ttl_seconds",
-            format!(
-                "must be from {} to {} seconds",
-                SESSION_TTL_SECONDS.start(),
-                SESSION_TTL_SECONDS.end()
-            ),
-        )
-        .into());
+/// What a session is for: a role and how long it lasts.
+#[derive(Debug, PartialEq, Eq)]
+struct SessionRequest {
+    role: Role,
+    ttl: u32,
+}
+
+impl FromJson for SessionRequest {
+    type Given = Self;
+
+    fn take(fields: &mut JsonFields) -> Result<Self, ApiError> {
+        let role = match fields.string("role")?.as_deref() {
+            Some("admin") => Role::Admin,
+            Some("member") => Role::Member,
+            Some(_) => return Err(ValidationError::new("role", "must be admin or member").into()),
+            None => return Err(ValidationError::new("role", "is required").into()),
+        };
+        let ttl = fields
+            .whole_number("ttl_seconds")?
+            .unwrap_or(DEFAULT_SESSION_TTL_SECONDS);
+        if !SESSION_TTL_SECONDS.contains(&ttl) {
+            return Err(ValidationError::new(
+                "ttl_seconds",
+                format!(
+                    "must be from {} to {} seconds",
+                    SESSION_TTL_SECONDS.start(),
+                    SESSION_TTL_SECONDS.end()
+                ),
+            )
+            .into());
+        }
+        Ok(Self { role, ttl })
     }
-    fields.finish()?;
-    Ok((role, ttl))
+
+    fn check(given: Self) -> Result<Self, ApiError> {
+        Ok(given)
+    }
 }
 
 /// The address the caller reached the API at: `Host`, with the scheme API Gateway
@@ -118,6 +128,7 @@ fn origin(headers: &HeaderMap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::extract::body::from_json;
     use axum::http::HeaderValue;
 
     #[test]
@@ -141,7 +152,8 @@ mod tests {
 
     #[test]
     fn roles_and_ttl() {
-        let parse_json = |s: &str| parse(JsonFields::parse(s.as_bytes()).expect("JSON"));
+        let parse_json =
+            |s: &str| from_json::<SessionRequest>(s.as_bytes()).map(|r| (r.role, r.ttl));
         assert_eq!(
             parse_json(r#"{"role": "member"}"#).expect("valid"),
             (Role::Member, 3600)

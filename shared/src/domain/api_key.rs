@@ -109,7 +109,7 @@ impl ApiKey {
     pub fn generate_secret() -> String {
         format!(
             "avk_{}",
-            URL_SAFE_NO_PAD.encode(super::random_bytes::<32>())
+            URL_SAFE_NO_PAD.encode(super::random::random_bytes::<32>())
         )
     }
 

@@ -5,6 +5,7 @@ pub mod attempt;
 pub mod delivery;
 pub mod endpoint;
 pub mod job;
+mod random;
 pub mod recovery;
 pub mod retention;
 pub mod retry;
@@ -25,13 +26,3 @@ pub use retry::RetryPolicy;
 pub use secret::SigningSecret;
 pub use time::now;
 pub use validation::ValidationError;
-
-/// Fill a buffer from the operating system's CSPRNG.
-///
-/// Failing to read it means the machine cannot make secrets at all; nothing sensible can
-/// continue, so this is the one place that aborts instead of returning an error.
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).expect("the operating system's random source is unavailable");
-    buf
-}

@@ -17,7 +17,7 @@ impl SigningSecret {
     pub fn generate() -> Self {
         Self(format!(
             "{PREFIX}{}",
-            STANDARD.encode(super::random_bytes::<32>())
+            STANDARD.encode(super::random::random_bytes::<32>())
         ))
     }
 

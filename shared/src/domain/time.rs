@@ -25,6 +25,13 @@ pub fn format(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The one RFC 3339 parser: any offset (converted to UTC), and `T` and `Z` in either case.
+pub fn parse(raw: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(&raw.to_ascii_uppercase())
+        .ok()
+        .map(|t| t.to_utc())
+}
+
 /// `#[serde(with = "crate::domain::time::rfc3339_millis")]`
 pub mod rfc3339_millis {
     use chrono::{DateTime, Utc};
@@ -36,9 +43,20 @@ pub mod rfc3339_millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let raw = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&raw)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
+        super::parse(&raw)
+            .ok_or_else(|| serde::de::Error::custom(format!("{raw:?} is not an RFC 3339 time")))
+    }
+}
+
+/// `#[serde(serialize_with = "crate::domain::time::optional_rfc3339_millis")]`: a time as
+/// [`rfc3339_millis`] writes it, or `null`.
+pub fn optional_rfc3339_millis<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&format(t)),
+        None => s.serialize_none(),
     }
 }
 
@@ -52,5 +70,24 @@ mod tests {
         assert_eq!(format(&t), "2025-11-27T08:00:00.000Z");
         let n = now();
         assert_eq!(n.timestamp_subsec_nanos() % 1_000_000, 0);
+    }
+
+    #[test]
+    fn parses_rfc_3339_in_either_case() {
+        for ok in [
+            "2026-11-27T08:00:00Z",
+            "2026-11-27t08:00:00z",
+            "2026-11-27T08:00:00.123456789+05:30",
+            "0001-01-01T00:00:00Z",
+        ] {
+            assert!(parse(ok).is_some(), "{ok}");
+        }
+        assert_eq!(
+            parse("2026-11-27T13:30:00+05:30"),
+            parse("2026-11-27T08:00:00Z")
+        );
+        for bad in ["yesterday", "2026-11-27", "2026-13-01T00:00:00Z", ""] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
     }
 }

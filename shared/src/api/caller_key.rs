@@ -2,13 +2,13 @@
 //! tool given only a key, such as `webhooks-local listen`, to learn which organisation
 //! it acts for. Any valid key may ask, whatever its role.
 
-use super::auth;
-use super::{ApiError, PathParams};
+use super::error::ApiError;
+use super::extract::auth::{AnyRole, Caller};
+use super::extract::query::NoQuery;
+use super::request_metrics::labelled;
 use crate::domain::Role;
 use crate::domain::time::rfc3339_millis;
 use crate::ports::KeyStore;
-use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -21,7 +21,10 @@ use uuid::Uuid;
 pub const PATH: &str = "/key";
 
 pub fn routes(keys: Arc<dyn KeyStore>) -> Router {
-    Router::new().route(PATH, get(describe)).with_state(keys)
+    labelled(
+        Router::new().route(PATH, get(describe)).with_state(keys),
+        "key",
+    )
 }
 
 #[derive(Serialize)]
@@ -33,13 +36,8 @@ struct KeyView<'a> {
     created_at: DateTime<Utc>,
 }
 
-async fn describe(
-    State(keys): State<Arc<dyn KeyStore>>,
-    params: PathParams,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let key = auth::identify(keys.as_ref(), &headers).await?;
-    params.no_query()?;
+async fn describe(caller: Caller<AnyRole>, _: NoQuery) -> Result<Response, ApiError> {
+    let key = &caller.key;
     Ok(Json(KeyView {
         id: key.id,
         org: &key.org,

@@ -2,15 +2,17 @@
 //! per UTC hour over the last 24 hours or 7 days, every hour present (the console's
 //! chart). One read of the organisation's hourly items (at most 168).
 
-use super::auth::{self, authorize};
-use super::deliveries::DeliveriesState;
-use super::{ApiError, PathParams};
+use crate::api::error::ApiError;
+use crate::api::extract::auth::{Caller, Read};
+use crate::api::extract::path::EndpointId;
+use crate::api::extract::query::{FromQuery, QueryParams, ValidQuery};
+use crate::api::state::DeliveriesState;
 use crate::domain::now;
 use crate::domain::stats::{StatsWindow, every_hour};
 use crate::domain::time::rfc3339_millis;
+use crate::pipeline::lookup;
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -31,25 +33,26 @@ struct Bucket {
     failed: u64,
 }
 
-pub async fn stats(
+impl FromQuery for StatsWindow {
+    const PARAMETERS: &'static [&'static str] = &["window"];
+
+    fn from_query(params: &QueryParams) -> Result<Self, ApiError> {
+        match params.text("window") {
+            None => Ok(StatsWindow::Day),
+            Some(raw) => StatsWindow::parse(raw)
+                .ok_or_else(|| ApiError::bad_parameter("window", "window must be 24h or 7d")),
+        }
+    }
+}
+
+pub(super) async fn stats(
     State(state): State<DeliveriesState>,
-    params: PathParams,
-    headers: HeaderMap,
+    caller: Caller<Read>,
+    EndpointId(id): EndpointId,
+    ValidQuery(window): ValidQuery<StatsWindow>,
 ) -> Result<Response, ApiError> {
-    let org = params.org();
-    authorize(state.keys.as_ref(), &headers, org, auth::READ).await?;
-    let id = params.id("endpoint_id")?;
-    let query = params.query(&["window"])?;
-    let window = match query.text("window") {
-        None => StatsWindow::Day,
-        Some(raw) => StatsWindow::parse(raw)
-            .ok_or_else(|| ApiError::bad_parameter("window", "window must be 24h or 7d"))?,
-    };
-    let endpoint = state
-        .endpoints
-        .get_endpoint(org, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let org = caller.org();
+    let endpoint = lookup::endpoint(state.endpoints.as_ref(), org, id).await?;
     let (first, last) = window.hours_until(now());
     let stored = state
         .stats

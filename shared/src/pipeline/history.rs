@@ -1,31 +1,107 @@
-//! `GET /org/{org_slug}/webhooks/deliveries`: the organisation's deliveries, newest
-//! first, filtered by endpoint, status, event type and time, a page at a time with an
-//! opaque cursor.
+//! Reading delivery history: one delivery with its payload, an endpoint's history a page
+//! at a time, and the organisation's deliveries across its endpoints.
 //!
-//! Each endpoint's history is read newest first from a position (its sequence
-//! numbers follow creation order), at most `limit` deliveries per endpoint and page, and
-//! the histories are merged by time. A page ends when `limit` deliveries matched, when
-//! every history is read to its end, or when one history's read is used up (what lies
-//! below it is unread, so nothing older may be shown yet): then the cursor holds each
-//! history's next position, and the next page goes on from there. A page can thus come
-//! back short, or empty, with a cursor, when the filters match rarely; `next_cursor` is
-//! null only when nothing is left. There is no total: counting would read everything.
+//! The organisation's search reads each endpoint's history newest first from a position
+//! (its sequence numbers follow creation order), at most `limit` deliveries per endpoint
+//! and page, and merges the histories by time. A page ends when `limit` deliveries
+//! matched, when every history is read to its end, or when one history's read is used
+//! up (what lies below it is unread, so nothing older may be shown yet): then the cursor
+//! holds each history's next position, and the next page goes on from there. A page can
+//! thus come back short, or empty, with a cursor, when the filters match rarely; the
+//! cursor is `None` only when nothing is left. There is no total: counting would read
+//! everything.
 
-use super::auth::{self, authorize};
-use super::deliveries::{DEFAULT_PER_PAGE, DeliveriesState, DeliverySummary, MAX_PER_PAGE};
-use super::{ApiError, PathParams};
-use crate::domain::{Delivery, DeliveryStatus, validation};
-use crate::ports::{DeliveryStore, StoreError};
-use axum::Json;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use super::lookup::{self, RequestError};
+use crate::domain::{Delivery, DeliveryStatus};
+use crate::ports::{DeliveryStore, EndpointStore, EventStore, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use uuid::Uuid;
+
+/// The history a request may read: the organisation's endpoints, their deliveries and
+/// the events those carry.
+pub struct History {
+    pub endpoints: Arc<dyn EndpointStore>,
+    pub deliveries: Arc<dyn DeliveryStore>,
+    pub events: Arc<dyn EventStore>,
+}
+
+/// What the organisation's search asks for.
+#[derive(Debug, Default)]
+pub struct Search {
+    /// Only this endpoint's deliveries (another organisation's endpoint: none).
+    pub endpoint_id: Option<Uuid>,
+    pub filters: Filters,
+    /// Where the previous page ended.
+    pub cursor: Option<Cursor>,
+    pub limit: u32,
+}
+
+impl History {
+    /// The delivery and the exact envelope it sends (`None` once the event expired).
+    pub async fn delivery(
+        &self,
+        org: &str,
+        id: Uuid,
+    ) -> Result<(Delivery, Option<String>), RequestError> {
+        let delivery =
+            lookup::delivery(self.endpoints.as_ref(), self.deliveries.as_ref(), org, id).await?;
+        let payload = self
+            .events
+            .get_event(org, &delivery.event_id)
+            .await?
+            .map(|event| event.payload);
+        Ok((delivery, payload))
+    }
+
+    /// Page `page` (from 1) of an endpoint's history, newest first, and the total.
+    pub async fn endpoint_page(
+        &self,
+        org: &str,
+        endpoint_id: Uuid,
+        page: u32,
+        per_page: u32,
+    ) -> Result<(Vec<Delivery>, u64), RequestError> {
+        let endpoint = lookup::endpoint(self.endpoints.as_ref(), org, endpoint_id).await?;
+        Ok(self
+            .deliveries
+            .delivery_page(&endpoint, page, per_page)
+            .await?)
+    }
+
+    /// One page of the organisation's deliveries, newest first, and the cursor for the
+    /// next (`None`: nothing is left).
+    pub async fn search(
+        &self,
+        org: &str,
+        search: &Search,
+    ) -> Result<(Vec<Delivery>, Option<Cursor>), StoreError> {
+        // The organisation's endpoints (at most 100), or the one asked for if it is its own.
+        let endpoints = self.endpoints.list_endpoints(org).await?;
+        let starts: Vec<(u32, u64)> = endpoints
+            .iter()
+            .filter(|e| search.endpoint_id.is_none_or(|id| id == e.id))
+            .filter_map(|e| {
+                let from = match &search.cursor {
+                    None => e.delivery_seq,
+                    Some(c) => (*c.p.get(&e.number)?).min(e.delivery_seq),
+                };
+                (from > 0).then_some((e.number, from))
+            })
+            .collect();
+        page(
+            self.deliveries.as_ref(),
+            &starts,
+            &search.filters,
+            search.limit,
+        )
+        .await
+    }
+}
 
 /// What a delivery must be to be shown.
 #[derive(Debug, Default)]
@@ -58,11 +134,13 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    fn encode(&self) -> String {
+    /// The opaque text a client gets and gives back.
+    pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
-    fn decode(raw: &str) -> Option<Self> {
+    /// A cursor this service gave; `None` for anything else.
+    pub fn decode(raw: &str) -> Option<Self> {
         let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
         serde_json::from_slice::<Self>(&bytes)
             .ok()
@@ -105,7 +183,7 @@ async fn read(
 /// nothing is). The first read of each history is small (its share of the page), a
 /// history used up is read again (`limit` at a time, [`REFILLS`] times at most), and
 /// when the reads are spent the page ends where it is.
-pub async fn page(
+async fn page(
     store: &dyn DeliveryStore,
     starts: &[(u32, u64)],
     filters: &Filters,
@@ -160,121 +238,6 @@ pub async fn page(
         .collect();
     let cursor = (!positions.is_empty()).then_some(Cursor { v: 1, p: positions });
     Ok((shown, cursor))
-}
-
-#[derive(Serialize)]
-struct SearchPage<'a> {
-    deliveries: Vec<DeliverySummary<'a>>,
-    next_cursor: Option<String>,
-}
-
-const PARAMETERS: &[&str] = &[
-    "endpoint_id",
-    "status",
-    "event_type",
-    "since",
-    "until",
-    "limit",
-    "cursor",
-];
-
-fn time(query: &super::params::Query, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    query
-        .text(name)
-        .map(|raw| parse_time(name, raw))
-        .transpose()
-}
-
-/// RFC 3339, whose `T` and `Z` may also be written in lower case.
-pub(crate) fn parse_rfc3339(raw: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(&raw.to_ascii_uppercase())
-        .ok()
-        .map(|t| t.to_utc())
-}
-
-fn parse_time(name: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
-    parse_rfc3339(raw)
-        .ok_or_else(|| ApiError::bad_parameter(name, format!("{name} must be an RFC 3339 time")))
-}
-
-pub async fn search(
-    State(state): State<DeliveriesState>,
-    params: PathParams,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let org = params.org();
-    authorize(state.keys.as_ref(), &headers, org, auth::READ).await?;
-    let query = params.query(PARAMETERS)?;
-    let limit = query.number("limit", MAX_PER_PAGE, DEFAULT_PER_PAGE)?;
-    let endpoint_id = query
-        .text("endpoint_id")
-        .map(|raw| {
-            Uuid::parse_str(raw)
-                .map_err(|_| ApiError::bad_parameter("endpoint_id", "endpoint_id must be a UUID"))
-        })
-        .transpose()?;
-    let statuses = query
-        .text("status")
-        .map(|raw| {
-            raw.split(',')
-                .map(|s| {
-                    serde_json::from_value::<DeliveryStatus>(serde_json::Value::from(s)).map_err(|_| {
-                        ApiError::bad_parameter(
-                            "status",
-                            "status must be pending, retrying, succeeded, failed or paused (a comma list)",
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
-    let event_type = query
-        .text("event_type")
-        .map(|t| {
-            validation::event_types(vec![t.to_owned()])
-                .map(|mut v| v.remove(0))
-                .map_err(|e| ApiError::bad_parameter("event_type", e.message))
-        })
-        .transpose()?;
-    let filters = Filters {
-        statuses,
-        event_type,
-        since: time(&query, "since")?,
-        until: time(&query, "until")?,
-    };
-    let cursor = query
-        .text("cursor")
-        .map(|raw| {
-            Cursor::decode(raw)
-                .ok_or_else(|| ApiError::bad_parameter("cursor", "cursor is not one this API gave"))
-        })
-        .transpose()?;
-
-    // The organisation's endpoints (at most 100), or the one asked for if it is its own.
-    let endpoints: Vec<_> = state
-        .endpoints
-        .list_endpoints(org)
-        .await?
-        .into_iter()
-        .filter(|e| endpoint_id.is_none_or(|id| id == e.id))
-        .collect();
-    let starts: Vec<(u32, u64)> = endpoints
-        .iter()
-        .filter_map(|e| {
-            let from = match &cursor {
-                None => e.delivery_seq,
-                Some(c) => (*c.p.get(&e.number)?).min(e.delivery_seq),
-            };
-            (from > 0).then_some((e.number, from))
-        })
-        .collect();
-    let (shown, next) = page(state.deliveries.as_ref(), &starts, &filters, limit).await?;
-    Ok(Json(SearchPage {
-        deliveries: shown.iter().map(DeliverySummary::from).collect(),
-        next_cursor: next.map(|c| c.encode()),
-    })
-    .into_response())
 }
 
 #[cfg(test)]
@@ -398,21 +361,6 @@ mod tests {
                 && d.created_at >= since
                 && d.created_at < until)
         );
-    }
-
-    #[test]
-    fn times_are_rfc_3339_in_either_case() {
-        for ok in [
-            "2026-11-27T08:00:00Z",
-            "2026-11-27t08:00:00z",
-            "2026-11-27T08:00:00.123456789+05:30",
-            "0001-01-01T00:00:00Z",
-        ] {
-            assert!(parse_time("since", ok).is_ok(), "{ok}");
-        }
-        for bad in ["yesterday", "2026-11-27", "2026-13-01T00:00:00Z", ""] {
-            assert!(parse_time("since", bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

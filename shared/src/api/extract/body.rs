@@ -1,12 +1,12 @@
 //! Request bodies: every one is read (up to 512 KiB) before any handler runs, and JSON
 //! bodies are turned into precise errors: 413 past the size cap, 400 for bytes that are
 //! not a JSON object or for an unknown field, 422 naming the field for a value of the
-//! wrong type.
+//! wrong type. A handler takes its body as [`ValidJson`], its last argument.
 
-use super::ApiError;
+use crate::api::error::ApiError;
 use crate::domain::ValidationError;
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -75,11 +75,7 @@ pub async fn buffer_body(request: Request, next: Next) -> Response {
 pub struct JsonFields(Map<String, Value>);
 
 impl JsonFields {
-    pub async fn read(body: Body) -> Result<Self, ApiError> {
-        Self::parse(&read_capped(body).await?)
-    }
-
-    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+    fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::bad_request(
                 "the request body must be a JSON object",
@@ -165,12 +161,42 @@ impl JsonFields {
 
     /// Fail on the first field nobody took (in key order, so the answer is stable): a
     /// 400 naming it, as for an unknown query parameter, so a typo never passes silently.
-    pub fn finish(self) -> Result<(), ApiError> {
+    fn finish(self) -> Result<(), ApiError> {
         match self.0.keys().next() {
             None => Ok(()),
             Some(unknown) => Err(ApiError::unknown_field(unknown)),
         }
     }
+}
+
+/// A request body read from a JSON object, in two steps around the check for unknown
+/// fields: [`take`](Self::take) takes each field the route knows, checking its JSON type
+/// (422 naming it), then any field left over is refused (400 naming it), then
+/// [`check`](Self::check) applies the rules to the values (422 naming the field).
+pub trait FromJson: Sized {
+    /// The fields as given.
+    type Given;
+    fn take(fields: &mut JsonFields) -> Result<Self::Given, ApiError>;
+    fn check(given: Self::Given) -> Result<Self, ApiError>;
+}
+
+/// A route's JSON body, typed and checked; no field it does not know passes.
+pub struct ValidJson<T>(pub T);
+
+impl<S: Send + Sync, T: FromJson> FromRequest<S> for ValidJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        from_json(&read_capped(request.into_body()).await?).map(Self)
+    }
+}
+
+/// A body's bytes as `T`: a JSON object, no unknown field, valid values.
+pub fn from_json<T: FromJson>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut fields = JsonFields::parse(bytes)?;
+    let given = T::take(&mut fields)?;
+    fields.finish()?;
+    T::check(given)
 }
 
 pub fn required<T>(value: Option<T>, name: &str) -> Result<T, ApiError> {
@@ -226,12 +252,9 @@ mod tests {
     #[tokio::test]
     async fn oversized_bodies_are_413() {
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES));
-        let err = JsonFields::read(Body::from(big))
-            .await
-            .err()
-            .expect("too big");
+        let err = read_capped(Body::from(big)).await.expect_err("too big");
         assert_eq!(err.status().as_u16(), 413);
-        let ok = JsonFields::read(Body::from("{}")).await;
+        let ok = read_capped(Body::from("{}")).await;
         assert!(ok.is_ok());
     }
 }
