@@ -61,14 +61,11 @@ export function deliveryLog(view, endpointId, holder, settled) {
   let cursors = [null];
   let page = 0;
   let nextCursor = null;
-  let timer = null;
   let polling = false;
-  const restart = view.loader();
+  const loader = view.loader();
 
   async function load() {
-    view.cancel(timer);
-    timer = null;
-    const signal = restart();
+    const signal = loader.start();
     let answer;
     try {
       answer = await session.api.searchDeliveries(
@@ -91,7 +88,7 @@ export function deliveryLog(view, endpointId, holder, settled) {
     older.disabled = !nextCursor;
     if (deliveries.some((d) => NON_FINAL.has(d.status))) {
       live.textContent = 'Updating every 2 seconds while deliveries are in progress.';
-      timer = view.later(load, POLL_MS);
+      loader.repeat(load, POLL_MS);
       polling = true;
     } else {
       live.textContent = '';

@@ -69,7 +69,6 @@ export function deliveryPage(view, id) {
   let expectAttempts = 0;
   let currentAttempts = 0;
   let polls = 0;
-  let timer = null;
 
   show(
     'Delivery',
@@ -98,11 +97,9 @@ export function deliveryPage(view, id) {
     replace(actions, retry);
   }
 
-  const restart = view.loader();
+  const loader = view.loader();
   async function load() {
-    view.cancel(timer);
-    timer = null;
-    const signal = restart();
+    const signal = loader.start();
     let d;
     try {
       d = await session.api.getDelivery(id, { signal });
@@ -123,7 +120,7 @@ export function deliveryPage(view, id) {
     if (waiting && polls < MAX_POLLS) {
       polls += 1;
       live.textContent = 'Updating every 2 seconds until this delivery settles.';
-      timer = view.later(load, POLL_MS);
+      loader.repeat(load, POLL_MS);
     } else {
       if (expectAttempts > 0 && attempts.length >= expectAttempts) {
         const last = attempts[attempts.length - 1];

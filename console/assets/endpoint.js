@@ -43,11 +43,11 @@ function secretPanel(secret, heading) {
 function chartSection(view, id) {
   const holder = h('div', { class: 'chart-holder' });
   const titleId = uid('chart-title');
-  const restart = view.loader();
+  const loader = view.loader();
   let period = '24h';
 
   async function reload() {
-    const signal = restart();
+    const signal = loader.start();
     const label = period === '24h' ? '24 hours' : '7 days';
     holder.setAttribute('aria-busy', 'true');
     try {
@@ -107,9 +107,9 @@ export function endpointPage(view, id) {
     h('section', { 'aria-labelledby': logTitle }, h('h2', { id: logTitle }, 'Deliveries'), logHolder),
   );
 
-  const restartEndpoint = view.loader();
+  const endpointLoader = view.loader();
   async function loadEndpoint() {
-    const signal = restartEndpoint();
+    const signal = endpointLoader.start();
     try {
       endpoint = await findEndpoint(id, signal);
     } catch (error) {

@@ -46,10 +46,10 @@ export function endpointList(view) {
     refresh,
   );
   show('Endpoints', h('h1', null, 'Endpoints'), toolbar, body);
-  const restart = view.loader();
+  const loader = view.loader();
 
   async function load() {
-    const signal = restart();
+    const signal = loader.start();
     let endpoints;
     try {
       ({ endpoints } = await session.api.listEndpoints({ signal }));

@@ -109,9 +109,9 @@ export function recoverDialog(view, id, started) {
  * its progress (a newer recovery takes over the panel); `done()` runs when it is done.
  */
 export function recoveryProgress(view, holder, done) {
-  const restart = view.loader();
+  const loader = view.loader();
   return function follow(recoveryId) {
-    const signal = restart();
+    const signal = loader.start();
     const progress = h('p', { 'data-testid': 'recovery-progress' }, 'Recovery started…');
     const titleId = uid('recovery-title');
     replace(holder, h('section', { class: 'panel', 'aria-labelledby': titleId }, h('h2', { id: titleId }, 'Recovery'), progress));
@@ -134,7 +134,7 @@ export function recoveryProgress(view, holder, done) {
         progress.textContent = `Recovery running: ${deliveries(n)} queued so far…`;
         // Every second at first, then every 10 s: a long recovery is not polled hard.
         polls += 1;
-        view.later(poll, polls < 30 ? RECOVERY_POLL_MS : 10 * RECOVERY_POLL_MS);
+        loader.repeat(poll, polls < 30 ? RECOVERY_POLL_MS : 10 * RECOVERY_POLL_MS);
       }
     };
     poll();

@@ -33,7 +33,8 @@ export class View {
   }
 
   /** `fn` after `ms`, unless the view has ended by then. */
-  later(fn, ms) {
+  #later(fn, ms) {
+    if (this.signal.aborted) return null;
     const t = setTimeout(() => {
       this.#timers.delete(t);
       fn();
@@ -42,22 +43,30 @@ export class View {
     return t;
   }
 
-  cancel(t) {
-    if (t) {
-      clearTimeout(t);
-      this.#timers.delete(t);
-    }
+  #cancel(t) {
+    clearTimeout(t);
+    this.#timers.delete(t);
   }
 
-  /** For a loader that can overlap itself (a refresh while one is in flight, the chart
-   * switched to another period): each call of the returned function aborts the previous
-   * call's request and gives the signal for the new one, aborted too when the view ends. */
+  /** For a loader that can overlap itself (a refresh or a poll while one is in flight,
+   * the chart switched to another period). `start()` begins a run: it aborts the previous
+   * run's request, cancels its next poll, and gives the signal for the new run (aborted
+   * too when the view ends). `repeat(fn, ms)` polls: the next run after `ms`, unless
+   * another starts first. */
   loader() {
     let controller = null;
-    return () => {
-      controller?.abort();
-      controller = new AbortController();
-      return AbortSignal.any([this.signal, controller.signal]);
+    let timer = null;
+    return {
+      start: () => {
+        if (timer) this.#cancel(timer);
+        timer = null;
+        controller?.abort();
+        controller = new AbortController();
+        return AbortSignal.any([this.signal, controller.signal]);
+      },
+      repeat: (fn, ms) => {
+        timer = this.#later(fn, ms);
+      },
     };
   }
 
