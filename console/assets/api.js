@@ -68,12 +68,14 @@ export function query(params) {
  * One API call: resolves to the parsed JSON body (or null for 204), rejects with an
  * ApiError whose message is the API's own `error.message` (status 0 for a network
  * failure). `key` overrides the stored key (used to check a key before keeping it).
+ * Once `signal` is aborted the call rejects with its AbortError, whatever the API
+ * answered: the caller has moved on and the answer is stale.
  */
-export async function request(method, url, { body, key } = {}) {
+export async function request(method, url, { body, key, signal } = {}) {
   const bearer = key ?? storedKey();
   const headers = { Accept: 'application/json' };
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
-  const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error' };
+  const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error', signal };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -82,10 +84,12 @@ export async function request(method, url, { body, key } = {}) {
   try {
     response = await fetch(url, init);
   } catch {
+    signal?.throwIfAborted();
     throw new ApiError(0, 'network', 'Network error: the API could not be reached. Check your connection and try again.');
   }
   let data = null;
   const text = await response.text().catch(() => '');
+  signal?.throwIfAborted();
   if (text) {
     try {
       data = JSON.parse(text);
@@ -105,29 +109,36 @@ export async function request(method, url, { body, key } = {}) {
     message,
     error && typeof error.field === 'string' ? error.field : undefined,
   );
-  if (response.status === 401 && key === undefined) onUnauthorized(apiError);
+  if (response.status === 401 && key === undefined) {
+    onUnauthorized(apiError);
+    // The sign-out it caused ended the caller's view.
+    signal?.throwIfAborted();
+  }
   throw apiError;
 }
 
-/** Calls scoped to one organisation. */
+/** Calls scoped to one organisation. Each takes `options` last: `{ signal }` to cancel it. */
 export function orgApi(org) {
   const base = (...rest) => path('org', org, 'webhooks', ...rest);
+  const get = (url, options) => request('GET', url, options);
+  const send = (method, url, body, options) => request(method, url, { ...options, body });
   return {
-    listEndpoints: () => request('GET', base('endpoints')),
-    createEndpoint: (body) => request('POST', base('endpoints'), { body }),
-    updateEndpoint: (id, body) => request('PATCH', base('endpoints', id), { body }),
-    deleteEndpoint: (id) => request('DELETE', base('endpoints', id)),
-    rotateSecret: (id) => request('POST', base('endpoints', id, 'rotate-secret')),
-    sendTest: (id) => request('POST', base('endpoints', id, 'test')),
-    stats: (id, window) => request('GET', base('endpoints', id, 'stats') + query({ window })),
-    recover: (id, body) => request('POST', base('endpoints', id, 'recover'), { body }),
-    recovery: (id) => request('GET', base('recoveries', id)),
-    searchDeliveries: (params) => request('GET', base('deliveries') + query(params)),
-    getDelivery: (id) => request('GET', base('deliveries', id)),
-    retryDelivery: (id) => request('POST', base('deliveries', id, 'retry')),
+    listEndpoints: (options) => get(base('endpoints'), options),
+    getEndpoint: (id, options) => get(base('endpoints', id), options),
+    createEndpoint: (body, options) => send('POST', base('endpoints'), body, options),
+    updateEndpoint: (id, body, options) => send('PATCH', base('endpoints', id), body, options),
+    deleteEndpoint: (id, options) => send('DELETE', base('endpoints', id), undefined, options),
+    rotateSecret: (id, options) => send('POST', base('endpoints', id, 'rotate-secret'), undefined, options),
+    sendTest: (id, options) => send('POST', base('endpoints', id, 'test'), undefined, options),
+    stats: (id, window, options) => get(base('endpoints', id, 'stats') + query({ window }), options),
+    recover: (id, body, options) => send('POST', base('endpoints', id, 'recover'), body, options),
+    recovery: (id, options) => get(base('recoveries', id), options),
+    searchDeliveries: (params, options) => get(base('deliveries') + query(params), options),
+    getDelivery: (id, options) => get(base('deliveries', id), options),
+    retryDelivery: (id, options) => send('POST', base('deliveries', id, 'retry'), undefined, options),
   };
 }
 
-export function getKeyInfo(key) {
-  return request('GET', '/key', { key });
+export function getKeyInfo(key, options) {
+  return request('GET', '/key', { ...options, key });
 }

@@ -20,39 +20,46 @@ struct Asset {
     body: &'static [u8],
 }
 
+/// An asset by its file name in `assets/`, compiled in.
+macro_rules! asset {
+    ($name:literal, $content_type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../assets/", $name)),
+        }
+    };
+}
+
+/// One of the page's ES modules.
+macro_rules! module {
+    ($name:literal) => {
+        asset!($name, "text/javascript; charset=utf-8")
+    };
+}
+
 /// Every file, by the name it is served under (below [`CONSOLE_PATH`]). `index.html`
 /// is also the console's own address.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../assets/index.html"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/app.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/api.js"),
-    },
-    Asset {
-        name: "chart.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/chart.js"),
-    },
-    Asset {
-        name: "dom.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/dom.js"),
-    },
-    Asset {
-        name: "app.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../assets/app.css"),
-    },
+    asset!("index.html", "text/html; charset=utf-8"),
+    // The layout, header, session and router; it imports the rest.
+    module!("app.js"),
+    asset!("app.css", "text/css; charset=utf-8"),
+    // What every screen shares.
+    module!("api.js"),
+    module!("dom.js"),
+    module!("view.js"),
+    module!("session.js"),
+    module!("parts.js"),
+    module!("chart.js"),
+    // One module per screen (and the endpoint page's recovery).
+    module!("signin.js"),
+    module!("endpoints.js"),
+    module!("endpoint-form.js"),
+    module!("endpoint.js"),
+    module!("recovery.js"),
+    module!("deliveries.js"),
+    module!("delivery.js"),
 ];
 
 /// Who may show the console in a frame: the CSP `frame-ancestors` sources. `'none'`
@@ -227,6 +234,23 @@ mod tests {
             assert!(csp.ends_with("frame-ancestors 'none'"), "{csp}");
             assert!(!asset.body.is_empty());
         }
+    }
+
+    #[test]
+    fn every_file_of_the_assets_folder_is_served() {
+        let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
+        let mut files: Vec<String> = std::fs::read_dir(folder)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        let mut served: Vec<String> = ASSETS.iter().map(|a| a.name.to_owned()).collect();
+        served.sort();
+        assert_eq!(files, served);
     }
 
     #[test]

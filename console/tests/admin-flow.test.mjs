@@ -259,19 +259,27 @@ describe('console: an admin manages an endpoint', () => {
     // The text alternative lists the busy hours.
     assert.ok((await page.locator('.chart-wrap table tbody th').count()) >= 1);
 
-    // Loads that overlap draw the newest only: a slow 24-hour answer arriving after the
-    // 7-day one does not replace the chart that the pressed button says is shown.
+    // Loads that overlap draw the newest only: the 7-day load aborts the slow 24-hour
+    // request still on its way, and nothing of it replaces the chart that the pressed
+    // button says is shown.
     const slowDay = /\/stats\?window=24h/;
+    let released;
+    const slowReleased = new Promise((resolve) => {
+      released = resolve;
+    });
     await page.route(slowDay, async (route) => {
       await new Promise((r) => setTimeout(r, 1000));
-      await route.continue();
+      // The page has aborted the request by now: there may be nothing left to continue.
+      await route.continue().catch(() => {});
+      released();
     });
     try {
-      const slowAnswer = page.waitForResponse(slowDay);
+      const slowAborted = page.waitForEvent('requestfailed', (request) => slowDay.test(request.url()));
       await page.getByRole('button', { name: '24 hours' }).click();
       await page.getByRole('button', { name: '7 days' }).click();
       await summary.filter({ hasText: 'Last 7 days' }).waitFor();
-      await slowAnswer;
+      assert.match((await slowAborted).failure().errorText, /ERR_ABORTED/);
+      await slowReleased;
       // Time for the late answer to be drawn, were it drawn at all.
       await page.waitForTimeout(500);
       assert.match(await summary.textContent(), /^Last 7 days/);
@@ -325,6 +333,31 @@ describe('console: an admin manages an endpoint', () => {
     await page.getByTestId('status').filter({ hasText: 'Endpoint deleted.' }).waitFor();
     const list = await server.call('GET', `/org/${ORG}/webhooks/endpoints`, undefined, 200);
     assert.equal(list.endpoints.length, 0);
+    page.assertClean();
+  });
+
+  it('loads one endpoint by its id, and says when it no longer exists', async () => {
+    page.allow(/status of 404/);
+    const asked = [];
+    const onRequest = (request) => asked.push(new URL(request.url()).pathname);
+    page.on('request', onRequest);
+    try {
+      await page.evaluate((id) => {
+        location.hash = `#/endpoints/${id}`;
+      }, endpointId);
+      await page.getByText('This endpoint does not exist (it may have been deleted).').waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Send test event' }).count(), 0);
+      await page.evaluate((id) => {
+        location.hash = `#/endpoints/${id}/edit`;
+      }, endpointId);
+      await page.getByRole('heading', { name: 'Edit endpoint', level: 1 }).waitFor();
+      await page.getByText('This endpoint does not exist (it may have been deleted).').waitFor();
+    } finally {
+      page.off('request', onRequest);
+    }
+    const one = `/org/${ORG}/webhooks/endpoints/${endpointId}`;
+    assert.equal(asked.filter((p) => p === one).length, 2, asked.join('\n'));
+    assert.ok(!asked.includes(`/org/${ORG}/webhooks/endpoints`), 'the list is not read to show one endpoint');
     page.assertClean();
   });
 
