@@ -4,8 +4,8 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::config::ProcessEnv;
-use shared::pipeline::sqs_batch::handle_batch;
 use shared::wiring::Aws;
+use shared::wiring::sqs_batch::handle_sqs_batch;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let sender = aws.sender(&ProcessEnv)?;
     let sender = &sender;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(handle_batch(sender, event.payload).await)
+        Ok::<SqsBatchResponse, Error>(handle_sqs_batch(sender, event.payload).await)
     }))
     .await
 }

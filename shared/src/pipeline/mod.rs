@@ -5,9 +5,9 @@
 
 pub mod batch;
 pub mod publish;
+pub mod queue_batch;
 pub mod scheduler;
 pub mod sender;
-pub mod sqs_batch;
 
 pub use publish::{Audience, PublishError, PublishRequest, Published, Publisher};
 pub use sender::{Handled, SendError, Sender, SenderSettings};

@@ -1,6 +1,8 @@
 //! Assembling the service from adapters: used by every Lambda `main`, the local server
 //! and the tests, so each entry point stays a few lines and none repeats another.
 
+pub mod sqs_batch;
+
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::http_client::{OutboundClient, OutboundConfig};
 use crate::adapters::sqs::SqsQueue;
