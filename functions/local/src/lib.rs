@@ -8,6 +8,7 @@ mod json_errors;
 pub mod listen;
 mod persistence;
 pub mod server;
+pub mod settings;
 mod stand_ins;
 
 pub use cli::{Cli, Command, KeySpec, Options};

@@ -2,23 +2,23 @@
 //! served with the Lambda stand-ins and the `--state` saver beside it until stopped.
 
 use crate::cli::{KeySpec, Options};
-use crate::dev_ca::{self, DevCa};
+use crate::dev_ca::DevCa;
 use crate::json_errors::JsonErrorsListener;
 use crate::persistence::{self, Loaded};
+use crate::settings::{LocalSettings, ServerSettings, SettingsError};
 use crate::{banner, stand_ins};
 use axum::Router;
-use console::FrameAncestors;
 use ipnet::IpNet;
 use shared::adapters::http_client::{OutboundBuildError, OutboundClient};
 use shared::adapters::memory::MemoryStore;
 use shared::adapters::memory_queue::MemoryQueue;
 use shared::adapters::state_file::{self, StateFileError};
-use shared::config::{self, ConfigError, Env};
 use shared::domain::Job;
 use shared::domain::{KeyHash, Retention, Role};
 use shared::keys::{self, KeyError};
 use shared::pipeline::Sender;
 use shared::ports::{KeyStore, QueueError, StoreError};
+use shared::settings::{self, ConfigError, Env};
 use shared::wiring::{self, Services};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,10 +30,11 @@ use tokio::net::TcpListener;
 #[derive(Debug, Error)]
 pub enum StartError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Settings(#[from] SettingsError),
+    /// `--allow-target` or `--root-cert` (the message names the flag).
     #[error(transparent)]
-    Console(#[from] console::BadFrameAncestor),
-    #[error(transparent)]
+    Flag(ConfigError),
+    #[error("cannot make the sender's HTTP client: {0}")]
     Client(#[from] OutboundBuildError),
     #[error("--key {org}: {source}")]
     Key { org: String, source: KeyError },
@@ -93,27 +94,36 @@ fn loopback() -> Vec<IpNet> {
 impl LocalServer {
     /// Resolve settings (flags win over `ALLOWED_TARGET_CIDRS` and `EXTRA_ROOT_CERTS`),
     /// register keys and build the router on a fresh embedded store.
-    pub async fn prepare(options: Options, env: &impl Env) -> Result<Self, StartError> {
+    pub async fn prepare(
+        options: Options,
+        local: &LocalSettings,
+        settings: ServerSettings,
+    ) -> Result<Self, StartError> {
         let allowed_targets = if !options.allow_targets.is_empty() {
-            config::parse_cidrs("--allow-target", &options.allow_targets)?
-        } else if env.get("ALLOWED_TARGET_CIDRS").is_some() {
-            config::allowed_target_cidrs(env)?
+            settings::parse_cidrs("--allow-target", &options.allow_targets)
+                .map_err(StartError::Flag)?
         } else {
-            loopback()
+            settings
+                .outbound
+                .allowed_target_cidrs
+                .unwrap_or_else(loopback)
         };
         let root_certs = if options.root_certs.is_empty() {
-            config::extra_root_certs(env)?
+            settings.outbound.extra_root_certs
         } else {
             options
                 .root_certs
                 .iter()
-                .map(|p| config::check_root_cert("--root-cert", p))
-                .collect::<Result<_, _>>()?
+                .map(|p| settings::check_root_cert("--root-cert", p))
+                .collect::<Result<_, _>>()
+                .map_err(StartError::Flag)?
         };
 
-        let dev_ca = dev_ca::cache_dir(|name| env.get(name))
+        let dev_ca = local
+            .cache_dir
+            .as_deref()
             .ok_or_else(|| "no cache directory (set XDG_CACHE_HOME or HOME)".to_owned())
-            .and_then(|dir| DevCa::find_or_create(&dir).map_err(|e| e.to_string()))
+            .and_then(|dir| DevCa::find_or_create(dir).map_err(|e| e.to_string()))
             .map(|ca| ca.cert_path());
 
         let (saved, loaded) =
@@ -121,7 +131,7 @@ impl LocalServer {
         let store = Arc::new(
             MemoryStore::with_contents(saved.store)
                 .map_err(StartError::RestoreStore)?
-                .with_retention(Retention::days(config::retention_days(env)?)),
+                .with_retention(Retention::days(settings.retention_days)),
         );
         let mut demo_admin_key = None;
         if options.keys.is_empty() {
@@ -143,14 +153,16 @@ impl LocalServer {
             .await
             .map_err(StartError::RestoreJobs)?;
         let queue = Arc::new(queue);
-        let frame_ancestors = FrameAncestors::parse(env.get("CONSOLE_FRAME_ANCESTORS").as_deref())?;
         let router = shared::api::finish(
             Services::new(store.clone(), queue.clone())
                 .routes()
-                .merge(console::routes(frame_ancestors)),
+                .merge(console::routes(settings.frame_ancestors)),
         );
-        let mut outbound =
-            wiring::outbound_config(env, allowed_targets.clone(), root_certs.clone())?;
+        let mut outbound = wiring::outbound_config(
+            settings.delivery.timeout,
+            allowed_targets.clone(),
+            root_certs.clone(),
+        );
         // A root only, never pinned: its name constraints (loopback) must hold.
         outbound.constrained_roots = dev_ca.iter().cloned().collect();
         let client = OutboundClient::new(outbound)?;
@@ -158,7 +170,7 @@ impl LocalServer {
             store.clone(),
             queue.clone(),
             Arc::new(client),
-            wiring::sender_settings(env)?,
+            wiring::sender_settings(&settings.delivery),
         ));
         Ok(Self {
             router,
@@ -202,9 +214,14 @@ async fn register_key(store: &MemoryStore, spec: KeySpec) -> Result<(), StartErr
 
 /// Bind, print the banner (its first line on stdout, once ready, is `listening on
 /// http://ADDR`), then serve until SIGINT or SIGTERM.
-pub async fn run(options: Options, env: &impl Env) -> Result<(), StartError> {
+pub async fn run(
+    options: Options,
+    local: &LocalSettings,
+    env: &impl Env,
+) -> Result<(), StartError> {
     let requested = options.listen;
-    let server = LocalServer::prepare(options, env).await?;
+    let settings = ServerSettings::from_env(env)?;
+    let server = LocalServer::prepare(options, local, settings).await?;
     if let Some((path, _)) = &server.state {
         // Saved once before anything is served: a file that cannot be written stops
         // start-up instead of failing at exit.
@@ -289,6 +306,11 @@ mod tests {
     use crate::cli::Cli;
     use clap::Parser;
 
+    async fn prepare(args: &[&str], env: &impl Env) -> Result<LocalServer, StartError> {
+        let local = LocalSettings::from_env(env);
+        LocalServer::prepare(options(args), &local, ServerSettings::from_env(env)?).await
+    }
+
     fn options(args: &[&str]) -> Options {
         Cli::try_parse_from(std::iter::once("webhooks-local").chain(args.iter().copied()))
             .expect("valid flags")
@@ -298,43 +320,37 @@ mod tests {
     #[tokio::test]
     async fn target_defaults_and_overrides() {
         let none: [(&str, &str); 0] = [];
-        let s = LocalServer::prepare(options(&[]), &none)
-            .await
-            .expect("default");
+        let s = prepare(&[], &none).await.expect("default");
         assert_eq!(s.allowed_targets, loopback());
         assert!(s.demo_admin_key.is_some());
 
         let env = [("ALLOWED_TARGET_CIDRS", "10.0.0.0/8")];
-        let s = LocalServer::prepare(options(&[]), &env).await.expect("env");
+        let s = prepare(&[], &env).await.expect("env");
         assert_eq!(s.allowed_targets.len(), 1);
 
-        let s = LocalServer::prepare(options(&["--allow-target", "192.168.0.0/16"]), &env)
+        let s = prepare(&["--allow-target", "192.168.0.0/16"], &env)
             .await
             .expect("flag wins");
         assert_eq!(s.allowed_targets[0].to_string(), "192.168.0.0/16");
 
-        let s = LocalServer::prepare(options(&["--allow-target", "none"]), &none)
+        let s = prepare(&["--allow-target", "none"], &none)
             .await
             .expect("none");
         assert!(s.allowed_targets.is_empty());
 
-        let s = LocalServer::prepare(options(&["--key", "acme:member:avk_acme_member"]), &none)
+        let s = prepare(&["--key", "acme:member:avk_acme_member"], &none)
             .await
             .expect("keys");
         assert!(s.demo_admin_key.is_none());
 
+        assert!(prepare(&["--allow-target", "nope"], &none).await.is_err());
         assert!(
-            LocalServer::prepare(options(&["--allow-target", "nope"]), &none)
+            prepare(&["--root-cert", "/no/such.pem"], &none)
                 .await
                 .is_err()
         );
         assert!(
-            LocalServer::prepare(options(&["--root-cert", "/no/such.pem"]), &none)
-                .await
-                .is_err()
-        );
-        assert!(
-            LocalServer::prepare(options(&["--key", "BAD:admin:avk_local_admin"]), &none)
+            prepare(&["--key", "BAD:admin:avk_local_admin"], &none)
                 .await
                 .is_err()
         );
