@@ -5,12 +5,12 @@
 
 pub mod adapters;
 pub mod api;
-pub mod config;
 pub mod domain;
 pub mod keys;
 pub mod metrics;
 pub mod pipeline;
 pub mod ports;
+pub mod settings;
 pub mod signing;
 pub mod telemetry;
 pub mod wiring;

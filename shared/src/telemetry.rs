@@ -7,6 +7,7 @@
 //! `hyper_util::client::legacy=trace` outranks a crate-wide cap), so a second filter,
 //! applied after it, drops every event below `info` whose target is not one of ours.
 
+use crate::settings::LogSettings;
 use std::io::IsTerminal;
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::{EnvFilter, FilterExt, FilterFn};
@@ -71,13 +72,9 @@ where
         .with_filter(filter(level))
 }
 
-fn log_level() -> Option<String> {
-    std::env::var("LOG_LEVEL").ok()
-}
-
 /// JSON lines on stdout ([`lambda_layer`]): what Logs Insights queries.
-pub fn init_lambda() {
-    let _ = lambda_subscriber(std::io::stdout, log_level().as_deref()).try_init();
+pub fn init_lambda(log: &LogSettings) {
+    let _ = lambda_subscriber(std::io::stdout, log.level.as_deref()).try_init();
 }
 
 /// The Lambdas' subscriber, writing to `writer` at `level` (tests read what it writes).
@@ -93,12 +90,12 @@ where
 
 /// Human-readable lines on stderr, for the local server and the CLI; coloured only when
 /// stderr is a terminal (and `NO_COLOR` is unset), so a log file or pipe gets plain text.
-pub fn init_local() {
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+pub fn init_local(log: &LogSettings) {
+    let colour = std::io::stderr().is_terminal() && !log.no_color;
     let layer = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(colour)
-        .with_filter(filter(log_level().as_deref()));
+        .with_filter(filter(log.level.as_deref()));
     let _ = Registry::default().with(layer).try_init();
 }
 

@@ -145,7 +145,7 @@ fn report(results: &[Measured], deliveries: usize, took: Duration) -> String {
          and their sources are in `testkit/src/capacity/`): the API router publishing through \
          `lambda_http` requests built from `events/`, `DynamoStore` on a fresh table, \
          `SqsQueue` on a fresh queue, and the sender posting over HTTPS to a local receiver, \
-         fed by a stand-in for the Lambda SQS poller (receive up to 10, `handle_batch`, one \
+         fed by a stand-in for the Lambda SQS poller (receive up to 10, `handle_sqs_batch`, one \
          `DeleteMessageBatch`). From the first publish call to every delivery's final \
          recorded state; one event per publish call; `data` is {} bytes: an alert (ids, \
          severity, service, host, labels, metrics, links, a description), or random base64 \

@@ -315,7 +315,7 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
     use crate::pipeline::{Harness, Options};
     use aws_lambda_events::event::sqs::SqsEvent;
     use shared::domain::{Delivery, DeliveryKey, Event, Target};
-    use shared::pipeline::sqs_batch::handle_batch;
+    use shared::wiring::sqs_batch::handle_sqs_batch;
     use testkit::{Behaviour, Reply};
 
     let h = Harness::start(
@@ -469,7 +469,7 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
     // The sender's SQS events, through aws_lambda_events' own types.
     let deliver: SqsEvent =
         serde_json::from_value(fixture_json("sqs-deliver.json")).expect("SqsEvent");
-    let response = handle_batch(&h.sender, deliver).await;
+    let response = handle_sqs_batch(&h.sender, deliver).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(h.receiver.requests().len(), 1);
     assert_eq!(
@@ -485,7 +485,7 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
     // back to SQS, which moves it to the dead-letter queue after maxReceiveCount.
     let mixed: SqsEvent =
         serde_json::from_value(fixture_json("sqs-batch-with-poison.json")).expect("SqsEvent");
-    let response = handle_batch(&h.sender, mixed).await;
+    let response = handle_sqs_batch(&h.sender, mixed).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()

@@ -1,5 +1,5 @@
 //! The sender's metrics (CloudWatch Embedded Metric Format): a batch of real attempts
-//! through `handle_batch`, its lines parsed and checked for names, units and
+//! through `handle_sqs_batch`, its lines parsed and checked for names, units and
 //! dimensions, and their figures against what the store recorded.
 
 use crate::common::*;
@@ -11,8 +11,8 @@ use shared::adapters::memory::MemoryStore;
 use shared::adapters::memory_queue::MemoryQueue;
 use shared::api::request_metrics;
 use shared::metrics::{MetricLine, MetricsSink, Unit};
-use shared::pipeline::sqs_batch::handle_batch;
 use shared::wiring::Services;
+use shared::wiring::sqs_batch::handle_sqs_batch;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use testkit::Reply;
@@ -78,7 +78,7 @@ async fn a_batch_emits_totals_failures_by_kind_and_breaker_pauses() {
         record.body = Some(job.to_json());
         event.records.push(record);
     }
-    let response = handle_batch(&h.sender, event).await;
+    let response = handle_sqs_batch(&h.sender, event).await;
     assert!(response.batch_item_failures.is_empty());
 
     let lines = captured.0.lock().expect("lock").clone();

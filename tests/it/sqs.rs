@@ -8,8 +8,8 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde_json::json;
 use shared::adapters::sqs::SqsQueue;
 use shared::domain::{DeliveryKey, DeliveryStatus};
-use shared::pipeline::sqs_batch::handle_batch;
 use shared::ports::DeliveryStore;
+use shared::wiring::sqs_batch::handle_sqs_batch;
 use shared::wiring::{self, Services};
 use std::sync::Arc;
 use testkit::{Behaviour, HttpsReceiver, Reply};
@@ -137,7 +137,7 @@ async fn jobs_flow_through_sqs_to_the_sender_and_dynamodb() {
             == Some("1")),
         "handed out for the first time"
     );
-    let response = handle_batch(&sender, event).await;
+    let response = handle_sqs_batch(&sender, event).await;
     assert!(response.batch_item_failures.is_empty());
     // All but one deleted, as the Lambda poller does after a successful batch; the last
     // one is left, as if its invocation had died after recording its attempt.
@@ -166,7 +166,7 @@ async fn jobs_flow_through_sqs_to_the_sender_and_dynamodb() {
         Some("2")
     );
     assert_eq!(handles.len(), 1);
-    let response = handle_batch(&sender, again).await;
+    let response = handle_sqs_batch(&sender, again).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(receiver.requests().len(), 3, "not posted again");
 
@@ -204,7 +204,7 @@ async fn poison_messages_end_in_the_dead_letter_queue() {
     let (event, _) = receive(&client, &url).await;
     assert_eq!(event.records.len(), 1);
     let id = event.records[0].message_id.clone().expect("id");
-    let response = handle_batch(&sender, event).await;
+    let response = handle_sqs_batch(&sender, event).await;
     let failed: Vec<String> = response
         .batch_item_failures
         .into_iter()

@@ -7,10 +7,10 @@
 //! Gateway fixtures in `events/` as Lambda hands them over, and the sender
 //! (`wiring::sender`, the SSRF-guarded `OutboundClient` trusting a testkit HTTPS receiver,
 //! loopback allowed). The scenario plays the Lambda SQS event source mapping: receive up
-//! to 10 messages, hand them to `sqs_batch::handle_batch` as an `SqsEvent`, delete the
-//! ones it did not report failed with one `DeleteMessageBatch`; both requests go through
-//! the meter. It receives once at least 10 messages (or all it still expects) are
-//! visible, so batches are as full as Lambda's batching window makes them.
+//! to 10 messages, hand them to `wiring::sqs_batch::handle_sqs_batch` as an `SqsEvent`,
+//! delete the ones it did not report failed with one `DeleteMessageBatch`; both requests
+//! go through the meter. It receives once at least 10 messages (or all it still expects)
+//! are visible, so batches are as full as Lambda's batching window makes them.
 //!
 //! What is measured runs from the first publish call to every delivery's final recorded
 //! state. Setup (table, queue, keys, endpoints) and the checks at the end (every delivery
@@ -31,8 +31,8 @@ use shared::adapters::http_client::{OutboundClient, OutboundConfig};
 use shared::adapters::sqs::SqsQueue;
 use shared::domain::{ApiKey, DeliveryKey, DeliveryStatus, RetryPolicy, Role, now};
 use shared::pipeline::SenderSettings;
-use shared::pipeline::sqs_batch::handle_batch;
 use shared::ports::{DeliveryStore, KeyStore};
+use shared::wiring::sqs_batch::handle_sqs_batch;
 use shared::wiring::{self, Services};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -157,7 +157,7 @@ pub struct Measured {
     pub publish_calls: usize,
     /// Sender Lambda invocations (one per non-empty receive).
     pub batches: usize,
-    /// Wall-clock time in the publish calls and in `handle_batch`, here on moto through
+    /// Wall-clock time in the publish calls and in `handle_sqs_batch`, here on moto through
     /// the meter (which reads every written item twice): an upper bound, not AWS's.
     pub publish_time: Duration,
     pub batch_time: Duration,
@@ -724,7 +724,7 @@ pub async fn run(scenario: &Scenario) -> Measured {
             event.records.push(record);
         }
         let started = Instant::now();
-        let response = handle_batch(&sender, event).await;
+        let response = handle_sqs_batch(&sender, event).await;
         batch_time += started.elapsed();
         let failed: Vec<String> = response
             .batch_item_failures

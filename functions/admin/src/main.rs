@@ -3,10 +3,10 @@
 
 use clap::{Parser, Subcommand};
 use shared::adapters::dynamo::{DynamoStore, schema};
-use shared::config::{self, ProcessEnv};
 use shared::domain::Role;
 use shared::domain::time::format;
 use shared::keys;
+use shared::settings::{AdminSettings, ProcessEnv};
 use std::process::ExitCode;
 use uuid::Uuid;
 
@@ -76,8 +76,16 @@ fn parse_role(raw: &str) -> Result<Role, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    shared::telemetry::init_local();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    let settings = match AdminSettings::from_env(&ProcessEnv) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    shared::telemetry::init_local(&settings.log);
+    match run(cli, &settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -86,9 +94,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    let table = config::table_name(&ProcessEnv).map_err(|e| e.to_string())?;
-    let store = DynamoStore::from_env(&table).await;
+async fn run(cli: Cli, settings: &AdminSettings) -> Result<(), String> {
+    let table = &settings.table_name;
+    let store = DynamoStore::from_env(table).await;
     match cli.command {
         Command::Keys(KeysCommand::Create { org, role, key }) => {
             let (key, record) = keys::mint(&store, &org, role, key)
@@ -139,7 +147,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Table(TableCommand::Create) => {
-            schema::create_table(store.client(), &table).await?;
+            schema::create_table(store.client(), table).await?;
             println!("created table {table}");
         }
     }

@@ -3,17 +3,18 @@
 //! and the console's files are constants of the binary, so serving them costs nothing).
 
 use shared::api::{self, caller_key, endpoints, openapi, portal, request_metrics};
-use shared::config::{Env, ProcessEnv};
+use shared::settings::{ApiSettings, ProcessEnv};
 use shared::wiring::{self, Aws};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init_lambda();
-    // Adapters are built once per cold start and shared by every invocation.
-    let aws = Aws::from_env(&ProcessEnv).await?;
-    let services = aws.services();
+    let settings = ApiSettings::from_env(&ProcessEnv)?;
+    shared::telemetry::init_lambda(&settings.log);
     let frame_ancestors =
-        console::FrameAncestors::parse(ProcessEnv.get("CONSOLE_FRAME_ANCESTORS").as_deref())?;
+        console::FrameAncestors::parse(settings.console_frame_ancestors.as_deref())?;
+    // Adapters are built once per cold start and shared by every invocation.
+    let aws = Aws::new(&settings.aws).await;
+    let services = aws.services();
     let routes = api::finish(
         endpoints::routes(services.endpoints.clone())
             .merge(caller_key::routes(services.endpoints.keys.clone()))
@@ -26,7 +27,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     );
     lambda_http::run(request_metrics::measured(
         routes,
-        wiring::metrics_sink(&ProcessEnv),
+        wiring::metrics_sink(settings.metrics_namespace.as_deref()),
     ))
     .await
 }

@@ -2,26 +2,24 @@
 //! "Local server" and "Local listener").
 
 use clap::Parser;
-use shared::config::Env;
+use shared::settings::ProcessEnv;
 use std::process::ExitCode;
+use webhooks_local::settings::LocalSettings;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    shared::telemetry::init_local();
-    let env = shared::config::ProcessEnv;
+    let settings = LocalSettings::from_env(&ProcessEnv);
+    shared::telemetry::init_local(&settings.log);
     let cli = webhooks_local::Cli::parse();
     let result = match cli.command {
-        Some(webhooks_local::Command::Listen(options)) => {
-            let cache = webhooks_local::dev_ca::cache_dir(|name| env.get(name));
-            webhooks_local::listen::run(
-                options,
-                cache.as_deref(),
-                webhooks_local::shutdown_signal(),
-            )
-            .await
-            .map_err(|e| e.to_string())
-        }
-        None => webhooks_local::run(cli.server, &env)
+        Some(webhooks_local::Command::Listen(options)) => webhooks_local::listen::run(
+            options,
+            settings.cache_dir.as_deref(),
+            webhooks_local::shutdown_signal(),
+        )
+        .await
+        .map_err(|e| e.to_string()),
+        None => webhooks_local::run(cli.server, &settings, &ProcessEnv)
             .await
             .map_err(|e| e.to_string()),
     };

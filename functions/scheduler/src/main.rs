@@ -2,14 +2,15 @@
 //! the coming minute from the store's due list.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::config::ProcessEnv;
 use shared::pipeline::scheduler::run_now;
+use shared::settings::{ProcessEnv, SchedulerSettings};
 use shared::wiring::Aws;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init_lambda();
-    let aws = Aws::from_env(&ProcessEnv).await?;
+    let settings = SchedulerSettings::from_env(&ProcessEnv)?;
+    shared::telemetry::init_lambda(&settings.log);
+    let aws = Aws::new(&settings.aws).await;
     let aws = &aws;
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {

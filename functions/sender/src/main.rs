@@ -3,18 +3,19 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::config::ProcessEnv;
-use shared::pipeline::sqs_batch::handle_batch;
+use shared::settings::{ProcessEnv, SenderLambdaSettings};
 use shared::wiring::Aws;
+use shared::wiring::sqs_batch::handle_sqs_batch;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init_lambda();
-    let aws = Aws::from_env(&ProcessEnv).await?;
-    let sender = aws.sender(&ProcessEnv)?;
+    let settings = SenderLambdaSettings::from_env(&ProcessEnv)?;
+    shared::telemetry::init_lambda(&settings.log);
+    let aws = Aws::new(&settings.aws).await;
+    let sender = aws.sender(&settings)?;
     let sender = &sender;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(handle_batch(sender, event.payload).await)
+        Ok::<SqsBatchResponse, Error>(handle_sqs_batch(sender, event.payload).await)
     }))
     .await
 }

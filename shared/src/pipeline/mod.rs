@@ -10,10 +10,10 @@ pub mod lifecycle;
 pub mod lookup;
 pub mod manual_retry;
 pub mod publish;
+pub mod queue_batch;
 pub mod recovery;
 pub mod scheduler;
 pub mod sender;
-pub mod sqs_batch;
 
 pub use history::History;
 pub use lifecycle::EndpointLifecycle;

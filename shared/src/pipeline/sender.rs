@@ -84,7 +84,7 @@ pub struct Sender {
     pub queue: Arc<dyn JobQueue>,
     pub transport: Arc<dyn WebhookTransport>,
     pub settings: SenderSettings,
-    /// Where each batch's metrics go (`sqs_batch::handle_batch`).
+    /// Where each batch's metrics go (`queue_batch::handle_batch`).
     pub metrics: Arc<dyn MetricsSink>,
 }
 

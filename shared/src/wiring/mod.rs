@@ -1,12 +1,13 @@
 //! Assembling the service from adapters: used by every Lambda `main`, the local server
 //! and the tests, so each entry point stays a few lines and none repeats another.
 
+pub mod sqs_batch;
+
 use crate::adapters::dynamo::DynamoStore;
-use crate::adapters::http_client::{OutboundClient, OutboundConfig};
+use crate::adapters::http_client::{OutboundBuildError, OutboundClient, OutboundConfig};
 use crate::adapters::sqs::SqsQueue;
 use crate::api::state::{DeliveriesState, EndpointsState, PublishState};
 use crate::api::{self, caller_key, deliveries, endpoints, openapi, portal, publish};
-use crate::config::{self, ConfigError, Env};
 use crate::metrics::{EmfStdout, MetricsSink, NoMetrics};
 use crate::pipeline::{
     EndpointLifecycle, History, ManualRetries, Publisher, Recoveries, Sender, SenderSettings,
@@ -15,6 +16,7 @@ use crate::ports::{
     AttemptStats, DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, KeyStore,
     RecoveryStore, Schedule, WebhookTransport,
 };
+use crate::settings::{AwsSettings, DeliverySettings, SenderLambdaSettings};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,32 +145,30 @@ pub fn user_agent() -> String {
     format!("AgentVista-Webhooks/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// `RETRY_SCHEDULE`, `CIRCUIT_BREAKER_THRESHOLD` and `DELIVERY_TIMEOUT_MS`.
-pub fn sender_settings(env: &impl Env) -> Result<SenderSettings, ConfigError> {
-    Ok(SenderSettings {
-        retry: config::retry_policy(env)?,
-        breaker_threshold: config::circuit_breaker_threshold(env)?,
+/// The sender's settings: how it makes attempts, and how it names itself.
+pub fn sender_settings(delivery: &DeliverySettings) -> SenderSettings {
+    SenderSettings {
+        retry: delivery.retry.clone(),
+        breaker_threshold: delivery.breaker_threshold,
         user_agent: user_agent(),
-    })
+    }
 }
 
 /// The outbound client's settings: the allowed ranges and extra roots are passed in
-/// (the local server's flags win over the environment), the timeout comes from
-/// `DELIVERY_TIMEOUT_MS`.
+/// (the local server's flags win over the environment), `timeout` bounds a whole POST.
 pub fn outbound_config(
-    env: &impl Env,
+    timeout: Duration,
     allowed: Vec<ipnet::IpNet>,
     extra_root_certs: Vec<std::path::PathBuf>,
-) -> Result<OutboundConfig, ConfigError> {
-    let total = config::delivery_timeout(env)?;
-    Ok(OutboundConfig {
+) -> OutboundConfig {
+    OutboundConfig {
         allowed,
         extra_root_certs,
         constrained_roots: Vec::new(),
-        total_timeout: total,
-        connect_timeout: total.min(Duration::from_secs(5)),
+        total_timeout: timeout,
+        connect_timeout: timeout.min(Duration::from_secs(5)),
         user_agent: user_agent(),
-    })
+    }
 }
 
 /// The AWS adapters every Lambda builds once per cold start.
@@ -178,58 +178,58 @@ pub struct Aws {
 }
 
 impl Aws {
-    /// `TABLE_NAME`, `DELIVERY_QUEUE_URL`, `RETENTION_DAYS`; endpoints and credentials
-    /// from the SDK's standard chain.
-    pub async fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let table = config::table_name(env)?;
-        let queue_url = config::delivery_queue_url(env)?;
-        let retention = config::retention_days(env)?;
+    /// On the table and queue `settings` name; endpoints and credentials from the SDK's
+    /// standard chain.
+    pub async fn new(settings: &AwsSettings) -> Self {
         let sdk = aws_config::load_from_env().await;
-        Ok(Self {
+        Self {
             store: Arc::new(
-                DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)
-                    .with_retention_days(retention),
+                DynamoStore::new(
+                    aws_sdk_dynamodb::Client::new(&sdk),
+                    settings.table_name.clone(),
+                )
+                .with_retention_days(settings.retention_days),
             ),
-            queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url)),
-        })
+            queue: Arc::new(SqsQueue::new(
+                aws_sdk_sqs::Client::new(&sdk),
+                settings.delivery_queue_url.clone(),
+            )),
+        }
     }
 
     pub fn services(&self) -> Services {
         Services::new(self.store.clone(), self.queue.clone())
     }
 
-    /// The sender with the SSRF-guarded client (`ALLOWED_TARGET_CIDRS`,
-    /// `EXTRA_ROOT_CERTS`, `DELIVERY_TIMEOUT_MS`).
-    pub fn sender(&self, env: &impl Env) -> Result<Sender, StartError> {
+    /// The sender with the SSRF-guarded client, emitting its metrics.
+    pub fn sender(&self, settings: &SenderLambdaSettings) -> Result<Sender, OutboundBuildError> {
         let outbound = outbound_config(
-            env,
-            config::allowed_target_cidrs(env)?,
-            config::extra_root_certs(env)?,
-        )?;
-        let client = OutboundClient::new(outbound).map_err(StartError::Client)?;
+            settings.delivery.timeout,
+            settings
+                .outbound
+                .allowed_target_cidrs
+                .clone()
+                .unwrap_or_default(),
+            settings.outbound.extra_root_certs.clone(),
+        );
+        let client = OutboundClient::new(outbound)?;
         let mut sender = sender(
             self.store.clone(),
             self.queue.clone(),
             Arc::new(client),
-            sender_settings(env)?,
+            sender_settings(&settings.delivery),
         );
-        sender.metrics = metrics_sink(env);
+        sender.metrics = metrics_sink(settings.metrics_namespace.as_deref());
         Ok(sender)
     }
 }
 
-/// EMF on stdout under `METRICS_NAMESPACE`; no metrics when it is unset or empty.
-pub fn metrics_sink(env: &impl Env) -> Arc<dyn MetricsSink> {
-    match env.get("METRICS_NAMESPACE") {
-        Some(namespace) => Arc::new(EmfStdout { namespace }),
+/// EMF on stdout under `namespace` (`METRICS_NAMESPACE`); no metrics without one.
+pub fn metrics_sink(namespace: Option<&str>) -> Arc<dyn MetricsSink> {
+    match namespace {
+        Some(namespace) => Arc::new(EmfStdout {
+            namespace: namespace.to_owned(),
+        }),
         None => Arc::new(NoMetrics),
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Client(crate::adapters::http_client::OutboundBuildError),
 }

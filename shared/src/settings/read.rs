@@ -1,49 +1,13 @@
-//! Settings read from the environment. The Lambdas, the local server and the CLI read the
-//! same names; a setting a process needs that is missing or malformed stops start-up with
-//! an error naming it.
+//! Each variable read and checked: the settings structs (`super`) are built from these.
 
+use super::{ConfigError, Env};
 use crate::domain::RetryPolicy;
 use ipnet::IpNet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use thiserror::Error;
-
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("{name} is not set: {hint}")]
-    Missing {
-        name: &'static str,
-        hint: &'static str,
-    },
-    #[error("{name} is malformed: {reason}")]
-    Malformed { name: &'static str, reason: String },
-}
-
-/// Read a variable through `lookup` (the process environment in production, a map in
-/// tests).
-pub trait Env {
-    fn get(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-    }
-}
-
-impl<const N: usize> Env for [(&str, &str); N] {
-    fn get(&self, name: &str) -> Option<String> {
-        self.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| (*v).to_owned())
-    }
-}
 
 /// `TABLE_NAME`: the DynamoDB table every adapter works on.
-pub fn table_name(env: &impl Env) -> Result<String, ConfigError> {
+pub(super) fn table_name(env: &impl Env) -> Result<String, ConfigError> {
     env.get("TABLE_NAME").ok_or(ConfigError::Missing {
         name: "TABLE_NAME",
         hint: "set it to the DynamoDB table's name (the stack output TableName)",
@@ -79,7 +43,7 @@ pub fn parse_cidrs<S: AsRef<str>>(
 }
 
 /// `ALLOWED_TARGET_CIDRS` from the environment: comma-separated, empty by default.
-pub fn allowed_target_cidrs(env: &impl Env) -> Result<Vec<IpNet>, ConfigError> {
+pub(super) fn allowed_target_cidrs(env: &impl Env) -> Result<Vec<IpNet>, ConfigError> {
     let raw = env.get("ALLOWED_TARGET_CIDRS").unwrap_or_default();
     let items: Vec<&str> = raw.split(',').collect();
     parse_cidrs("ALLOWED_TARGET_CIDRS", &items)
@@ -102,7 +66,7 @@ pub fn check_root_cert(name: &'static str, path: &Path) -> Result<PathBuf, Confi
 }
 
 /// `EXTRA_ROOT_CERTS` from the environment: a comma-separated list of PEM paths.
-pub fn extra_root_certs(env: &impl Env) -> Result<Vec<PathBuf>, ConfigError> {
+pub(super) fn extra_root_certs(env: &impl Env) -> Result<Vec<PathBuf>, ConfigError> {
     env.get("EXTRA_ROOT_CERTS")
         .unwrap_or_default()
         .split(',')
@@ -113,7 +77,7 @@ pub fn extra_root_certs(env: &impl Env) -> Result<Vec<PathBuf>, ConfigError> {
 }
 
 /// `DELIVERY_QUEUE_URL`: the SQS queue of delivery jobs.
-pub fn delivery_queue_url(env: &impl Env) -> Result<String, ConfigError> {
+pub(super) fn delivery_queue_url(env: &impl Env) -> Result<String, ConfigError> {
     env.get("DELIVERY_QUEUE_URL").ok_or(ConfigError::Missing {
         name: "DELIVERY_QUEUE_URL",
         hint: "set it to the delivery queue's URL (the stack sets it for every function)",
@@ -138,7 +102,7 @@ where
 
 /// `RETRY_SCHEDULE`: comma-separated seconds between attempts (default
 /// `5,300,1800,7200,18000,36000,36000`).
-pub fn retry_policy(env: &impl Env) -> Result<RetryPolicy, ConfigError> {
+pub(super) fn retry_policy(env: &impl Env) -> Result<RetryPolicy, ConfigError> {
     let Some(raw) = env.get("RETRY_SCHEDULE") else {
         return Ok(RetryPolicy::default());
     };
@@ -157,12 +121,12 @@ pub fn retry_policy(env: &impl Env) -> Result<RetryPolicy, ConfigError> {
 }
 
 /// `CIRCUIT_BREAKER_THRESHOLD`: consecutive failures that pause an endpoint (default 20).
-pub fn circuit_breaker_threshold(env: &impl Env) -> Result<u32, ConfigError> {
+pub(super) fn circuit_breaker_threshold(env: &impl Env) -> Result<u32, ConfigError> {
     number(env, "CIRCUIT_BREAKER_THRESHOLD", 20, 1)
 }
 
 /// `DELIVERY_TIMEOUT_MS`: total time one POST may take (default 15 000).
-pub fn delivery_timeout(env: &impl Env) -> Result<Duration, ConfigError> {
+pub(super) fn delivery_timeout(env: &impl Env) -> Result<Duration, ConfigError> {
     number(env, "DELIVERY_TIMEOUT_MS", 15_000u64, 100).map(Duration::from_millis)
 }
 

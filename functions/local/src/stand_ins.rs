@@ -1,0 +1,112 @@
+//! The local stand-ins for the sender and scheduler Lambdas, run as tasks of the server.
+
+use shared::adapters::memory::MemoryStore;
+use shared::adapters::memory_queue::MemoryQueue;
+use shared::domain::Job;
+use shared::pipeline::Sender;
+use shared::pipeline::queue_batch::{QueuedJob, handle_batch};
+use shared::pipeline::scheduler::run_now;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+
+/// Jobs at most in flight at once, as a Lambda's concurrency would bound them.
+const WORKER_CONCURRENCY: usize = 32;
+/// Jobs handed out together at most, as SQS hands the sender Lambda up to 10 messages.
+const BATCH_SIZE: u32 = 10;
+/// How long a job whose handling failed waits before it is handled again.
+const REDELIVERY_PAUSE: Duration = Duration::from_secs(5);
+/// Handlings of one job at most, as the queue's `maxReceiveCount` in AWS.
+const MAX_RECEIVES: u32 = 5;
+/// How often the scheduler stand-in runs.
+const SCHEDULER_EVERY: Duration = Duration::from_secs(10);
+
+/// A job the worker took from the queue, numbered as SQS would give it a message id.
+struct Handout {
+    message_id: u64,
+    job: Job,
+}
+
+/// The local stand-in for the sender Lambda: the jobs ready in the queue, taken up to
+/// [`BATCH_SIZE`] at a time and handled as one batch by the Lambda's own batch path,
+/// batches concurrently.
+pub async fn run_worker(
+    sender: Arc<Sender>,
+    queue: Arc<MemoryQueue>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+) {
+    let slots = Arc::new(Semaphore::new(WORKER_CONCURRENCY));
+    let mut message_ids = 0u64..;
+    let mut ready = Vec::new();
+    while jobs.recv_many(&mut ready, BATCH_SIZE as usize).await > 0 {
+        let handouts: Vec<Handout> = ready
+            .drain(..)
+            .zip(&mut message_ids)
+            .map(|(job, message_id)| Handout { message_id, job })
+            .collect();
+        let permits = u32::try_from(handouts.len()).unwrap_or(BATCH_SIZE);
+        let Ok(slots) = slots.clone().acquire_many_owned(permits).await else {
+            return;
+        };
+        let sender = sender.clone();
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            handle_until_done(&sender, &queue, handouts).await;
+            drop(slots);
+        });
+    }
+}
+
+/// Handle a batch; its jobs whose handling failed are handed out again (together) after
+/// a pause, marked as seen before, as SQS would after its visibility timeout, and given
+/// up after [`MAX_RECEIVES`] (SQS would move them to the dead-letter queue). Each job is
+/// done in the queue once handled or given up, so a saved state keeps it until then.
+async fn handle_until_done(sender: &Sender, queue: &MemoryQueue, mut handouts: Vec<Handout>) {
+    for receive in 1..=MAX_RECEIVES {
+        let batch = handouts
+            .iter()
+            .map(|h| QueuedJob {
+                message_id: h.message_id,
+                job: h.job.clone(),
+                redelivered: receive > 1,
+            })
+            .collect();
+        let failed = handle_batch(sender, batch).await;
+        let (again, handled): (Vec<_>, Vec<_>) = handouts
+            .into_iter()
+            .partition(|h| failed.contains(&h.message_id));
+        for h in &handled {
+            queue.done(&h.job);
+        }
+        handouts = again;
+        if handouts.is_empty() {
+            return;
+        }
+        if receive < MAX_RECEIVES {
+            tracing::warn!(
+                jobs = handouts.len(),
+                "handling the failed jobs again in 5 s"
+            );
+            tokio::time::sleep(REDELIVERY_PAUSE).await;
+        }
+    }
+    tracing::error!(
+        jobs = handouts.len(),
+        "jobs failed {MAX_RECEIVES} times; given up"
+    );
+    for h in &handouts {
+        queue.done(&h.job);
+    }
+}
+
+/// The local stand-in for the scheduler Lambda (run more often than every minute: a
+/// run hands over only what is due and not handed yet).
+pub async fn run_scheduler(store: Arc<MemoryStore>, queue: Arc<MemoryQueue>) {
+    let mut every = tokio::time::interval(SCHEDULER_EVERY);
+    loop {
+        every.tick().await;
+        if let Err(err) = run_now(store.as_ref(), queue.as_ref()).await {
+            tracing::warn!(error = %err, "scheduler failed");
+        }
+    }
+}
