@@ -1,6 +1,6 @@
 //! Each variable read and checked: the settings structs (`super`) are built from these.
 
-use super::{ConfigError, Env};
+use super::env::{ConfigError, Env};
 use crate::domain::RetryPolicy;
 use ipnet::IpNet;
 use std::path::{Path, PathBuf};
