@@ -5,6 +5,7 @@ Standard library only."""
 
 import argparse
 import json
+import signal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -33,6 +34,12 @@ class Webhooks(BaseHTTPRequestHandler):
     def log_message(self, *_):
         pass
 
+
+# Ctrl-C stops the app however it was started. Python leaves SIGINT ignored when it
+# starts with it ignored, as every background job of a non-interactive shell does (a
+# script's `cmd &`, and so a test run started that way): without this, Ctrl-C would do
+# nothing there.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 server = HTTPServer(("127.0.0.1", args.port), Webhooks)
 print(f"app: listening on http://127.0.0.1:{args.port}, answering {args.status}", flush=True)

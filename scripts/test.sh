@@ -27,14 +27,22 @@ start_moto
 
 # `--workspace` would override any `-p` (cargo ignores `-p` next to it).
 scope=(--workspace)
+# Every test binary runs, whatever failed before it, and all failures are reported at
+# the end (cargo refuses the flag twice, so not when it is among the arguments).
+no_fail_fast=(--no-fail-fast)
 for arg in "$@"; do
     case "$arg" in
         --) break ;;
         -p | -p?* | --package | --package=*) scope=() ;;
+        --no-fail-fast) no_fail_fast=() ;;
     esac
 done
-cargo test ${scope[@]+"${scope[@]}"} --locked "$@"
+# A failure stops neither the other test binaries nor the browser tests; the script
+# exits non-zero if anything failed.
+failed=0
+cargo test ${scope[@]+"${scope[@]}"} ${no_fail_fast[@]+"${no_fail_fast[@]}"} --locked "$@" || failed=1
 
 if [ "$#" -eq 0 ]; then
-    scripts/console-test.sh
+    scripts/console-test.sh || failed=1
 fi
+exit "$failed"

@@ -146,8 +146,14 @@ async fn logs_on_a_pipe_are_plain_and_capped() {
         .await;
     assert_eq!(status, 202);
     receiver.wait_for(1, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let logs = server.logs();
+    // The attempt is logged once recorded, after the receiver answered: waited for, as a
+    // loaded machine may take longer than any fixed pause.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut logs = server.logs();
+    while !logs.contains("attempt recorded") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        logs = server.logs();
+    }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(logs.contains("attempt recorded"), "{logs}");
     assert!(!logs.contains('\u{1b}'), "colour codes in a pipe:\n{logs}");

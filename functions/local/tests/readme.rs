@@ -205,10 +205,26 @@ impl Terminal {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "{name} did not stop on Ctrl-C");
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not stop on Ctrl-C (SIGINT ignored: {}); it printed:\n{}",
+                ignores_sigint(self.child.id()).map_or("unknown".into(), |i| i.to_string()),
+                self.output()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Whether process `pid` ignores SIGINT (from Linux's `/proc`). A program started with
+/// SIGINT ignored, as a background job of a non-interactive shell is, may keep it so
+/// (Python does), and Ctrl-C then does nothing to it.
+fn ignores_sigint(pid: u32) -> Option<bool> {
+    const SIGINT_BIT: u64 = 1 << (2 - 1);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+    let mask = u64::from_str_radix(mask.trim(), 16).ok()?;
+    Some(mask & SIGINT_BIT != 0)
 }
 
 impl Drop for Terminal {
