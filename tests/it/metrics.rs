@@ -157,6 +157,60 @@ impl std::io::Write for Buffer {
     }
 }
 
+/// The Lambdas' JSON subscriber as this thread's default (a current-thread test runtime
+/// runs the sender on it), writing to a buffer, until dropped.
+///
+/// tracing-core (0.1.36) caches a callsite's interest once, when the first thread
+/// reaches it, and while a single `Dispatch` is registered it asks only that thread's
+/// default (tokio-rs/tracing#3611). Other tests in this binary run the sender on threads
+/// with no subscriber: had one reached `attempt recorded` first, it would have cached
+/// "never" for every thread and this thread's line would be lost. A second `Dispatch`
+/// (one that logs nothing), registered before this subscriber's, makes tracing-core ask
+/// every registered one, this subscriber included, whichever thread gets there first.
+struct LambdaLogs {
+    buffer: Buffer,
+    _default: tracing::subscriber::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+impl LambdaLogs {
+    fn capture() -> Self {
+        let second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let default = tracing::subscriber::set_default(shared::telemetry::lambda_subscriber(
+            move || writer.clone(),
+            Some("info"),
+        ));
+        Self {
+            buffer,
+            _default: default,
+            _second: second,
+        }
+    }
+
+    /// What was written so far.
+    fn text(&self) -> String {
+        String::from_utf8(self.buffer.0.lock().expect("lock").clone()).expect("utf-8")
+    }
+}
+
+/// The capture above sees a line whose callsite a thread with no subscriber reached
+/// first, as a sibling test's sender may.
+#[test]
+fn captured_logs_keep_a_line_another_thread_reached_first() {
+    fn reached_by_both() {
+        tracing::info!(target: "shared::pipeline::sender", "reached by both");
+    }
+    let logs = LambdaLogs::capture();
+    std::thread::spawn(reached_by_both)
+        .join()
+        .expect("the other thread");
+    reached_by_both();
+    let text = logs.text();
+    assert_eq!(text.matches("reached by both").count(), 1, "{text}");
+}
+
 /// Each attempt is one JSON log line, as the Lambdas write it, with what an operator
 /// searches by.
 #[tokio::test]
@@ -169,15 +223,9 @@ async fn each_attempt_is_one_json_line_with_its_ids_status_kind_and_duration() {
     .await;
     let (endpoint, _) = h.endpoint(&["alert.fired"]).await;
     h.publish("evt_logged").await;
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    // This test's thread only (a current-thread runtime): the sender runs on it.
-    let _logging = tracing::subscriber::set_default(shared::telemetry::lambda_subscriber(
-        move || writer.clone(),
-        Some("info"),
-    ));
+    let logs = LambdaLogs::capture();
     h.step(Duration::from_secs(5)).await;
-    let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8");
+    let text = logs.text();
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
