@@ -64,7 +64,7 @@ fn family(route: Option<&str>) -> &'static str {
 mod tests {
     use super::*;
     use crate::adapters::memory::MemoryStore;
-    use crate::adapters::memory_queue::MemoryQueue;
+    use crate::adapters::memory::queue::MemoryQueue;
     use crate::metrics::MetricLine;
     use crate::wiring::Services;
     use axum::body::Body;
