@@ -8,7 +8,7 @@
 
 use shared::adapters::http_client::{OutboundClient, OutboundConfig};
 use shared::adapters::memory::MemoryStore;
-use shared::adapters::memory_queue::MemoryQueue;
+use shared::adapters::memory::queue::MemoryQueue;
 use shared::domain::{Endpoint, NewEndpoint, RetryPolicy, SigningSecret, now};
 use shared::pipeline::{Audience, PublishRequest, Publisher, SenderSettings};
 use shared::ports::EndpointStore;

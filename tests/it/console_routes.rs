@@ -11,7 +11,7 @@ use shared::domain::recovery::failed_position;
 use shared::domain::stats::hour_of;
 use shared::domain::{DeliveryStatus, Job};
 use shared::pipeline::Handled;
-use shared::wiring::Store;
+use shared::ports::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::{Behaviour, Reply};

@@ -11,7 +11,7 @@ use shared::domain::{
     Trigger, now,
 };
 use shared::ports::RetryOf;
-use shared::wiring::Store;
+use shared::ports::Store;
 use std::sync::Arc;
 use uuid::Uuid;
 

@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use axum::body::Body;
 use serde_json::{Value, json};
 use shared::adapters::memory::MemoryStore;
-use shared::adapters::memory_queue::MemoryQueue;
+use shared::adapters::memory::queue::MemoryQueue;
 use shared::api::request_metrics;
 use shared::metrics::{MetricLine, MetricsSink, Unit};
 use shared::wiring::Services;

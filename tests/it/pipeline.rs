@@ -9,7 +9,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use shared::adapters::http_client::{OutboundClient, OutboundConfig};
-use shared::adapters::memory_queue::MemoryQueue;
+use shared::adapters::memory::queue::MemoryQueue;
 use shared::domain::recovery::FailedPosition;
 use shared::domain::time::minute_of;
 use shared::domain::{
@@ -18,8 +18,9 @@ use shared::domain::{
 };
 use shared::pipeline::scheduler;
 use shared::pipeline::{Handled, Sender, SenderSettings};
+use shared::ports::Store;
 use shared::ports::{DeliveryStore, JobQueue, QueueError, RetryOf, StoreError};
-use shared::wiring::{self, Services, Store};
+use shared::wiring::{self, Services};
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::{Behaviour, HttpsReceiver, Reply};
@@ -873,6 +874,11 @@ struct BrokenQueue;
 
 #[async_trait]
 impl JobQueue for BrokenQueue {
+    /// SQS's, as every queue the sender knows.
+    fn max_delay(&self) -> Duration {
+        Duration::from_secs(900)
+    }
+
     async fn enqueue(&self, _: Vec<(Job, Duration)>) -> Result<(), QueueError> {
         Err(QueueError("injected: queue unavailable".into()))
     }
@@ -886,6 +892,10 @@ struct FlakyQueue {
 
 #[async_trait]
 impl JobQueue for FlakyQueue {
+    fn max_delay(&self) -> Duration {
+        self.inner.max_delay()
+    }
+
     async fn enqueue(&self, jobs: Vec<(Job, Duration)>) -> Result<(), QueueError> {
         if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Err(QueueError(

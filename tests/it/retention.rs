@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::memory::MemoryStore;
 use shared::domain::{Clock, Delivery, Event, Retention, Target};
-use shared::wiring::Store;
+use shared::ports::Store;
 use std::sync::{Arc, Mutex};
 
 /// A clock the test sets.

@@ -2,8 +2,8 @@
 //! the server runs.
 
 use shared::adapters::memory::MemoryStore;
-use shared::adapters::memory_queue::MemoryQueue;
-use shared::adapters::state_file::{self, SavedState, StateFileError};
+use shared::adapters::memory::queue::MemoryQueue;
+use shared::adapters::memory::state_file::{self, SavedState, StateFileError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

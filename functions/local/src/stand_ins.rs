@@ -1,7 +1,7 @@
 //! The local stand-ins for the sender and scheduler Lambdas, run as tasks of the server.
 
 use shared::adapters::memory::MemoryStore;
-use shared::adapters::memory_queue::MemoryQueue;
+use shared::adapters::memory::queue::MemoryQueue;
 use shared::domain::Job;
 use shared::pipeline::Sender;
 use shared::pipeline::queue_batch::{QueuedJob, handle_batch};

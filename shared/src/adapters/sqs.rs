@@ -8,8 +8,8 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use std::time::Duration;
 
-/// SQS's longest per-message delay; longer waits are made in hops (see `Job::Deliver`).
-pub const MAX_DELAY: Duration = Duration::from_secs(900);
+/// SQS's longest per-message delay.
+const MAX_DELAY: Duration = Duration::from_secs(900);
 /// SQS's largest `SendMessageBatch`.
 const BATCH: usize = 10;
 
@@ -26,15 +26,14 @@ impl SqsQueue {
             url: url.into(),
         }
     }
-
-    pub async fn from_env(url: impl Into<String>) -> Self {
-        let config = aws_config::load_from_env().await;
-        Self::new(Client::new(&config), url)
-    }
 }
 
 #[async_trait]
 impl JobQueue for SqsQueue {
+    fn max_delay(&self) -> Duration {
+        MAX_DELAY
+    }
+
     async fn enqueue(&self, jobs: Vec<(Job, Duration)>) -> Result<(), QueueError> {
         for chunk in jobs.chunks(BATCH) {
             let entries = chunk

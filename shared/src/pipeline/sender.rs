@@ -29,8 +29,6 @@ use std::time::Duration;
 use thiserror::Error;
 use uuid::Uuid;
 
-/// The queue's longest delay: later attempts wait in the store's due list instead.
-pub const MAX_QUEUE_DELAY: Duration = crate::adapters::sqs::MAX_DELAY;
 /// Deliveries handled per resume or purge job; the job re-queues itself for the rest,
 /// so no invocation runs long however many there are.
 pub const CHUNK: u32 = 200;
@@ -427,7 +425,7 @@ impl Sender {
         };
         let next = d.attempt_count() + 1;
         let wait = until(at, now());
-        if wait <= MAX_QUEUE_DELAY {
+        if wait <= self.queue.max_delay() {
             self.queue
                 .enqueue(vec![(delivery_job(d, payload).automatic(next), wait)])
                 .await?;

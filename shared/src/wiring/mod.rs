@@ -12,41 +12,11 @@ use crate::metrics::{EmfStdout, MetricsSink, NoMetrics};
 use crate::pipeline::{
     EndpointLifecycle, History, ManualRetries, Publisher, Recoveries, Sender, SenderSettings,
 };
-use crate::ports::{
-    AttemptStats, DeliveryStore, EndpointHealth, EndpointStore, EventStore, JobQueue, KeyStore,
-    RecoveryStore, Schedule, WebhookTransport,
-};
+use crate::ports::{JobQueue, Store, WebhookTransport};
 use crate::settings::{AwsSettings, DeliverySettings, SenderLambdaSettings};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Every storage port; both adapters implement all of them.
-pub trait Store:
-    EndpointStore
-    + KeyStore
-    + EventStore
-    + DeliveryStore
-    + EndpointHealth
-    + Schedule
-    + AttemptStats
-    + RecoveryStore
-    + 'static
-{
-}
-impl<
-    T: EndpointStore
-        + KeyStore
-        + EventStore
-        + DeliveryStore
-        + EndpointHealth
-        + Schedule
-        + AttemptStats
-        + RecoveryStore
-        + 'static,
-> Store for T
-{
-}
 
 /// The routers' states over one store and one queue.
 #[derive(Clone)]

@@ -1,26 +1,22 @@
-//! Events, deliveries, the due list and the endpoint's failure counter on DynamoDB.
+//! Deliveries on DynamoDB: each endpoint's history in a partition of its own, by
+//! sequence number; held and failed ones also in the sparse index `gsi2`.
 
 use super::expr::UpdateExpr;
-use super::items::{
-    AttemptItem, DeliveryItem, EventItem, ScheduledItem, index_placement, keys, minute_key,
+use super::items::deliveries::{AttemptItem, DeliveryItem, index_placement};
+use super::{
+    DynamoStore, Item, backend, decode, is_conditional_failure, mapping, ms, n, s, schema,
+    table_keys,
 };
-use super::{DynamoStore, Item, backend, decode, is_conditional_failure, mapping, n, s};
 use crate::domain::delivery::{page_range, page_total};
 use crate::domain::recovery::FailedPosition;
 use crate::domain::{
-    Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Event, Expect,
-    PausedBy, ScheduledAttempt,
+    Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Expect,
 };
-use crate::ports::{DeliveryStore, EndpointHealth, EventStore, RetryOf, Schedule, StoreError};
+use crate::ports::{DeliveryStore, RetryOf, StoreError};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, Select,
-    WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, Select, WriteRequest};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
 use uuid::Uuid;
 
 fn delivery_from(item: Item) -> Result<Delivery, StoreError> {
@@ -35,10 +31,6 @@ fn status_str(status: DeliveryStatus) -> &'static str {
         DeliveryStatus::Failed => "failed",
         DeliveryStatus::Paused => "paused",
     }
-}
-
-fn ms(t: DateTime<Utc>) -> AttributeValue {
-    n(t.timestamp_millis())
 }
 
 /// The `SET`/`REMOVE` clauses for a delivery's state (status, times, held placement).
@@ -83,14 +75,6 @@ fn expecting(
     }
 }
 
-/// What [`DynamoStore::swap_time`] requires when the time is expected absent.
-enum Absent {
-    /// The item exists, without the attribute.
-    ItemMustExist,
-    /// The item may be created.
-    MayCreate,
-}
-
 impl DynamoStore {
     /// Endpoint `number`'s live failed deliveries created in [since, until), after
     /// `after`, oldest first (`gsi2`, `FAILED#`: creation time then seq); `None` when
@@ -112,12 +96,12 @@ impl DynamoStore {
         let from = match after {
             Some(p) => format!(
                 "{} ",
-                keys::failed_gsi2sk(p.created_at.timestamp_millis(), p.seq)
+                table_keys::failed_gsi2sk(p.created_at.timestamp_millis(), p.seq)
             ),
-            None => keys::failed_from(since.timestamp_millis()),
+            None => table_keys::failed_from(since.timestamp_millis()),
         }
-        .max(keys::failed_from(since.timestamp_millis()));
-        let to = keys::failed_from(until.timestamp_millis());
+        .max(table_keys::failed_from(since.timestamp_millis()));
+        let to = table_keys::failed_from(until.timestamp_millis());
         if from >= to {
             return None;
         }
@@ -125,54 +109,12 @@ impl DynamoStore {
             self.client
                 .query()
                 .table_name(&self.table)
-                .index_name(super::schema::GSI2)
+                .index_name(schema::GSI2)
                 .key_condition_expression("gsi2pk = :pk AND gsi2sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(keys::failed_gsi2pk(number)))
+                .expression_attribute_values(":pk", s(table_keys::failed_gsi2pk(number)))
                 .expression_attribute_values(":from", s(from))
                 .expression_attribute_values(":to", s(to)),
         )
-    }
-
-    /// Compare-and-set of a time attribute: set it to `value` if it still holds `seen`
-    /// (or, with `seen` absent, if it is absent). `false` if it did not.
-    async fn swap_time(
-        &self,
-        pk: String,
-        sk: &str,
-        attribute: &str,
-        seen: Option<DateTime<Utc>>,
-        value: DateTime<Utc>,
-        absent: Absent,
-    ) -> Result<bool, StoreError> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .update_expression("SET #time = :value")
-            .expression_attribute_names("#time", attribute)
-            .expression_attribute_values(":value", ms(value));
-        let request = match (seen, absent) {
-            (Some(seen), _) => request
-                .condition_expression("#time = :seen")
-                .expression_attribute_values(":seen", ms(seen)),
-            (None, Absent::ItemMustExist) => {
-                request.condition_expression("attribute_exists(pk) AND attribute_not_exists(#time)")
-            }
-            (None, Absent::MayCreate) => {
-                request.condition_expression("attribute_not_exists(#time)")
-            }
-        };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
-    }
-
-    fn expires_at(&self, from: DateTime<Utc>) -> i64 {
-        self.retention.expires_at(from)
     }
 
     /// The first stored item of history `number` with a sequence number in
@@ -188,9 +130,9 @@ impl DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(keys::history_pk(number)))
-            .expression_attribute_values(":from", s(keys::seq_sk(from)))
-            .expression_attribute_values(":to", s(keys::seq_sk(to)))
+            .expression_attribute_values(":pk", s(table_keys::history_pk(number)))
+            .expression_attribute_values(":from", s(table_keys::seq_sk(from)))
+            .expression_attribute_values(":to", s(table_keys::seq_sk(to)))
             .projection_expression("sk, ca")
             .scan_index_forward(true)
             .limit(1)
@@ -247,8 +189,8 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(keys::history_pk(key.endpoint_number)))
-            .key("sk", s(keys::seq_sk(key.seq)))
+            .key("pk", s(table_keys::history_pk(key.endpoint_number)))
+            .key("sk", s(table_keys::seq_sk(key.seq)))
             .condition_expression(condition)
             .return_values(ReturnValue::AllNew);
         match expr.update_item(request).send().await {
@@ -299,67 +241,6 @@ impl DynamoStore {
 }
 
 #[async_trait]
-impl EventStore for DynamoStore {
-    async fn insert_event(&self, event: &Event) -> Result<Option<Event>, StoreError> {
-        let item = serde_dynamo::to_item(EventItem::new(event, self.expires_at(event.created_at)))
-            .map_err(mapping)?;
-        // The existing event comes back with the refusal: no read before the write.
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            // An expired event TTL has not deleted yet is replaced: its id is free again.
-            .condition_expression("attribute_not_exists(pk) OR ca <= :cutoff")
-            .expression_attribute_values(":cutoff", n(self.retention.cutoff().timestamp_millis()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(None),
-            Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                    match failed.item() {
-                        Some(existing) => decode::<EventItem, Event>(existing.clone()).map(Some),
-                        None => Err(StoreError::AlreadyExists),
-                    }
-                }
-                _ => Err(backend(err)),
-            },
-        }
-    }
-
-    async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError> {
-        // Events do not change after they are written (but for the fan-out hold, which
-        // only `insert_event`'s answer is used for): a cheap eventually consistent read.
-        Ok(self
-            .get(keys::event_pk(org, id), keys::EVENT_SK, false)
-            .await?
-            .map(decode::<EventItem, Event>)
-            .transpose()?
-            .filter(|e| self.retention.is_live(e.created_at)))
-    }
-
-    async fn take_over_fan_out(
-        &self,
-        org: &str,
-        id: &str,
-        seen: Option<DateTime<Utc>>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.swap_time(
-            keys::event_pk(org, id),
-            keys::EVENT_SK,
-            "fu",
-            seen,
-            until,
-            Absent::ItemMustExist,
-        )
-        .await
-    }
-}
-
-#[async_trait]
 impl DeliveryStore for DynamoStore {
     async fn next_delivery_seq(
         &self,
@@ -367,8 +248,8 @@ impl DeliveryStore for DynamoStore {
         endpoint_id: Uuid,
     ) -> Result<Option<u64>, StoreError> {
         self.increment(
-            keys::org_pk(org),
-            &keys::endpoint_sk(endpoint_id),
+            table_keys::org_pk(org),
+            &table_keys::endpoint_sk(endpoint_id),
             "delivery_seq",
             1,
         )
@@ -390,8 +271,8 @@ impl DeliveryStore for DynamoStore {
     async fn get_delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
         Ok(self
             .get(
-                keys::history_pk(key.endpoint_number),
-                &keys::seq_sk(key.seq),
+                table_keys::history_pk(key.endpoint_number),
+                &table_keys::seq_sk(key.seq),
                 false,
             )
             .await?
@@ -411,8 +292,8 @@ impl DeliveryStore for DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk <= :top")
-            .expression_attribute_values(":pk", s(keys::history_pk(number)))
-            .expression_attribute_values(":top", s(keys::seq_sk(at_or_below)))
+            .expression_attribute_values(":pk", s(table_keys::history_pk(number)))
+            .expression_attribute_values(":top", s(table_keys::seq_sk(at_or_below)))
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
@@ -450,9 +331,9 @@ impl DeliveryStore for DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", s(keys::history_pk(endpoint.number)))
-            .expression_attribute_values(":lo", s(keys::seq_sk(lo)))
-            .expression_attribute_values(":hi", s(keys::seq_sk(hi)))
+            .expression_attribute_values(":pk", s(table_keys::history_pk(endpoint.number)))
+            .expression_attribute_values(":lo", s(table_keys::seq_sk(lo)))
+            .expression_attribute_values(":hi", s(table_keys::seq_sk(hi)))
             .scan_index_forward(false);
         let mut items: Vec<Delivery> = self
             .query_all(request)
@@ -479,8 +360,8 @@ impl DeliveryStore for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND sk > :after")
-                .expression_attribute_values(":pk", s(keys::history_pk(number)))
-                .expression_attribute_values(":after", s(keys::seq_sk(after)))
+                .expression_attribute_values(":pk", s(table_keys::history_pk(number)))
+                .expression_attribute_values(":after", s(table_keys::seq_sk(after)))
                 .consistent_read(true)
                 .limit(50)
                 .set_exclusive_start_key(start.take())
@@ -577,9 +458,9 @@ impl DeliveryStore for DynamoStore {
             .client
             .query()
             .table_name(&self.table)
-            .index_name(super::schema::GSI2)
+            .index_name(schema::GSI2)
             .key_condition_expression("gsi2pk = :pk")
-            .expression_attribute_values(":pk", s(keys::held_gsi2pk(number)))
+            .expression_attribute_values(":pk", s(table_keys::held_gsi2pk(number)))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
@@ -598,7 +479,10 @@ impl DeliveryStore for DynamoStore {
     ) -> Result<bool, StoreError> {
         let expr = state_of(UpdateExpr::new(), &held.resumed(now))
             .value(":seen", s(status_str(held.status)))
-            .value(":held", s(keys::held_gsi2pk(held.key.endpoint_number)));
+            .value(
+                ":held",
+                s(table_keys::held_gsi2pk(held.key.endpoint_number)),
+            );
         Ok(self
             .update_delivery(held.key, expr, "#gsi2pk = :held AND #st = :seen")
             .await?
@@ -611,7 +495,7 @@ impl DeliveryStore for DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(keys::history_pk(number)))
+            .expression_attribute_values(":pk", s(table_keys::history_pk(number)))
             .projection_expression("pk, sk")
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
@@ -667,172 +551,5 @@ impl DeliveryStore for DynamoStore {
         })
         .await?;
         Ok(count)
-    }
-}
-
-#[async_trait]
-impl Schedule for DynamoStore {
-    async fn schedule(&self, attempt: &ScheduledAttempt) -> Result<(), StoreError> {
-        let key = DeliveryKey::from_id(attempt.job.delivery_id)
-            .ok_or_else(|| StoreError::Backend("scheduled attempt of an unknown id".into()))?;
-        // Read once, then left for TTL to remove: no delete is ever paid for.
-        let expires_at = (attempt.at + chrono::Duration::days(2)).timestamp();
-        let item =
-            serde_dynamo::to_item(ScheduledItem::new(attempt, key, expires_at)).map_err(mapping)?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map(drop)
-            .map_err(backend)
-    }
-
-    async fn due_in_minute(
-        &self,
-        minute: DateTime<Utc>,
-    ) -> Result<Vec<ScheduledAttempt>, StoreError> {
-        let minute = minute_key(minute);
-        let mut due = Vec::new();
-        for shard in 0..keys::DUE_SHARDS {
-            let request = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(keys::due_pk(&minute, shard)));
-            for item in self.query_all(request).await? {
-                due.push(decode::<ScheduledItem, ScheduledAttempt>(item)?);
-            }
-        }
-        Ok(due)
-    }
-
-    async fn scheduled_through(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
-            .get(keys::SCHEDULER_PK.to_owned(), keys::SCHEDULER_SK, true)
-            .await?
-            .and_then(|item| {
-                item.get("through")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-            })
-            .and_then(DateTime::from_timestamp_millis))
-    }
-
-    async fn mark_scheduled_through(
-        &self,
-        seen: Option<DateTime<Utc>>,
-        minute: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.swap_time(
-            keys::SCHEDULER_PK.to_owned(),
-            keys::SCHEDULER_SK,
-            "through",
-            seen,
-            minute,
-            Absent::MayCreate,
-        )
-        .await
-    }
-}
-
-#[async_trait]
-impl EndpointHealth for DynamoStore {
-    async fn record_failures(
-        &self,
-        org: &str,
-        id: Uuid,
-        failures: u32,
-    ) -> Result<Option<u32>, StoreError> {
-        let count = self
-            .increment(
-                keys::org_pk(org),
-                &keys::endpoint_sk(id),
-                "consecutive_failures",
-                failures,
-            )
-            .await?;
-        Ok(count.map(|c| u32::try_from(c).unwrap_or(u32::MAX)))
-    }
-
-    async fn record_success(&self, org: &str, id: Uuid) -> Result<u32, StoreError> {
-        // A read of the count as it is now, and a write only when there is something to
-        // reset (compare-and-set, so a failure counted meanwhile is not lost): a read unit
-        // is a fifth of a write unit's price, and most successes find zero.
-        for _ in 0..4 {
-            let Some(item) = self
-                .get(keys::org_pk(org), &keys::endpoint_sk(id), true)
-                .await?
-            else {
-                return Ok(0);
-            };
-            let count = item
-                .get("consecutive_failures")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-            if count == 0 {
-                return Ok(0);
-            }
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(keys::org_pk(org)))
-                .key("sk", s(keys::endpoint_sk(id)))
-                .update_expression("SET consecutive_failures = :zero")
-                .condition_expression("consecutive_failures = :seen")
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":seen", n(count))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(u32::try_from(count).unwrap_or(u32::MAX)),
-                Err(err) if is_conditional_failure(&err) => continue,
-                Err(err) => return Err(backend(err)),
-            }
-        }
-        Err(StoreError::Backend(
-            "the failure count kept changing while a success reset it".into(),
-        ))
-    }
-
-    async fn pause_endpoint(
-        &self,
-        org: &str,
-        id: Uuid,
-        min_failures: Option<u32>,
-        by: PausedBy,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let mut values: HashMap<String, AttributeValue> = HashMap::from([
-            (":false".to_owned(), AttributeValue::Bool(false)),
-            (":true".to_owned(), AttributeValue::Bool(true)),
-            (":now".to_owned(), s(crate::domain::time::format(&now))),
-            (":by".to_owned(), s(by.as_str())),
-        ]);
-        let mut condition = "is_active = :true".to_owned();
-        if let Some(min) = min_failures {
-            values.insert(":min".into(), n(min));
-            condition.push_str(" AND consecutive_failures >= :min");
-        }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::org_pk(org)))
-            .key("sk", s(keys::endpoint_sk(id)))
-            .update_expression("SET is_active = :false, paused_by = :by, updated_at = :now")
-            .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
     }
 }

@@ -1,30 +1,30 @@
 //! DynamoDB adapter: one table, keys laid out as in `docs/DESIGN.md` ("Table design").
 //!
-//! Items are mapped with `serde_dynamo`; every conditional write maps its failure to a
-//! domain error instead of a generic backend error.
+//! One file per port, named as in `adapters/memory/`; the item shapes in `items/` (one
+//! file per port too) and the key formats in `table_keys`. Items are mapped with
+//! `serde_dynamo`; every conditional write maps its failure to a domain error instead
+//! of a generic backend error. This file holds the requests the ports share.
 
-mod console;
 mod deliveries;
+mod endpoints;
+mod events;
 mod expr;
+mod health;
 pub(crate) mod items;
+mod keys;
+mod recoveries;
+mod schedule;
 pub mod schema;
+mod stats;
+mod table_keys;
 
-use crate::domain::time::format as ts;
-use crate::domain::{
-    ApiKey, Endpoint, EndpointChanges, KeyHash, PausedBy, Retention, SigningSecret,
-};
-use crate::ports::{EndpointStore, KeyStore, StoreError};
-use async_trait::async_trait;
+use crate::domain::Retention;
+use crate::ports::StoreError;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
-use expr::UpdateExpr;
-use items::{ApiKeyItem, EndpointItem, keys};
 use std::collections::HashMap;
-use uuid::Uuid;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -194,6 +194,48 @@ impl DynamoStore {
             }
         }
     }
+
+    /// Compare-and-set of a time attribute: set it to `value` if it still holds `seen`
+    /// (or, with `seen` absent, if it is absent). `false` if it did not.
+    async fn swap_time(
+        &self,
+        pk: String,
+        sk: &str,
+        attribute: &str,
+        seen: Option<DateTime<Utc>>,
+        value: DateTime<Utc>,
+        absent: Absent,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("SET #time = :value")
+            .expression_attribute_names("#time", attribute)
+            .expression_attribute_values(":value", ms(value));
+        let request = match (seen, absent) {
+            (Some(seen), _) => request
+                .condition_expression("#time = :seen")
+                .expression_attribute_values(":seen", ms(seen)),
+            (None, Absent::ItemMustExist) => {
+                request.condition_expression("attribute_exists(pk) AND attribute_not_exists(#time)")
+            }
+            (None, Absent::MayCreate) => {
+                request.condition_expression("attribute_not_exists(#time)")
+            }
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    fn expires_at(&self, from: DateTime<Utc>) -> i64 {
+        self.retention.expires_at(from)
+    }
 }
 
 fn backend<E, R>(err: SdkError<E, R>) -> StoreError
@@ -256,279 +298,14 @@ where
         .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
-#[async_trait]
-impl EndpointStore for DynamoStore {
-    async fn allocate_endpoint_number(&self) -> Result<u32, StoreError> {
-        // One counter for the whole table; endpoints are created rarely.
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::SERIAL_PK))
-            .key("sk", s(keys::ENDPOINT_SERIAL_SK))
-            .update_expression("ADD #last :one")
-            .expression_attribute_names("#last", "last")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.attributes
-            .and_then(|a| {
-                a.get("last")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-            })
-            .ok_or_else(|| StoreError::Backend("endpoint numbers exhausted".into()))
-    }
-
-    async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> Result<(), StoreError> {
-        let item = serde_dynamo::to_item(EndpointItem::from(endpoint)).map_err(mapping)?;
-        // The per-org counter and the endpoint are written together, so the limit holds
-        // under concurrent creates without counting the org's endpoints.
-        let count = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(keys::org_pk(&endpoint.org)))
-            .key("sk", s(keys::ORG_SK))
-            .update_expression("SET endpoint_count = if_not_exists(endpoint_count, :zero) + :one")
-            .condition_expression("attribute_not_exists(endpoint_count) OR endpoint_count < :limit")
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(limit))
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let items = vec![
-            TransactWriteItem::builder().update(count).build(),
-            TransactWriteItem::builder().put(put).build(),
-        ];
-        match self.transact(items).await?.as_deref() {
-            None => Ok(()),
-            Some([true, ..]) => Err(StoreError::EndpointLimitReached { limit }),
-            Some(_) => Err(StoreError::AlreadyExists),
-        }
-    }
-
-    async fn list_endpoints(&self, org: &str) -> Result<Vec<Endpoint>, StoreError> {
-        let request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(keys::org_pk(org)))
-            .expression_attribute_values(":prefix", s(keys::ENDPOINT_SK_PREFIX))
-            .scan_index_forward(false);
-        let items = self.query_all(request).await?;
-        items
-            .into_iter()
-            .map(decode::<EndpointItem, Endpoint>)
-            .collect()
-    }
-
-    async fn get_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError> {
-        self.get(keys::org_pk(org), &keys::endpoint_sk(id), true)
-            .await?
-            .map(decode::<EndpointItem, Endpoint>)
-            .transpose()
-    }
-
-    async fn peek_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError> {
-        self.get(keys::org_pk(org), &keys::endpoint_sk(id), false)
-            .await?
-            .map(decode::<EndpointItem, Endpoint>)
-            .transpose()
-    }
-
-    async fn update_endpoint(
-        &self,
-        org: &str,
-        id: Uuid,
-        changes: &EndpointChanges,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Endpoint>, StoreError> {
-        if changes.is_empty() {
-            return self.get_endpoint(org, id).await;
-        }
-        let mut expr = UpdateExpr::new().set("updated_at", s(ts(&now)));
-        if let Some(url) = &changes.url {
-            expr = expr.set("url", s(url));
-        }
-        if let Some(description) = &changes.description {
-            expr = expr.set("description", s(description));
-        }
-        if let Some(types) = &changes.event_types {
-            expr = expr.set(
-                "event_types",
-                AttributeValue::L(types.iter().map(s).collect()),
-            );
-        }
-        if let Some(active) = changes.is_active {
-            expr = expr.set("is_active", AttributeValue::Bool(active));
-            // As `EndpointChanges::apply`: pausing a paused endpoint keeps what paused it.
-            expr = if active {
-                expr.remove("paused_by")
-            } else {
-                expr.set_if_absent("paused_by", s(PausedBy::Manual.as_str()))
-            };
-        }
-        if changes.resets_failures() {
-            expr = expr.set("consecutive_failures", n(0));
-        }
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::org_pk(org)))
-            .key("sk", s(keys::endpoint_sk(id)))
-            .condition_expression("attribute_exists(pk)")
-            .return_values(ReturnValue::AllNew);
-        let result = expr.update_item(request).send().await;
-        match result {
-            Ok(out) => out
-                .attributes
-                .map(decode::<EndpointItem, Endpoint>)
-                .transpose(),
-            Err(err) if is_conditional_failure(&err) => Ok(None),
-            Err(err) => Err(backend(err)),
-        }
-    }
-
-    async fn replace_secret(
-        &self,
-        org: &str,
-        id: Uuid,
-        secret: &SigningSecret,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::org_pk(org)))
-            .key("sk", s(keys::endpoint_sk(id)))
-            .update_expression("SET secret = :secret, updated_at = :updated_at")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":secret", s(secret.expose()))
-            .expression_attribute_values(":updated_at", s(ts(&now)))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
-    }
-
-    async fn delete_endpoint(&self, org: &str, id: Uuid) -> Result<bool, StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .key("pk", s(keys::org_pk(org)))
-            .key("sk", s(keys::endpoint_sk(id)))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let count = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(keys::org_pk(org)))
-            .key("sk", s(keys::ORG_SK))
-            .update_expression("SET endpoint_count = endpoint_count - :one")
-            .condition_expression("endpoint_count > :zero")
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            TransactWriteItem::builder().update(count).build(),
-        ];
-        match self.transact(items).await?.as_deref() {
-            None => Ok(true),
-            Some([true, ..]) => Ok(false),
-            Some(_) => Err(StoreError::Backend(
-                "endpoint_count is out of step with the endpoints".into(),
-            )),
-        }
-    }
+fn ms(t: DateTime<Utc>) -> AttributeValue {
+    n(t.timestamp_millis())
 }
 
-#[async_trait]
-impl KeyStore for DynamoStore {
-    async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.put_new(serde_dynamo::to_item(ApiKeyItem::from(key)).map_err(mapping)?)
-            .await
-    }
-
-    /// Eventually consistent: a fresh key may take a moment to work, a cheaper read on
-    /// every request is worth it. Revocation is immediate for practical purposes.
-    async fn find_key(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
-        self.get(keys::api_key_pk(hash), keys::API_KEY_SK, false)
-            .await?
-            .map(decode::<ApiKeyItem, ApiKey>)
-            .transpose()
-    }
-
-    async fn delete_key(&self, hash: &KeyHash) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::api_key_pk(hash)))
-            .key("sk", s(keys::API_KEY_SK))
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
-    }
-
-    async fn list_keys(&self, org: &str) -> Result<Vec<ApiKey>, StoreError> {
-        let request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(schema::GSI1)
-            .key_condition_expression("gsi1pk = :pk")
-            .expression_attribute_values(":pk", s(keys::org_api_keys_gsi1pk(org)));
-        let items = self.query_all(request).await?;
-        let mut listed: Vec<ApiKey> = items
-            .into_iter()
-            .map(decode::<ApiKeyItem, ApiKey>)
-            .collect::<Result<_, _>>()?;
-        // `last_used_at` is not in the index (see `ApiKeyItem`): read from each item. An
-        // operator's command over a handful of keys, never a request's path.
-        for key in &mut listed {
-            if let Some(item) = self.find_key(&key.hash).await? {
-                key.last_used_at = item.last_used_at;
-                key.expires_at = item.expires_at;
-            }
-        }
-        Ok(listed)
-    }
-
-    async fn record_key_use(&self, hash: &KeyHash, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::api_key_pk(hash)))
-            .key("sk", s(keys::API_KEY_SK))
-            .update_expression("SET last_used_at = :at")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":at", n(at.timestamp_millis()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_failure(&err) => Ok(()),
-            Err(err) => Err(backend(err)),
-        }
-    }
+/// What [`DynamoStore::swap_time`] requires when the time is expected absent.
+enum Absent {
+    /// The item exists, without the attribute.
+    ItemMustExist,
+    /// The item may be created.
+    MayCreate,
 }

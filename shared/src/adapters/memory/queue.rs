@@ -16,6 +16,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// SQS's longest delay. The timers could wait longer, but with the same limit the local
+/// server hands later attempts to its scheduler just as AWS does.
+const MAX_DELAY: Duration = Duration::from_secs(900);
+
 #[derive(Clone)]
 pub struct MemoryQueue {
     ready: mpsc::UnboundedSender<Job>,
@@ -137,6 +141,10 @@ impl MemoryQueue {
 
 #[async_trait]
 impl JobQueue for MemoryQueue {
+    fn max_delay(&self) -> Duration {
+        MAX_DELAY
+    }
+
     async fn enqueue(&self, jobs: Vec<(Job, Duration)>) -> Result<(), QueueError> {
         if self.ready.is_closed() {
             return Err(QueueError("the local worker has stopped".into()));

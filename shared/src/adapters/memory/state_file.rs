@@ -6,12 +6,15 @@
 //! table scan. It holds the endpoints' signing secrets (API keys only as hashes): it is
 //! written readable by its owner only.
 
-use crate::adapters::dynamo::items::{
-    ApiKeyItem, DeliveryItem, EndpointItem, EventItem, RecoveryItem, ScheduledItem, stats_item,
-    stats_of,
-};
-use crate::adapters::memory::StoreContents;
-use crate::adapters::memory_queue::OutstandingJob;
+use super::StoreContents;
+use super::queue::OutstandingJob;
+use crate::adapters::dynamo::items::deliveries::DeliveryItem;
+use crate::adapters::dynamo::items::endpoints::EndpointItem;
+use crate::adapters::dynamo::items::events::EventItem;
+use crate::adapters::dynamo::items::keys::ApiKeyItem;
+use crate::adapters::dynamo::items::recoveries::RecoveryItem;
+use crate::adapters::dynamo::items::schedule::ScheduledItem;
+use crate::adapters::dynamo::items::stats::{stats_item, stats_of};
 use crate::adapters::private_file;
 use crate::domain::{ApiKey, DeliveryKey, Endpoint, Job};
 use chrono::{DateTime, Utc};
@@ -251,9 +254,9 @@ pub fn save(path: &Path, state: &SavedState) -> Result<(), StateFileError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::MemoryStore;
+    use super::super::queue::MemoryQueue;
     use super::*;
-    use crate::adapters::memory::MemoryStore;
-    use crate::adapters::memory_queue::MemoryQueue;
     use crate::domain::{DeliveryJob, EventRef, Role};
     use crate::ports::{EndpointStore, KeyStore};
 

@@ -1,0 +1,53 @@
+//! Events in the embedded store.
+
+use super::MemoryStore;
+use crate::domain::Event;
+use crate::ports::{EventStore, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn insert_event(&self, event: &Event) -> Result<Option<Event>, StoreError> {
+        let mut state = self.state_mut();
+        let key = (event.org.clone(), event.id.clone());
+        // An expired event is replaced: its id is free again.
+        if let Some(existing) = state
+            .events
+            .get(&key)
+            .filter(|e| self.retention.is_live(e.created_at))
+        {
+            return Ok(Some(existing.clone()));
+        }
+        state.events.insert(key, event.clone());
+        Ok(None)
+    }
+
+    async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError> {
+        Ok(self
+            .state()
+            .events
+            .get(&(org.to_owned(), id.to_owned()))
+            .filter(|e| self.retention.is_live(e.created_at))
+            .cloned())
+    }
+
+    async fn take_over_fan_out(
+        &self,
+        org: &str,
+        id: &str,
+        seen: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state_mut();
+        Ok(
+            match state.events.get_mut(&(org.to_owned(), id.to_owned())) {
+                Some(e) if e.fan_out_until == seen => {
+                    e.fan_out_until = Some(until);
+                    true
+                }
+                _ => false,
+            },
+        )
+    }
+}

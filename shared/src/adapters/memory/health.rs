@@ -1,0 +1,50 @@
+//! The circuit breaker's counter in the embedded store.
+
+use super::MemoryStore;
+use crate::domain::PausedBy;
+use crate::ports::{EndpointHealth, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[async_trait]
+impl EndpointHealth for MemoryStore {
+    async fn record_failures(
+        &self,
+        org: &str,
+        id: Uuid,
+        failures: u32,
+    ) -> Result<Option<u32>, StoreError> {
+        Ok(self.state_mut().endpoint_mut(org, id).map(|e| {
+            e.consecutive_failures = e.consecutive_failures.saturating_add(failures);
+            e.consecutive_failures
+        }))
+    }
+
+    async fn record_success(&self, org: &str, id: Uuid) -> Result<u32, StoreError> {
+        Ok(self
+            .state_mut()
+            .endpoint_mut(org, id)
+            .map_or(0, |e| std::mem::take(&mut e.consecutive_failures)))
+    }
+
+    async fn pause_endpoint(
+        &self,
+        org: &str,
+        id: Uuid,
+        min_failures: Option<u32>,
+        by: PausedBy,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state_mut();
+        Ok(match state.endpoint_mut(org, id) {
+            Some(e) if e.is_active && min_failures.is_none_or(|m| e.consecutive_failures >= m) => {
+                e.is_active = false;
+                e.paused_by = Some(by);
+                e.updated_at = now;
+                true
+            }
+            _ => false,
+        })
+    }
+}

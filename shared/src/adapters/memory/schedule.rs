@@ -1,0 +1,67 @@
+//! The due list in the embedded store.
+
+use super::MemoryStore;
+use crate::domain::time::minute_of;
+use crate::domain::{DeliveryKey, ScheduledAttempt};
+use crate::ports::{Schedule, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+#[async_trait]
+impl Schedule for MemoryStore {
+    async fn schedule(&self, attempt: &ScheduledAttempt) -> Result<(), StoreError> {
+        let key = DeliveryKey::from_id(attempt.job.delivery_id)
+            .ok_or_else(|| StoreError::Backend("scheduled attempt of an unknown id".into()))?;
+        self.state_mut().schedule.insert(
+            (minute_of(attempt.at), key, attempt.attempt),
+            attempt.clone(),
+        );
+        Ok(())
+    }
+
+    async fn due_in_minute(
+        &self,
+        minute: DateTime<Utc>,
+    ) -> Result<Vec<ScheduledAttempt>, StoreError> {
+        let minute = minute_of(minute);
+        let low = (
+            minute,
+            DeliveryKey {
+                endpoint_number: 0,
+                seq: 0,
+            },
+            0,
+        );
+        let high = (
+            minute,
+            DeliveryKey {
+                endpoint_number: u32::MAX,
+                seq: u64::MAX,
+            },
+            u32::MAX,
+        );
+        Ok(self
+            .state()
+            .schedule
+            .range(low..=high)
+            .map(|(_, a)| a.clone())
+            .collect())
+    }
+
+    async fn scheduled_through(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.state().scheduled_through)
+    }
+
+    async fn mark_scheduled_through(
+        &self,
+        seen: Option<DateTime<Utc>>,
+        minute: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state_mut();
+        if state.scheduled_through != seen {
+            return Ok(false);
+        }
+        state.scheduled_through = Some(minute);
+        Ok(true)
+    }
+}

@@ -1,0 +1,42 @@
+//! How endpoints are stored.
+
+use super::error::StoreError;
+use crate::domain::{Endpoint, EndpointChanges, SigningSecret};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Endpoints of an organisation. Every call is scoped by `org`: an id of another
+/// organisation's endpoint behaves exactly like an unknown id.
+#[async_trait]
+pub trait EndpointStore: Send + Sync {
+    /// A number for a new endpoint, never handed out before (see [`Endpoint::number`]).
+    async fn allocate_endpoint_number(&self) -> Result<u32, StoreError>;
+    /// Store a new endpoint unless the organisation already has `limit` of them.
+    async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn list_endpoints(&self, org: &str) -> Result<Vec<Endpoint>, StoreError>;
+    async fn get_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError>;
+    /// [`EndpointStore::get_endpoint`], but it may be a moment behind the latest change
+    /// (an eventually consistent read, at half the price): what the sender reads before
+    /// every attempt.
+    async fn peek_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError>;
+    /// Apply `changes` atomically; `None` if there is no such endpoint.
+    async fn update_endpoint(
+        &self,
+        org: &str,
+        id: Uuid,
+        changes: &EndpointChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Endpoint>, StoreError>;
+    /// Replace the signing secret; `false` if there is no such endpoint.
+    async fn replace_secret(
+        &self,
+        org: &str,
+        id: Uuid,
+        secret: &SigningSecret,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// `false` if there was no such endpoint.
+    async fn delete_endpoint(&self, org: &str, id: Uuid) -> Result<bool, StoreError>;
+}
