@@ -23,7 +23,7 @@ use crate::domain::retry::breaker_trips;
 use crate::domain::stats::HourlyTally;
 use crate::domain::{Endpoint, PausedBy, now};
 use crate::metrics::{PauseReason, SenderTally};
-use crate::ports::{EndpointHealth, EndpointStore, StoreError};
+use crate::ports::{EndpointHealth, EndpointStore, StoreError, StoreResult};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -59,7 +59,7 @@ impl Batch {
         store: &dyn EndpointStore,
         org: &str,
         id: Uuid,
-    ) -> Result<Option<Endpoint>, StoreError> {
+    ) -> StoreResult<Option<Endpoint>> {
         let cell = locked(&self.endpoints)
             .entry((org.to_owned(), id))
             .or_default()
@@ -104,7 +104,7 @@ impl Batch {
         endpoint: &Endpoint,
         succeeded: bool,
         threshold: u32,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let breaker = posting.breaker.clone();
         let seq = breaker.push(succeeded);
         drop(posting);
@@ -294,7 +294,7 @@ mod tests {
     }
 
     impl SlowHealth {
-        async fn turn(&self) -> Result<(), StoreError> {
+        async fn turn(&self) -> StoreResult<()> {
             tokio::task::yield_now().await;
             self.requests.fetch_add(1, Ordering::SeqCst);
             let refused = self
@@ -315,11 +315,11 @@ mod tests {
             org: &str,
             id: Uuid,
             failures: u32,
-        ) -> Result<Option<u32>, StoreError> {
+        ) -> StoreResult<Option<u32>> {
             self.turn().await?;
             self.store.record_failures(org, id, failures).await
         }
-        async fn record_success(&self, org: &str, id: Uuid) -> Result<u32, StoreError> {
+        async fn record_success(&self, org: &str, id: Uuid) -> StoreResult<u32> {
             self.turn().await?;
             self.store.record_success(org, id).await
         }
@@ -330,7 +330,7 @@ mod tests {
             min_failures: Option<u32>,
             by: PausedBy,
             now: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
+        ) -> StoreResult<bool> {
             self.store
                 .pause_endpoint(org, id, min_failures, by, now)
                 .await
@@ -377,7 +377,7 @@ mod tests {
         endpoint: &Endpoint,
         outcomes: &[bool],
         threshold: u32,
-    ) -> Vec<Result<bool, StoreError>> {
+    ) -> Vec<StoreResult<bool>> {
         join_all(outcomes.iter().map(|&ok| {
             batch.count_outcome(health, batch.posting(endpoint), endpoint, ok, threshold)
         }))

@@ -13,7 +13,7 @@
 
 use super::lookup::{self, RequestError};
 use crate::domain::{Delivery, DeliveryStatus};
-use crate::ports::{DeliveryStore, EndpointStore, EventStore, StoreError};
+use crate::ports::{DeliveryStore, EndpointStore, EventStore, StoreResult};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -79,7 +79,7 @@ impl History {
         &self,
         org: &str,
         search: &Search,
-    ) -> Result<(Vec<Delivery>, Option<Cursor>), StoreError> {
+    ) -> StoreResult<(Vec<Delivery>, Option<Cursor>)> {
         // The organisation's endpoints (at most 100), or the one asked for if it is its own.
         let endpoints = self.endpoints.list_endpoints(org).await?;
         let starts: Vec<(u32, u64)> = endpoints
@@ -160,12 +160,7 @@ struct Head {
     next: u64,
 }
 
-async fn read(
-    store: &dyn DeliveryStore,
-    number: u32,
-    from: u64,
-    limit: u32,
-) -> Result<Head, StoreError> {
+async fn read(store: &dyn DeliveryStore, number: u32, from: u64, limit: u32) -> StoreResult<Head> {
     let read = store.history_newest(number, from, limit).await?;
     let next = match read.last() {
         Some(last) if read.len() == limit as usize => last.key.seq - 1,
@@ -188,7 +183,7 @@ async fn page(
     starts: &[(u32, u64)],
     filters: &Filters,
     limit: u32,
-) -> Result<(Vec<Delivery>, Option<Cursor>), StoreError> {
+) -> StoreResult<(Vec<Delivery>, Option<Cursor>)> {
     let share = limit
         .div_ceil(u32::try_from(starts.len().max(1)).unwrap_or(u32::MAX))
         .saturating_add(1);

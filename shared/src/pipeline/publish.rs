@@ -8,7 +8,9 @@
 
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{Delivery, DeliveryJob, Endpoint, Event, EventRef, Job, Target, now};
-use crate::ports::{DeliveryStore, EndpointStore, EventStore, JobQueue, QueueError, StoreError};
+use crate::ports::{
+    DeliveryStore, EndpointStore, EventStore, JobQueue, QueueError, StoreError, StoreResult,
+};
 use chrono::{DateTime, Utc};
 use futures_util::future::try_join_all;
 use serde::Serialize;
@@ -211,7 +213,7 @@ impl Publisher {
     /// Each target's delivery of `event`, if written. Its number was taken after the
     /// number the publish saw (`seq_floor`) and before the last fan-out hold ended, so
     /// each search reads a few items past the floor at most.
-    async fn written(&self, event: &Event) -> Result<Vec<Option<Delivery>>, StoreError> {
+    async fn written(&self, event: &Event) -> StoreResult<Vec<Option<Delivery>>> {
         let created_before = event.fan_out_until.unwrap_or(event.created_at) + CLOCK_SKEW;
         try_join_all(event.targets.iter().map(|t| {
             self.deliveries.find_event_delivery(
@@ -229,7 +231,7 @@ impl Publisher {
         &self,
         event: &Event,
         written: &[Option<Delivery>],
-    ) -> Result<Vec<Endpoint>, StoreError> {
+    ) -> StoreResult<Vec<Endpoint>> {
         let mut missing = Vec::new();
         for (target, delivery) in event.targets.iter().zip(written) {
             if delivery.is_none()

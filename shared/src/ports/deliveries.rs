@@ -1,6 +1,6 @@
 //! How deliveries and their attempts are stored.
 
-use super::error::StoreError;
+use super::error::StoreResult;
 use crate::domain::recovery::FailedPosition;
 use crate::domain::{Attempt, AttemptOutcome, Delivery, DeliveryKey, Endpoint, Expect};
 use async_trait::async_trait;
@@ -11,17 +11,13 @@ use uuid::Uuid;
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
     /// Take the endpoint's next delivery sequence number; `None` if it no longer exists.
-    async fn next_delivery_seq(
-        &self,
-        org: &str,
-        endpoint_id: Uuid,
-    ) -> Result<Option<u64>, StoreError>;
+    async fn next_delivery_seq(&self, org: &str, endpoint_id: Uuid) -> StoreResult<Option<u64>>;
     /// Store a new delivery; `false` (nothing written) if its place is taken, which
     /// happens when the sender recorded its first attempt before the publish got here.
-    async fn insert_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError>;
+    async fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<bool>;
     /// May be a moment behind the latest change (every write to a delivery is
     /// conditioned on what it finds, so a stale read never causes a wrong write).
-    async fn get_delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError>;
+    async fn get_delivery(&self, key: DeliveryKey) -> StoreResult<Option<Delivery>>;
     /// Up to `limit` of history `number`'s live deliveries numbered `at_or_below` or
     /// lower, newest first (one read). Fewer than `limit` means there are no more.
     async fn history_newest(
@@ -29,7 +25,7 @@ pub trait DeliveryStore: Send + Sync {
         number: u32,
         at_or_below: u64,
         limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError>;
+    ) -> StoreResult<Vec<Delivery>>;
     /// Page `page` (from 1) of `per_page` of the endpoint's deliveries, newest first, and
     /// the total. Reads only that page, whatever its number.
     async fn delivery_page(
@@ -37,7 +33,7 @@ pub trait DeliveryStore: Send + Sync {
         endpoint: &Endpoint,
         page: u32,
         per_page: u32,
-    ) -> Result<(Vec<Delivery>, u64), StoreError>;
+    ) -> StoreResult<(Vec<Delivery>, u64)>;
     /// The delivery of event `event_id` in endpoint `number`'s history, looking upwards
     /// from `after + 1` and giving up at deliveries created after `created_before`
     /// (numbers are taken in about creation order, so the search is short).
@@ -47,7 +43,7 @@ pub trait DeliveryStore: Send + Sync {
         after: u64,
         event_id: &str,
         created_before: DateTime<Utc>,
-    ) -> Result<Option<Delivery>, StoreError>;
+    ) -> StoreResult<Option<Delivery>>;
     /// Record an attempt if the stored delivery meets `expect` ([`Delivery::recorded`]);
     /// the delivery as recorded, or `None` (nothing written) if it does not. `seed` is
     /// the delivery as the job knows it: for a first attempt it is written whole if the
@@ -59,15 +55,10 @@ pub trait DeliveryStore: Send + Sync {
         attempt: &Attempt,
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
-    ) -> Result<Option<Delivery>, StoreError>;
+    ) -> StoreResult<Option<Delivery>>;
     /// Park a delivery until its endpoint is resumed ([`Delivery::parked`]) if it meets
     /// `expect`; `false` if it does not (nothing written).
-    async fn hold(
-        &self,
-        seed: &Delivery,
-        expect: Expect,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    async fn hold(&self, seed: &Delivery, expect: Expect, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Open a manual retry request ([`Delivery::retry_requested`]); the delivery, or
     /// `None` if there is no such delivery (or, with [`RetryOf::Failed`], it is not
     /// `failed` any more).
@@ -76,18 +67,14 @@ pub trait DeliveryStore: Send + Sync {
         key: DeliveryKey,
         request: Uuid,
         of: RetryOf,
-    ) -> Result<Option<Delivery>, StoreError>;
+    ) -> StoreResult<Option<Delivery>>;
     /// Up to `limit` held deliveries of an endpoint.
-    async fn held_deliveries(&self, number: u32, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+    async fn held_deliveries(&self, number: u32, limit: u32) -> StoreResult<Vec<Delivery>>;
     /// Release a held delivery ([`Delivery::resumed`]), given as last read. `false` if it
     /// is no longer held as read.
-    async fn resume_delivery(
-        &self,
-        held: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    async fn resume_delivery(&self, held: &Delivery, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Delete up to `limit` deliveries of an endpoint's history; how many were deleted.
-    async fn purge_deliveries(&self, number: u32, limit: u32) -> Result<usize, StoreError>;
+    async fn purge_deliveries(&self, number: u32, limit: u32) -> StoreResult<usize>;
     /// Up to `limit` of endpoint `number`'s live `failed` deliveries created in
     /// [`since`, `until`), after `after`, in [`FailedPosition`] order (one read), and
     /// whether more may follow.
@@ -98,14 +85,14 @@ pub trait DeliveryStore: Send + Sync {
         until: DateTime<Utc>,
         after: Option<FailedPosition>,
         limit: u32,
-    ) -> Result<(Vec<Delivery>, bool), StoreError>;
+    ) -> StoreResult<(Vec<Delivery>, bool)>;
     /// How many deliveries [`DeliveryStore::failed_deliveries`] would go through.
     async fn count_failed(
         &self,
         number: u32,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
+    ) -> StoreResult<u64>;
 }
 
 /// Which deliveries a retry request may be opened on.

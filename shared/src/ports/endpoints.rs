@@ -1,6 +1,6 @@
 //! How endpoints are stored.
 
-use super::error::StoreError;
+use super::error::StoreResult;
 use crate::domain::{Endpoint, EndpointChanges, SigningSecret};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,16 +11,16 @@ use uuid::Uuid;
 #[async_trait]
 pub trait EndpointStore: Send + Sync {
     /// A number for a new endpoint, never handed out before (see [`Endpoint::number`]).
-    async fn allocate_endpoint_number(&self) -> Result<u32, StoreError>;
+    async fn allocate_endpoint_number(&self) -> StoreResult<u32>;
     /// Store a new endpoint unless the organisation already has `limit` of them.
-    async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> Result<(), StoreError>;
+    async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> StoreResult<()>;
     /// Newest first.
-    async fn list_endpoints(&self, org: &str) -> Result<Vec<Endpoint>, StoreError>;
-    async fn get_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError>;
+    async fn list_endpoints(&self, org: &str) -> StoreResult<Vec<Endpoint>>;
+    async fn get_endpoint(&self, org: &str, id: Uuid) -> StoreResult<Option<Endpoint>>;
     /// [`EndpointStore::get_endpoint`], but it may be a moment behind the latest change
     /// (an eventually consistent read, at half the price): what the sender reads before
     /// every attempt.
-    async fn peek_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError>;
+    async fn peek_endpoint(&self, org: &str, id: Uuid) -> StoreResult<Option<Endpoint>>;
     /// Apply `changes` atomically; `None` if there is no such endpoint.
     async fn update_endpoint(
         &self,
@@ -28,7 +28,7 @@ pub trait EndpointStore: Send + Sync {
         id: Uuid,
         changes: &EndpointChanges,
         now: DateTime<Utc>,
-    ) -> Result<Option<Endpoint>, StoreError>;
+    ) -> StoreResult<Option<Endpoint>>;
     /// Replace the signing secret; `false` if there is no such endpoint.
     async fn replace_secret(
         &self,
@@ -36,7 +36,7 @@ pub trait EndpointStore: Send + Sync {
         id: Uuid,
         secret: &SigningSecret,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
     /// `false` if there was no such endpoint.
-    async fn delete_endpoint(&self, org: &str, id: Uuid) -> Result<bool, StoreError>;
+    async fn delete_endpoint(&self, org: &str, id: Uuid) -> StoreResult<bool>;
 }

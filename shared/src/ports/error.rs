@@ -14,3 +14,6 @@ pub enum StoreError {
     #[error("storage backend error: {0}")]
     Backend(String),
 }
+
+/// What every storage port's methods answer.
+pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,6 +1,6 @@
 //! How events are stored.
 
-use super::error::StoreError;
+use super::error::StoreResult;
 use crate::domain::Event;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 pub trait EventStore: Send + Sync {
     /// Store a new event. If the organisation already has an event with its id, nothing
     /// is written and that event is returned instead (one request either way).
-    async fn insert_event(&self, event: &Event) -> Result<Option<Event>, StoreError>;
-    async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError>;
+    async fn insert_event(&self, event: &Event) -> StoreResult<Option<Event>>;
+    async fn get_event(&self, org: &str, id: &str) -> StoreResult<Option<Event>>;
     /// Take over (or give up, with `until` in the past) the fan-out of an event from the
     /// holder last seen (`seen`): hold it until `until`. `false` if someone else holds it
     /// now.
@@ -21,5 +21,5 @@ pub trait EventStore: Send + Sync {
         id: &str,
         seen: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
 }

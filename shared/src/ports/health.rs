@@ -1,6 +1,6 @@
 //! How the circuit breaker's counter is kept.
 
-use super::error::StoreError;
+use super::error::StoreResult;
 use crate::domain::PausedBy;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,16 +10,12 @@ use uuid::Uuid;
 #[async_trait]
 pub trait EndpointHealth: Send + Sync {
     /// Add `failures` to the count; the new count, or `None` if the endpoint is gone.
-    async fn record_failures(
-        &self,
-        org: &str,
-        id: Uuid,
-        failures: u32,
-    ) -> Result<Option<u32>, StoreError>;
+    async fn record_failures(&self, org: &str, id: Uuid, failures: u32)
+    -> StoreResult<Option<u32>>;
     /// Reset the count to zero, judged on the stored count as it is now (a read, then a
     /// write only when it is not zero already); the count it found (0 if the endpoint is
     /// gone).
-    async fn record_success(&self, org: &str, id: Uuid) -> Result<u32, StoreError>;
+    async fn record_success(&self, org: &str, id: Uuid) -> StoreResult<u32>;
     /// Set `is_active: false`, paused by `by`, if it is active (and, with
     /// `min_failures`, only if the count reached it). `true` if this call paused it.
     async fn pause_endpoint(
@@ -29,5 +25,5 @@ pub trait EndpointHealth: Send + Sync {
         min_failures: Option<u32>,
         by: PausedBy,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
 }

@@ -16,7 +16,7 @@ mod transport;
 
 pub use deliveries::{DeliveryStore, RetryOf};
 pub use endpoints::EndpointStore;
-pub use error::StoreError;
+pub use error::{StoreError, StoreResult};
 pub use events::EventStore;
 pub use health::EndpointHealth;
 pub use keys::KeyStore;

@@ -1,6 +1,6 @@
 //! How attempts are counted per endpoint and hour.
 
-use super::error::StoreError;
+use super::error::StoreResult;
 use crate::domain::stats::{HourlyCount, OrgHourCounts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 #[async_trait]
 pub trait AttemptStats: Send + Sync {
     /// Add each organisation's and hour's counts (one write each).
-    async fn add_attempt_counts(&self, counts: &[OrgHourCounts]) -> Result<(), StoreError>;
+    async fn add_attempt_counts(&self, counts: &[OrgHourCounts]) -> StoreResult<()>;
     /// Endpoint `number`'s (of `org`) counts for the hours from `first` to `last`,
     /// oldest first; an hour without attempts is absent.
     async fn attempt_counts(
@@ -18,5 +18,5 @@ pub trait AttemptStats: Send + Sync {
         number: u32,
         first: DateTime<Utc>,
         last: DateTime<Utc>,
-    ) -> Result<Vec<HourlyCount>, StoreError>;
+    ) -> StoreResult<Vec<HourlyCount>>;
 }

@@ -12,14 +12,14 @@ use crate::domain::recovery::FailedPosition;
 use crate::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Expect,
 };
-use crate::ports::{DeliveryStore, RetryOf, StoreError};
+use crate::ports::{DeliveryStore, RetryOf, StoreError, StoreResult};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, Select, WriteRequest};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-fn delivery_from(item: Item) -> Result<Delivery, StoreError> {
+fn delivery_from(item: Item) -> StoreResult<Delivery> {
     decode::<DeliveryItem, Delivery>(item)
 }
 
@@ -124,7 +124,7 @@ impl DynamoStore {
         number: u32,
         from: u64,
         to: u64,
-    ) -> Result<Option<(u64, bool)>, StoreError> {
+    ) -> StoreResult<Option<(u64, bool)>> {
         let out = self
             .client
             .query()
@@ -151,7 +151,7 @@ impl DynamoStore {
     /// deliveries expire oldest first, so the expired ones TTL has not deleted yet are a
     /// prefix: the common case is one read (the lowest stored is live); otherwise a
     /// binary search over the numbers, one `Limit 1` query a step, only while TTL lags.
-    async fn lowest_live_seq(&self, number: u32, top: u64) -> Result<Option<u64>, StoreError> {
+    async fn lowest_live_seq(&self, number: u32, top: u64) -> StoreResult<Option<u64>> {
         let Some((lowest, live)) = self.first_stored(number, 0, top).await? else {
             return Ok(None);
         };
@@ -184,7 +184,7 @@ impl DynamoStore {
         key: DeliveryKey,
         expr: UpdateExpr,
         condition: &str,
-    ) -> Result<Option<Delivery>, StoreError> {
+    ) -> StoreResult<Option<Delivery>> {
         let request = self
             .client
             .update_item()
@@ -201,7 +201,7 @@ impl DynamoStore {
     }
 
     /// `BatchWriteItem` deletes, 25 at a time, retrying what DynamoDB hands back.
-    async fn delete_keys(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+    async fn delete_keys(&self, keys: Vec<Item>) -> StoreResult<()> {
         for chunk in keys.chunks(25) {
             let mut requests: Vec<WriteRequest> = chunk
                 .iter()
@@ -242,11 +242,7 @@ impl DynamoStore {
 
 #[async_trait]
 impl DeliveryStore for DynamoStore {
-    async fn next_delivery_seq(
-        &self,
-        org: &str,
-        endpoint_id: Uuid,
-    ) -> Result<Option<u64>, StoreError> {
+    async fn next_delivery_seq(&self, org: &str, endpoint_id: Uuid) -> StoreResult<Option<u64>> {
         self.increment(
             table_keys::org_pk(org),
             &table_keys::endpoint_sk(endpoint_id),
@@ -256,7 +252,7 @@ impl DeliveryStore for DynamoStore {
         .await
     }
 
-    async fn insert_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+    async fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<bool> {
         let item = DeliveryItem::new(delivery, self.expires_at(delivery.created_at));
         match self
             .put_new(serde_dynamo::to_item(item).map_err(mapping)?)
@@ -268,7 +264,7 @@ impl DeliveryStore for DynamoStore {
         }
     }
 
-    async fn get_delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
+    async fn get_delivery(&self, key: DeliveryKey) -> StoreResult<Option<Delivery>> {
         Ok(self
             .get(
                 table_keys::history_pk(key.endpoint_number),
@@ -286,7 +282,7 @@ impl DeliveryStore for DynamoStore {
         number: u32,
         at_or_below: u64,
         limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    ) -> StoreResult<Vec<Delivery>> {
         let out = self
             .client
             .query()
@@ -316,7 +312,7 @@ impl DeliveryStore for DynamoStore {
         endpoint: &Endpoint,
         page: u32,
         per_page: u32,
-    ) -> Result<(Vec<Delivery>, u64), StoreError> {
+    ) -> StoreResult<(Vec<Delivery>, u64)> {
         let bottom = self
             .lowest_live_seq(endpoint.number, endpoint.delivery_seq)
             .await?;
@@ -352,7 +348,7 @@ impl DeliveryStore for DynamoStore {
         after: u64,
         event_id: &str,
         created_before: DateTime<Utc>,
-    ) -> Result<Option<Delivery>, StoreError> {
+    ) -> StoreResult<Option<Delivery>> {
         let mut start: Option<Item> = None;
         loop {
             let page = self
@@ -391,7 +387,7 @@ impl DeliveryStore for DynamoStore {
         attempt: &Attempt,
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
-    ) -> Result<Option<Delivery>, StoreError> {
+    ) -> StoreResult<Option<Delivery>> {
         // What `Delivery::recorded` changes, written without reading first: the attempt
         // appended (its number is its place), the outcome, the kept body.
         let after = seed.recorded(attempt, outcome, expect, now);
@@ -412,12 +408,7 @@ impl DeliveryStore for DynamoStore {
         self.update_delivery(seed.key, expr, &condition).await
     }
 
-    async fn hold(
-        &self,
-        seed: &Delivery,
-        expect: Expect,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn hold(&self, seed: &Delivery, expect: Expect, now: DateTime<Utc>) -> StoreResult<bool> {
         let parked = seed.parked(now);
         let expr = state_of(UpdateExpr::new(), &parked);
         let (expr, condition) = expecting(expr, seed, expect, self.expires_at(seed.created_at));
@@ -437,7 +428,7 @@ impl DeliveryStore for DynamoStore {
         key: DeliveryKey,
         request: Uuid,
         of: RetryOf,
-    ) -> Result<Option<Delivery>, StoreError> {
+    ) -> StoreResult<Option<Delivery>> {
         let expr = UpdateExpr::new().set("mr", s(request.to_string()));
         match of {
             RetryOf::Any => {
@@ -453,7 +444,7 @@ impl DeliveryStore for DynamoStore {
         }
     }
 
-    async fn held_deliveries(&self, number: u32, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+    async fn held_deliveries(&self, number: u32, limit: u32) -> StoreResult<Vec<Delivery>> {
         let out = self
             .client
             .query()
@@ -472,11 +463,7 @@ impl DeliveryStore for DynamoStore {
             .collect()
     }
 
-    async fn resume_delivery(
-        &self,
-        held: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn resume_delivery(&self, held: &Delivery, now: DateTime<Utc>) -> StoreResult<bool> {
         let expr = state_of(UpdateExpr::new(), &held.resumed(now))
             .value(":seen", s(status_str(held.status)))
             .value(
@@ -489,7 +476,7 @@ impl DeliveryStore for DynamoStore {
             .is_some())
     }
 
-    async fn purge_deliveries(&self, number: u32, limit: u32) -> Result<usize, StoreError> {
+    async fn purge_deliveries(&self, number: u32, limit: u32) -> StoreResult<usize> {
         let out = self
             .client
             .query()
@@ -514,7 +501,7 @@ impl DeliveryStore for DynamoStore {
         until: DateTime<Utc>,
         after: Option<FailedPosition>,
         limit: u32,
-    ) -> Result<(Vec<Delivery>, bool), StoreError> {
+    ) -> StoreResult<(Vec<Delivery>, bool)> {
         let Some(query) = self.failed_query(number, since, until, after) else {
             return Ok((Vec::new(), false));
         };
@@ -540,7 +527,7 @@ impl DeliveryStore for DynamoStore {
         number: u32,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> StoreResult<u64> {
         // A count reads what it counts, but sends back none of it.
         let Some(query) = self.failed_query(number, since, until, None) else {
             return Ok(0);

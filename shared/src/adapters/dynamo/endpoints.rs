@@ -7,7 +7,7 @@ use super::table_keys;
 use super::{DynamoStore, backend, decode, is_conditional_failure, mapping, n, s};
 use crate::domain::time::format as ts;
 use crate::domain::{Endpoint, EndpointChanges, PausedBy, SigningSecret};
-use crate::ports::{EndpointStore, StoreError};
+use crate::ports::{EndpointStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 #[async_trait]
 impl EndpointStore for DynamoStore {
-    async fn allocate_endpoint_number(&self) -> Result<u32, StoreError> {
+    async fn allocate_endpoint_number(&self) -> StoreResult<u32> {
         // One counter for the whole table; endpoints are created rarely.
         let out = self
             .client
@@ -41,7 +41,7 @@ impl EndpointStore for DynamoStore {
             .ok_or_else(|| StoreError::Backend("endpoint numbers exhausted".into()))
     }
 
-    async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> Result<(), StoreError> {
+    async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> StoreResult<()> {
         let item = serde_dynamo::to_item(EndpointItem::from(endpoint)).map_err(mapping)?;
         // The per-org counter and the endpoint are written together, so the limit holds
         // under concurrent creates without counting the org's endpoints.
@@ -73,7 +73,7 @@ impl EndpointStore for DynamoStore {
         }
     }
 
-    async fn list_endpoints(&self, org: &str) -> Result<Vec<Endpoint>, StoreError> {
+    async fn list_endpoints(&self, org: &str) -> StoreResult<Vec<Endpoint>> {
         let request = self
             .client
             .query()
@@ -89,14 +89,14 @@ impl EndpointStore for DynamoStore {
             .collect()
     }
 
-    async fn get_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError> {
+    async fn get_endpoint(&self, org: &str, id: Uuid) -> StoreResult<Option<Endpoint>> {
         self.get(table_keys::org_pk(org), &table_keys::endpoint_sk(id), true)
             .await?
             .map(decode::<EndpointItem, Endpoint>)
             .transpose()
     }
 
-    async fn peek_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError> {
+    async fn peek_endpoint(&self, org: &str, id: Uuid) -> StoreResult<Option<Endpoint>> {
         self.get(table_keys::org_pk(org), &table_keys::endpoint_sk(id), false)
             .await?
             .map(decode::<EndpointItem, Endpoint>)
@@ -109,7 +109,7 @@ impl EndpointStore for DynamoStore {
         id: Uuid,
         changes: &EndpointChanges,
         now: DateTime<Utc>,
-    ) -> Result<Option<Endpoint>, StoreError> {
+    ) -> StoreResult<Option<Endpoint>> {
         if changes.is_empty() {
             return self.get_endpoint(org, id).await;
         }
@@ -163,7 +163,7 @@ impl EndpointStore for DynamoStore {
         id: Uuid,
         secret: &SigningSecret,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let result = self
             .client
             .update_item()
@@ -183,7 +183,7 @@ impl EndpointStore for DynamoStore {
         }
     }
 
-    async fn delete_endpoint(&self, org: &str, id: Uuid) -> Result<bool, StoreError> {
+    async fn delete_endpoint(&self, org: &str, id: Uuid) -> StoreResult<bool> {
         let delete = Delete::builder()
             .table_name(&self.table)
             .key("pk", s(table_keys::org_pk(org)))

@@ -3,7 +3,7 @@
 use super::items::events::EventItem;
 use super::{Absent, DynamoStore, backend, decode, mapping, n, table_keys};
 use crate::domain::Event;
-use crate::ports::{EventStore, StoreError};
+use crate::ports::{EventStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 #[async_trait]
 impl EventStore for DynamoStore {
-    async fn insert_event(&self, event: &Event) -> Result<Option<Event>, StoreError> {
+    async fn insert_event(&self, event: &Event) -> StoreResult<Option<Event>> {
         let item = serde_dynamo::to_item(EventItem::new(event, self.expires_at(event.created_at)))
             .map_err(mapping)?;
         // The existing event comes back with the refusal: no read before the write.
@@ -40,7 +40,7 @@ impl EventStore for DynamoStore {
         }
     }
 
-    async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError> {
+    async fn get_event(&self, org: &str, id: &str) -> StoreResult<Option<Event>> {
         // Events do not change after they are written (but for the fan-out hold, which
         // only `insert_event`'s answer is used for): a cheap eventually consistent read.
         Ok(self
@@ -57,7 +57,7 @@ impl EventStore for DynamoStore {
         id: &str,
         seen: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         self.swap_time(
             table_keys::event_pk(org, id),
             table_keys::EVENT_SK,

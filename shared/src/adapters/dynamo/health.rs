@@ -2,7 +2,7 @@
 
 use super::{DynamoStore, backend, is_conditional_failure, n, s, table_keys};
 use crate::domain::PausedBy;
-use crate::ports::{EndpointHealth, StoreError};
+use crate::ports::{EndpointHealth, StoreError, StoreResult};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ impl EndpointHealth for DynamoStore {
         org: &str,
         id: Uuid,
         failures: u32,
-    ) -> Result<Option<u32>, StoreError> {
+    ) -> StoreResult<Option<u32>> {
         let count = self
             .increment(
                 table_keys::org_pk(org),
@@ -28,7 +28,7 @@ impl EndpointHealth for DynamoStore {
         Ok(count.map(|c| u32::try_from(c).unwrap_or(u32::MAX)))
     }
 
-    async fn record_success(&self, org: &str, id: Uuid) -> Result<u32, StoreError> {
+    async fn record_success(&self, org: &str, id: Uuid) -> StoreResult<u32> {
         // A read of the count as it is now, and a write only when there is something to
         // reset (compare-and-set, so a failure counted meanwhile is not lost): a read unit
         // is a fifth of a write unit's price, and most successes find zero.
@@ -77,7 +77,7 @@ impl EndpointHealth for DynamoStore {
         min_failures: Option<u32>,
         by: PausedBy,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let mut values: HashMap<String, AttributeValue> = HashMap::from([
             (":false".to_owned(), AttributeValue::Bool(false)),
             (":true".to_owned(), AttributeValue::Bool(true)),

@@ -6,27 +6,27 @@ use super::{
     DynamoStore, backend, decode, is_conditional_failure, mapping, n, s, schema, table_keys,
 };
 use crate::domain::{ApiKey, KeyHash};
-use crate::ports::{KeyStore, StoreError};
+use crate::ports::{KeyStore, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 #[async_trait]
 impl KeyStore for DynamoStore {
-    async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+    async fn insert_key(&self, key: &ApiKey) -> StoreResult<()> {
         self.put_new(serde_dynamo::to_item(ApiKeyItem::from(key)).map_err(mapping)?)
             .await
     }
 
     /// Eventually consistent: a fresh key may take a moment to work, a cheaper read on
     /// every request is worth it. Revocation is immediate for practical purposes.
-    async fn find_key(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
+    async fn find_key(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>> {
         self.get(table_keys::api_key_pk(hash), table_keys::API_KEY_SK, false)
             .await?
             .map(decode::<ApiKeyItem, ApiKey>)
             .transpose()
     }
 
-    async fn delete_key(&self, hash: &KeyHash) -> Result<bool, StoreError> {
+    async fn delete_key(&self, hash: &KeyHash) -> StoreResult<bool> {
         let result = self
             .client
             .delete_item()
@@ -43,7 +43,7 @@ impl KeyStore for DynamoStore {
         }
     }
 
-    async fn list_keys(&self, org: &str) -> Result<Vec<ApiKey>, StoreError> {
+    async fn list_keys(&self, org: &str) -> StoreResult<Vec<ApiKey>> {
         let request = self
             .client
             .query()
@@ -67,7 +67,7 @@ impl KeyStore for DynamoStore {
         Ok(listed)
     }
 
-    async fn record_key_use(&self, hash: &KeyHash, at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn record_key_use(&self, hash: &KeyHash, at: DateTime<Utc>) -> StoreResult<()> {
         let result = self
             .client
             .update_item()

@@ -19,7 +19,7 @@ mod stats;
 mod table_keys;
 
 use crate::domain::Retention;
-use crate::ports::StoreError;
+use crate::ports::{StoreError, StoreResult};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem};
@@ -67,10 +67,7 @@ impl DynamoStore {
 
     /// `TransactWriteItems`: `Ok(None)` when it committed, `Ok(Some(failed))` when
     /// conditions cancelled it (`failed[i]`: item `i`'s condition failed).
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<Option<Vec<bool>>, StoreError> {
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<Option<Vec<bool>>> {
         match self
             .client
             .transact_write_items()
@@ -87,12 +84,7 @@ impl DynamoStore {
     }
 
     /// `GetItem` by key.
-    async fn get(
-        &self,
-        pk: String,
-        sk: &str,
-        consistent: bool,
-    ) -> Result<Option<Item>, StoreError> {
+    async fn get(&self, pk: String, sk: &str, consistent: bool) -> StoreResult<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -107,7 +99,7 @@ impl DynamoStore {
     }
 
     /// `PutItem` that must create: `AlreadyExists` if an item with that key is stored.
-    async fn put_new(&self, item: Item) -> Result<(), StoreError> {
+    async fn put_new(&self, item: Item) -> StoreResult<()> {
         let result = self
             .client
             .put_item()
@@ -131,7 +123,7 @@ impl DynamoStore {
         sk: &str,
         attribute: &str,
         by: u32,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> StoreResult<Option<u64>> {
         let result = self
             .client
             .update_item()
@@ -164,7 +156,7 @@ impl DynamoStore {
     async fn query_all(
         &self,
         request: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-    ) -> Result<Vec<Item>, StoreError> {
+    ) -> StoreResult<Vec<Item>> {
         let mut out = Vec::new();
         Self::each_page(request, |page| {
             out.extend(page.items.unwrap_or_default());
@@ -177,7 +169,7 @@ impl DynamoStore {
     async fn each_page(
         request: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
         mut visit: impl FnMut(aws_sdk_dynamodb::operation::query::QueryOutput),
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let mut start: Option<Item> = None;
         loop {
             let mut page = request
@@ -205,7 +197,7 @@ impl DynamoStore {
         seen: Option<DateTime<Utc>>,
         value: DateTime<Utc>,
         absent: Absent,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let request = self
             .client
             .update_item()
@@ -251,7 +243,7 @@ fn mapping(err: serde_dynamo::Error) -> StoreError {
 }
 
 /// An item read back into its domain type, through its item shape `I`.
-fn decode<I, T>(item: Item) -> Result<T, StoreError>
+fn decode<I, T>(item: Item) -> StoreResult<T>
 where
     I: serde::de::DeserializeOwned,
     T: TryFrom<I>,

@@ -5,13 +5,13 @@ use super::{
     DynamoStore, Item, backend, decode, is_conditional_failure, mapping, n, s, table_keys,
 };
 use crate::domain::recovery::Recovery;
-use crate::ports::{RecoveryStore, StoreError};
+use crate::ports::{RecoveryStore, StoreResult};
 use async_trait::async_trait;
 use uuid::Uuid;
 
 #[async_trait]
 impl RecoveryStore for DynamoStore {
-    async fn insert_recovery(&self, recovery: &Recovery) -> Result<(), StoreError> {
+    async fn insert_recovery(&self, recovery: &Recovery) -> StoreResult<()> {
         let item: Item = serde_dynamo::to_item(RecoveryItem::new(
             recovery,
             self.retention.expires_at(recovery.created_at),
@@ -20,7 +20,7 @@ impl RecoveryStore for DynamoStore {
         self.put_new(item).await
     }
 
-    async fn get_recovery(&self, org: &str, id: Uuid) -> Result<Option<Recovery>, StoreError> {
+    async fn get_recovery(&self, org: &str, id: Uuid) -> StoreResult<Option<Recovery>> {
         Ok(self
             // Consistent: the job advances the record conditionally on what it read.
             .get(table_keys::recovery_pk(id), table_keys::RECOVERY_SK, true)
@@ -30,7 +30,7 @@ impl RecoveryStore for DynamoStore {
             .filter(|r| r.org == org))
     }
 
-    async fn advance_recovery(&self, seen: &Recovery, next: &Recovery) -> Result<bool, StoreError> {
+    async fn advance_recovery(&self, seen: &Recovery, next: &Recovery) -> StoreResult<bool> {
         let item: Item = serde_dynamo::to_item(RecoveryItem::new(
             next,
             self.retention.expires_at(next.created_at),

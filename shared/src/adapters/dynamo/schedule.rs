@@ -4,13 +4,13 @@
 use super::items::schedule::{ScheduledItem, minute_key};
 use super::{Absent, DynamoStore, backend, decode, mapping, s, table_keys};
 use crate::domain::{DeliveryKey, ScheduledAttempt};
-use crate::ports::{Schedule, StoreError};
+use crate::ports::{Schedule, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 #[async_trait]
 impl Schedule for DynamoStore {
-    async fn schedule(&self, attempt: &ScheduledAttempt) -> Result<(), StoreError> {
+    async fn schedule(&self, attempt: &ScheduledAttempt) -> StoreResult<()> {
         let key = DeliveryKey::from_id(attempt.job.delivery_id)
             .ok_or_else(|| StoreError::Backend("scheduled attempt of an unknown id".into()))?;
         // Read once, then left for TTL to remove: no delete is ever paid for.
@@ -27,10 +27,7 @@ impl Schedule for DynamoStore {
             .map_err(backend)
     }
 
-    async fn due_in_minute(
-        &self,
-        minute: DateTime<Utc>,
-    ) -> Result<Vec<ScheduledAttempt>, StoreError> {
+    async fn due_in_minute(&self, minute: DateTime<Utc>) -> StoreResult<Vec<ScheduledAttempt>> {
         let minute = minute_key(minute);
         let mut due = Vec::new();
         for shard in 0..table_keys::DUE_SHARDS {
@@ -47,7 +44,7 @@ impl Schedule for DynamoStore {
         Ok(due)
     }
 
-    async fn scheduled_through(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn scheduled_through(&self) -> StoreResult<Option<DateTime<Utc>>> {
         Ok(self
             .get(
                 table_keys::SCHEDULER_PK.to_owned(),
@@ -67,7 +64,7 @@ impl Schedule for DynamoStore {
         &self,
         seen: Option<DateTime<Utc>>,
         minute: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         self.swap_time(
             table_keys::SCHEDULER_PK.to_owned(),
             table_keys::SCHEDULER_SK,

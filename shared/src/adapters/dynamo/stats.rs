@@ -4,14 +4,14 @@
 use super::items::stats::{stats_expiry, stats_of};
 use super::{DynamoStore, backend, n, s, table_keys};
 use crate::domain::stats::{HourlyCount, OrgHourCounts};
-use crate::ports::{AttemptStats, StoreError};
+use crate::ports::{AttemptStats, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::future::try_join_all;
 
 #[async_trait]
 impl AttemptStats for DynamoStore {
-    async fn add_attempt_counts(&self, counts: &[OrgHourCounts]) -> Result<(), StoreError> {
+    async fn add_attempt_counts(&self, counts: &[OrgHourCounts]) -> StoreResult<()> {
         try_join_all(counts.iter().map(|c| {
             let mut adds = Vec::new();
             let mut request = self
@@ -55,7 +55,7 @@ impl AttemptStats for DynamoStore {
         number: u32,
         first: DateTime<Utc>,
         last: DateTime<Utc>,
-    ) -> Result<Vec<HourlyCount>, StoreError> {
+    ) -> StoreResult<Vec<HourlyCount>> {
         let (succeeded, failed) = table_keys::stats_attributes(number);
         let items = self
             .query_all(

@@ -6,7 +6,7 @@ use crate::domain::recovery::{FailedPosition, failed_position};
 use crate::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Expect,
 };
-use crate::ports::{DeliveryStore, RetryOf, StoreError};
+use crate::ports::{DeliveryStore, RetryOf, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -23,18 +23,14 @@ fn history(number: u32) -> std::ops::RangeInclusive<DeliveryKey> {
 
 #[async_trait]
 impl DeliveryStore for MemoryStore {
-    async fn next_delivery_seq(
-        &self,
-        org: &str,
-        endpoint_id: Uuid,
-    ) -> Result<Option<u64>, StoreError> {
+    async fn next_delivery_seq(&self, org: &str, endpoint_id: Uuid) -> StoreResult<Option<u64>> {
         Ok(self.state_mut().endpoint_mut(org, endpoint_id).map(|e| {
             e.delivery_seq += 1;
             e.delivery_seq
         }))
     }
 
-    async fn insert_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+    async fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<bool> {
         let mut state = self.state_mut();
         if state.deliveries.contains_key(&delivery.key) {
             return Ok(false);
@@ -43,7 +39,7 @@ impl DeliveryStore for MemoryStore {
         Ok(true)
     }
 
-    async fn get_delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
+    async fn get_delivery(&self, key: DeliveryKey) -> StoreResult<Option<Delivery>> {
         Ok(self
             .state()
             .deliveries
@@ -57,7 +53,7 @@ impl DeliveryStore for MemoryStore {
         number: u32,
         at_or_below: u64,
         limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    ) -> StoreResult<Vec<Delivery>> {
         let state = self.state();
         let top = DeliveryKey {
             endpoint_number: number,
@@ -79,7 +75,7 @@ impl DeliveryStore for MemoryStore {
         endpoint: &Endpoint,
         page: u32,
         per_page: u32,
-    ) -> Result<(Vec<Delivery>, u64), StoreError> {
+    ) -> StoreResult<(Vec<Delivery>, u64)> {
         let state = self.state();
         // Expired deliveries are the oldest: the live history starts at the first live one.
         let bottom = state
@@ -117,7 +113,7 @@ impl DeliveryStore for MemoryStore {
         after: u64,
         event_id: &str,
         created_before: DateTime<Utc>,
-    ) -> Result<Option<Delivery>, StoreError> {
+    ) -> StoreResult<Option<Delivery>> {
         let state = self.state();
         Ok(state
             .deliveries
@@ -143,7 +139,7 @@ impl DeliveryStore for MemoryStore {
         attempt: &Attempt,
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
-    ) -> Result<Option<Delivery>, StoreError> {
+    ) -> StoreResult<Option<Delivery>> {
         let mut state = self.state_mut();
         let stored = match state.deliveries.get(&seed.key) {
             Some(d) => d.clone(),
@@ -159,12 +155,7 @@ impl DeliveryStore for MemoryStore {
         Ok(Some(recorded))
     }
 
-    async fn hold(
-        &self,
-        seed: &Delivery,
-        expect: Expect,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn hold(&self, seed: &Delivery, expect: Expect, now: DateTime<Utc>) -> StoreResult<bool> {
         let mut state = self.state_mut();
         let stored = match state.deliveries.get(&seed.key) {
             Some(d) => d.clone(),
@@ -183,7 +174,7 @@ impl DeliveryStore for MemoryStore {
         key: DeliveryKey,
         request: Uuid,
         of: RetryOf,
-    ) -> Result<Option<Delivery>, StoreError> {
+    ) -> StoreResult<Option<Delivery>> {
         let mut state = self.state_mut();
         Ok(state
             .deliveries
@@ -195,7 +186,7 @@ impl DeliveryStore for MemoryStore {
             }))
     }
 
-    async fn held_deliveries(&self, number: u32, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+    async fn held_deliveries(&self, number: u32, limit: u32) -> StoreResult<Vec<Delivery>> {
         Ok(self
             .state()
             .deliveries
@@ -207,11 +198,7 @@ impl DeliveryStore for MemoryStore {
             .collect())
     }
 
-    async fn resume_delivery(
-        &self,
-        held: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn resume_delivery(&self, held: &Delivery, now: DateTime<Utc>) -> StoreResult<bool> {
         let mut state = self.state_mut();
         Ok(match state.deliveries.get_mut(&held.key) {
             Some(d) if d.held && d.status == held.status => {
@@ -222,7 +209,7 @@ impl DeliveryStore for MemoryStore {
         })
     }
 
-    async fn purge_deliveries(&self, number: u32, limit: u32) -> Result<usize, StoreError> {
+    async fn purge_deliveries(&self, number: u32, limit: u32) -> StoreResult<usize> {
         let mut state = self.state_mut();
         let keys: Vec<DeliveryKey> = state
             .deliveries
@@ -243,7 +230,7 @@ impl DeliveryStore for MemoryStore {
         until: DateTime<Utc>,
         after: Option<FailedPosition>,
         limit: u32,
-    ) -> Result<(Vec<Delivery>, bool), StoreError> {
+    ) -> StoreResult<(Vec<Delivery>, bool)> {
         let mut failed = self.failed_in(number, since, until);
         failed.retain(|d| after.is_none_or(|a| failed_position(d) > a));
         let more = failed.len() > limit as usize;
@@ -256,7 +243,7 @@ impl DeliveryStore for MemoryStore {
         number: u32,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> StoreResult<u64> {
         Ok(self.failed_in(number, since, until).len() as u64)
     }
 }

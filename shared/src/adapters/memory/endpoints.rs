@@ -2,7 +2,7 @@
 
 use super::MemoryStore;
 use crate::domain::{Endpoint, EndpointChanges, SigningSecret};
-use crate::ports::{EndpointStore, StoreError};
+use crate::ports::{EndpointStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -13,7 +13,7 @@ fn org_range(org: &str) -> std::ops::RangeInclusive<(String, Uuid)> {
 
 #[async_trait]
 impl EndpointStore for MemoryStore {
-    async fn allocate_endpoint_number(&self) -> Result<u32, StoreError> {
+    async fn allocate_endpoint_number(&self) -> StoreResult<u32> {
         let mut state = self.state_mut();
         state.endpoint_numbers = state
             .endpoint_numbers
@@ -22,7 +22,7 @@ impl EndpointStore for MemoryStore {
         Ok(state.endpoint_numbers)
     }
 
-    async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> Result<(), StoreError> {
+    async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> StoreResult<()> {
         let mut state = self.state_mut();
         if state.endpoints.range(org_range(&endpoint.org)).count() >= limit {
             return Err(StoreError::EndpointLimitReached { limit });
@@ -35,7 +35,7 @@ impl EndpointStore for MemoryStore {
         Ok(())
     }
 
-    async fn list_endpoints(&self, org: &str) -> Result<Vec<Endpoint>, StoreError> {
+    async fn list_endpoints(&self, org: &str) -> StoreResult<Vec<Endpoint>> {
         Ok(self
             .state()
             .endpoints
@@ -45,11 +45,11 @@ impl EndpointStore for MemoryStore {
             .collect())
     }
 
-    async fn get_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError> {
+    async fn get_endpoint(&self, org: &str, id: Uuid) -> StoreResult<Option<Endpoint>> {
         Ok(self.state().endpoints.get(&(org.to_owned(), id)).cloned())
     }
 
-    async fn peek_endpoint(&self, org: &str, id: Uuid) -> Result<Option<Endpoint>, StoreError> {
+    async fn peek_endpoint(&self, org: &str, id: Uuid) -> StoreResult<Option<Endpoint>> {
         self.get_endpoint(org, id).await
     }
 
@@ -59,7 +59,7 @@ impl EndpointStore for MemoryStore {
         id: Uuid,
         changes: &EndpointChanges,
         now: DateTime<Utc>,
-    ) -> Result<Option<Endpoint>, StoreError> {
+    ) -> StoreResult<Option<Endpoint>> {
         let mut state = self.state_mut();
         Ok(state.endpoints.get_mut(&(org.to_owned(), id)).map(|e| {
             changes.apply(e, now);
@@ -73,7 +73,7 @@ impl EndpointStore for MemoryStore {
         id: Uuid,
         secret: &SigningSecret,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let mut state = self.state_mut();
         Ok(match state.endpoints.get_mut(&(org.to_owned(), id)) {
             Some(e) => {
@@ -85,7 +85,7 @@ impl EndpointStore for MemoryStore {
         })
     }
 
-    async fn delete_endpoint(&self, org: &str, id: Uuid) -> Result<bool, StoreError> {
+    async fn delete_endpoint(&self, org: &str, id: Uuid) -> StoreResult<bool> {
         Ok(self
             .state_mut()
             .endpoints

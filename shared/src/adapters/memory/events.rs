@@ -2,13 +2,13 @@
 
 use super::MemoryStore;
 use crate::domain::Event;
-use crate::ports::{EventStore, StoreError};
+use crate::ports::{EventStore, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 #[async_trait]
 impl EventStore for MemoryStore {
-    async fn insert_event(&self, event: &Event) -> Result<Option<Event>, StoreError> {
+    async fn insert_event(&self, event: &Event) -> StoreResult<Option<Event>> {
         let mut state = self.state_mut();
         let key = (event.org.clone(), event.id.clone());
         // An expired event is replaced: its id is free again.
@@ -23,7 +23,7 @@ impl EventStore for MemoryStore {
         Ok(None)
     }
 
-    async fn get_event(&self, org: &str, id: &str) -> Result<Option<Event>, StoreError> {
+    async fn get_event(&self, org: &str, id: &str) -> StoreResult<Option<Event>> {
         Ok(self
             .state()
             .events
@@ -38,7 +38,7 @@ impl EventStore for MemoryStore {
         id: &str,
         seen: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let mut state = self.state_mut();
         Ok(
             match state.events.get_mut(&(org.to_owned(), id.to_owned())) {

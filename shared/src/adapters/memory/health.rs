@@ -2,7 +2,7 @@
 
 use super::MemoryStore;
 use crate::domain::PausedBy;
-use crate::ports::{EndpointHealth, StoreError};
+use crate::ports::{EndpointHealth, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -14,14 +14,14 @@ impl EndpointHealth for MemoryStore {
         org: &str,
         id: Uuid,
         failures: u32,
-    ) -> Result<Option<u32>, StoreError> {
+    ) -> StoreResult<Option<u32>> {
         Ok(self.state_mut().endpoint_mut(org, id).map(|e| {
             e.consecutive_failures = e.consecutive_failures.saturating_add(failures);
             e.consecutive_failures
         }))
     }
 
-    async fn record_success(&self, org: &str, id: Uuid) -> Result<u32, StoreError> {
+    async fn record_success(&self, org: &str, id: Uuid) -> StoreResult<u32> {
         Ok(self
             .state_mut()
             .endpoint_mut(org, id)
@@ -35,7 +35,7 @@ impl EndpointHealth for MemoryStore {
         min_failures: Option<u32>,
         by: PausedBy,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let mut state = self.state_mut();
         Ok(match state.endpoint_mut(org, id) {
             Some(e) if e.is_active && min_failures.is_none_or(|m| e.consecutive_failures >= m) => {

@@ -2,13 +2,13 @@
 
 use super::MemoryStore;
 use crate::domain::{ApiKey, KeyHash};
-use crate::ports::{KeyStore, StoreError};
+use crate::ports::{KeyStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 #[async_trait]
 impl KeyStore for MemoryStore {
-    async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+    async fn insert_key(&self, key: &ApiKey) -> StoreResult<()> {
         let mut state = self.state_mut();
         if state.keys.contains_key(&key.hash) {
             return Err(StoreError::AlreadyExists);
@@ -17,15 +17,15 @@ impl KeyStore for MemoryStore {
         Ok(())
     }
 
-    async fn find_key(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
+    async fn find_key(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>> {
         Ok(self.state().keys.get(hash).cloned())
     }
 
-    async fn delete_key(&self, hash: &KeyHash) -> Result<bool, StoreError> {
+    async fn delete_key(&self, hash: &KeyHash) -> StoreResult<bool> {
         Ok(self.state_mut().keys.remove(hash).is_some())
     }
 
-    async fn list_keys(&self, org: &str) -> Result<Vec<ApiKey>, StoreError> {
+    async fn list_keys(&self, org: &str) -> StoreResult<Vec<ApiKey>> {
         let mut keys: Vec<ApiKey> = self
             .state()
             .keys
@@ -37,7 +37,7 @@ impl KeyStore for MemoryStore {
         Ok(keys)
     }
 
-    async fn record_key_use(&self, hash: &KeyHash, at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn record_key_use(&self, hash: &KeyHash, at: DateTime<Utc>) -> StoreResult<()> {
         if let Some(k) = self.state_mut().keys.get_mut(hash) {
             k.last_used_at = Some(at);
         }

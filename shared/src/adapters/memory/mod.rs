@@ -22,7 +22,7 @@ use crate::domain::time::minute_of;
 use crate::domain::{
     ApiKey, Delivery, DeliveryKey, Endpoint, Event, KeyHash, Retention, ScheduledAttempt,
 };
-use crate::ports::StoreError;
+use crate::ports::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,7 +83,7 @@ impl MemoryStore {
     }
 
     /// A store holding `contents`.
-    pub fn with_contents(contents: StoreContents) -> Result<Self, StoreError> {
+    pub fn with_contents(contents: StoreContents) -> StoreResult<Self> {
         let mut state = State {
             endpoint_numbers: contents.endpoint_numbers,
             scheduled_through: contents.scheduled_through,

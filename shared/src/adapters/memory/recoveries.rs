@@ -2,20 +2,20 @@
 
 use super::MemoryStore;
 use crate::domain::recovery::{Recovery, RecoveryStatus};
-use crate::ports::{RecoveryStore, StoreError};
+use crate::ports::{RecoveryStore, StoreResult};
 use async_trait::async_trait;
 use uuid::Uuid;
 
 #[async_trait]
 impl RecoveryStore for MemoryStore {
-    async fn insert_recovery(&self, recovery: &Recovery) -> Result<(), StoreError> {
+    async fn insert_recovery(&self, recovery: &Recovery) -> StoreResult<()> {
         self.state_mut()
             .recoveries
             .insert(recovery.id, recovery.clone());
         Ok(())
     }
 
-    async fn get_recovery(&self, org: &str, id: Uuid) -> Result<Option<Recovery>, StoreError> {
+    async fn get_recovery(&self, org: &str, id: Uuid) -> StoreResult<Option<Recovery>> {
         Ok(self
             .state()
             .recoveries
@@ -24,7 +24,7 @@ impl RecoveryStore for MemoryStore {
             .cloned())
     }
 
-    async fn advance_recovery(&self, seen: &Recovery, next: &Recovery) -> Result<bool, StoreError> {
+    async fn advance_recovery(&self, seen: &Recovery, next: &Recovery) -> StoreResult<bool> {
         let mut state = self.state_mut();
         match state.recoveries.get_mut(&seen.id) {
             Some(stored)

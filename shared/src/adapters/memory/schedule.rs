@@ -3,13 +3,13 @@
 use super::MemoryStore;
 use crate::domain::time::minute_of;
 use crate::domain::{DeliveryKey, ScheduledAttempt};
-use crate::ports::{Schedule, StoreError};
+use crate::ports::{Schedule, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 #[async_trait]
 impl Schedule for MemoryStore {
-    async fn schedule(&self, attempt: &ScheduledAttempt) -> Result<(), StoreError> {
+    async fn schedule(&self, attempt: &ScheduledAttempt) -> StoreResult<()> {
         let key = DeliveryKey::from_id(attempt.job.delivery_id)
             .ok_or_else(|| StoreError::Backend("scheduled attempt of an unknown id".into()))?;
         self.state_mut().schedule.insert(
@@ -19,10 +19,7 @@ impl Schedule for MemoryStore {
         Ok(())
     }
 
-    async fn due_in_minute(
-        &self,
-        minute: DateTime<Utc>,
-    ) -> Result<Vec<ScheduledAttempt>, StoreError> {
+    async fn due_in_minute(&self, minute: DateTime<Utc>) -> StoreResult<Vec<ScheduledAttempt>> {
         let minute = minute_of(minute);
         let low = (
             minute,
@@ -48,7 +45,7 @@ impl Schedule for MemoryStore {
             .collect())
     }
 
-    async fn scheduled_through(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn scheduled_through(&self) -> StoreResult<Option<DateTime<Utc>>> {
         Ok(self.state().scheduled_through)
     }
 
@@ -56,7 +53,7 @@ impl Schedule for MemoryStore {
         &self,
         seen: Option<DateTime<Utc>>,
         minute: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let mut state = self.state_mut();
         if state.scheduled_through != seen {
             return Ok(false);

@@ -3,13 +3,13 @@
 use super::MemoryStore;
 use crate::domain::now;
 use crate::domain::stats::{HourlyCount, OrgHourCounts, STATS_KEPT_DAYS, hour_of};
-use crate::ports::{AttemptStats, StoreError};
+use crate::ports::{AttemptStats, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 #[async_trait]
 impl AttemptStats for MemoryStore {
-    async fn add_attempt_counts(&self, counts: &[OrgHourCounts]) -> Result<(), StoreError> {
+    async fn add_attempt_counts(&self, counts: &[OrgHourCounts]) -> StoreResult<()> {
         let mut state = self.state_mut();
         // Kept as long as in DynamoDB, so a long-running local store does not grow.
         let kept_from = hour_of(now()) - chrono::Duration::days(STATS_KEPT_DAYS);
@@ -36,7 +36,7 @@ impl AttemptStats for MemoryStore {
         number: u32,
         first: DateTime<Utc>,
         last: DateTime<Utc>,
-    ) -> Result<Vec<HourlyCount>, StoreError> {
+    ) -> StoreResult<Vec<HourlyCount>> {
         Ok(self
             .state()
             .attempt_counts
