@@ -6,7 +6,7 @@
 pub mod adapters;
 pub mod api;
 pub mod domain;
-pub mod keys;
+pub mod key_admin;
 pub mod metrics;
 pub mod pipeline;
 pub mod ports;

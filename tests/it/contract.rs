@@ -294,7 +294,7 @@ async fn keys_by_hash_and_by_org(store: Arc<impl Store>) {
 async fn session_keys_keep_their_end(store: Arc<impl Store>) {
     let ends = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("time");
     let (token, _) =
-        shared::keys::mint_session(store.as_ref(), "acme", shared::domain::Role::Member, ends)
+        shared::key_admin::mint_session(store.as_ref(), "acme", shared::domain::Role::Member, ends)
             .await
             .expect("session");
     let hash = shared::domain::KeyHash::of(&token);

@@ -272,7 +272,7 @@ fn body_of(route: &Route) -> Option<String> {
 
 async fn every_caller_gets_exactly_its_status(store: Arc<impl Store>) {
     seed_keys(store.as_ref()).await;
-    shared::keys::mint(
+    shared::key_admin::mint(
         store.as_ref(),
         "acme",
         Role::Admin,
@@ -280,7 +280,7 @@ async fn every_caller_gets_exactly_its_status(store: Arc<impl Store>) {
     )
     .await
     .expect("mint");
-    shared::keys::revoke(store.as_ref(), REVOKED_KEY)
+    shared::key_admin::revoke(store.as_ref(), REVOKED_KEY)
         .await
         .expect("revoke");
     let r = router(store.clone());

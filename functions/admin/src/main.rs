@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use shared::adapters::dynamo::{DynamoStore, schema};
 use shared::domain::Role;
 use shared::domain::time::format;
-use shared::keys;
+use shared::key_admin;
 use shared::settings::{AdminSettings, ProcessEnv};
 use std::process::ExitCode;
 use uuid::Uuid;
@@ -99,7 +99,7 @@ async fn run(cli: Cli, settings: &AdminSettings) -> Result<(), String> {
     let store = DynamoStore::from_env(table).await;
     match cli.command {
         Command::Keys(KeysCommand::Create { org, role, key }) => {
-            let (key, record) = keys::mint(&store, &org, role, key)
+            let (key, record) = key_admin::mint(&store, &org, role, key)
                 .await
                 .map_err(|e| e.to_string())?;
             eprintln!(
@@ -110,18 +110,20 @@ async fn run(cli: Cli, settings: &AdminSettings) -> Result<(), String> {
         }
         Command::Keys(KeysCommand::Revoke { key, id, org }) => {
             match (key, id, org) {
-                (Some(key), _, _) => keys::revoke(&store, &key).await,
+                (Some(key), _, _) => key_admin::revoke(&store, &key).await,
                 (None, Some(id), Some(org)) => {
-                    keys::revoke_by_id(&store, &org, id).await.map(|_| ())
+                    key_admin::revoke_by_id(&store, &org, id).await.map(|_| ())
                 }
                 // clap requires --key, or --id with --org.
-                _ => Err(keys::KeyError::NotFound),
+                _ => Err(key_admin::KeyError::NotFound),
             }
             .map_err(|e| e.to_string())?;
             println!("revoked");
         }
         Command::Keys(KeysCommand::List { org }) => {
-            let listed = keys::list(&store, &org).await.map_err(|e| e.to_string())?;
+            let listed = key_admin::list(&store, &org)
+                .await
+                .map_err(|e| e.to_string())?;
             if listed.is_empty() {
                 eprintln!("no keys for org {org}");
             } else {

@@ -15,7 +15,7 @@ use shared::adapters::memory::queue::MemoryQueue;
 use shared::adapters::memory::state_file::{self, StateFileError};
 use shared::domain::Job;
 use shared::domain::{KeyHash, Retention, Role};
-use shared::keys::{self, KeyError};
+use shared::key_admin::{self, KeyError};
 use shared::pipeline::Sender;
 use shared::ports::{KeyStore, QueueError, StoreError};
 use shared::settings::{self, ConfigError, Env};
@@ -135,7 +135,7 @@ impl LocalServer {
         );
         let mut demo_admin_key = None;
         if options.keys.is_empty() {
-            let (key, _) = keys::mint(store.as_ref(), "demo", Role::Admin, None)
+            let (key, _) = key_admin::mint(store.as_ref(), "demo", Role::Admin, None)
                 .await
                 .map_err(|source| StartError::Key {
                     org: "demo".into(),
@@ -190,7 +190,7 @@ impl LocalServer {
 /// Register a `--key`; one the state file already holds for the same organisation and
 /// role is kept as it is.
 async fn register_key(store: &MemoryStore, spec: KeySpec) -> Result<(), StartError> {
-    match keys::mint(store, &spec.org, spec.role, Some(spec.key.clone())).await {
+    match key_admin::mint(store, &spec.org, spec.role, Some(spec.key.clone())).await {
         Ok(_) => Ok(()),
         Err(KeyError::AlreadyRegistered) => {
             let held = store

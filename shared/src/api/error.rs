@@ -2,7 +2,7 @@
 //! `{"error": {"code": "...", "message": "...", "field": "..."?}}`.
 
 use crate::domain::ValidationError;
-use crate::keys::KeyError;
+use crate::key_admin::KeyError;
 use crate::pipeline::{PublishError, RequestError};
 use crate::ports::{QueueError, StoreError};
 use axum::Json;

@@ -12,7 +12,7 @@ use super::request_metrics::labelled;
 use crate::domain::api_key::{DEFAULT_SESSION_TTL_SECONDS, SESSION_TTL_SECONDS};
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{Role, ValidationError, now};
-use crate::keys;
+use crate::key_admin;
 use crate::ports::KeyStore;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -55,7 +55,7 @@ async fn create_session(
 ) -> Result<Response, ApiError> {
     let org = caller.org();
     let expires_at = now() + chrono::Duration::seconds(i64::from(ttl));
-    let (token, record) = keys::mint_session(keys.as_ref(), org, role, expires_at).await?;
+    let (token, record) = key_admin::mint_session(keys.as_ref(), org, role, expires_at).await?;
     tracing::info!(org, key_id = %record.id, role = %role, %expires_at, "portal session created");
     let url = format!("{}{CONSOLE_PATH}#token={token}", origin(&headers));
     Ok((

@@ -212,7 +212,7 @@ pub struct AttemptOutcome {
 }
 
 /// What the stored delivery must be for an attempt to be recorded (or a delivery
-/// parked): this is what makes one try one record under duplicate messages.
+/// held): this is what makes one try one record under duplicate messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
     /// Automatic attempt `n`: `n - 1` automatic attempts are recorded (for `n = 1` the
@@ -289,7 +289,7 @@ impl Delivery {
 
     /// The delivery once `attempt` is recorded (the rules every store follows): the
     /// attempt appended (older attempts give up their bodies), a manual retry's request
-    /// used up, the outcome applied. An attempt to a gone endpoint (410) parks it.
+    /// used up, the outcome applied. An attempt to a gone endpoint (410) holds it.
     pub fn recorded(
         &self,
         attempt: &Attempt,
@@ -320,10 +320,10 @@ impl Delivery {
         }
     }
 
-    /// The delivery parked because its endpoint is inactive. Pending automatic work
+    /// The delivery held because its endpoint is inactive. Pending automatic work
     /// shows as `paused`; a finished delivery with a manual retry open keeps its
     /// outcome (the request stays open until the resume).
-    pub fn parked(&self, now: DateTime<Utc>) -> Delivery {
+    pub fn on_hold(&self, now: DateTime<Utc>) -> Delivery {
         let status = if self.status.is_due() {
             DeliveryStatus::Paused
         } else {
@@ -521,11 +521,14 @@ mod tests {
     }
 
     #[test]
-    fn parking_and_resuming() {
+    fn holding_and_resuming() {
         let d = sample();
-        let parked = d.parked(d.created_at);
-        assert_eq!((parked.status, parked.held), (DeliveryStatus::Paused, true));
-        let back = parked.resumed(d.created_at);
+        let held_delivery = d.on_hold(d.created_at);
+        assert_eq!(
+            (held_delivery.status, held_delivery.held),
+            (DeliveryStatus::Paused, true)
+        );
+        let back = held_delivery.resumed(d.created_at);
         assert_eq!((back.status, back.held), (DeliveryStatus::Pending, false));
     }
 

@@ -64,7 +64,7 @@ pub enum Handled {
     Chunk { done: usize, more: bool },
 }
 
-/// Whether parking a delivery should look again at its endpoint.
+/// Whether holding a delivery should look again at its endpoint.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Recheck {
     EndpointResumed,
@@ -501,7 +501,7 @@ impl Sender {
         Ok(paused)
     }
 
-    /// Park the job's delivery until its endpoint is resumed (as stored now, or as the
+    /// Hold the job's delivery until its endpoint is resumed (as stored now, or as the
     /// job describes it if the publish has not written it yet). For an inactive
     /// endpoint, check once more afterwards: if it was resumed meanwhile, its resume job
     /// may already have run, so re-queue at once.
@@ -522,7 +522,7 @@ impl Sender {
             .get_endpoint(&work.job.org, work.job.endpoint_id)
             .await?
             .is_some_and(|e| e.is_active);
-        let held = current.parked(at);
+        let held = current.on_hold(at);
         if resumed && self.deliveries.resume_delivery(&held, at).await? {
             self.queue
                 .enqueue(vec![(next_job(&held), Duration::ZERO)])

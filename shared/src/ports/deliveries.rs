@@ -56,7 +56,7 @@ pub trait DeliveryStore: Send + Sync {
         outcome: &AttemptOutcome,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Delivery>>;
-    /// Park a delivery until its endpoint is resumed ([`Delivery::parked`]) if it meets
+    /// Hold a delivery until its endpoint is resumed ([`Delivery::on_hold`]) if it meets
     /// `expect`; `false` if it does not (nothing written).
     async fn hold(&self, seed: &Delivery, expect: Expect, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Open a manual retry request ([`Delivery::retry_requested`]); the delivery, or

@@ -409,8 +409,8 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn hold(&self, seed: &Delivery, expect: Expect, now: DateTime<Utc>) -> StoreResult<bool> {
-        let parked = seed.parked(now);
-        let expr = state_of(UpdateExpr::new(), &parked);
+        let held_delivery = seed.on_hold(now);
+        let expr = state_of(UpdateExpr::new(), &held_delivery);
         let (expr, condition) = expecting(expr, seed, expect, self.expires_at(seed.created_at));
         // The status is set from the one read: it must still be that one.
         let expr = expr

@@ -165,7 +165,7 @@ impl DeliveryStore for MemoryStore {
         if !stored.meets(expect) {
             return Ok(false);
         }
-        state.deliveries.insert(seed.key, stored.parked(now));
+        state.deliveries.insert(seed.key, stored.on_hold(now));
         Ok(true)
     }
 

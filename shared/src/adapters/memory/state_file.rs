@@ -263,7 +263,7 @@ mod tests {
     #[tokio::test]
     async fn a_saved_store_loads_equal_and_a_foreign_file_is_refused() {
         let store = MemoryStore::new();
-        let (key, _) = crate::keys::mint(&store, "acme", Role::Admin, None)
+        let (key, _) = crate::key_admin::mint(&store, "acme", Role::Admin, None)
             .await
             .expect("key");
         let number = store.allocate_endpoint_number().await.expect("number");

@@ -1,5 +1,6 @@
-//! Minting, revoking and listing API keys: the operator CLI and the local server's
-//! `--key` flag both go through here.
+//! Administering API keys (the records of `domain::api_key`): minting, revoking and
+//! listing them. The operator CLI, the local server's `--key` flag and portal sessions
+//! all go through here.
 
 use crate::domain::validation::org_slug;
 use crate::domain::{self, ApiKey, KeyHash, Role};
