@@ -1,17 +1,16 @@
 //! `deliveries-api`: delivery history and manual retries on API Gateway.
 
-use shared::api::{self, deliveries, request_metrics};
+use shared::api::deliveries;
 use shared::settings::{ApiSettings, ProcessEnv};
-use shared::wiring::{self, Aws};
+use shared::wiring;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let settings = ApiSettings::from_env(&ProcessEnv)?;
     shared::telemetry::init_lambda(&settings.log);
-    let aws = Aws::new(&settings.aws).await;
-    lambda_http::run(request_metrics::measured(
-        api::finish(deliveries::routes(aws.services().deliveries)),
-        wiring::metrics_sink(settings.metrics_namespace.as_deref()),
-    ))
-    .await
+    let router = wiring::api_lambda(&settings, |services| {
+        deliveries::routes(services.deliveries)
+    })
+    .await;
+    lambda_http::run(router).await
 }

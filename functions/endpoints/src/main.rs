@@ -2,9 +2,9 @@
 //! `GET /key`, portal sessions, `GET /openapi.json` and the web console (the document
 //! and the console's files are constants of the binary, so serving them costs nothing).
 
-use shared::api::{self, caller_key, endpoints, openapi, portal, request_metrics};
+use shared::api::{caller_key, endpoints, openapi, portal, request_metrics};
 use shared::settings::{ApiSettings, ProcessEnv};
-use shared::wiring::{self, Aws};
+use shared::wiring;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -12,10 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init_lambda(&settings.log);
     let frame_ancestors =
         console::FrameAncestors::parse(settings.console_frame_ancestors.as_deref())?;
-    // Adapters are built once per cold start and shared by every invocation.
-    let aws = Aws::new(&settings.aws).await;
-    let services = aws.services();
-    let routes = api::finish(
+    let router = wiring::api_lambda(&settings, |services| {
         endpoints::routes(services.endpoints.clone())
             .merge(caller_key::routes(services.endpoints.keys.clone()))
             .merge(portal::routes(services.endpoints.keys))
@@ -23,11 +20,8 @@ async fn main() -> Result<(), lambda_http::Error> {
             .merge(request_metrics::labelled(
                 console::routes(frame_ancestors),
                 "console",
-            )),
-    );
-    lambda_http::run(request_metrics::measured(
-        routes,
-        wiring::metrics_sink(settings.metrics_namespace.as_deref()),
-    ))
-    .await
+            ))
+    })
+    .await;
+    lambda_http::run(router).await
 }

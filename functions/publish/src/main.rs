@@ -1,17 +1,13 @@
 //! `publish-api`: publishing events on API Gateway.
 
-use shared::api::{self, publish, request_metrics};
+use shared::api::publish;
 use shared::settings::{ApiSettings, ProcessEnv};
-use shared::wiring::{self, Aws};
+use shared::wiring;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let settings = ApiSettings::from_env(&ProcessEnv)?;
     shared::telemetry::init_lambda(&settings.log);
-    let aws = Aws::new(&settings.aws).await;
-    lambda_http::run(request_metrics::measured(
-        api::finish(publish::routes(aws.services().publish)),
-        wiring::metrics_sink(settings.metrics_namespace.as_deref()),
-    ))
-    .await
+    let router = wiring::api_lambda(&settings, |services| publish::routes(services.publish)).await;
+    lambda_http::run(router).await
 }

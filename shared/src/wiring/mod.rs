@@ -7,13 +7,15 @@ use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::http_client::{OutboundBuildError, OutboundClient, OutboundConfig};
 use crate::adapters::sqs::SqsQueue;
 use crate::api::state::{DeliveriesState, EndpointsState, PublishState};
-use crate::api::{self, caller_key, deliveries, endpoints, openapi, portal, publish};
+use crate::api::{
+    self, caller_key, deliveries, endpoints, openapi, portal, publish, request_metrics,
+};
 use crate::metrics::{EmfStdout, MetricsSink, NoMetrics};
 use crate::pipeline::{
     EndpointLifecycle, History, ManualRetries, Publisher, Recoveries, Sender, SenderSettings,
 };
 use crate::ports::{JobQueue, Store, WebhookTransport};
-use crate::settings::{AwsSettings, DeliverySettings, SenderLambdaSettings};
+use crate::settings::{ApiSettings, AwsSettings, DeliverySettings, SenderLambdaSettings};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,6 +194,17 @@ impl Aws {
         sender.metrics = metrics_sink(settings.metrics_namespace.as_deref());
         Ok(sender)
     }
+}
+
+/// An API Lambda's router: the AWS adapters built once per cold start (and shared by
+/// every invocation), the route families `routes` picks from their services, the JSON
+/// 404 and 405, and every request measured.
+pub async fn api_lambda(settings: &ApiSettings, routes: impl FnOnce(Services) -> Router) -> Router {
+    let aws = Aws::new(&settings.aws).await;
+    request_metrics::measured(
+        api::finish(routes(aws.services())),
+        metrics_sink(settings.metrics_namespace.as_deref()),
+    )
 }
 
 /// EMF on stdout under `namespace` (`METRICS_NAMESPACE`); no metrics without one.

@@ -4,7 +4,7 @@
 use super::expr::UpdateExpr;
 use super::items::endpoints::EndpointItem;
 use super::table_keys;
-use super::{DynamoStore, backend, decode, is_conditional_failure, mapping, n, s};
+use super::{DynamoStore, applied, backend, decode, is_conditional_failure, mapping, n, s};
 use crate::domain::time::format as ts;
 use crate::domain::{Endpoint, EndpointChanges, PausedBy, SigningSecret};
 use crate::ports::{EndpointStore, StoreError, StoreResult};
@@ -176,11 +176,7 @@ impl EndpointStore for DynamoStore {
             .expression_attribute_values(":updated_at", s(ts(&now)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
+        applied(result)
     }
 
     async fn delete_endpoint(&self, org: &str, id: Uuid) -> StoreResult<bool> {

@@ -1,6 +1,6 @@
 //! The circuit breaker's counter on DynamoDB: an attribute of the endpoint's item.
 
-use super::{DynamoStore, backend, is_conditional_failure, n, s, table_keys};
+use super::{DynamoStore, applied, backend, is_conditional_failure, n, s, table_keys};
 use crate::domain::PausedBy;
 use crate::ports::{EndpointHealth, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -100,10 +100,6 @@ impl EndpointHealth for DynamoStore {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
+        applied(result)
     }
 }

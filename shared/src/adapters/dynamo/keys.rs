@@ -3,7 +3,8 @@
 
 use super::items::keys::ApiKeyItem;
 use super::{
-    DynamoStore, backend, decode, is_conditional_failure, mapping, n, s, schema, table_keys,
+    DynamoStore, applied, backend, decode, is_conditional_failure, mapping, n, s, schema,
+    table_keys,
 };
 use crate::domain::{ApiKey, KeyHash};
 use crate::ports::{KeyStore, StoreResult};
@@ -36,11 +37,7 @@ impl KeyStore for DynamoStore {
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
+        applied(result)
     }
 
     async fn list_keys(&self, org: &str) -> StoreResult<Vec<ApiKey>> {

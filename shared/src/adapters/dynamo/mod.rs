@@ -218,11 +218,7 @@ impl DynamoStore {
                 request.condition_expression("attribute_not_exists(#time)")
             }
         };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
+        applied(request.send().await)
     }
 
     fn expires_at(&self, from: DateTime<Utc>) -> i64 {
@@ -279,6 +275,20 @@ fn failed_conditions<R>(
             .map(|r| r.code() == Some("ConditionalCheckFailed"))
             .collect(),
     )
+}
+
+/// A conditional write's outcome: `true` if it was applied, `false` if its condition
+/// failed.
+fn applied<T, E, R>(result: Result<T, SdkError<E, R>>) -> StoreResult<bool>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if is_conditional_failure(&err) => Ok(false),
+        Err(err) => Err(backend(err)),
+    }
 }
 
 fn is_conditional_failure<E, R>(err: &SdkError<E, R>) -> bool

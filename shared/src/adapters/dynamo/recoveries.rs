@@ -1,9 +1,7 @@
 //! Recovery jobs' records on DynamoDB (`RECOVERY#`).
 
 use super::items::recoveries::RecoveryItem;
-use super::{
-    DynamoStore, Item, backend, decode, is_conditional_failure, mapping, n, s, table_keys,
-};
+use super::{DynamoStore, Item, applied, decode, mapping, n, s, table_keys};
 use crate::domain::recovery::Recovery;
 use crate::ports::{RecoveryStore, StoreResult};
 use async_trait::async_trait;
@@ -49,10 +47,6 @@ impl RecoveryStore for DynamoStore {
                 .expression_attribute_values(":ps", n(p.seq)),
             None => request.condition_expression("st = :running AND attribute_not_exists(ps)"),
         };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
+        applied(request.send().await)
     }
 }
