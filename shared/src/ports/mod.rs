@@ -26,29 +26,23 @@ pub use schedule::Schedule;
 pub use stats::AttemptStats;
 pub use transport::WebhookTransport;
 
-/// Every storage port; both adapters implement all of them.
-pub trait Store:
-    EndpointStore
-    + KeyStore
-    + EventStore
-    + DeliveryStore
-    + EndpointHealth
-    + Schedule
-    + AttemptStats
-    + RecoveryStore
-    + 'static
-{
+/// `Store`: every storage port at once, named once for both the trait and its blanket
+/// implementation.
+macro_rules! every_storage_port {
+    ($($port:ident),+) => {
+        /// Every storage port; both adapters implement all of them.
+        pub trait Store: $($port +)+ 'static {}
+        impl<T: $($port +)+ 'static> Store for T {}
+    };
 }
-impl<
-    T: EndpointStore
-        + KeyStore
-        + EventStore
-        + DeliveryStore
-        + EndpointHealth
-        + Schedule
-        + AttemptStats
-        + RecoveryStore
-        + 'static,
-> Store for T
-{
-}
+
+every_storage_port!(
+    EndpointStore,
+    KeyStore,
+    EventStore,
+    DeliveryStore,
+    EndpointHealth,
+    Schedule,
+    AttemptStats,
+    RecoveryStore
+);

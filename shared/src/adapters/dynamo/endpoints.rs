@@ -139,11 +139,7 @@ impl EndpointStore for DynamoStore {
             expr = expr.set("consecutive_failures", n(0));
         }
         let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(table_keys::org_pk(org)))
-            .key("sk", s(table_keys::endpoint_sk(id)))
+            .endpoint_update(org, id)
             .condition_expression("attribute_exists(pk)")
             .return_values(ReturnValue::AllNew);
         let result = expr.update_item(request).send().await;
@@ -165,11 +161,7 @@ impl EndpointStore for DynamoStore {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(table_keys::org_pk(org)))
-            .key("sk", s(table_keys::endpoint_sk(id)))
+            .endpoint_update(org, id)
             .update_expression("SET secret = :secret, updated_at = :updated_at")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":secret", s(secret.expose()))

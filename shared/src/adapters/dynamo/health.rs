@@ -48,11 +48,7 @@ impl EndpointHealth for DynamoStore {
                 return Ok(0);
             }
             let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(table_keys::org_pk(org)))
-                .key("sk", s(table_keys::endpoint_sk(id)))
+                .endpoint_update(org, id)
                 .update_expression("SET consecutive_failures = :zero")
                 .condition_expression("consecutive_failures = :seen")
                 .expression_attribute_values(":zero", n(0))
@@ -90,11 +86,7 @@ impl EndpointHealth for DynamoStore {
             condition.push_str(" AND consecutive_failures >= :min");
         }
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(table_keys::org_pk(org)))
-            .key("sk", s(table_keys::endpoint_sk(id)))
+            .endpoint_update(org, id)
             .update_expression("SET is_active = :false, paused_by = :by, updated_at = :now")
             .condition_expression(condition)
             .set_expression_attribute_values(Some(values))

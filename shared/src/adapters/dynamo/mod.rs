@@ -22,6 +22,7 @@ use crate::domain::Retention;
 use crate::ports::{StoreError, StoreResult};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -63,6 +64,15 @@ impl DynamoStore {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// An `UpdateItem` on the organisation's endpoint `id`.
+    fn endpoint_update(&self, org: &str, id: uuid::Uuid) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(table_keys::org_pk(org)))
+            .key("sk", s(table_keys::endpoint_sk(id)))
     }
 
     /// `TransactWriteItems`: `Ok(None)` when it committed, `Ok(Some(failed))` when
