@@ -8,6 +8,7 @@ use shared::adapters::memory::MemoryStore;
 use shared::adapters::memory::queue::MemoryQueue;
 use shared::domain::validation::MAX_ENDPOINTS_PER_ORG;
 use shared::domain::{ApiKey, Job, Role, SigningSecret};
+use shared::domain::{DeliverySeq, EndpointNumber};
 use shared::ports::KeyStore;
 pub use shared::ports::Store;
 use shared::wiring::Services;
@@ -96,8 +97,8 @@ pub fn fixture_endpoint() -> shared::domain::Endpoint {
         paused_by: Some(shared::domain::PausedBy::Manual),
         consecutive_failures: 7,
         secret: SigningSecret::generate(),
-        number: FIXTURE_ENDPOINT_NUMBER,
-        delivery_seq: 0,
+        number: EndpointNumber(FIXTURE_ENDPOINT_NUMBER),
+        delivery_seq: DeliverySeq(0),
         created_at: now,
         updated_at: now,
     }
@@ -115,7 +116,8 @@ pub async fn store_fixture_endpoint(
         .await
         .expect("endpoint number");
     assert_eq!(
-        number, FIXTURE_ENDPOINT_NUMBER,
+        number,
+        EndpointNumber(FIXTURE_ENDPOINT_NUMBER),
         "the fixture endpoint is the first endpoint of a fresh store"
     );
     let endpoint = shared::domain::Endpoint {

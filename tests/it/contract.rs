@@ -2,6 +2,7 @@
 //! (moto): same results, same ordering, same conditional-write failures.
 
 use crate::common::Store;
+use shared::domain::EndpointNumber;
 use shared::domain::PausedBy;
 use shared::domain::{
     ApiKey, Endpoint, EndpointChanges, KeyHash, NewEndpoint, Role, SigningSecret, now,
@@ -18,7 +19,7 @@ fn endpoint(org: &str, n: usize) -> Endpoint {
             description: format!("endpoint {n}"),
             event_types: vec!["alert.fired".into(), format!("t{n}")],
         },
-        u32::try_from(n).expect("small") + 1,
+        EndpointNumber(u32::try_from(n).expect("small") + 1),
         now(),
     )
 }

@@ -10,6 +10,7 @@ use shared::domain::{
     DeliveryStatus, Endpoint, Event, EventRef, Expect, NewEndpoint, ScheduledAttempt, Target,
     Trigger, now,
 };
+use shared::domain::{DeliverySeq, EndpointNumber};
 use shared::ports::RetryOf;
 use shared::ports::Store;
 use std::sync::Arc;
@@ -110,8 +111,8 @@ async fn events_are_stored_once(store: Arc<impl Store>) {
     e.payload = format!(r#"{{"data":"{}"}}"#, "é".repeat(50_000));
     e.targets = vec![Target {
         endpoint_id: Uuid::now_v7(),
-        endpoint_number: 7,
-        seq_floor: 41,
+        endpoint_number: EndpointNumber(7),
+        seq_floor: DeliverySeq(41),
     }];
     assert_eq!(store.insert_event(&e).await.expect("insert"), None);
     let mut again = event("evt_1");
@@ -190,7 +191,7 @@ async fn endpoint_numbers_are_never_handed_out_twice(store: Arc<impl Store>) {
     numbers.sort_unstable();
     numbers.dedup();
     assert_eq!(numbers.len(), 10);
-    assert!(numbers[0] >= 1, "zero is never a number");
+    assert!(numbers[0] >= EndpointNumber(1), "zero is never a number");
 }
 
 async fn pages_are_seq_ranges_newest_first(store: Arc<impl Store>) {
@@ -206,7 +207,7 @@ async fn pages_are_seq_ranges_newest_first(store: Arc<impl Store>) {
         .await
         .expect("get")
         .expect("there");
-    assert_eq!(e.delivery_seq, 45);
+    assert_eq!(e.delivery_seq, DeliverySeq(45));
     made.reverse();
     let (page1, total) = store.delivery_page(&e, 1, 20).await.expect("page 1");
     assert_eq!(total, 45);
@@ -236,14 +237,14 @@ async fn deliveries_are_found_by_id_and_by_event(store: Arc<impl Store>) {
         store
             .get_delivery(DeliveryKey {
                 endpoint_number: e.number,
-                seq: 99
+                seq: DeliverySeq(99)
             })
             .await
             .expect("get"),
         None
     );
     let later = now() + chrono::Duration::minutes(1);
-    let found = |event_id: String, after: u64, before_time| {
+    let found = |event_id: String, after: DeliverySeq, before_time| {
         let store = store.clone();
         async move {
             store
@@ -266,7 +267,7 @@ async fn deliveries_are_found_by_id_and_by_event(store: Arc<impl Store>) {
         None,
         "the search stops at deliveries created after the bound"
     );
-    assert_eq!(found("evt_none".into(), 0, later).await, None);
+    assert_eq!(found("evt_none".into(), DeliverySeq::NONE, later).await, None);
     assert!(
         !store.insert_delivery(&a).await.expect("insert again"),
         "a taken place stays as it is"
@@ -393,7 +394,7 @@ async fn manual_requests_are_used_once(store: Arc<impl Store>) {
     let d = delivery(store.as_ref(), &e, true).await;
     let missing = DeliveryKey {
         endpoint_number: e.number,
-        seq: 999,
+        seq: DeliverySeq(999),
     };
     assert_eq!(
         store

@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use serde_json::Value;
+use shared::domain::{DeliverySeq, EndpointNumber};
 use shared::ports::KeyStore;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -290,8 +291,8 @@ fn the_fixture_delivery_id_names_the_seeded_delivery() {
         .expect("rfc3339")
         .to_utc();
     let key = DeliveryKey {
-        endpoint_number: FIXTURE_ENDPOINT_NUMBER,
-        seq: 1,
+        endpoint_number: EndpointNumber(FIXTURE_ENDPOINT_NUMBER),
+        seq: DeliverySeq(1),
     };
     assert_eq!(key.id(at).to_string(), FIXTURE_DELIVERY_ID);
     let id = FIXTURE_DELIVERY_ID.parse().expect("uuid");
@@ -352,7 +353,7 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
     let target = Target {
         endpoint_id: endpoint.id,
         endpoint_number: endpoint.number,
-        seq_floor: 0,
+        seq_floor: DeliverySeq(0),
     };
     let seeded = Delivery::new(&event, &target, seq, true);
     assert_eq!(seeded.id.to_string(), FIXTURE_DELIVERY_ID);

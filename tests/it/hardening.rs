@@ -4,6 +4,7 @@
 use crate::common::*;
 use crate::pipeline::{Harness, Options};
 use serde_json::{Value, json};
+use shared::domain::DeliverySeq;
 use shared::pipeline::Handled;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,7 +88,7 @@ async fn oversized_bodies_do_nothing_anywhere(store: Arc<impl Store>) {
         .expect("get")
         .expect("not deleted");
     assert_eq!(after.secret, before.secret, "not rotated");
-    assert_eq!(after.delivery_seq, 0, "no test delivery");
+    assert_eq!(after.delivery_seq, DeliverySeq(0), "no test delivery");
     assert!(
         tokio::time::timeout(Duration::from_millis(200), jobs.recv())
             .await
@@ -162,7 +163,8 @@ async fn concurrent_repeats_take_no_extra_sequence_numbers(store: Arc<impl Store
         .expect("get")
         .expect("there");
     assert_eq!(
-        stored.delivery_seq, EVENTS as u64,
+        stored.delivery_seq,
+        DeliverySeq(EVENTS as u64),
         "one number per delivery"
     );
     let path = format!("/org/acme/webhooks/endpoints/{endpoint_id}/deliveries");

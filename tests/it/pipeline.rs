@@ -16,6 +16,7 @@ use shared::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Expect, Job,
     RetryPolicy, Target, now,
 };
+use shared::domain::{DeliverySeq, EndpointNumber};
 use shared::pipeline::scheduler;
 use shared::pipeline::{Handled, Sender, SenderSettings};
 use shared::ports::Store;
@@ -701,7 +702,11 @@ struct Faulty<S> {
 
 #[async_trait]
 impl<S: Store> DeliveryStore for Faulty<S> {
-    async fn next_delivery_seq(&self, org: &str, e: Uuid) -> Result<Option<u64>, StoreError> {
+    async fn next_delivery_seq(
+        &self,
+        org: &str,
+        e: Uuid,
+    ) -> Result<Option<DeliverySeq>, StoreError> {
         self.inner.next_delivery_seq(org, e).await
     }
     async fn insert_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {
@@ -725,16 +730,16 @@ impl<S: Store> DeliveryStore for Faulty<S> {
     }
     async fn history_newest(
         &self,
-        number: u32,
-        at_or_below: u64,
+        number: EndpointNumber,
+        at_or_below: DeliverySeq,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
         self.inner.history_newest(number, at_or_below, limit).await
     }
     async fn find_event_delivery(
         &self,
-        number: u32,
-        after: u64,
+        number: EndpointNumber,
+        after: DeliverySeq,
         event_id: &str,
         created_before: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<Delivery>, StoreError> {
@@ -773,7 +778,11 @@ impl<S: Store> DeliveryStore for Faulty<S> {
     ) -> Result<Option<Delivery>, StoreError> {
         self.inner.request_retry(key, request, of).await
     }
-    async fn held_deliveries(&self, number: u32, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+    async fn held_deliveries(
+        &self,
+        number: EndpointNumber,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
         self.inner.held_deliveries(number, limit).await
     }
     async fn resume_delivery(
@@ -783,12 +792,16 @@ impl<S: Store> DeliveryStore for Faulty<S> {
     ) -> Result<bool, StoreError> {
         self.inner.resume_delivery(held, at).await
     }
-    async fn purge_deliveries(&self, number: u32, limit: u32) -> Result<usize, StoreError> {
+    async fn purge_deliveries(
+        &self,
+        number: EndpointNumber,
+        limit: u32,
+    ) -> Result<usize, StoreError> {
         self.inner.purge_deliveries(number, limit).await
     }
     async fn failed_deliveries(
         &self,
-        number: u32,
+        number: EndpointNumber,
         since: chrono::DateTime<chrono::Utc>,
         until: chrono::DateTime<chrono::Utc>,
         after: Option<FailedPosition>,
@@ -800,7 +813,7 @@ impl<S: Store> DeliveryStore for Faulty<S> {
     }
     async fn count_failed(
         &self,
-        number: u32,
+        number: EndpointNumber,
         since: chrono::DateTime<chrono::Utc>,
         until: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64, StoreError> {
@@ -1185,7 +1198,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
     assert_eq!(h.deliveries_of(&endpoint_id).await["total"], N);
     // The endpoint as it was last, to look at its history once it is deleted.
     let endpoint = h.stored_endpoint(&endpoint_id).await;
-    assert_eq!(endpoint.delivery_seq, N as u64);
+    assert_eq!(endpoint.delivery_seq, DeliverySeq(N as u64));
 
     let path = format!("/org/acme/webhooks/endpoints/{endpoint_id}");
     assert_eq!(
@@ -1285,7 +1298,7 @@ async fn a_half_done_publish_is_finished_by_its_repeat(store: Arc<impl Store>) {
     }
     let unwritten = DeliveryKey {
         endpoint_number: h.stored_endpoint(&endpoints[1]).await.number,
-        seq: 1,
+        seq: DeliverySeq(1),
     };
     assert_eq!(
         store.get_delivery(unwritten).await.expect("get"),

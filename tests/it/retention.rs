@@ -68,7 +68,7 @@ async fn case(store: impl Store, clock: Arc<TestClock>) {
         let target = Target {
             endpoint_id: e.id,
             endpoint_number: e.number,
-            seq_floor: seq - 1,
+            seq_floor: seq.previous(),
         };
         let d = Delivery::new(&ev, &target, seq, true);
         assert!(store.insert_delivery(&d).await.expect("delivery"));
@@ -84,7 +84,7 @@ async fn case(store: impl Store, clock: Arc<TestClock>) {
         let endpoint = endpoint.clone();
         async move {
             let (items, total) = store.delivery_page(&endpoint, n, 2).await.expect("page");
-            let seqs: Vec<u64> = items.iter().map(|d| d.key.seq).collect();
+            let seqs: Vec<u64> = items.iter().map(|d| d.key.seq.0).collect();
             (seqs, total)
         }
     };

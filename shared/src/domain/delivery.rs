@@ -6,6 +6,7 @@
 //! page of an endpoint's history, with no index to keep up to date on every write.
 
 use super::AttemptError;
+use super::numbers::{DeliverySeq, EndpointNumber};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -33,10 +34,10 @@ pub struct Event {
 pub struct Target {
     pub endpoint_id: Uuid,
     /// The endpoint's number, which keys its delivery history.
-    pub endpoint_number: u32,
+    pub endpoint_number: EndpointNumber,
     /// The endpoint's last sequence number when the publish read it: the event's
     /// delivery there is numbered after it, so a repeat looks for it from there on.
-    pub seq_floor: u64,
+    pub seq_floor: DeliverySeq,
 }
 
 impl Event {
@@ -109,8 +110,8 @@ impl Trigger {
 /// history. Its id encodes both (see [`DeliveryKey::id`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeliveryKey {
-    pub endpoint_number: u32,
-    pub seq: u64,
+    pub endpoint_number: EndpointNumber,
+    pub seq: DeliverySeq,
 }
 
 /// Seqs fit in the 42 bits an id leaves them: four trillion deliveries per endpoint.
@@ -128,7 +129,7 @@ impl DeliveryKey {
         let millis =
             u128::from(u64::try_from(created_at.timestamp_millis()).unwrap_or(0)) & ((1 << 48) - 1);
         let payload =
-            (u128::from(self.endpoint_number) << SEQ_BITS) | (u128::from(self.seq) & SEQ_MASK);
+            (u128::from(self.endpoint_number.0) << SEQ_BITS) | (u128::from(self.seq.0) & SEQ_MASK);
         let rand_a = payload >> RAND_B_BITS;
         let rand_b = payload & ((1 << RAND_B_BITS) - 1);
         Uuid::from_u128((millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)
@@ -144,8 +145,8 @@ impl DeliveryKey {
         let rand_b = bits & ((1 << RAND_B_BITS) - 1);
         let payload = (rand_a << RAND_B_BITS) | rand_b;
         Some(Self {
-            endpoint_number: u32::try_from(payload >> SEQ_BITS).ok()?,
-            seq: u64::try_from(payload & SEQ_MASK).ok()?,
+            endpoint_number: EndpointNumber(u32::try_from(payload >> SEQ_BITS).ok()?),
+            seq: DeliverySeq(u64::try_from(payload & SEQ_MASK).ok()?),
         })
     }
 }
@@ -227,7 +228,7 @@ pub enum Expect {
 impl Delivery {
     /// A new delivery of `event` to `target` at `seq`: pending, or paused and held if
     /// the endpoint is inactive.
-    pub fn new(event: &Event, target: &Target, seq: u64, active: bool) -> Self {
+    pub fn new(event: &Event, target: &Target, seq: DeliverySeq, active: bool) -> Self {
         let key = DeliveryKey {
             endpoint_number: target.endpoint_number,
             seq,
@@ -378,7 +379,13 @@ impl Delivery {
 /// newest first, for an endpoint whose deliveries run from `bottom` (oldest still
 /// stored) to `top` (newest); `None` past the end. Both stores page with this, so each
 /// page costs one ranged read, whatever its number.
-pub fn page_range(bottom: u64, top: u64, page: u32, per_page: u32) -> Option<(u64, u64)> {
+pub fn page_range(
+    bottom: DeliverySeq,
+    top: DeliverySeq,
+    page: u32,
+    per_page: u32,
+) -> Option<(DeliverySeq, DeliverySeq)> {
+    let (bottom, top) = (bottom.0, top.0);
     let skip = u64::from(page.checked_sub(1)?) * u64::from(per_page);
     let hi = top.checked_sub(skip)?;
     if hi < bottom || hi == 0 || per_page == 0 {
@@ -388,12 +395,12 @@ pub fn page_range(bottom: u64, top: u64, page: u32, per_page: u32) -> Option<(u6
         .saturating_sub(u64::from(per_page) - 1)
         .max(bottom)
         .max(1);
-    Some((lo, hi))
+    Some((DeliverySeq(lo), DeliverySeq(hi)))
 }
 
 /// Deliveries still stored: the numbers from `bottom` to `top`.
-pub fn page_total(bottom: Option<u64>, top: u64) -> u64 {
-    bottom.map_or(0, |b| top.saturating_sub(b) + 1)
+pub fn page_total(bottom: Option<DeliverySeq>, top: DeliverySeq) -> u64 {
+    bottom.map_or(0, |b| top.0.saturating_sub(b.0) + 1)
 }
 
 #[cfg(test)]
@@ -405,16 +412,16 @@ mod tests {
         let at = crate::domain::now();
         for key in [
             DeliveryKey {
-                endpoint_number: 1,
-                seq: 1,
+                endpoint_number: EndpointNumber(1),
+                seq: DeliverySeq(1),
             },
             DeliveryKey {
-                endpoint_number: u32::MAX,
-                seq: (1 << SEQ_BITS) - 1,
+                endpoint_number: EndpointNumber(u32::MAX),
+                seq: DeliverySeq((1 << SEQ_BITS) - 1),
             },
             DeliveryKey {
-                endpoint_number: 4242,
-                seq: 987_654_321,
+                endpoint_number: EndpointNumber(4242),
+                seq: DeliverySeq(987_654_321),
             },
         ] {
             let id = key.id(at);
@@ -428,12 +435,12 @@ mod tests {
             );
         }
         let a = DeliveryKey {
-            endpoint_number: 7,
-            seq: 1,
+            endpoint_number: EndpointNumber(7),
+            seq: DeliverySeq(1),
         };
         let b = DeliveryKey {
-            endpoint_number: 7,
-            seq: 2,
+            endpoint_number: EndpointNumber(7),
+            seq: DeliverySeq(2),
         };
         assert_ne!(a.id(at), b.id(at));
         let v4 = uuid::Builder::from_random_bytes([0x5a; 16]).into_uuid();
@@ -452,10 +459,10 @@ mod tests {
         };
         let target = Target {
             endpoint_id: Uuid::now_v7(),
-            endpoint_number: 3,
-            seq_floor: 0,
+            endpoint_number: EndpointNumber(3),
+            seq_floor: DeliverySeq(0),
         };
-        Delivery::new(&event, &target, 1, true)
+        Delivery::new(&event, &target, DeliverySeq(1), true)
     }
 
     fn attempt(code: u16, body: &str) -> Attempt {
@@ -534,19 +541,23 @@ mod tests {
 
     #[test]
     fn pages_are_seq_ranges_newest_first() {
-        assert_eq!(page_range(1, 45, 1, 20), Some((26, 45)));
-        assert_eq!(page_range(1, 45, 2, 20), Some((6, 25)));
-        assert_eq!(page_range(1, 45, 3, 20), Some((1, 5)));
-        assert_eq!(page_range(1, 45, 4, 20), None);
+        let range = |bottom, top, page, per_page| {
+            page_range(DeliverySeq(bottom), DeliverySeq(top), page, per_page)
+                .map(|(lo, hi)| (lo.0, hi.0))
+        };
+        assert_eq!(range(1, 45, 1, 20), Some((26, 45)));
+        assert_eq!(range(1, 45, 2, 20), Some((6, 25)));
+        assert_eq!(range(1, 45, 3, 20), Some((1, 5)));
+        assert_eq!(range(1, 45, 4, 20), None);
         assert_eq!(
-            page_range(10, 45, 2, 20),
+            range(10, 45, 2, 20),
             Some((10, 25)),
             "expired ones drop out"
         );
-        assert_eq!(page_range(1, 0, 1, 20), None);
-        assert_eq!(page_range(1, 5, 0, 20), None);
-        assert_eq!(page_range(1, 5, u32::MAX, 100), None);
-        assert_eq!(page_total(Some(10), 45), 36);
-        assert_eq!(page_total(None, 45), 0);
+        assert_eq!(range(1, 0, 1, 20), None);
+        assert_eq!(range(1, 5, 0, 20), None);
+        assert_eq!(range(1, 5, u32::MAX, 100), None);
+        assert_eq!(page_total(Some(DeliverySeq(10)), DeliverySeq(45)), 36);
+        assert_eq!(page_total(None, DeliverySeq(45)), 0);
     }
 }

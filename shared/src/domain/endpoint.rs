@@ -1,6 +1,7 @@
 //! Webhook endpoints and the rules for changing them.
 
 use super::SigningSecret;
+use super::numbers::{DeliverySeq, EndpointNumber};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -20,9 +21,9 @@ pub struct Endpoint {
     pub secret: SigningSecret,
     /// Its number, unique across the service: its delivery history is stored under it,
     /// and delivery ids carry it.
-    pub number: u32,
+    pub number: EndpointNumber,
     /// How many deliveries the endpoint has had (the last one's `seq`).
-    pub delivery_seq: u64,
+    pub delivery_seq: DeliverySeq,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -74,7 +75,7 @@ pub struct EndpointChanges {
 impl Endpoint {
     /// A fresh, active endpoint with a new id and signing secret, and the number the
     /// store allocated for it.
-    pub fn create(org: &str, new: NewEndpoint, number: u32, now: DateTime<Utc>) -> Self {
+    pub fn create(org: &str, new: NewEndpoint, number: EndpointNumber, now: DateTime<Utc>) -> Self {
         Self {
             org: org.to_owned(),
             id: Uuid::now_v7(),
@@ -86,7 +87,7 @@ impl Endpoint {
             paused_by: None,
             consecutive_failures: 0,
             secret: SigningSecret::generate(),
-            delivery_seq: 0,
+            delivery_seq: DeliverySeq::NONE,
             created_at: now,
             updated_at: now,
         }
@@ -147,7 +148,7 @@ mod tests {
                 description: "d".into(),
                 event_types: vec!["a.b".into()],
             },
-            1,
+            EndpointNumber(1),
             now(),
         );
         e.is_active = false;

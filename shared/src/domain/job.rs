@@ -2,6 +2,7 @@
 //! deploy are recognised (and an unknown shape goes to the dead-letter queue).
 
 use super::delivery::Trigger;
+use super::numbers::EndpointNumber;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -56,7 +57,7 @@ pub enum Job {
         v: u8,
         org: String,
         endpoint_id: Uuid,
-        endpoint_number: u32,
+        endpoint_number: EndpointNumber,
     },
 }
 
@@ -167,7 +168,7 @@ mod tests {
             v: JOB_VERSION,
             org: "acme".into(),
             endpoint_id: id,
-            endpoint_number: 4,
+            endpoint_number: EndpointNumber(4),
         };
         assert_eq!(
             serde_json::from_str::<Job>(&purge.to_json()).expect("parse"),

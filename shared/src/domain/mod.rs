@@ -5,6 +5,7 @@ pub mod attempt;
 pub mod delivery;
 pub mod endpoint;
 pub mod job;
+pub mod numbers;
 mod random;
 pub mod recovery;
 pub mod retention;
@@ -21,6 +22,7 @@ pub use delivery::{
 };
 pub use endpoint::{Endpoint, EndpointChanges, NewEndpoint, PausedBy};
 pub use job::{DeliveryJob, EventRef, Job, ScheduledAttempt};
+pub use numbers::{DeliverySeq, EndpointNumber};
 pub use retention::{Clock, Retention};
 pub use retry::RetryPolicy;
 pub use secret::SigningSecret;

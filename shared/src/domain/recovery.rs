@@ -1,6 +1,7 @@
 //! Recovery: re-sending every failed delivery of an endpoint created in a window, as
 //! manual attempts, by a job that works through them a chunk at a time.
 
+use super::numbers::{DeliverySeq, EndpointNumber};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -9,7 +10,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FailedPosition {
     pub created_at: DateTime<Utc>,
-    pub seq: u64,
+    pub seq: DeliverySeq,
 }
 
 /// Where a failed delivery sits in that list.
@@ -40,7 +41,7 @@ pub struct Recovery {
     pub id: Uuid,
     pub org: String,
     pub endpoint_id: Uuid,
-    pub endpoint_number: u32,
+    pub endpoint_number: EndpointNumber,
     /// Deliveries created in [since, until) are re-sent; `until` is the request's time
     /// when it did not give one.
     pub since: DateTime<Utc>,

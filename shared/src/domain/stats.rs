@@ -4,6 +4,7 @@
 //! one organisation's jobs, for one or many of its endpoints, so that is about one write
 //! per batch.
 
+use super::numbers::EndpointNumber;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
@@ -98,11 +99,11 @@ pub struct EndpointCounts {
 pub struct OrgHourCounts {
     pub org: String,
     pub hour: DateTime<Utc>,
-    pub endpoints: BTreeMap<u32, EndpointCounts>,
+    pub endpoints: BTreeMap<EndpointNumber, EndpointCounts>,
 }
 
 /// (organisation, hour) -> endpoint number -> counts.
-type Tally = BTreeMap<(String, DateTime<Utc>), BTreeMap<u32, EndpointCounts>>;
+type Tally = BTreeMap<(String, DateTime<Utc>), BTreeMap<EndpointNumber, EndpointCounts>>;
 
 /// A batch's attempts, per organisation, hour and endpoint, until they are written.
 #[derive(Debug, Default)]
@@ -110,7 +111,7 @@ pub struct HourlyTally(Mutex<Tally>);
 
 impl HourlyTally {
     /// Count an attempt to endpoint `number` of `org`, started at `at`.
-    pub fn attempt(&self, org: &str, number: u32, at: DateTime<Utc>, succeeded: bool) {
+    pub fn attempt(&self, org: &str, number: EndpointNumber, at: DateTime<Utc>, succeeded: bool) {
         let mut tally = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let counts = tally
             .entry((org.to_owned(), hour_of(at)))
@@ -173,11 +174,11 @@ mod tests {
     #[test]
     fn a_tally_counts_per_org_hour_and_endpoint_and_empties() {
         let tally = HourlyTally::default();
-        tally.attempt("acme", 4, at(10, 1), true);
-        tally.attempt("acme", 4, at(10, 59), false);
-        tally.attempt("acme", 5, at(10, 30), true);
-        tally.attempt("acme", 4, at(11, 0), true);
-        tally.attempt("globex", 9, at(10, 0), false);
+        tally.attempt("acme", EndpointNumber(4), at(10, 1), true);
+        tally.attempt("acme", EndpointNumber(4), at(10, 59), false);
+        tally.attempt("acme", EndpointNumber(5), at(10, 30), true);
+        tally.attempt("acme", EndpointNumber(4), at(11, 0), true);
+        tally.attempt("globex", EndpointNumber(9), at(10, 0), false);
         let counts = tally.take();
         assert_eq!(counts.len(), 3, "acme 10h, acme 11h, globex 10h");
         assert_eq!(counts[0].org, "acme");
@@ -186,14 +187,14 @@ mod tests {
             counts[0].endpoints,
             BTreeMap::from([
                 (
-                    4,
+                    EndpointNumber(4),
                     EndpointCounts {
                         succeeded: 1,
                         failed: 1
                     }
                 ),
                 (
-                    5,
+                    EndpointNumber(5),
                     EndpointCounts {
                         succeeded: 1,
                         failed: 0

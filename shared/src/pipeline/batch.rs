@@ -278,6 +278,7 @@ async fn apply(
 mod tests {
     use super::*;
     use crate::adapters::memory::MemoryStore;
+    use crate::domain::EndpointNumber;
     use crate::domain::NewEndpoint;
     use async_trait::async_trait;
     use chrono::{DateTime, Utc};
@@ -344,7 +345,7 @@ mod tests {
             description: String::new(),
             event_types: vec!["a.b".into()],
         };
-        let endpoint = Endpoint::create("acme", new, 1, Utc::now());
+        let endpoint = Endpoint::create("acme", new, EndpointNumber(1), Utc::now());
         store.insert_endpoint(&endpoint, 100).await.expect("insert");
         if failures > 0 {
             store

@@ -12,7 +12,7 @@
 //! everything.
 
 use super::lookup::{self, RequestError};
-use crate::domain::{Delivery, DeliveryStatus};
+use crate::domain::{Delivery, DeliverySeq, DeliveryStatus, EndpointNumber};
 use crate::ports::{DeliveryStore, EndpointStore, EventStore, StoreResult};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -82,7 +82,7 @@ impl History {
     ) -> StoreResult<(Vec<Delivery>, Option<Cursor>)> {
         // The organisation's endpoints (at most 100), or the one asked for if it is its own.
         let endpoints = self.endpoints.list_endpoints(org).await?;
-        let starts: Vec<(u32, u64)> = endpoints
+        let starts: Vec<(EndpointNumber, DeliverySeq)> = endpoints
             .iter()
             .filter(|e| search.endpoint_id.is_none_or(|id| id == e.id))
             .filter_map(|e| {
@@ -90,7 +90,7 @@ impl History {
                     None => e.delivery_seq,
                     Some(c) => (*c.p.get(&e.number)?).min(e.delivery_seq),
                 };
-                (from > 0).then_some((e.number, from))
+                (from > DeliverySeq::NONE).then_some((e.number, from))
             })
             .collect();
         page(
@@ -130,7 +130,7 @@ impl Filters {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     v: u8,
-    p: BTreeMap<u32, u64>,
+    p: BTreeMap<EndpointNumber, DeliverySeq>,
 }
 
 impl Cursor {
@@ -153,18 +153,23 @@ impl Cursor {
 const REFILLS: u32 = 4;
 
 /// One history as a page reads it: what was read and not yet merged, newest first, and
-/// the sequence number to read from next (`0`: the end was reached).
+/// the sequence number to read from next (`NONE`: the end was reached).
 struct Head {
-    number: u32,
+    number: EndpointNumber,
     buffered: std::collections::VecDeque<Delivery>,
-    next: u64,
+    next: DeliverySeq,
 }
 
-async fn read(store: &dyn DeliveryStore, number: u32, from: u64, limit: u32) -> StoreResult<Head> {
+async fn read(
+    store: &dyn DeliveryStore,
+    number: EndpointNumber,
+    from: DeliverySeq,
+    limit: u32,
+) -> StoreResult<Head> {
     let read = store.history_newest(number, from, limit).await?;
     let next = match read.last() {
-        Some(last) if read.len() == limit as usize => last.key.seq - 1,
-        _ => 0,
+        Some(last) if read.len() == limit as usize => last.key.seq.previous(),
+        _ => DeliverySeq::NONE,
     };
     Ok(Head {
         number,
@@ -180,7 +185,7 @@ async fn read(store: &dyn DeliveryStore, number: u32, from: u64, limit: u32) -> 
 /// when the reads are spent the page ends where it is.
 async fn page(
     store: &dyn DeliveryStore,
-    starts: &[(u32, u64)],
+    starts: &[(EndpointNumber, DeliverySeq)],
     filters: &Filters,
     limit: u32,
 ) -> StoreResult<(Vec<Delivery>, Option<Cursor>)> {
@@ -195,7 +200,7 @@ async fn page(
     let mut shown = Vec::new();
     'page: while shown.len() < limit as usize {
         for head in heads.iter_mut() {
-            if head.buffered.is_empty() && head.next > 0 {
+            if head.buffered.is_empty() && head.next > DeliverySeq::NONE {
                 if refills == 0 {
                     // Unread deliveries there may be newer than every other's next one.
                     break 'page;
@@ -217,18 +222,18 @@ async fn page(
         if filters.below_since(&d) {
             // Everything further down this history is older still.
             newest.buffered.clear();
-            newest.next = 0;
+            newest.next = DeliverySeq::NONE;
             continue;
         }
         if filters.matches(&d) {
             shown.push(d);
         }
     }
-    let positions: BTreeMap<u32, u64> = heads
+    let positions: BTreeMap<EndpointNumber, DeliverySeq> = heads
         .iter()
         .filter_map(|h| match h.buffered.front() {
             Some(d) => Some((h.number, d.key.seq)),
-            None => (h.next > 0).then_some((h.number, h.next)),
+            None => (h.next > DeliverySeq::NONE).then_some((h.number, h.next)),
         })
         .collect();
     let cursor = (!positions.is_empty()).then_some(Cursor { v: 1, p: positions });
@@ -240,6 +245,13 @@ mod tests {
     use super::*;
     use crate::adapters::memory::MemoryStore;
     use crate::domain::{Event, Target};
+
+    /// A place in a history: the endpoint's number and the sequence number there.
+    type Place = (EndpointNumber, DeliverySeq);
+
+    fn place(number: u32, seq: u64) -> Place {
+        (EndpointNumber(number), DeliverySeq(seq))
+    }
 
     fn delivery(number: u32, seq: u64, minute: i64, status: DeliveryStatus) -> Delivery {
         let created = DateTime::from_timestamp(1_790_000_000 + minute * 60, 0).expect("time");
@@ -259,10 +271,10 @@ mod tests {
         };
         let target = Target {
             endpoint_id: Uuid::nil(),
-            endpoint_number: number,
-            seq_floor: seq - 1,
+            endpoint_number: EndpointNumber(number),
+            seq_floor: DeliverySeq(seq - 1),
         };
-        let mut d = Delivery::new(&event, &target, seq, true);
+        let mut d = Delivery::new(&event, &target, DeliverySeq(seq), true);
         d.status = status;
         d
     }
@@ -283,18 +295,18 @@ mod tests {
         one.chain(two).chain(three).collect()
     }
 
-    async fn store() -> (MemoryStore, Vec<(u32, u64)>) {
+    async fn store() -> (MemoryStore, Vec<Place>) {
         // Far in the past: judged by a retention long enough to keep them.
         let store = MemoryStore::new().with_retention(crate::domain::Retention::days(100_000));
         let all = histories();
         for d in &all {
             assert!(store.insert_delivery(d).await.expect("insert"));
         }
-        (store, vec![(1, 20), (2, 13), (3, 2)])
+        (store, vec![place(1, 20), place(2, 13), place(3, 2)])
     }
 
     /// Every page until the cursor runs out; the keys shown, in order.
-    async fn all_pages(filters: &Filters, limit: u32) -> Vec<(u32, u64)> {
+    async fn all_pages(filters: &Filters, limit: u32) -> Vec<Place> {
         let (store, tops) = store().await;
         let mut shown = Vec::new();
         let mut starts = tops.clone();
@@ -311,7 +323,7 @@ mod tests {
         panic!("the cursor never ran out");
     }
 
-    fn newest_first(keep: impl Fn(&Delivery) -> bool) -> Vec<(u32, u64)> {
+    fn newest_first(keep: impl Fn(&Delivery) -> bool) -> Vec<Place> {
         let all = histories();
         let mut every: Vec<&Delivery> = all.iter().filter(|d| keep(d)).collect();
         every.sort_by_key(|d| std::cmp::Reverse((d.created_at, d.id)));
@@ -362,7 +374,7 @@ mod tests {
     fn a_cursor_is_opaque_and_checked() {
         let c = Cursor {
             v: 1,
-            p: BTreeMap::from([(7, 42)]),
+            p: BTreeMap::from([place(7, 42)]),
         };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("not a cursor"), None);

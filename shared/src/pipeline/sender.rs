@@ -13,8 +13,8 @@ use super::batch::Batch;
 use crate::domain::recovery::{RecoveryStatus, failed_position};
 use crate::domain::{
     Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey, DeliveryStatus,
-    Endpoint, EventRef, Expect, Job, PausedBy, PostOutcome, RetryPolicy, ScheduledAttempt, Trigger,
-    now,
+    Endpoint, EndpointNumber, EventRef, Expect, Job, PausedBy, PostOutcome, RetryPolicy,
+    ScheduledAttempt, Trigger, now,
 };
 use crate::metrics::{MetricsSink, PauseReason};
 use crate::ports::{
@@ -569,7 +569,12 @@ impl Sender {
     }
 
     /// Delete a chunk of a deleted endpoint's deliveries.
-    async fn purge(&self, org: &str, endpoint_id: Uuid, number: u32) -> Result<Handled, SendError> {
+    async fn purge(
+        &self,
+        org: &str,
+        endpoint_id: Uuid,
+        number: EndpointNumber,
+    ) -> Result<Handled, SendError> {
         if self
             .endpoints
             .get_endpoint(org, endpoint_id)

@@ -2,7 +2,9 @@
 
 use super::error::StoreResult;
 use crate::domain::recovery::FailedPosition;
-use crate::domain::{Attempt, AttemptOutcome, Delivery, DeliveryKey, Endpoint, Expect};
+use crate::domain::{
+    Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliverySeq, Endpoint, EndpointNumber, Expect,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -11,7 +13,11 @@ use uuid::Uuid;
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
     /// Take the endpoint's next delivery sequence number; `None` if it no longer exists.
-    async fn next_delivery_seq(&self, org: &str, endpoint_id: Uuid) -> StoreResult<Option<u64>>;
+    async fn next_delivery_seq(
+        &self,
+        org: &str,
+        endpoint_id: Uuid,
+    ) -> StoreResult<Option<DeliverySeq>>;
     /// Store a new delivery; `false` (nothing written) if its place is taken, which
     /// happens when the sender recorded its first attempt before the publish got here.
     async fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<bool>;
@@ -22,8 +28,8 @@ pub trait DeliveryStore: Send + Sync {
     /// lower, newest first (one read). Fewer than `limit` means there are no more.
     async fn history_newest(
         &self,
-        number: u32,
-        at_or_below: u64,
+        number: EndpointNumber,
+        at_or_below: DeliverySeq,
         limit: u32,
     ) -> StoreResult<Vec<Delivery>>;
     /// Page `page` (from 1) of `per_page` of the endpoint's deliveries, newest first, and
@@ -39,8 +45,8 @@ pub trait DeliveryStore: Send + Sync {
     /// (numbers are taken in about creation order, so the search is short).
     async fn find_event_delivery(
         &self,
-        number: u32,
-        after: u64,
+        number: EndpointNumber,
+        after: DeliverySeq,
         event_id: &str,
         created_before: DateTime<Utc>,
     ) -> StoreResult<Option<Delivery>>;
@@ -69,18 +75,22 @@ pub trait DeliveryStore: Send + Sync {
         of: RetryOf,
     ) -> StoreResult<Option<Delivery>>;
     /// Up to `limit` held deliveries of an endpoint.
-    async fn held_deliveries(&self, number: u32, limit: u32) -> StoreResult<Vec<Delivery>>;
+    async fn held_deliveries(
+        &self,
+        number: EndpointNumber,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>>;
     /// Release a held delivery ([`Delivery::resumed`]), given as last read. `false` if it
     /// is no longer held as read.
     async fn resume_delivery(&self, held: &Delivery, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Delete up to `limit` deliveries of an endpoint's history; how many were deleted.
-    async fn purge_deliveries(&self, number: u32, limit: u32) -> StoreResult<usize>;
+    async fn purge_deliveries(&self, number: EndpointNumber, limit: u32) -> StoreResult<usize>;
     /// Up to `limit` of endpoint `number`'s live `failed` deliveries created in
     /// [`since`, `until`), after `after`, in [`FailedPosition`] order (one read), and
     /// whether more may follow.
     async fn failed_deliveries(
         &self,
-        number: u32,
+        number: EndpointNumber,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
         after: Option<FailedPosition>,
@@ -89,7 +99,7 @@ pub trait DeliveryStore: Send + Sync {
     /// How many deliveries [`DeliveryStore::failed_deliveries`] would go through.
     async fn count_failed(
         &self,
-        number: u32,
+        number: EndpointNumber,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<u64>;

@@ -1,7 +1,7 @@
 //! How endpoints are stored.
 
 use super::error::StoreResult;
-use crate::domain::{Endpoint, EndpointChanges, SigningSecret};
+use crate::domain::{Endpoint, EndpointChanges, EndpointNumber, SigningSecret};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 #[async_trait]
 pub trait EndpointStore: Send + Sync {
     /// A number for a new endpoint, never handed out before (see [`Endpoint::number`]).
-    async fn allocate_endpoint_number(&self) -> StoreResult<u32>;
+    async fn allocate_endpoint_number(&self) -> StoreResult<EndpointNumber>;
     /// Store a new endpoint unless the organisation already has `limit` of them.
     async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> StoreResult<()>;
     /// Newest first.

@@ -1,6 +1,7 @@
 //! How attempts are counted per endpoint and hour.
 
 use super::error::StoreResult;
+use crate::domain::EndpointNumber;
 use crate::domain::stats::{HourlyCount, OrgHourCounts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,7 +16,7 @@ pub trait AttemptStats: Send + Sync {
     async fn attempt_counts(
         &self,
         org: &str,
-        number: u32,
+        number: EndpointNumber,
         first: DateTime<Utc>,
         last: DateTime<Utc>,
     ) -> StoreResult<Vec<HourlyCount>>;

@@ -12,6 +12,7 @@ use crate::domain::recovery::FailedPosition;
 use crate::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Expect,
 };
+use crate::domain::{DeliverySeq, EndpointNumber};
 use crate::ports::{DeliveryStore, RetryOf, StoreError, StoreResult};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
@@ -81,7 +82,7 @@ impl DynamoStore {
     /// the range is empty (DynamoDB refuses a range whose ends are reversed).
     fn failed_query(
         &self,
-        number: u32,
+        number: EndpointNumber,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
         after: Option<FailedPosition>,
@@ -121,7 +122,7 @@ impl DynamoStore {
     /// `from..=to`: its number and whether it is live.
     async fn first_stored(
         &self,
-        number: u32,
+        number: EndpointNumber,
         from: u64,
         to: u64,
     ) -> StoreResult<Option<(u64, bool)>> {
@@ -131,8 +132,8 @@ impl DynamoStore {
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
             .expression_attribute_values(":pk", s(table_keys::history_pk(number)))
-            .expression_attribute_values(":from", s(table_keys::seq_sk(from)))
-            .expression_attribute_values(":to", s(table_keys::seq_sk(to)))
+            .expression_attribute_values(":from", s(table_keys::seq_sk(DeliverySeq(from))))
+            .expression_attribute_values(":to", s(table_keys::seq_sk(DeliverySeq(to))))
             .projection_expression("sk, ca")
             .scan_index_forward(true)
             .limit(1)
@@ -151,12 +152,17 @@ impl DynamoStore {
     /// deliveries expire oldest first, so the expired ones TTL has not deleted yet are a
     /// prefix: the common case is one read (the lowest stored is live); otherwise a
     /// binary search over the numbers, one `Limit 1` query a step, only while TTL lags.
-    async fn lowest_live_seq(&self, number: u32, top: u64) -> StoreResult<Option<u64>> {
+    async fn lowest_live_seq(
+        &self,
+        number: EndpointNumber,
+        top: DeliverySeq,
+    ) -> StoreResult<Option<DeliverySeq>> {
+        let top = top.0;
         let Some((lowest, live)) = self.first_stored(number, 0, top).await? else {
             return Ok(None);
         };
         if live {
-            return Ok(Some(lowest));
+            return Ok(Some(DeliverySeq(lowest)));
         }
         // Every stored number below `lo` is expired; the first live one is below `hi`.
         let (mut lo, mut hi) = (lowest + 1, top + 1);
@@ -175,7 +181,7 @@ impl DynamoStore {
         Ok(self
             .first_stored(number, lo, top)
             .await?
-            .map(|(seq, _)| seq))
+            .map(|(seq, _)| DeliverySeq(seq)))
     }
 
     /// A conditional `UpdateItem` on a delivery; `Ok(None)` when the condition fails.
@@ -242,14 +248,20 @@ impl DynamoStore {
 
 #[async_trait]
 impl DeliveryStore for DynamoStore {
-    async fn next_delivery_seq(&self, org: &str, endpoint_id: Uuid) -> StoreResult<Option<u64>> {
-        self.increment(
-            table_keys::org_pk(org),
-            &table_keys::endpoint_sk(endpoint_id),
-            "delivery_seq",
-            1,
-        )
-        .await
+    async fn next_delivery_seq(
+        &self,
+        org: &str,
+        endpoint_id: Uuid,
+    ) -> StoreResult<Option<DeliverySeq>> {
+        let seq = self
+            .increment(
+                table_keys::org_pk(org),
+                &table_keys::endpoint_sk(endpoint_id),
+                "delivery_seq",
+                1,
+            )
+            .await?;
+        Ok(seq.map(DeliverySeq))
     }
 
     async fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<bool> {
@@ -279,8 +291,8 @@ impl DeliveryStore for DynamoStore {
 
     async fn history_newest(
         &self,
-        number: u32,
-        at_or_below: u64,
+        number: EndpointNumber,
+        at_or_below: DeliverySeq,
         limit: u32,
     ) -> StoreResult<Vec<Delivery>> {
         let out = self
@@ -344,8 +356,8 @@ impl DeliveryStore for DynamoStore {
 
     async fn find_event_delivery(
         &self,
-        number: u32,
-        after: u64,
+        number: EndpointNumber,
+        after: DeliverySeq,
         event_id: &str,
         created_before: DateTime<Utc>,
     ) -> StoreResult<Option<Delivery>> {
@@ -444,7 +456,11 @@ impl DeliveryStore for DynamoStore {
         }
     }
 
-    async fn held_deliveries(&self, number: u32, limit: u32) -> StoreResult<Vec<Delivery>> {
+    async fn held_deliveries(
+        &self,
+        number: EndpointNumber,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>> {
         let out = self
             .client
             .query()
@@ -476,7 +492,7 @@ impl DeliveryStore for DynamoStore {
             .is_some())
     }
 
-    async fn purge_deliveries(&self, number: u32, limit: u32) -> StoreResult<usize> {
+    async fn purge_deliveries(&self, number: EndpointNumber, limit: u32) -> StoreResult<usize> {
         let out = self
             .client
             .query()
@@ -496,7 +512,7 @@ impl DeliveryStore for DynamoStore {
 
     async fn failed_deliveries(
         &self,
-        number: u32,
+        number: EndpointNumber,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
         after: Option<FailedPosition>,
@@ -524,7 +540,7 @@ impl DeliveryStore for DynamoStore {
 
     async fn count_failed(
         &self,
-        number: u32,
+        number: EndpointNumber,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<u64> {

@@ -5,6 +5,7 @@ use super::expr::UpdateExpr;
 use super::items::endpoints::EndpointItem;
 use super::table_keys;
 use super::{DynamoStore, applied, backend, decode, is_conditional_failure, mapping, n, s};
+use crate::domain::EndpointNumber;
 use crate::domain::time::format as ts;
 use crate::domain::{Endpoint, EndpointChanges, PausedBy, SigningSecret};
 use crate::ports::{EndpointStore, StoreError, StoreResult};
@@ -17,7 +18,7 @@ use uuid::Uuid;
 
 #[async_trait]
 impl EndpointStore for DynamoStore {
-    async fn allocate_endpoint_number(&self) -> StoreResult<u32> {
+    async fn allocate_endpoint_number(&self) -> StoreResult<EndpointNumber> {
         // One counter for the whole table; endpoints are created rarely.
         let out = self
             .client
@@ -38,6 +39,7 @@ impl EndpointStore for DynamoStore {
                     .and_then(|v| v.as_n().ok())
                     .and_then(|v| v.parse().ok())
             })
+            .map(EndpointNumber)
             .ok_or_else(|| StoreError::Backend("endpoint numbers exhausted".into()))
     }
 

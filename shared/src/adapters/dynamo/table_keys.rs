@@ -2,7 +2,7 @@
 //! design"). One place for the whole layout, since the ports share items (an endpoint's
 //! item also holds its delivery counter and its breaker's count).
 
-use crate::domain::{DeliveryKey, KeyHash};
+use crate::domain::{DeliveryKey, DeliverySeq, EndpointNumber, KeyHash};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -44,38 +44,38 @@ pub fn event_of(pk: &str) -> Option<(&str, &str)> {
 /// The place a delivery's keys name.
 pub fn delivery_of(pk: &str, sk: &str) -> Option<DeliveryKey> {
     Some(DeliveryKey {
-        endpoint_number: pk.strip_prefix("DLV#")?.parse().ok()?,
-        seq: sk.parse().ok()?,
+        endpoint_number: EndpointNumber(pk.strip_prefix("DLV#")?.parse().ok()?),
+        seq: DeliverySeq(sk.parse().ok()?),
     })
 }
 
 pub const EVENT_SK: &str = "EVT";
 
 /// An endpoint's delivery history, in sequence order.
-pub fn history_pk(number: u32) -> String {
+pub fn history_pk(number: EndpointNumber) -> String {
     format!("DLV#{number}")
 }
 
 /// Zero-padded so string order is number order (13 digits: ten trillion).
-pub fn seq_sk(seq: u64) -> String {
+pub fn seq_sk(seq: DeliverySeq) -> String {
     format!("{seq:013}")
 }
 
 /// Where a held delivery is indexed (`gsi2`), per endpoint.
-pub fn held_gsi2pk(number: u32) -> String {
+pub fn held_gsi2pk(number: EndpointNumber) -> String {
     format!("HELD#{number}")
 }
 
 /// Where a failed delivery is indexed (`gsi2`), per endpoint. One sparse index serves
 /// both lists: a delivery is in the held list while held (even a `failed` one with
 /// a manual retry waiting for a resume), in the failed list otherwise when `failed`.
-pub fn failed_gsi2pk(number: u32) -> String {
+pub fn failed_gsi2pk(number: EndpointNumber) -> String {
     format!("FAILED#{number}")
 }
 
 /// A failed delivery's place: creation time (milliseconds), then seq, so a time
 /// window is a key range.
-pub fn failed_gsi2sk(created_ms: i64, seq: u64) -> String {
+pub fn failed_gsi2sk(created_ms: i64, seq: DeliverySeq) -> String {
     format!("{created_ms:013}#{}", seq_sk(seq))
 }
 
@@ -91,7 +91,7 @@ pub fn stats_pk(org: &str) -> String {
 
 /// The attributes of endpoint `number`'s succeeded and failed attempts in an
 /// organisation's hourly item.
-pub fn stats_attributes(number: u32) -> (String, String) {
+pub fn stats_attributes(number: EndpointNumber) -> (String, String) {
     (format!("s{number}"), format!("f{number}"))
 }
 

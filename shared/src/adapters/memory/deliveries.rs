@@ -6,26 +6,31 @@ use crate::domain::recovery::{FailedPosition, failed_position};
 use crate::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Expect,
 };
+use crate::domain::{DeliverySeq, EndpointNumber};
 use crate::ports::{DeliveryStore, RetryOf, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-fn history(number: u32) -> std::ops::RangeInclusive<DeliveryKey> {
+fn history(number: EndpointNumber) -> std::ops::RangeInclusive<DeliveryKey> {
     DeliveryKey {
         endpoint_number: number,
-        seq: 0,
+        seq: DeliverySeq::NONE,
     }..=DeliveryKey {
         endpoint_number: number,
-        seq: u64::MAX,
+        seq: DeliverySeq(u64::MAX),
     }
 }
 
 #[async_trait]
 impl DeliveryStore for MemoryStore {
-    async fn next_delivery_seq(&self, org: &str, endpoint_id: Uuid) -> StoreResult<Option<u64>> {
+    async fn next_delivery_seq(
+        &self,
+        org: &str,
+        endpoint_id: Uuid,
+    ) -> StoreResult<Option<DeliverySeq>> {
         Ok(self.state_mut().endpoint_mut(org, endpoint_id).map(|e| {
-            e.delivery_seq += 1;
+            e.delivery_seq = e.delivery_seq.next();
             e.delivery_seq
         }))
     }
@@ -50,8 +55,8 @@ impl DeliveryStore for MemoryStore {
 
     async fn history_newest(
         &self,
-        number: u32,
-        at_or_below: u64,
+        number: EndpointNumber,
+        at_or_below: DeliverySeq,
         limit: u32,
     ) -> StoreResult<Vec<Delivery>> {
         let state = self.state();
@@ -109,8 +114,8 @@ impl DeliveryStore for MemoryStore {
 
     async fn find_event_delivery(
         &self,
-        number: u32,
-        after: u64,
+        number: EndpointNumber,
+        after: DeliverySeq,
         event_id: &str,
         created_before: DateTime<Utc>,
     ) -> StoreResult<Option<Delivery>> {
@@ -120,10 +125,10 @@ impl DeliveryStore for MemoryStore {
             .range(
                 DeliveryKey {
                     endpoint_number: number,
-                    seq: after.saturating_add(1),
+                    seq: after.next(),
                 }..=DeliveryKey {
                     endpoint_number: number,
-                    seq: u64::MAX,
+                    seq: DeliverySeq(u64::MAX),
                 },
             )
             .map(|(_, d)| d)
@@ -186,7 +191,11 @@ impl DeliveryStore for MemoryStore {
             }))
     }
 
-    async fn held_deliveries(&self, number: u32, limit: u32) -> StoreResult<Vec<Delivery>> {
+    async fn held_deliveries(
+        &self,
+        number: EndpointNumber,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>> {
         Ok(self
             .state()
             .deliveries
@@ -209,7 +218,7 @@ impl DeliveryStore for MemoryStore {
         })
     }
 
-    async fn purge_deliveries(&self, number: u32, limit: u32) -> StoreResult<usize> {
+    async fn purge_deliveries(&self, number: EndpointNumber, limit: u32) -> StoreResult<usize> {
         let mut state = self.state_mut();
         let keys: Vec<DeliveryKey> = state
             .deliveries
@@ -225,7 +234,7 @@ impl DeliveryStore for MemoryStore {
 
     async fn failed_deliveries(
         &self,
-        number: u32,
+        number: EndpointNumber,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
         after: Option<FailedPosition>,
@@ -240,7 +249,7 @@ impl DeliveryStore for MemoryStore {
 
     async fn count_failed(
         &self,
-        number: u32,
+        number: EndpointNumber,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<u64> {
@@ -251,7 +260,12 @@ impl DeliveryStore for MemoryStore {
 impl MemoryStore {
     /// Endpoint `number`'s live failed deliveries created in [since, until), in
     /// [`FailedPosition`] order.
-    fn failed_in(&self, number: u32, since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Delivery> {
+    fn failed_in(
+        &self,
+        number: EndpointNumber,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Vec<Delivery> {
         let mut failed: Vec<Delivery> = self
             .state()
             .deliveries

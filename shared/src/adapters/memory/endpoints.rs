@@ -1,6 +1,7 @@
 //! Endpoints in the embedded store.
 
 use super::MemoryStore;
+use crate::domain::EndpointNumber;
 use crate::domain::{Endpoint, EndpointChanges, SigningSecret};
 use crate::ports::{EndpointStore, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -13,13 +14,13 @@ fn org_range(org: &str) -> std::ops::RangeInclusive<(String, Uuid)> {
 
 #[async_trait]
 impl EndpointStore for MemoryStore {
-    async fn allocate_endpoint_number(&self) -> StoreResult<u32> {
+    async fn allocate_endpoint_number(&self) -> StoreResult<EndpointNumber> {
         let mut state = self.state_mut();
         state.endpoint_numbers = state
             .endpoint_numbers
             .checked_add(1)
             .ok_or_else(|| StoreError::Backend("endpoint numbers exhausted".into()))?;
-        Ok(state.endpoint_numbers)
+        Ok(EndpointNumber(state.endpoint_numbers))
     }
 
     async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> StoreResult<()> {

@@ -16,6 +16,7 @@ mod schedule;
 pub mod state_file;
 mod stats;
 
+use crate::domain::EndpointNumber;
 use crate::domain::recovery::Recovery;
 use crate::domain::stats::{EndpointCounts, OrgHourCounts};
 use crate::domain::time::minute_of;
@@ -43,7 +44,7 @@ struct State {
     schedule: BTreeMap<(DateTime<Utc>, DeliveryKey, u32), ScheduledAttempt>,
     scheduled_through: Option<DateTime<Utc>>,
     /// (organisation, hour) -> endpoint number -> counts.
-    attempt_counts: BTreeMap<(String, DateTime<Utc>), BTreeMap<u32, EndpointCounts>>,
+    attempt_counts: BTreeMap<(String, DateTime<Utc>), BTreeMap<EndpointNumber, EndpointCounts>>,
     recoveries: BTreeMap<Uuid, Recovery>,
 }
 

@@ -2,7 +2,7 @@
 
 use super::MemoryStore;
 use crate::domain::time::minute_of;
-use crate::domain::{DeliveryKey, ScheduledAttempt};
+use crate::domain::{DeliveryKey, DeliverySeq, EndpointNumber, ScheduledAttempt};
 use crate::ports::{Schedule, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,16 +24,16 @@ impl Schedule for MemoryStore {
         let low = (
             minute,
             DeliveryKey {
-                endpoint_number: 0,
-                seq: 0,
+                endpoint_number: EndpointNumber(0),
+                seq: DeliverySeq::NONE,
             },
             0,
         );
         let high = (
             minute,
             DeliveryKey {
-                endpoint_number: u32::MAX,
-                seq: u64::MAX,
+                endpoint_number: EndpointNumber(u32::MAX),
+                seq: DeliverySeq(u64::MAX),
             },
             u32::MAX,
         );

@@ -258,6 +258,7 @@ mod tests {
     use super::super::queue::MemoryQueue;
     use super::*;
     use crate::domain::{DeliveryJob, EventRef, Role};
+    use crate::domain::{DeliverySeq, EndpointNumber};
     use crate::ports::{EndpointStore, KeyStore};
 
     #[tokio::test]
@@ -267,7 +268,7 @@ mod tests {
             .await
             .expect("key");
         let number = store.allocate_endpoint_number().await.expect("number");
-        assert!(!key.is_empty() && number == 1);
+        assert!(!key.is_empty() && number == EndpointNumber(1));
         let (queue, _rx) = MemoryQueue::kept();
         let id = uuid::Uuid::now_v7();
         // Jobs carry times to the millisecond.
@@ -301,7 +302,10 @@ mod tests {
             queued: 3,
             created_at,
             finished_at: None,
-            position: Some(crate::domain::recovery::FailedPosition { created_at, seq: 7 }),
+            position: Some(crate::domain::recovery::FailedPosition {
+                created_at,
+                seq: DeliverySeq(7),
+            }),
         };
         crate::ports::RecoveryStore::insert_recovery(&store, &recovery)
             .await

@@ -2,6 +2,7 @@
 
 use crate::adapters::dynamo::table_keys;
 use crate::domain::time::rfc3339_millis;
+use crate::domain::{DeliverySeq, EndpointNumber};
 use crate::domain::{Endpoint, PausedBy, SigningSecret};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,9 +23,9 @@ pub struct EndpointItem {
     consecutive_failures: u32,
     secret: String,
     #[serde(default)]
-    number: u32,
+    number: EndpointNumber,
     #[serde(default)]
-    delivery_seq: u64,
+    delivery_seq: DeliverySeq,
     #[serde(with = "rfc3339_millis")]
     created_at: DateTime<Utc>,
     #[serde(with = "rfc3339_millis")]

@@ -2,6 +2,7 @@
 
 use super::{from_millis, millis};
 use crate::adapters::dynamo::table_keys;
+use crate::domain::{DeliverySeq, EndpointNumber};
 use crate::domain::{Event, Target};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -29,8 +30,8 @@ pub struct EventItem {
 struct TargetItem {
     #[serde(with = "serde_bytes_vec")]
     e: Vec<u8>,
-    n: u32,
-    f: u64,
+    n: EndpointNumber,
+    f: DeliverySeq,
 }
 
 /// `Vec<u8>` as a DynamoDB binary attribute (serde would make it a list of numbers).

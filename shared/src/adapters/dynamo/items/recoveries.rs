@@ -3,6 +3,7 @@
 use super::{from_millis, millis};
 use crate::adapters::dynamo::table_keys;
 use crate::domain::recovery::{FailedPosition, Recovery, RecoveryStatus};
+use crate::domain::{DeliverySeq, EndpointNumber};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -13,7 +14,7 @@ pub struct RecoveryItem {
     sk: String,
     org: String,
     ep: Uuid,
-    n: u32,
+    n: EndpointNumber,
     since: i64,
     until: i64,
     st: String,
@@ -25,7 +26,7 @@ pub struct RecoveryItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pt: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    ps: Option<u64>,
+    ps: Option<DeliverySeq>,
     expires_at: i64,
 }
 

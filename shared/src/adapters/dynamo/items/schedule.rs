@@ -31,7 +31,7 @@ pub fn minute_key(t: DateTime<Utc>) -> String {
 impl ScheduledItem {
     pub fn new(a: &ScheduledAttempt, key: DeliveryKey, expires_at: i64) -> Self {
         Self {
-            pk: table_keys::due_pk(&minute_key(a.at), key.seq % table_keys::DUE_SHARDS),
+            pk: table_keys::due_pk(&minute_key(a.at), key.seq.0 % table_keys::DUE_SHARDS),
             sk: format!(
                 "{}#{}#{}",
                 key.endpoint_number,

@@ -2,6 +2,7 @@
 
 use super::{from_millis, millis};
 use crate::adapters::dynamo::table_keys;
+use crate::domain::EndpointNumber;
 use crate::domain::stats::{EndpointCounts, OrgHourCounts, STATS_KEPT_DAYS};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -54,9 +55,14 @@ pub fn stats_of(item: &HashMap<String, AttributeValue>) -> Result<OrgHourCounts,
     let hour = from_millis(i64::try_from(number("h")?).map_err(|e| e.to_string())?)?;
     let mut endpoints = BTreeMap::new();
     // An endpoint with only successes, or only failures, in the hour has one of the two.
-    let numbers: std::collections::BTreeSet<u32> = item
+    let numbers: std::collections::BTreeSet<EndpointNumber> = item
         .keys()
-        .filter_map(|name| name.strip_prefix(['s', 'f'])?.parse().ok())
+        .filter_map(|name| {
+            name.strip_prefix(['s', 'f'])?
+                .parse()
+                .ok()
+                .map(EndpointNumber)
+        })
         .collect();
     for n in numbers {
         let (s, f) = table_keys::stats_attributes(n);
