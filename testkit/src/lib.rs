@@ -42,6 +42,7 @@
 
 mod behaviour;
 pub mod capacity;
+pub mod in_process;
 pub mod openapi;
 pub mod raw;
 mod tls;

@@ -321,8 +321,6 @@ on_both_backends!(
 /// JSON 404.
 #[tokio::test]
 async fn console_fixtures_serve_the_page_with_its_policy() {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
     let router = shared::api::finish(console::routes(
         console::FrameAncestors::parse(Some("https://app.example.com")).expect("origin"),
     ));
@@ -333,18 +331,8 @@ async fn console_fixtures_serve_the_page_with_its_policy() {
         }
         let router = router.clone();
         async move {
-            let response = router
-                .oneshot(lambda_request(&event))
-                .await
-                .expect("routers are infallible");
-            let headers = response.headers().clone();
-            let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .expect("body")
-                .to_bytes();
+            let (status, headers, body) =
+                testkit::in_process::ask(router, lambda_request(&event)).await;
             (status, headers, String::from_utf8_lossy(&body).into_owned())
         }
     };

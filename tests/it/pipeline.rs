@@ -14,7 +14,7 @@ use shared::domain::recovery::FailedPosition;
 use shared::domain::time::minute_of;
 use shared::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Expect, Job,
-    RetryPolicy, Target, now,
+    RetryPolicy, now,
 };
 use shared::pipeline::scheduler;
 use shared::pipeline::{Handled, Sender, SenderSettings};
@@ -1120,11 +1120,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
     .await;
     let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
     let endpoint = h.stored_endpoint(&endpoint_id).await;
-    let target = Target {
-        endpoint_id: endpoint.id,
-        endpoint_number: endpoint.number,
-        seq_floor: endpoint.delivery_seq,
-    };
+    let target = target_of(&endpoint, endpoint.delivery_seq);
     let event = shared::domain::Event {
         org: "acme".into(),
         id: "evt_bulk".into(),
@@ -1138,13 +1134,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
     // as DynamoDB's is), then concurrent writers to seed quickly.
     let mut seqs = Vec::with_capacity(N);
     for _ in 0..N {
-        seqs.push(
-            store
-                .next_delivery_seq("acme", target.endpoint_id)
-                .await
-                .expect("seq")
-                .expect("exists"),
-        );
+        seqs.push(take_delivery_seq(store.as_ref(), "acme", target.endpoint_id).await);
     }
     let tasks: Vec<_> = seqs
         .chunks(N / 10)

@@ -240,6 +240,16 @@ struct Expected {
     at_deadline: bool,
 }
 
+/// What a receiver that never completes its answer head yields: the 2 s deadline.
+const TIMED_OUT: Expected = Expected {
+    succeeded: false,
+    status_code: None,
+    kind: Some("timeout"),
+    message: Some("no complete answer within 2000 ms"),
+    body: Body::Empty,
+    at_deadline: true,
+};
+
 enum Body {
     Empty,
     /// Exactly [`BODY_CAP`] copies of this byte.
@@ -419,18 +429,7 @@ async fn hostile_receivers_end_within_the_timeout_with_the_right_outcome() {
     let hook = |name: &str| format!("/hook/{name}?token={URL_TOKEN}");
     let event_type = "hostile.probe";
     let cases: Vec<(&str, String, Expected)> = vec![
-        (
-            "never answers",
-            silent.url(&hook("silent")),
-            Expected {
-                succeeded: false,
-                status_code: None,
-                kind: Some("timeout"),
-                message: Some("no complete answer within 2000 ms"),
-                body: Body::Empty,
-                at_deadline: true,
-            },
-        ),
+        ("never answers", silent.url(&hook("silent")), TIMED_OUT),
         (
             "endless fast body after 200",
             endless_fast_200.url(&hook("endless-fast-200")),
@@ -479,18 +478,7 @@ async fn hostile_receivers_end_within_the_timeout_with_the_right_outcome() {
                 at_deadline: true,
             },
         ),
-        (
-            "trickled head",
-            trickle.url(&hook("trickle")),
-            Expected {
-                succeeded: false,
-                status_code: None,
-                kind: Some("timeout"),
-                message: Some("no complete answer within 2000 ms"),
-                body: Body::Empty,
-                at_deadline: true,
-            },
-        ),
+        ("trickled head", trickle.url(&hook("trickle")), TIMED_OUT),
         (
             "reset after the request",
             reset.url(&hook("reset")),
