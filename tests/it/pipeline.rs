@@ -23,7 +23,7 @@ use shared::ports::{DeliveryStore, JobQueue, QueueError, RetryOf, StoreError};
 use shared::wiring::{self, Services};
 use std::sync::Arc;
 use std::time::Duration;
-use testkit::{Behaviour, HttpsReceiver, Reply};
+use testkit::{Behaviour, HttpsReceiver, Reply, TempDir};
 use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
 
@@ -34,24 +34,8 @@ pub struct Harness<S: Store> {
     pub queue: Arc<MemoryQueue>,
     pub sender: Sender,
     pub receiver: HttpsReceiver,
-    _certs: tempdir::Dir,
-}
-
-/// A scratch directory for the receiver's CA file, removed on drop.
-pub mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new() -> Self {
-            let p = std::env::temp_dir().join(format!("avw-it-{}", uuid::Uuid::now_v7()));
-            std::fs::create_dir_all(&p).expect("temp dir");
-            Self(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    /// The receiver's CA file's directory, removed with the harness.
+    _certs: TempDir,
 }
 
 pub struct Options {
@@ -112,8 +96,8 @@ impl<S: Store> Harness<S> {
     pub async fn start(store: Arc<S>, behaviour: Behaviour, options: Options) -> Self {
         seed_keys(store.as_ref()).await;
         let receiver = HttpsReceiver::start(behaviour).await;
-        let certs = tempdir::Dir::new();
-        let ca = receiver.write_ca_pem(&certs.0);
+        let certs = TempDir::new("it");
+        let ca = receiver.write_ca_pem(certs.path());
         let (queue, jobs) = MemoryQueue::new();
         let queue = Arc::new(queue);
         let router = Services::new(store.clone(), queue.clone()).router();
