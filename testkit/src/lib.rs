@@ -43,6 +43,7 @@
 mod behaviour;
 pub mod capacity;
 pub mod in_process;
+mod local_server;
 pub mod openapi;
 pub mod raw;
 mod temp_dir;
@@ -63,9 +64,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -119,11 +118,19 @@ impl State {
     }
 }
 
+/// A count: the requests themselves may be large.
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} request(s)", self.requests().len())
+    }
+}
+
 /// An HTTPS server on `127.0.0.1:PORT` that records requests and answers as told. Its
 /// address, URLs and CA are those of its [`TlsServer`].
 ///
 /// Panics (it is a test helper) if the port cannot be bound or the certificate cannot be
 /// made. Stops when dropped.
+#[derive(Debug)]
 pub struct HttpsReceiver {
     server: TlsServer,
     state: Arc<State>,
@@ -186,26 +193,13 @@ impl std::ops::Deref for HttpsReceiver {
     }
 }
 
-impl std::fmt::Debug for HttpsReceiver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpsReceiver")
-            .field("addr", &self.addr())
-            .field("requests", &self.state.requests().len())
-            .finish_non_exhaustive()
-    }
-}
-
 /// One connection: the TLS handshake, then HTTP/1.1 until the client is done.
 async fn serve_connection(tcp: TcpStream, acceptor: TlsAcceptor, state: Arc<State>) {
     // A client that rejects the certificate ends here, before any request.
     let Ok(tls) = acceptor.accept(tcp).await else {
         return;
     };
-    let service = service_fn(move |request| handle(state.clone(), request));
-    let _ = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(tls), service)
-        .await;
+    local_server::serve_http1(tls, move |request| handle(state.clone(), request)).await;
 }
 
 async fn handle(

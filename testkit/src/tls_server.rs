@@ -3,22 +3,20 @@
 //! certificate, and its accept loop, stopped on drop with every open connection.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::TestCa;
+use crate::local_server::AcceptLoop;
 
 /// A bound TLS test server: its address, the CA that issued its certificate, and the
 /// accept loop. Panics (it is a test helper) if the port cannot be bound.
 pub struct TlsServer {
-    addr: SocketAddr,
+    accept_loop: AcceptLoop,
     ca_pem: String,
-    accept_loop: JoinHandle<()>,
 }
 
 impl TlsServer {
@@ -29,39 +27,23 @@ impl TlsServer {
         C: FnMut(TcpStream, TlsAcceptor) -> F + Send + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("testkit: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("testkit: local address");
         let acceptor = ca.acceptor();
-        let accept_loop = tokio::spawn(async move {
-            // Dropped with the loop when it is aborted, which aborts every connection task.
-            let mut connections = JoinSet::new();
-            loop {
-                while connections.try_join_next().is_some() {}
-                let Ok((tcp, _peer)) = listener.accept().await else {
-                    // E.g. out of file descriptors: don't spin.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                connections.spawn(connection(tcp, acceptor.clone()));
-            }
-        });
+        let accept_loop =
+            AcceptLoop::start("testkit", move |tcp| connection(tcp, acceptor.clone())).await;
         Self {
-            addr,
-            ca_pem: ca.pem().to_owned(),
             accept_loop,
+            ca_pem: ca.pem().to_owned(),
         }
     }
 
     /// The bound address (`127.0.0.1:PORT`).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.accept_loop.addr()
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.addr().port()
     }
 
     /// `https://127.0.0.1:PORT/path` (a missing leading `/` is added).
@@ -90,16 +72,10 @@ impl TlsServer {
     }
 }
 
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        self.accept_loop.abort();
-    }
-}
-
 impl std::fmt::Debug for TlsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsServer")
-            .field("addr", &self.addr)
+            .field("addr", &self.addr())
             .finish_non_exhaustive()
     }
 }
