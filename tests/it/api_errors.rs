@@ -71,11 +71,7 @@ async fn authentication_and_scoping(store: Arc<impl Store>) {
         .await;
         assert_error(&b, 404, "not_found");
     }
-    let untouched = store
-        .get_endpoint("acme", fixture_endpoint().id)
-        .await
-        .expect("get")
-        .expect("still there");
+    let untouched = stored_fixture_endpoint(store.as_ref()).await;
     assert_eq!(untouched.description, "fixture");
     assert!(!untouched.is_active);
 }
@@ -190,11 +186,7 @@ async fn validation(store: Arc<impl Store>) {
     assert_error(&unknown, 400, "bad_request");
     assert_eq!(unknown.json["error"]["field"], "consecutive_failures");
     // A rejected PATCH changes nothing.
-    let stored = store
-        .get_endpoint("acme", fixture_endpoint().id)
-        .await
-        .expect("get")
-        .expect("there");
+    let stored = stored_fixture_endpoint(store.as_ref()).await;
     assert_eq!(stored.url, fixture_endpoint().url);
     assert_eq!(stored.consecutive_failures, 7);
     assert_eq!(store.list_endpoints("acme").await.expect("list").len(), 1);
@@ -202,11 +194,7 @@ async fn validation(store: Arc<impl Store>) {
 
 async fn update_rules(store: Arc<impl Store>) {
     let r = fixture_router(store.clone()).await;
-    let before = store
-        .get_endpoint("acme", fixture_endpoint().id)
-        .await
-        .expect("get")
-        .expect("there");
+    let before = stored_fixture_endpoint(store.as_ref()).await;
 
     let empty = send(&r, "endpoints-update.json", |e| set_body(e, "{}")).await;
     assert_eq!(empty.status, 200, "{}", empty.json);

@@ -169,6 +169,15 @@ pub fn target_of(endpoint: &Endpoint, seq_floor: u64) -> Target {
     }
 }
 
+/// The endpoint the fixtures address, as stored now (it must be there).
+pub async fn stored_fixture_endpoint(store: &impl Store) -> Endpoint {
+    store
+        .get_endpoint("acme", fixture_endpoint().id)
+        .await
+        .expect("get")
+        .expect("the fixture endpoint is stored")
+}
+
 /// The fixtures' keys ([`seed_keys`]) and their endpoint ([`fixture_endpoint`]), stored;
 /// returns the endpoint as stored (its secret is new each time).
 pub async fn seed_fixtures(store: &impl Store) -> shared::domain::Endpoint {
