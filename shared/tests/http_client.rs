@@ -52,6 +52,20 @@ mod http_client {
         outcome.error.as_ref().map(|e| e.kind)
     }
 
+    /// Checks that `outcome` is an answer with `status`, which is a failure.
+    fn failed_with_status(outcome: &PostOutcome, status: u16) {
+        assert_eq!(outcome.status, Some(status));
+        assert_eq!(kind(outcome), Some(AttemptErrorKind::HttpStatus));
+    }
+
+    /// Checks that `outcome` failed as `expected` without an answer (no status); the
+    /// error's message.
+    fn unanswered(outcome: &PostOutcome, expected: AttemptErrorKind) -> &str {
+        assert_eq!(kind(outcome), Some(expected), "{outcome:?}");
+        assert_eq!(outcome.status, None);
+        &outcome.error.as_ref().expect("error").message
+    }
+
     async fn post(client: &OutboundClient, url: &str) -> PostOutcome {
         client
             .post(
@@ -142,14 +156,8 @@ mod http_client {
         ];
         for url in &urls {
             let outcome = post(&client, url).await;
-            assert_eq!(
-                kind(&outcome),
-                Some(AttemptErrorKind::BlockedAddress),
-                "{url}: {outcome:?}"
-            );
-            assert_eq!(outcome.status, None);
-            let message = &outcome.error.as_ref().expect("error").message;
-            assert!(message.contains("loopback"), "{message}");
+            let message = unanswered(&outcome, AttemptErrorKind::BlockedAddress);
+            assert!(message.contains("loopback"), "{url}: {message}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(receiver.requests().is_empty(), "the receiver was reached");
@@ -209,8 +217,7 @@ mod http_client {
         let url = receiver.url("/");
 
         let outcome = post(&client, &url).await;
-        assert_eq!(outcome.status, Some(500));
-        assert_eq!(kind(&outcome), Some(AttemptErrorKind::HttpStatus));
+        failed_with_status(&outcome, 500);
         assert_eq!(outcome.response_body, "boom");
         let message = &outcome.error.as_ref().expect("error").message;
         assert!(
@@ -228,8 +235,7 @@ mod http_client {
         assert_eq!(outcome.response_body.len(), RESPONSE_BODY_CAP);
 
         let outcome = post(&client, &url).await;
-        assert_eq!(outcome.status, Some(404));
-        assert_eq!(kind(&outcome), Some(AttemptErrorKind::HttpStatus));
+        failed_with_status(&outcome, 404);
     }
 
     #[tokio::test]
@@ -239,13 +245,7 @@ mod http_client {
         let started = Instant::now();
         let outcome = post(&client, &receiver.url("/slow")).await;
         let took = started.elapsed();
-        assert_eq!(
-            kind(&outcome),
-            Some(AttemptErrorKind::Timeout),
-            "{outcome:?}"
-        );
-        assert_eq!(outcome.status, None);
-        let message = &outcome.error.as_ref().expect("error").message;
+        let message = unanswered(&outcome, AttemptErrorKind::Timeout);
         assert_eq!(message, "no complete answer within 1000 ms");
         assert!(took >= Duration::from_millis(900), "{took:?}");
         assert!(took < Duration::from_secs(5), "{took:?}");
@@ -298,9 +298,7 @@ mod http_client {
         let receiver = HttpsReceiver::start(Reply::ok()).await;
         let client = client(None, loopback(), Duration::from_secs(10));
         let outcome = post(&client, &receiver.url("/")).await;
-        assert_eq!(kind(&outcome), Some(AttemptErrorKind::Tls), "{outcome:?}");
-        assert_eq!(outcome.status, None);
-        let message = &outcome.error.as_ref().expect("error").message;
+        let message = unanswered(&outcome, AttemptErrorKind::Tls);
         assert_eq!(
             message,
             "TLS: certificate issued by an authority that is not trusted"
@@ -397,13 +395,7 @@ mod http_client {
         };
         let client = client(None, loopback(), Duration::from_secs(10));
         let outcome = post(&client, &format!("https://127.0.0.1:{port}/")).await;
-        assert_eq!(
-            kind(&outcome),
-            Some(AttemptErrorKind::Connect),
-            "{outcome:?}"
-        );
-        assert_eq!(outcome.status, None);
-        let message = &outcome.error.as_ref().expect("error").message;
+        let message = unanswered(&outcome, AttemptErrorKind::Connect);
         assert_eq!(message, "connection refused");
     }
 
@@ -442,8 +434,7 @@ mod http_client {
         let url = receiver.url("/");
 
         let outcome = post(&client, &url).await;
-        assert_eq!(outcome.status, Some(429));
-        assert_eq!(kind(&outcome), Some(AttemptErrorKind::HttpStatus));
+        failed_with_status(&outcome, 429);
         assert_eq!(outcome.retry_after, Some(Duration::from_secs(120)));
 
         let outcome = post(&client, &url).await;

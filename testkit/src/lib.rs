@@ -2,8 +2,8 @@
 //!
 //! [`HttpsReceiver::start`] binds `127.0.0.1` on a free port, serves HTTP/1.1 over TLS with
 //! a leaf certificate for `localhost`, `127.0.0.1` and `::1` issued by a throw-away CA made
-//! with rcgen, and records every request it gets. Trust [`HttpsReceiver::ca_pem`] (or the
-//! file [`HttpsReceiver::write_ca_pem`] writes) to talk to it.
+//! with rcgen, and records every request it gets. Trust [`TlsServer::ca_pem`] (or the
+//! file [`TlsServer::write_ca_pem`] writes) to talk to it.
 //!
 //! What it answers is programmable per request with a [`Behaviour`] of [`Reply`]s: status,
 //! extra headers, body, a delay before answering, or an endless slow body.
@@ -42,17 +42,21 @@
 
 mod behaviour;
 pub mod capacity;
+pub mod in_process;
+mod local_server;
 pub mod openapi;
 pub mod raw;
+mod temp_dir;
 mod tls;
+mod tls_server;
 
 pub use behaviour::{Behaviour, Reply, ReplyBody};
+pub use temp_dir::TempDir;
 pub use tls::TestCa;
+pub use tls_server::TlsServer;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -60,12 +64,9 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use behaviour::ReplyStream;
@@ -117,15 +118,22 @@ impl State {
     }
 }
 
-/// An HTTPS server on `127.0.0.1:PORT` that records requests and answers as told.
+/// A count: the requests themselves may be large.
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} request(s)", self.requests().len())
+    }
+}
+
+/// An HTTPS server on `127.0.0.1:PORT` that records requests and answers as told. Its
+/// address, URLs and CA are those of its [`TlsServer`].
 ///
 /// Panics (it is a test helper) if the port cannot be bound or the certificate cannot be
 /// made. Stops when dropped.
+#[derive(Debug)]
 pub struct HttpsReceiver {
-    addr: SocketAddr,
-    ca_pem: String,
+    server: TlsServer,
     state: Arc<State>,
-    server: JoinHandle<()>,
 }
 
 impl HttpsReceiver {
@@ -138,59 +146,17 @@ impl HttpsReceiver {
     /// Like [`Self::start`], with a certificate from `ca`: every receiver of one [`TestCa`]
     /// is trusted by trusting that CA once.
     pub async fn start_with_ca(ca: &TestCa, behaviour: impl Into<Behaviour>) -> Self {
-        let ca_pem = ca.pem().to_owned();
-        let acceptor = ca.acceptor();
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("testkit: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("testkit: local address");
         let state = Arc::new(State {
             requests: Mutex::new(Vec::new()),
             count: watch::Sender::new(0),
             behaviour: Mutex::new(behaviour.into()),
         });
-        let server = tokio::spawn(accept_loop(listener, acceptor, state.clone()));
-        Self {
-            addr,
-            ca_pem,
-            state,
-            server,
-        }
-    }
-
-    /// The bound address (`127.0.0.1:PORT`).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The bound port.
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    /// `https://127.0.0.1:PORT/path` (a missing leading `/` is added).
-    pub fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{}", self.port(), slash(path))
-    }
-
-    /// `https://localhost:PORT/path`: the same server, addressed by name (so a client has
-    /// to resolve it; the certificate is valid for `localhost` too).
-    pub fn localhost_url(&self, path: &str) -> String {
-        format!("https://localhost:{}{}", self.port(), slash(path))
-    }
-
-    /// PEM of the CA certificate that issued the server's certificate: trust this.
-    pub fn ca_pem(&self) -> &str {
-        &self.ca_pem
-    }
-
-    /// Writes [`Self::ca_pem`] to `dir/testkit-ca-PORT.pem` and returns the path.
-    /// Panics if the file cannot be written.
-    pub fn write_ca_pem(&self, dir: impl AsRef<Path>) -> PathBuf {
-        let path = dir.as_ref().join(format!("testkit-ca-{}.pem", self.port()));
-        std::fs::write(&path, &self.ca_pem)
-            .unwrap_or_else(|e| panic!("testkit: write {}: {e}", path.display()));
-        path
+        let serving = state.clone();
+        let server = TlsServer::start(ca, move |tcp, acceptor| {
+            serve_connection(tcp, acceptor, serving.clone())
+        })
+        .await;
+        Self { server, state }
     }
 
     /// Replaces the behaviour for the requests that arrive from now on.
@@ -218,53 +184,22 @@ impl HttpsReceiver {
     }
 }
 
-impl Drop for HttpsReceiver {
-    fn drop(&mut self) {
-        // Aborting the accept loop drops its JoinSet, which aborts every connection task.
-        self.server.abort();
+/// The address, URLs and CA: the server's.
+impl std::ops::Deref for HttpsReceiver {
+    type Target = TlsServer;
+
+    fn deref(&self) -> &TlsServer {
+        &self.server
     }
 }
 
-impl std::fmt::Debug for HttpsReceiver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpsReceiver")
-            .field("addr", &self.addr)
-            .field("requests", &self.state.requests().len())
-            .finish_non_exhaustive()
-    }
-}
-
-fn slash(path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    }
-}
-
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<State>) {
-    let mut connections = JoinSet::new();
-    loop {
-        while connections.try_join_next().is_some() {}
-        let Ok((tcp, _peer)) = listener.accept().await else {
-            // E.g. out of file descriptors: don't spin.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let acceptor = acceptor.clone();
-        let state = state.clone();
-        connections.spawn(async move {
-            // A client that rejects the certificate ends here, before any request.
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let service = service_fn(move |request| handle(state.clone(), request));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
-        });
-    }
+/// One connection: the TLS handshake, then HTTP/1.1 until the client is done.
+async fn serve_connection(tcp: TcpStream, acceptor: TlsAcceptor, state: Arc<State>) {
+    // A client that rejects the certificate ends here, before any request.
+    let Ok(tls) = acceptor.accept(tcp).await else {
+        return;
+    };
+    local_server::serve_http1(tls, move |request| handle(state.clone(), request)).await;
 }
 
 async fn handle(

@@ -40,19 +40,16 @@
 //! Dropping the receiver stops it and closes every open connection.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{Barrier, watch};
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::TestCa;
+use crate::{TestCa, TlsServer};
 
 /// The largest request head [`Step::ReadRequest`] accepts.
 pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
@@ -231,9 +228,32 @@ struct State {
     changed: watch::Sender<u64>,
 }
 
+/// A count: the logs themselves may be large.
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} connection(s)", self.connections().len())
+    }
+}
+
 impl State {
     fn connections(&self) -> MutexGuard<'_, Vec<ConnectionLog>> {
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Logs a connection just accepted; its index in the log.
+    fn accepted(&self) -> usize {
+        let index = {
+            let mut logs = self.connections();
+            logs.push(ConnectionLog {
+                accepted_at: Instant::now(),
+                request: None,
+                bytes_sent: 0,
+                ended: None,
+            });
+            logs.len() - 1
+        };
+        self.changed.send_modify(|n| *n += 1);
+        index
     }
 
     fn update(&self, index: usize, f: impl FnOnce(&mut ConnectionLog)) {
@@ -245,59 +265,38 @@ impl State {
 }
 
 /// A TLS server on `127.0.0.1:PORT` that runs a [`Script`] on every connection and logs
-/// each one. Panics (it is a test helper) if the port cannot be bound. Stops when
-/// dropped, closing every open connection.
+/// each one. Its address, URLs and CA are those of its [`TlsServer`]. Panics (it is a
+/// test helper) if the port cannot be bound. Stops when dropped, closing every open
+/// connection.
+#[derive(Debug)]
 pub struct RawTlsReceiver {
-    addr: SocketAddr,
-    ca_pem: String,
+    server: TlsServer,
     state: Arc<State>,
-    server: JoinHandle<()>,
 }
 
 impl RawTlsReceiver {
     /// Starts a receiver serving `ca`'s leaf certificate and running `script` on every
     /// connection.
     pub async fn start(ca: &TestCa, script: Script) -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("testkit: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("testkit: local address");
         let state = Arc::new(State {
             connections: Mutex::new(Vec::new()),
             changed: watch::Sender::new(0),
         });
-        let server = tokio::spawn(accept_loop(
-            listener,
-            ca.acceptor(),
-            Arc::new(script),
-            state.clone(),
-        ));
-        Self {
-            addr,
-            ca_pem: ca.pem().to_owned(),
-            state,
-            server,
-        }
-    }
-
-    /// The bound address (`127.0.0.1:PORT`).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The bound port.
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    /// `https://127.0.0.1:PORT/path` (a missing leading `/` is added).
-    pub fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{}", self.port(), crate::slash(path))
-    }
-
-    /// PEM of the CA that issued the certificate served: trust this.
-    pub fn ca_pem(&self) -> &str {
-        &self.ca_pem
+        let (script, logging) = (Arc::new(script), state.clone());
+        let server = TlsServer::start(ca, move |tcp, acceptor| {
+            // Logged on accepting, so the logs are in the order connections came.
+            let index = logging.accepted();
+            let (script, state) = (script.clone(), logging.clone());
+            async move {
+                let end = match acceptor.accept(tcp).await {
+                    Ok(tls) => run_script(tls, &script, &state, index).await,
+                    Err(error) => End::HandshakeFailed(error.kind()),
+                };
+                state.update(index, |log| log.ended = Some((Instant::now(), end)));
+            }
+        })
+        .await;
+        Self { server, state }
     }
 
     /// Every connection so far, in the order they were accepted.
@@ -331,79 +330,43 @@ impl RawTlsReceiver {
     /// Waits until at least `n` requests have been read; panics if they were not within
     /// `timeout`.
     pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<ConnectionLog> {
-        let count = |logs: &[ConnectionLog]| logs.iter().filter(|c| c.request.is_some()).count();
-        match self.wait_until(timeout, |logs| count(logs) >= n).await {
-            Some(logs) => logs,
-            None => panic!(
-                "testkit: expected at least {n} request(s) within {timeout:?}, got {}",
-                count(&self.connections())
-            ),
-        }
+        self.wait_for_count(n, timeout, "request(s)", |c| c.request.is_some())
+            .await
     }
 
     /// Waits until at least `n` connections have ended; panics if they had not within
     /// `timeout`.
     pub async fn wait_for_ended(&self, n: usize, timeout: Duration) -> Vec<ConnectionLog> {
-        let count = |logs: &[ConnectionLog]| logs.iter().filter(|c| c.ended.is_some()).count();
+        self.wait_for_count(n, timeout, "ended connection(s)", |c| c.ended.is_some())
+            .await
+    }
+
+    /// Waits until at least `n` connections are `counted`; panics, naming them `what`,
+    /// if they were not within `timeout`.
+    async fn wait_for_count(
+        &self,
+        n: usize,
+        timeout: Duration,
+        what: &str,
+        counted: fn(&ConnectionLog) -> bool,
+    ) -> Vec<ConnectionLog> {
+        let count = |logs: &[ConnectionLog]| logs.iter().filter(|c| counted(c)).count();
         match self.wait_until(timeout, |logs| count(logs) >= n).await {
             Some(logs) => logs,
             None => panic!(
-                "testkit: expected at least {n} ended connection(s) within {timeout:?}, got {}",
+                "testkit: expected at least {n} {what} within {timeout:?}, got {}",
                 count(&self.connections())
             ),
         }
     }
 }
 
-impl Drop for RawTlsReceiver {
-    fn drop(&mut self) {
-        // Aborting the accept loop drops its JoinSet, which aborts every connection task.
-        self.server.abort();
-    }
-}
+/// The address, URLs and CA: the server's.
+impl std::ops::Deref for RawTlsReceiver {
+    type Target = TlsServer;
 
-impl std::fmt::Debug for RawTlsReceiver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawTlsReceiver")
-            .field("addr", &self.addr)
-            .field("connections", &self.state.connections().len())
-            .finish_non_exhaustive()
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    script: Arc<Script>,
-    state: Arc<State>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        while connections.try_join_next().is_some() {}
-        let Ok((tcp, _peer)) = listener.accept().await else {
-            // E.g. out of file descriptors: don't spin.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let index = {
-            let mut logs = state.connections();
-            logs.push(ConnectionLog {
-                accepted_at: Instant::now(),
-                request: None,
-                bytes_sent: 0,
-                ended: None,
-            });
-            logs.len() - 1
-        };
-        state.changed.send_modify(|n| *n += 1);
-        let (acceptor, script, state) = (acceptor.clone(), script.clone(), state.clone());
-        connections.spawn(async move {
-            let end = match acceptor.accept(tcp).await {
-                Ok(tls) => run_script(tls, &script, &state, index).await,
-                Err(error) => End::HandshakeFailed(error.kind()),
-            };
-            state.update(index, |log| log.ended = Some((Instant::now(), end)));
-        });
+    fn deref(&self) -> &TlsServer {
+        &self.server
     }
 }
 
@@ -605,22 +568,28 @@ mod tests {
             Ok((head, _)) => panic!("must fail, read a head of {} bytes", head.len()),
             Err(error) => error.kind(),
         };
-        assert_eq!(
-            kind(parse(b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nshort").await),
-            io::ErrorKind::UnexpectedEof
-        );
-        assert_eq!(
-            kind(parse(b"POST / HTTP/1.1\r\nHost: a\r\n").await),
-            io::ErrorKind::UnexpectedEof
-        );
-        assert_eq!(
-            kind(parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").await),
-            io::ErrorKind::InvalidData
-        );
-        assert_eq!(
-            kind(parse(b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n").await),
-            io::ErrorKind::InvalidData
-        );
+        let refused: [(&'static [u8], io::ErrorKind); 4] = [
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nshort",
+                io::ErrorKind::UnexpectedEof,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\n",
+                io::ErrorKind::UnexpectedEof,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                io::ErrorKind::InvalidData,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                io::ErrorKind::InvalidData,
+            ),
+        ];
+        for (request, expected) in refused {
+            let text = String::from_utf8_lossy(request);
+            assert_eq!(kind(parse(request).await), expected, "{text:?}");
+        }
         let huge: &'static [u8] = Box::leak(
             format!(
                 "GET / HTTP/1.1\r\nX: {}\r\n\r\n",

@@ -145,53 +145,51 @@ async fn writes_are_sized_by_item_and_index_entry_per_started_kilobyte() {
     assert!(c.why.contains("2027 B after"), "{}", c.why);
     assert!(c.why.contains("by_group 1 enters (23 B)"), "{}", c.why);
 
-    // Moving the by_group sort key: the table 2, the index a delete and a put (+2).
-    aws.ok(
-        "UpdateItem",
-        json!({"TableName": t, "Key": key("p1", "s1"),
-               "UpdateExpression": "SET gs = :gs", "ExpressionAttributeValues": {":gs": s("2")}}),
-    )
-    .await;
-    let c = aws.charge();
-    assert_eq!(c.wru, 4.0, "{}", c.why);
-    assert!(c.why.contains("key changed"), "{}", c.why);
-    assert_eq!(c.shape, "UpdateItem */* [SET gs]");
-
-    // Entering the sparse ALL index: the whole item (2027 + dk 3 = 2030 B) -> 2 there;
-    // by_group does not project dk: unchanged.
-    aws.ok(
-        "UpdateItem",
-        json!({"TableName": t, "Key": key("p1", "s1"),
-               "UpdateExpression": "SET dk = :d", "ExpressionAttributeValues": {":d": s("d")}}),
-    )
-    .await;
-    let c = aws.charge();
-    assert_eq!(c.wru, 4.0, "{}", c.why);
-    assert!(c.why.contains("due 2 enters (2030 B)"), "{}", c.why);
-    assert!(c.why.contains("by_group 0 unchanged"), "{}", c.why);
-
-    // An attribute only `due` projects: table 2, due 2 (projection changed), by_group 0.
-    aws.ok(
-        "UpdateItem",
-        json!({"TableName": t, "Key": key("p1", "s1"),
-               "UpdateExpression": "SET #d = :d",
-               "ExpressionAttributeNames": {"#d": "data"},
-               "ExpressionAttributeValues": {":d": s(&"y".repeat(2000))}}),
-    )
-    .await;
-    let c = aws.charge();
-    assert_eq!(c.wru, 4.0, "{}", c.why);
-    assert_eq!(c.shape, "UpdateItem */* [SET data]");
-
-    // Leaving `due` (REMOVE dk): table 2, due 2 (the old entry, 2030 B).
-    aws.ok(
-        "UpdateItem",
-        json!({"TableName": t, "Key": key("p1", "s1"), "UpdateExpression": "REMOVE dk"}),
-    )
-    .await;
-    let c = aws.charge();
-    assert_eq!(c.wru, 4.0, "{}", c.why);
-    assert!(c.why.contains("due 2 leaves (2030 B)"), "{}", c.why);
+    // Updates of the item, in turn: each costs the table 2 and the indexes 2 more; what
+    // its reasons say, and its shape where that is the point.
+    let updates = [
+        // Moving the by_group sort key: the index a delete and a put (+2).
+        (
+            json!({"UpdateExpression": "SET gs = :gs", "ExpressionAttributeValues": {":gs": s("2")}}),
+            &["key changed"][..],
+            Some("UpdateItem */* [SET gs]"),
+        ),
+        // Entering the sparse ALL index: the whole item (2027 + dk 3 = 2030 B) -> 2 there;
+        // by_group does not project dk: unchanged.
+        (
+            json!({"UpdateExpression": "SET dk = :d", "ExpressionAttributeValues": {":d": s("d")}}),
+            &["due 2 enters (2030 B)", "by_group 0 unchanged"][..],
+            None,
+        ),
+        // An attribute only `due` projects: due 2 (projection changed), by_group 0.
+        (
+            json!({"UpdateExpression": "SET #d = :d",
+                   "ExpressionAttributeNames": {"#d": "data"},
+                   "ExpressionAttributeValues": {":d": s(&"y".repeat(2000))}}),
+            &[][..],
+            Some("UpdateItem */* [SET data]"),
+        ),
+        // Leaving `due` (REMOVE dk): due 2 (the old entry, 2030 B).
+        (
+            json!({"UpdateExpression": "REMOVE dk"}),
+            &["due 2 leaves (2030 B)"][..],
+            None,
+        ),
+    ];
+    for (update, reasons, shape) in updates {
+        let mut body = json!({"TableName": t, "Key": key("p1", "s1")});
+        let fields = update.as_object().expect("an object").clone();
+        body.as_object_mut().expect("an object").extend(fields);
+        aws.ok("UpdateItem", body).await;
+        let c = aws.charge();
+        assert_eq!(c.wru, 4.0, "{update}: {}", c.why);
+        for reason in reasons {
+            assert!(c.why.contains(reason), "{}", c.why);
+        }
+        if let Some(shape) = shape {
+            assert_eq!(c.shape, shape);
+        }
+    }
 
     // Deleting: the item's size (2027 B -> 2) and its by_group entry (1).
     aws.ok(

@@ -1,14 +1,14 @@
 //! Test plumbing: stores on both backends, fixture loading, responses as JSON.
 
 use axum::Router;
-use http_body_util::BodyExt;
 use serde_json::Value;
 use shared::adapters::dynamo::{DynamoStore, schema};
 use shared::adapters::memory::MemoryStore;
 use shared::adapters::memory::queue::MemoryQueue;
 use shared::domain::validation::MAX_ENDPOINTS_PER_ORG;
-use shared::domain::{ApiKey, Job, Role, SigningSecret};
-use shared::domain::{DeliverySeq, EndpointNumber};
+use shared::domain::{
+    ApiKey, DeliverySeq, Endpoint, EndpointNumber, Job, NewEndpoint, Role, SigningSecret, Target,
+};
 use shared::ports::KeyStore;
 pub use shared::ports::Store;
 use shared::wiring::Services;
@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use testkit::openapi::Contract;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tower::ServiceExt;
 
 /// Run each listed `async fn case(store)` as a test on the embedded store and on
 /// DynamoDB (moto): one contract, two backends.
@@ -131,6 +130,61 @@ pub async fn store_fixture_endpoint(
     endpoint
 }
 
+/// A new endpoint of `acme` at `url`, subscribed to `event_type`, stored with the next
+/// number the store hands out.
+pub async fn new_endpoint(store: &impl Store, url: &str, event_type: &str) -> Endpoint {
+    let number = store
+        .allocate_endpoint_number()
+        .await
+        .expect("endpoint number");
+    let endpoint = Endpoint::create(
+        "acme",
+        NewEndpoint {
+            url: url.into(),
+            description: String::new(),
+            event_types: vec![event_type.into()],
+        },
+        number,
+        shared::domain::now(),
+    );
+    store
+        .insert_endpoint(&endpoint, MAX_ENDPOINTS_PER_ORG)
+        .await
+        .expect("endpoint");
+    endpoint
+}
+
+/// The next delivery number of an endpoint that exists, taken from the store.
+pub async fn take_delivery_seq(
+    store: &impl Store,
+    org: &str,
+    endpoint_id: uuid::Uuid,
+) -> DeliverySeq {
+    store
+        .next_delivery_seq(org, endpoint_id)
+        .await
+        .expect("seq")
+        .expect("the endpoint exists")
+}
+
+/// Where an event goes: `endpoint`, its deliveries numbered after `seq_floor`.
+pub fn target_of(endpoint: &Endpoint, seq_floor: DeliverySeq) -> Target {
+    Target {
+        endpoint_id: endpoint.id,
+        endpoint_number: endpoint.number,
+        seq_floor,
+    }
+}
+
+/// The endpoint the fixtures address, as stored now (it must be there).
+pub async fn stored_fixture_endpoint(store: &impl Store) -> Endpoint {
+    store
+        .get_endpoint("acme", fixture_endpoint().id)
+        .await
+        .expect("get")
+        .expect("the fixture endpoint is stored")
+}
+
 /// The fixtures' keys ([`seed_keys`]) and their endpoint ([`fixture_endpoint`]), stored;
 /// returns the endpoint as stored (its secret is new each time).
 pub async fn seed_fixtures(store: &impl Store) -> shared::domain::Endpoint {
@@ -212,19 +266,7 @@ pub fn is_console_route(route: &str) -> bool {
 pub async fn call(router: &Router, request: lambda_http::Request) -> Answer {
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
-    let response = router
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("routers are infallible");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let (status, headers, bytes) = testkit::in_process::ask(router.clone(), request).await;
     if let Err(violation) = CONTRACT.check(&method, &path, status, &headers, &bytes) {
         panic!("an answer docs/openapi.yaml does not describe: {violation}");
     }

@@ -161,18 +161,17 @@ async fn a_recovery_resends_the_failed_deliveries_of_its_window(store: Arc<impl 
     let number = h.stored_endpoint(&endpoint_id).await.number;
     let until = Utc::now() + Span::seconds(1);
     let window_start = before - Span::seconds(1);
-    let (first, more) = h
-        .store
-        .failed_deliveries(number, window_start, until, None, 2)
-        .await
-        .expect("read");
+    // Two at a time, from `after` on.
+    let store = &h.store;
+    let failed = |since, until, after| async move {
+        store
+            .failed_deliveries(number, since, until, after, 2)
+            .await
+            .expect("read")
+    };
+    let (first, more) = failed(window_start, until, None).await;
     assert_eq!((first.len(), more), (2, true));
-    let after = first.last().map(failed_position);
-    let (rest, more) = h
-        .store
-        .failed_deliveries(number, window_start, until, after, 2)
-        .await
-        .expect("read");
+    let (rest, more) = failed(window_start, until, first.last().map(failed_position)).await;
     assert_eq!((rest.len(), more), (1, false));
     assert!(
         first
@@ -181,42 +180,25 @@ async fn a_recovery_resends_the_failed_deliveries_of_its_window(store: Arc<impl 
             .all(|d| d.status == DeliveryStatus::Failed)
     );
     // A window that ends before it starts is empty, not an error.
-    let (none, more) = h
-        .store
-        .failed_deliveries(number, until, window_start, None, 2)
-        .await
-        .expect("read");
+    let (none, more) = failed(until, window_start, None).await;
     assert_eq!((none.len(), more), (0, false));
 
-    // Dry runs: the whole window, and a window that ends before any of them.
-    let counted = recover(&h, &endpoint_id, json!({"since": since, "dry_run": true})).await;
-    assert_eq!(counted.status, 200, "{}", counted.json);
-    assert_eq!(counted.json, json!({"count": 3}));
-    // An `until` far ahead ends at the request (nothing is created later).
-    let far = recover(
-        &h,
-        &endpoint_id,
-        json!({"since": since, "until": "2400-01-01T00:00:00Z", "dry_run": true}),
-    )
-    .await;
-    assert_eq!(far.json, json!({"count": 3}), "{}", far.json);
+    // Dry runs: the whole window; one whose `until` is far ahead, which ends at the
+    // request (nothing is created later); one that ends before any of them; one that ends
+    // before it starts, which is empty.
     let early = shared::domain::time::format(&(before - Span::hours(1)));
-    let none = recover(
-        &h,
-        &endpoint_id,
-        json!({"since": early, "until": since, "dry_run": true}),
-    )
-    .await;
-    assert_eq!(none.json, json!({"count": 0}));
-
-    // A window that ends before it starts is empty.
-    let reversed = recover(
-        &h,
-        &endpoint_id,
-        json!({"since": since, "until": early, "dry_run": true}),
-    )
-    .await;
-    assert_eq!(reversed.json, json!({"count": 0}));
+    for (window, count) in [
+        (json!({"since": since}), 3),
+        (json!({"since": since, "until": "2400-01-01T00:00:00Z"}), 3),
+        (json!({"since": early, "until": since}), 0),
+        (json!({"since": since, "until": early}), 0),
+    ] {
+        let mut body = window.clone();
+        body["dry_run"] = true.into();
+        let counted = recover(&h, &endpoint_id, body).await;
+        assert_eq!(counted.status, 200, "{window}: {}", counted.json);
+        assert_eq!(counted.json, json!({ "count": count }), "{window}");
+    }
 
     // Bad requests.
     for (body, field) in [
@@ -295,20 +277,24 @@ async fn a_recovery_resends_the_failed_deliveries_of_its_window(store: Arc<impl 
     // Unknown and foreign recoveries are 404.
     let unknown = recovery(&h, &uuid::Uuid::now_v7().to_string()).await;
     assert_error(&unknown, 404, "not_found");
-    let foreign = format!("/org/other/webhooks/recoveries/{id}");
-    let other = send(&h.router, "recoveries-get.json", |e| {
-        set_path(e, &foreign);
-        set_key(e, Some(OTHER_ORG_ADMIN_KEY));
-    })
-    .await;
-    assert_error(&other, 404, "not_found");
-    let other_path = format!("/org/other/webhooks/endpoints/{endpoint_id}/recover");
-    let other_recover = send(&h.router, "endpoints-recover.json", |e| {
-        set_path(e, &other_path);
-        set_key(e, Some(OTHER_ORG_ADMIN_KEY));
-    })
-    .await;
-    assert_error(&other_recover, 404, "not_found");
+    let foreign = [
+        (
+            "recoveries-get.json",
+            format!("/org/other/webhooks/recoveries/{id}"),
+        ),
+        (
+            "endpoints-recover.json",
+            format!("/org/other/webhooks/endpoints/{endpoint_id}/recover"),
+        ),
+    ];
+    for (fixture, path) in foreign {
+        let other = send(&h.router, fixture, |e| {
+            set_path(e, &path);
+            set_key(e, Some(OTHER_ORG_ADMIN_KEY));
+        })
+        .await;
+        assert_error(&other, 404, "not_found");
+    }
 }
 
 on_both_backends!(
@@ -321,8 +307,6 @@ on_both_backends!(
 /// JSON 404.
 #[tokio::test]
 async fn console_fixtures_serve_the_page_with_its_policy() {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
     let router = shared::api::finish(console::routes(
         console::FrameAncestors::parse(Some("https://app.example.com")).expect("origin"),
     ));
@@ -333,18 +317,8 @@ async fn console_fixtures_serve_the_page_with_its_policy() {
         }
         let router = router.clone();
         async move {
-            let response = router
-                .oneshot(lambda_request(&event))
-                .await
-                .expect("routers are infallible");
-            let headers = response.headers().clone();
-            let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .expect("body")
-                .to_bytes();
+            let (status, headers, body) =
+                testkit::in_process::ask(router, lambda_request(&event)).await;
             (status, headers, String::from_utf8_lossy(&body).into_owned())
         }
     };

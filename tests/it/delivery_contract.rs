@@ -3,12 +3,12 @@
 //! exactly once, manual retry requests, held deliveries and their resume, the due list,
 //! purging, and the circuit breaker's counter.
 
+use crate::common::{new_endpoint, take_delivery_seq, target_of};
 use shared::domain::PausedBy;
 use shared::domain::delivery::KEPT_BODY_BYTES;
 use shared::domain::{
     Attempt, AttemptError, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey,
-    DeliveryStatus, Endpoint, Event, EventRef, Expect, NewEndpoint, ScheduledAttempt, Target,
-    Trigger, now,
+    DeliveryStatus, Endpoint, Event, EventRef, Expect, ScheduledAttempt, Target, Trigger, now,
 };
 use shared::domain::{DeliverySeq, EndpointNumber};
 use shared::ports::RetryOf;
@@ -18,19 +18,7 @@ use uuid::Uuid;
 
 /// A new endpoint of `acme` (subscribed to `a.b`), stored.
 pub(crate) async fn endpoint(store: &impl Store) -> Endpoint {
-    let number = store.allocate_endpoint_number().await.expect("number");
-    let e = Endpoint::create(
-        "acme",
-        NewEndpoint {
-            url: "https://example.com/hook".into(),
-            description: String::new(),
-            event_types: vec!["a.b".into()],
-        },
-        number,
-        now(),
-    );
-    store.insert_endpoint(&e, 100).await.expect("endpoint");
-    e
+    new_endpoint(store, "https://example.com/hook", "a.b").await
 }
 
 fn event(id: &str) -> Event {
@@ -46,20 +34,12 @@ fn event(id: &str) -> Event {
 }
 
 fn target(e: &Endpoint) -> Target {
-    Target {
-        endpoint_id: e.id,
-        endpoint_number: e.number,
-        seq_floor: e.delivery_seq,
-    }
+    target_of(e, e.delivery_seq)
 }
 
 /// A new delivery to `e` at its next number, of an event of its own.
 async fn delivery(store: &impl Store, e: &Endpoint, active: bool) -> Delivery {
-    let seq = store
-        .next_delivery_seq(&e.org, e.id)
-        .await
-        .expect("seq")
-        .expect("endpoint exists");
+    let seq = take_delivery_seq(store, &e.org, e.id).await;
     let d = Delivery::new(&event(&format!("evt_{seq}")), &target(e), seq, active);
     assert!(store.insert_delivery(&d).await.expect("insert"));
     d
@@ -267,7 +247,10 @@ async fn deliveries_are_found_by_id_and_by_event(store: Arc<impl Store>) {
         None,
         "the search stops at deliveries created after the bound"
     );
-    assert_eq!(found("evt_none".into(), DeliverySeq::NONE, later).await, None);
+    assert_eq!(
+        found("evt_none".into(), DeliverySeq::NONE, later).await,
+        None
+    );
     assert!(
         !store.insert_delivery(&a).await.expect("insert again"),
         "a taken place stays as it is"
@@ -349,11 +332,7 @@ async fn attempts_are_recorded_exactly_once(store: Arc<impl Store>) {
 /// first attempt; the publish then leaves it as it is.
 async fn a_first_attempt_writes_a_missing_delivery(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
-    let seq = store
-        .next_delivery_seq("acme", e.id)
-        .await
-        .expect("seq")
-        .expect("there");
+    let seq = take_delivery_seq(store.as_ref(), "acme", e.id).await;
     let seed = Delivery::new(&event("evt_late"), &target(&e), seq, true);
     assert_eq!(
         store

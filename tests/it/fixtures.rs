@@ -267,16 +267,6 @@ async fn every_fixture_answers_as_specified(store: Arc<impl Store>) {
     assert_error(&gone, 404, "not_found");
 }
 
-#[tokio::test]
-async fn fixtures_on_memory_store() {
-    every_fixture_answers_as_specified(memory().await).await;
-}
-
-#[tokio::test]
-async fn fixtures_on_dynamodb() {
-    every_fixture_answers_as_specified(dynamo().await).await;
-}
-
 /// The delivery id the `events/` fixtures address: the first delivery (seq 1) of the
 /// fixture endpoint (number 1), created at the fixtures' time. Ids name their place in
 /// the store (`DeliveryKey`), so the fixtures hold ids of this shape.
@@ -315,7 +305,7 @@ fn the_fixture_delivery_id_names_the_seeded_delivery() {
 async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
     use crate::pipeline::{Harness, Options};
     use aws_lambda_events::event::sqs::SqsEvent;
-    use shared::domain::{Delivery, DeliveryKey, Event, Target};
+    use shared::domain::{Delivery, DeliveryKey, Event};
     use shared::wiring::sqs_batch::handle_sqs_batch;
     use testkit::{Behaviour, Reply};
 
@@ -345,17 +335,8 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
         fan_out_until: None,
     };
     assert_eq!(store.insert_event(&event).await.expect("event"), None);
-    let seq = store
-        .next_delivery_seq("acme", endpoint.id)
-        .await
-        .expect("seq")
-        .expect("exists");
-    let target = Target {
-        endpoint_id: endpoint.id,
-        endpoint_number: endpoint.number,
-        seq_floor: DeliverySeq(0),
-    };
-    let seeded = Delivery::new(&event, &target, seq, true);
+    let seq = take_delivery_seq(store.as_ref(), "acme", endpoint.id).await;
+    let seeded = Delivery::new(&event, &target_of(&endpoint, DeliverySeq::NONE), seq, true);
     assert_eq!(seeded.id.to_string(), FIXTURE_DELIVERY_ID);
     assert!(store.insert_delivery(&seeded).await.expect("delivery"));
     // The SQS fixtures carry exactly the job a publish enqueues for it (a v2 job with the
@@ -503,12 +484,7 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
     );
 }
 
-#[tokio::test]
-async fn pipeline_fixtures_on_memory_store() {
-    pipeline_fixtures_answer_as_specified(memory().await).await;
-}
-
-#[tokio::test]
-async fn pipeline_fixtures_on_dynamodb() {
-    pipeline_fixtures_answer_as_specified(dynamo().await).await;
-}
+on_both_backends!(
+    every_fixture_answers_as_specified,
+    pipeline_fixtures_answer_as_specified,
+);

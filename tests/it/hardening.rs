@@ -58,11 +58,7 @@ async fn oversized_bodies_do_nothing_anywhere(store: Arc<impl Store>) {
     seed_fixtures(store.as_ref()).await;
     let (r, mut jobs) = router_with_queue(store.clone());
     let huge = "x".repeat(600 * 1024);
-    let before = store
-        .get_endpoint("acme", fixture_endpoint().id)
-        .await
-        .expect("get")
-        .expect("there");
+    let before = stored_fixture_endpoint(store.as_ref()).await;
     for fixture in [
         "endpoints-rotate-secret.json",
         "endpoints-test.json",
@@ -82,11 +78,7 @@ async fn oversized_bodies_do_nothing_anywhere(store: Arc<impl Store>) {
         .await;
         assert_error(&a, 413, "payload_too_large");
     }
-    let after = store
-        .get_endpoint("acme", fixture_endpoint().id)
-        .await
-        .expect("get")
-        .expect("not deleted");
+    let after = stored_fixture_endpoint(store.as_ref()).await;
     assert_eq!(after.secret, before.secret, "not rotated");
     assert_eq!(after.delivery_seq, DeliverySeq(0), "no test delivery");
     assert!(

@@ -4,8 +4,7 @@
 
 use crate::common::*;
 use serde_json::json;
-use shared::domain::validation::MAX_ENDPOINTS_PER_ORG;
-use shared::domain::{Endpoint, NewEndpoint, Role, now};
+use shared::domain::Role;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -202,24 +201,7 @@ struct Targets {
 }
 
 async fn fresh_targets(store: &impl Store, router: &axum::Router) -> Targets {
-    let number = store
-        .allocate_endpoint_number()
-        .await
-        .expect("endpoint number");
-    let endpoint = Endpoint::create(
-        "acme",
-        NewEndpoint {
-            url: "https://hooks.example.com/matrix".into(),
-            description: String::new(),
-            event_types: vec!["alert.fired".into()],
-        },
-        number,
-        now(),
-    );
-    store
-        .insert_endpoint(&endpoint, MAX_ENDPOINTS_PER_ORG)
-        .await
-        .expect("endpoint");
+    let endpoint = new_endpoint(store, "https://hooks.example.com/matrix", "alert.fired").await;
     let id = endpoint.id.to_string();
     let test = send(router, "endpoints-test.json", |e| {
         set_path(e, &format!("/org/acme/webhooks/endpoints/{id}/test"));

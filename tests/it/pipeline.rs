@@ -14,7 +14,7 @@ use shared::domain::recovery::FailedPosition;
 use shared::domain::time::minute_of;
 use shared::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Endpoint, Expect, Job,
-    RetryPolicy, Target, now,
+    RetryPolicy, now,
 };
 use shared::domain::{DeliverySeq, EndpointNumber};
 use shared::pipeline::scheduler;
@@ -24,7 +24,7 @@ use shared::ports::{DeliveryStore, JobQueue, QueueError, RetryOf, StoreError};
 use shared::wiring::{self, Services};
 use std::sync::Arc;
 use std::time::Duration;
-use testkit::{Behaviour, HttpsReceiver, Reply};
+use testkit::{Behaviour, HttpsReceiver, Reply, TempDir};
 use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
 
@@ -35,24 +35,8 @@ pub struct Harness<S: Store> {
     pub queue: Arc<MemoryQueue>,
     pub sender: Sender,
     pub receiver: HttpsReceiver,
-    _certs: tempdir::Dir,
-}
-
-/// A scratch directory for the receiver's CA file, removed on drop.
-pub mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new() -> Self {
-            let p = std::env::temp_dir().join(format!("avw-it-{}", uuid::Uuid::now_v7()));
-            std::fs::create_dir_all(&p).expect("temp dir");
-            Self(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    /// The receiver's CA file's directory, removed with the harness.
+    _certs: TempDir,
 }
 
 pub struct Options {
@@ -113,8 +97,8 @@ impl<S: Store> Harness<S> {
     pub async fn start(store: Arc<S>, behaviour: Behaviour, options: Options) -> Self {
         seed_keys(store.as_ref()).await;
         let receiver = HttpsReceiver::start(behaviour).await;
-        let certs = tempdir::Dir::new();
-        let ca = receiver.write_ca_pem(&certs.0);
+        let certs = TempDir::new("it");
+        let ca = receiver.write_ca_pem(certs.path());
         let (queue, jobs) = MemoryQueue::new();
         let queue = Arc::new(queue);
         let router = Services::new(store.clone(), queue.clone()).router();
@@ -1133,11 +1117,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
     .await;
     let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
     let endpoint = h.stored_endpoint(&endpoint_id).await;
-    let target = Target {
-        endpoint_id: endpoint.id,
-        endpoint_number: endpoint.number,
-        seq_floor: endpoint.delivery_seq,
-    };
+    let target = target_of(&endpoint, endpoint.delivery_seq);
     let event = shared::domain::Event {
         org: "acme".into(),
         id: "evt_bulk".into(),
@@ -1151,13 +1131,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
     // as DynamoDB's is), then concurrent writers to seed quickly.
     let mut seqs = Vec::with_capacity(N);
     for _ in 0..N {
-        seqs.push(
-            store
-                .next_delivery_seq("acme", target.endpoint_id)
-                .await
-                .expect("seq")
-                .expect("exists"),
-        );
+        seqs.push(take_delivery_seq(store.as_ref(), "acme", target.endpoint_id).await);
     }
     let tasks: Vec<_> = seqs
         .chunks(N / 10)

@@ -3,12 +3,12 @@
 //! still stored (DynamoDB's TTL deletes lazily, moto never), and the live ones page as
 //! before.
 
-use crate::common::dynamo_table;
+use crate::common::{dynamo_table, take_delivery_seq, target_of};
 use crate::delivery_contract::endpoint;
 use chrono::{DateTime, Duration, Utc};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::memory::MemoryStore;
-use shared::domain::{Clock, Delivery, Event, Retention, Target};
+use shared::domain::{Clock, Delivery, Event, Retention};
 use shared::ports::Store;
 use std::sync::{Arc, Mutex};
 
@@ -51,26 +51,13 @@ async fn case(store: impl Store, clock: Arc<TestClock>) {
     let mut made: Vec<Delivery> = Vec::new();
     for hour in 0..5 {
         if hour == 2 {
-            store
-                .next_delivery_seq("acme", e.id)
-                .await
-                .expect("seq")
-                .expect("endpoint");
+            take_delivery_seq(&store, "acme", e.id).await;
         }
         let created = t0 + Duration::hours(hour);
         let ev = event(&format!("evt_{hour}"), created, "first");
         assert!(store.insert_event(&ev).await.expect("event").is_none());
-        let seq = store
-            .next_delivery_seq("acme", e.id)
-            .await
-            .expect("seq")
-            .expect("endpoint");
-        let target = Target {
-            endpoint_id: e.id,
-            endpoint_number: e.number,
-            seq_floor: seq.previous(),
-        };
-        let d = Delivery::new(&ev, &target, seq, true);
+        let seq = take_delivery_seq(&store, "acme", e.id).await;
+        let d = Delivery::new(&ev, &target_of(&e, seq.previous()), seq, true);
         assert!(store.insert_delivery(&d).await.expect("delivery"));
         made.push(d);
     }
@@ -102,41 +89,14 @@ async fn case(store: impl Store, clock: Arc<TestClock>) {
     assert_eq!(page(1).await, (vec![6, 5], 3), "total counts the live ones");
     assert_eq!(page(2).await, (vec![4], 3));
     assert_eq!(page(3).await, (vec![], 3));
-    assert!(
-        store
-            .get_delivery(made[0].key)
-            .await
-            .expect("get")
-            .is_none()
-    );
-    assert!(
-        store
-            .get_delivery(made[1].key)
-            .await
-            .expect("get")
-            .is_none()
-    );
-    assert!(
-        store
-            .get_delivery(made[2].key)
-            .await
-            .expect("get")
-            .is_some()
-    );
-    assert!(
-        store
-            .get_event("acme", "evt_0")
-            .await
-            .expect("get")
-            .is_none()
-    );
-    assert!(
-        store
-            .get_event("acme", "evt_2")
-            .await
-            .expect("get")
-            .is_some()
-    );
+    for (i, live) in [(0, false), (1, false), (2, true)] {
+        let stored = store.get_delivery(made[i].key).await.expect("get");
+        assert_eq!(stored.is_some(), live, "delivery {i}");
+    }
+    for (id, live) in [("evt_0", false), ("evt_2", true)] {
+        let stored = store.get_event("acme", id).await.expect("get");
+        assert_eq!(stored.is_some(), live, "{id}");
+    }
 
     // An expired event's id is free again: a new event takes it; a live one's is not.
     let again = event("evt_0", clock.now(), "second");

@@ -2,7 +2,7 @@
 //! through a queue, come back as an `SqsEvent`, and poison messages reach the DLQ.
 
 use crate::common::*;
-use crate::pipeline::{Options, outbound_client, settings, tempdir};
+use crate::pipeline::{Options, outbound_client, settings};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde_json::json;
@@ -94,11 +94,11 @@ async fn jobs_flow_through_sqs_to_the_sender_and_dynamodb() {
     seed_keys(store.as_ref()).await;
     let queue = Arc::new(SqsQueue::new(client.clone(), url.clone()));
     let receiver = HttpsReceiver::start(Behaviour::always(Reply::ok())).await;
-    let certs = tempdir::Dir::new();
+    let certs = testkit::TempDir::new("it-sqs");
     let sender = wiring::sender(
         store.clone(),
         queue.clone(),
-        Arc::new(outbound_client(receiver.write_ca_pem(&certs.0), true)),
+        Arc::new(outbound_client(receiver.write_ca_pem(certs.path()), true)),
         settings(&Options::default()),
     );
     let router = Services::new(store.clone(), queue.clone()).router();
@@ -186,11 +186,11 @@ async fn poison_messages_end_in_the_dead_letter_queue() {
     let store = dynamo().await;
     let queue = Arc::new(SqsQueue::new(client.clone(), url.clone()));
     let receiver = HttpsReceiver::start(Behaviour::always(Reply::ok())).await;
-    let certs = tempdir::Dir::new();
+    let certs = testkit::TempDir::new("it-sqs");
     let sender = wiring::sender(
         store,
         queue,
-        Arc::new(outbound_client(receiver.write_ca_pem(&certs.0), true)),
+        Arc::new(outbound_client(receiver.write_ca_pem(certs.path()), true)),
         settings(&Options::default()),
     );
     client

@@ -24,7 +24,6 @@
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
 use base64::Engine;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shared::adapters::dynamo::{DynamoStore, schema};
 use shared::adapters::http_client::{OutboundClient, OutboundConfig};
@@ -40,7 +39,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use testkit::capacity::{CapacityMeter, Usage};
 use testkit::{Behaviour, HttpsReceiver, Reply};
-use tower::ServiceExt;
 
 /// The keys the `events/` fixtures carry (org `acme`).
 const ADMIN_KEY: &str = "avk_fixture_acme_admin";
@@ -536,18 +534,7 @@ fn api_request(fixture: &str, body: &Value) -> lambda_http::Request {
 }
 
 async fn call(router: &axum::Router, request: lambda_http::Request) -> (u16, Value) {
-    let response = router
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("routers are infallible");
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let (status, _, bytes) = testkit::in_process::ask(router.clone(), request).await;
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),

@@ -14,14 +14,13 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use testkit::raw::{ConnectionLog, End, RawTlsReceiver, Script, Step, response_head};
-use testkit::{HttpsReceiver, Reply, TestCa};
+use testkit::{HttpsReceiver, Reply, TempDir, TestCa};
 use tokio::sync::{Barrier, watch};
 
 use support::Server;
@@ -50,23 +49,6 @@ const HUGE: u64 = 50 * 1024 * 1024;
 
 const ENDPOINTS: &str = "/org/demo/webhooks/endpoints";
 const EVENTS: &str = "/org/demo/webhooks/events";
-
-/// A directory for the CA file, removed when dropped (pass or fail).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("avw-hostile-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn start_server(ca_pem: &std::path::Path) -> Server {
     Server::builder()
@@ -240,6 +222,16 @@ struct Expected {
     at_deadline: bool,
 }
 
+/// What a receiver that never completes its answer head yields: the 2 s deadline.
+const TIMED_OUT: Expected = Expected {
+    succeeded: false,
+    status_code: None,
+    kind: Some("timeout"),
+    message: Some("no complete answer within 2000 ms"),
+    body: Body::Empty,
+    at_deadline: true,
+};
+
 enum Body {
     Empty,
     /// Exactly [`BODY_CAP`] copies of this byte.
@@ -380,8 +372,8 @@ fn request_to_end(log: &ConnectionLog) -> (Instant, Instant) {
 async fn hostile_receivers_end_within_the_timeout_with_the_right_outcome() {
     let test_started = Instant::now();
     let ca = TestCa::new();
-    let dir = TempDir::new("outcomes");
-    let ca_path = ca.write_pem(&dir.0);
+    let dir = TempDir::new("hostile-outcomes");
+    let ca_path = ca.write_pem(dir.path());
 
     // 1. Completes TLS, reads the request, never answers.
     let silent = RawTlsReceiver::start(&ca, Script::silent()).await;
@@ -419,18 +411,7 @@ async fn hostile_receivers_end_within_the_timeout_with_the_right_outcome() {
     let hook = |name: &str| format!("/hook/{name}?token={URL_TOKEN}");
     let event_type = "hostile.probe";
     let cases: Vec<(&str, String, Expected)> = vec![
-        (
-            "never answers",
-            silent.url(&hook("silent")),
-            Expected {
-                succeeded: false,
-                status_code: None,
-                kind: Some("timeout"),
-                message: Some("no complete answer within 2000 ms"),
-                body: Body::Empty,
-                at_deadline: true,
-            },
-        ),
+        ("never answers", silent.url(&hook("silent")), TIMED_OUT),
         (
             "endless fast body after 200",
             endless_fast_200.url(&hook("endless-fast-200")),
@@ -479,18 +460,7 @@ async fn hostile_receivers_end_within_the_timeout_with_the_right_outcome() {
                 at_deadline: true,
             },
         ),
-        (
-            "trickled head",
-            trickle.url(&hook("trickle")),
-            Expected {
-                succeeded: false,
-                status_code: None,
-                kind: Some("timeout"),
-                message: Some("no complete answer within 2000 ms"),
-                body: Body::Empty,
-                at_deadline: true,
-            },
-        ),
+        ("trickled head", trickle.url(&hook("trickle")), TIMED_OUT),
         (
             "reset after the request",
             reset.url(&hook("reset")),
@@ -678,8 +648,8 @@ async fn fifty_megabyte_bodies_are_cut_at_the_cap_and_memory_stays_bounded() {
     const RECEIVERS: usize = 8;
     let test_started = Instant::now();
     let ca = TestCa::new();
-    let dir = TempDir::new("memory");
-    let ca_path = ca.write_pem(&dir.0);
+    let dir = TempDir::new("hostile-memory");
+    let ca_path = ca.write_pem(dir.path());
 
     // No receiver answers before all of them have a request: the eight deliveries are
     // provably in flight at once.

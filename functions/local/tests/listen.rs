@@ -163,13 +163,8 @@ fn server() -> Server {
 }
 
 async fn publish(server: &Server, id: &str) {
-    let (status, body) = server
-        .post(
-            "/org/demo/webhooks/events",
-            &json!({"id": id, "type": "alert.fired", "data": {"n": 1.50, "b": [1, 2]}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    let event = json!({"id": id, "type": "alert.fired", "data": {"n": 1.50, "b": [1, 2]}});
+    server.publish("demo", &event).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,13 +426,7 @@ async fn the_development_ca_itself_is_no_server_certificate() {
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("the development CA");
     let impostor = TestCa::from_pem(&read("ca-cert.pem"), &read("ca-key.pem"));
     let receiver = HttpsReceiver::start_with_ca(&impostor, Reply::ok()).await;
-    let (status, created) = server
-        .post(
-            "/org/demo/webhooks/endpoints",
-            &json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
+    let created = server.create_endpoint("demo", &receiver.url("/hook")).await;
     publish(&server, "evt_impostor").await;
     let id = created["id"].as_str().expect("id");
     let mut attempt = Value::Null;

@@ -133,20 +133,10 @@ async fn delivers_and_retries_in_process() {
             .env("CIRCUIT_BREAKER_THRESHOLD", "5"),
     );
     let api = "/org/acme/webhooks";
-    let (status, created) = server
-        .post(
-            &format!("{api}/endpoints"),
-            &json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}),
-        )
+    let created = server.create_endpoint("acme", &receiver.url("/hook")).await;
+    server
+        .publish("acme", &json!({"type": "alert.fired", "data": {"x": 1}}))
         .await;
-    assert_eq!(status, 201, "{created}");
-    let (status, published) = server
-        .post(
-            &format!("{api}/events"),
-            &json!({"type": "alert.fired", "data": {"x": 1}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{published}");
 
     let got = receiver.wait_for(2, Duration::from_secs(15)).await;
     assert!(

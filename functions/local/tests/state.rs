@@ -9,16 +9,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use support::{Server, ServerBuilder};
-use testkit::{Behaviour, HttpsReceiver, Reply};
+use testkit::{Behaviour, HttpsReceiver, Reply, TempDir};
 
 const ADMIN: &str = "avk_state_test_admin";
 const API: &str = "/org/acme/webhooks";
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("avw-state-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
+/// A receiver that fails its first request (500) and takes the rest, and in a scratch
+/// directory its CA file and the path for a state file: (directory, receiver, CA, state).
+async fn failing_once_with_state(name: &str) -> (TempDir, HttpsReceiver, PathBuf, PathBuf) {
+    let receiver =
+        HttpsReceiver::start(Behaviour::sequence([Reply::status(500)], Reply::ok())).await;
+    let dir = TempDir::new(&format!("state-{name}"));
+    let ca = receiver.write_ca_pem(dir.path());
+    let state = dir.path().join("state.json");
+    (dir, receiver, ca, state)
 }
 
 fn builder(state: &Path, ca: &Path) -> ServerBuilder {
@@ -50,20 +54,9 @@ async fn a_retry_waiting(
     receiver: &HttpsReceiver,
     event_id: &str,
 ) -> (Value, Value, String) {
-    let (status, created) = server
-        .post(
-            &format!("{API}/endpoints"),
-            &json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let (status, published) = server
-        .post(
-            &format!("{API}/events"),
-            &json!({"id": event_id, "type": "alert.fired", "data": {"x": 1}}),
-        )
-        .await;
-    assert_eq!(status, 202, "{published}");
+    let created = server.create_endpoint("acme", &receiver.url("/hook")).await;
+    let event = json!({"id": event_id, "type": "alert.fired", "data": {"x": 1}});
+    let published = server.publish("acme", &event).await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
     let endpoint_id = created["id"].as_str().expect("id");
     let (_, listed) = server
@@ -79,11 +72,7 @@ async fn a_retry_waiting(
 
 #[tokio::test]
 async fn endpoints_deliveries_keys_and_pending_retries_survive_a_restart() {
-    let receiver =
-        HttpsReceiver::start(Behaviour::sequence([Reply::status(500)], Reply::ok())).await;
-    let dir = temp_dir("restart");
-    let ca = receiver.write_ca_pem(&dir);
-    let state = dir.join("state.json");
+    let (_dir, receiver, ca, state) = failing_once_with_state("restart").await;
 
     let mut server = builder(&state, &ca).start();
     assert!(server.next_line().contains("a new file"));
@@ -130,16 +119,11 @@ async fn endpoints_deliveries_keys_and_pending_retries_survive_a_restart() {
         .await;
     assert_eq!((status, &again), (202, &published));
     assert!(server.terminate().0.success());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn a_crash_loses_at_most_the_last_moments() {
-    let receiver =
-        HttpsReceiver::start(Behaviour::sequence([Reply::status(500)], Reply::ok())).await;
-    let dir = temp_dir("crash");
-    let ca = receiver.write_ca_pem(&dir);
-    let state = dir.join("state.json");
+    let (_dir, receiver, ca, state) = failing_once_with_state("crash").await;
 
     let server = builder(&state, &ca).start();
     let (created, _, delivery) = a_retry_waiting(&server, &receiver, "evt_crash").await;
@@ -164,13 +148,12 @@ async fn a_crash_loses_at_most_the_last_moments() {
         "{detail}"
     );
     drop(server);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn an_unreadable_state_file_stops_start_up_and_is_left_alone() {
-    let dir = temp_dir("bad");
-    let state = dir.join("state.json");
+    let dir = TempDir::new("state-bad");
+    let state = dir.path().join("state.json");
     std::fs::write(&state, "{\"not\": \"ours\"}").expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
         .args(["--listen", "127.0.0.1:0", "--state"])
@@ -186,5 +169,4 @@ fn an_unreadable_state_file_stops_start_up_and_is_left_alone() {
         std::fs::read_to_string(&state).expect("still there"),
         "{\"not\": \"ours\"}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

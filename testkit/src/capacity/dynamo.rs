@@ -57,6 +57,18 @@ fn object(value: Option<&Value>) -> Item {
         .unwrap_or_default()
 }
 
+/// The `Items` of a `Query` or `Scan` answer.
+fn answer_items(answer: &Value) -> Vec<Item> {
+    answer
+        .get("Items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .cloned()
+        .collect()
+}
+
 /// One of the meter's own DynamoDB requests (not counted).
 async fn call(shared: &Shared, like: &Forward, op: &str, body: Value) -> Result<Value, String> {
     let upstream = shared
@@ -554,25 +566,9 @@ async fn query(
                 }
             }
         }
-        let answer = call(shared, request, op, again).await?;
-        answer
-            .get("Items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_object)
-            .cloned()
-            .collect()
+        answer_items(&call(shared, request, op, again).await?)
     } else {
-        upstream
-            .json()
-            .get("Items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_object)
-            .cloned()
-            .collect()
+        answer_items(&upstream.json())
     };
     let index = index_name.and_then(|name| schema.index(name));
     let sizes: Vec<u64> = items

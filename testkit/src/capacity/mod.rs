@@ -53,21 +53,17 @@ pub mod rules;
 pub mod size;
 mod sqs;
 
+use crate::local_server::{AcceptLoop, serve_http1};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use rules::TableSchema;
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
 
 /// Which service a request went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -290,21 +286,14 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// The proxy. Stops when dropped.
 pub struct CapacityMeter {
-    addr: SocketAddr,
+    accept_loop: AcceptLoop,
     shared: Arc<Shared>,
-    server: JoinHandle<()>,
 }
 
 impl CapacityMeter {
     /// Starts a meter forwarding to `moto_url` (e.g. `AWS_ENDPOINT_URL`). Panics (it is a
     /// test helper) if it cannot bind `127.0.0.1:0`.
     pub async fn start(moto_url: &str) -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("capacity meter: bind 127.0.0.1:0");
-        let addr = listener
-            .local_addr()
-            .expect("capacity meter: local address");
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(60))
@@ -317,17 +306,21 @@ impl CapacityMeter {
             writes: tokio::sync::Mutex::new(()),
             schemas: Mutex::new(HashMap::new()),
         });
-        let server = tokio::spawn(accept_loop(listener, shared.clone()));
+        let serving = shared.clone();
+        let accept_loop = AcceptLoop::start("capacity meter", move |tcp| {
+            let shared = serving.clone();
+            serve_http1(tcp, move |request| handle(shared.clone(), request))
+        })
+        .await;
         Self {
-            addr,
+            accept_loop,
             shared,
-            server,
         }
     }
 
     /// `http://127.0.0.1:PORT`: the endpoint URL to give the SDK clients.
     pub fn endpoint_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.accept_loop.addr())
     }
 
     /// Everything recorded since the start or the last reset.
@@ -346,37 +339,12 @@ impl CapacityMeter {
     }
 }
 
-impl Drop for CapacityMeter {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
 impl std::fmt::Debug for CapacityMeter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CapacityMeter")
-            .field("addr", &self.addr)
+            .field("addr", &self.accept_loop.addr())
             .field("moto", &self.shared.moto)
             .finish_non_exhaustive()
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        while connections.try_join_next().is_some() {}
-        let Ok((tcp, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let shared = shared.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |request| handle(shared.clone(), request));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-        });
     }
 }
 

@@ -411,6 +411,27 @@ impl Server {
         self.request(Method::DELETE, path, None).await
     }
 
+    /// An endpoint of `org` at `url` for `alert.fired`, created (checked: 201); its JSON.
+    pub async fn create_endpoint(&self, org: &str, url: &str) -> Value {
+        let (status, created) = self
+            .post(
+                &format!("/org/{org}/webhooks/endpoints"),
+                &serde_json::json!({"url": url, "event_types": ["alert.fired"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        created
+    }
+
+    /// `event` published to `org` (checked: 202); the answer.
+    pub async fn publish(&self, org: &str, event: &Value) -> Value {
+        let (status, published) = self
+            .post(&format!("/org/{org}/webhooks/events"), event)
+            .await;
+        assert_eq!(status, 202, "{published}");
+        published
+    }
+
     /// SIGTERM, then the exit status and the rest of stdout. Panics unless the server
     /// exits by itself within 10 s.
     pub fn terminate(mut self) -> (ExitStatus, String) {
