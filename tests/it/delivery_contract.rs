@@ -4,13 +4,13 @@
 //! purging, and the circuit breaker's counter.
 
 use crate::common::{new_endpoint, take_delivery_seq, target_of};
-use shared::domain::PausedBy;
 use shared::domain::delivery::KEPT_BODY_BYTES;
 use shared::domain::{
-    Attempt, AttemptError, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey,
-    DeliveryStatus, Endpoint, Event, EventRef, Expect, ScheduledAttempt, Target, Trigger, now,
+    Attempt, AttemptError, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus,
+    Endpoint, Event, Expect, ScheduledAttempt, Target, Trigger, now,
 };
 use shared::domain::{DeliverySeq, EndpointNumber};
+use shared::domain::{Pause, PausedBy};
 use shared::ports::RetryOf;
 use shared::ports::Store;
 use std::sync::Arc;
@@ -538,17 +538,7 @@ fn scheduled(d: &Delivery, attempt: u32, at: chrono::DateTime<chrono::Utc>) -> S
     ScheduledAttempt {
         at,
         attempt,
-        job: DeliveryJob::new(
-            &d.org,
-            d.endpoint_id,
-            d.id,
-            EventRef {
-                id: d.event_id.clone(),
-                event_type: d.event_type.clone(),
-                created_at: d.created_at,
-            },
-            None,
-        ),
+        job: shared::pipeline::sender::delivery_job(d, None),
     }
 }
 
@@ -650,6 +640,15 @@ async fn purges_delete_whole_histories(store: Arc<impl Store>) {
     );
 }
 
+/// The circuit breaker's pause, if the count reached `min_failures`.
+fn breaker(min_failures: u32) -> Pause {
+    Pause {
+        by: PausedBy::CircuitBreaker,
+        at: now(),
+        min_failures: Some(min_failures),
+    }
+}
+
 async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
     let tasks: Vec<_> = (0..10)
@@ -678,20 +677,20 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
     );
     assert!(
         !store
-            .pause_endpoint("acme", e.id, Some(16), PausedBy::CircuitBreaker, now())
+            .pause_endpoint("acme", e.id, breaker(16))
             .await
             .expect("pause"),
         "below threshold"
     );
     assert!(
         store
-            .pause_endpoint("acme", e.id, Some(15), PausedBy::CircuitBreaker, now())
+            .pause_endpoint("acme", e.id, breaker(15))
             .await
             .expect("pause")
     );
     assert!(
         !store
-            .pause_endpoint("acme", e.id, Some(15), PausedBy::CircuitBreaker, now())
+            .pause_endpoint("acme", e.id, breaker(15))
             .await
             .expect("pause"),
         "already paused"

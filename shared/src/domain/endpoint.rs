@@ -28,6 +28,17 @@ pub struct Endpoint {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A pause for the store to apply to an active endpoint: why, when, and for the circuit
+/// breaker the failure count it needs (so a success that reset the count meanwhile keeps
+/// the endpoint active).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pause {
+    pub by: PausedBy,
+    pub at: DateTime<Utc>,
+    /// Pause only if `consecutive_failures` reached this; `None`: whatever the count.
+    pub min_failures: Option<u32>,
+}
+
 /// What paused an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PausedBy {

@@ -20,7 +20,7 @@ pub use attempt::{AttemptError, AttemptErrorKind, PostOutcome};
 pub use delivery::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Event, Expect, Target, Trigger,
 };
-pub use endpoint::{Endpoint, EndpointChanges, NewEndpoint, PausedBy};
+pub use endpoint::{Endpoint, EndpointChanges, NewEndpoint, Pause, PausedBy};
 pub use job::{DeliveryJob, EventRef, Job, ScheduledAttempt};
 pub use numbers::{DeliverySeq, EndpointNumber};
 pub use retention::{Clock, Retention};

@@ -21,7 +21,7 @@
 
 use crate::domain::retry::breaker_trips;
 use crate::domain::stats::HourlyTally;
-use crate::domain::{Endpoint, PausedBy, now};
+use crate::domain::{Endpoint, Pause, PausedBy, now};
 use crate::metrics::{PauseReason, SenderTally};
 use crate::ports::{EndpointHealth, EndpointStore, StoreError, StoreResult};
 use std::collections::{HashMap, VecDeque};
@@ -265,7 +265,15 @@ async fn apply(
     // pause is unconditional, as it would have been when the count reached it.
     let min_failures = (!tripped_before).then_some(threshold);
     let paused = health
-        .pause_endpoint(org, id, min_failures, PausedBy::CircuitBreaker, now())
+        .pause_endpoint(
+            org,
+            id,
+            Pause {
+                by: PausedBy::CircuitBreaker,
+                at: now(),
+                min_failures,
+            },
+        )
         .await
         .map_err(RunError::Partly)?;
     if paused {
@@ -281,7 +289,7 @@ mod tests {
     use crate::domain::EndpointNumber;
     use crate::domain::NewEndpoint;
     use async_trait::async_trait;
-    use chrono::{DateTime, Utc};
+    use chrono::Utc;
     use futures_util::future::join_all;
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -324,17 +332,8 @@ mod tests {
             self.turn().await?;
             self.store.record_success(org, id).await
         }
-        async fn pause_endpoint(
-            &self,
-            org: &str,
-            id: Uuid,
-            min_failures: Option<u32>,
-            by: PausedBy,
-            now: DateTime<Utc>,
-        ) -> StoreResult<bool> {
-            self.store
-                .pause_endpoint(org, id, min_failures, by, now)
-                .await
+        async fn pause_endpoint(&self, org: &str, id: Uuid, pause: Pause) -> StoreResult<bool> {
+            self.store.pause_endpoint(org, id, pause).await
         }
     }
 

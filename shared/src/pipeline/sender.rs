@@ -13,7 +13,7 @@ use super::batch::Batch;
 use crate::domain::recovery::{RecoveryStatus, failed_position};
 use crate::domain::{
     Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey, DeliveryStatus,
-    Endpoint, EndpointNumber, EventRef, Expect, Job, PausedBy, PostOutcome, RetryPolicy,
+    Endpoint, EndpointNumber, EventRef, Expect, Job, Pause, PausedBy, PostOutcome, RetryPolicy,
     ScheduledAttempt, Trigger, now,
 };
 use crate::metrics::{MetricsSink, PauseReason};
@@ -493,7 +493,15 @@ impl Sender {
     async fn pause_gone(&self, endpoint: &Endpoint, at: DateTime<Utc>) -> Result<bool, SendError> {
         let paused = self
             .health
-            .pause_endpoint(&endpoint.org, endpoint.id, None, PausedBy::Gone, at)
+            .pause_endpoint(
+                &endpoint.org,
+                endpoint.id,
+                Pause {
+                    by: PausedBy::Gone,
+                    at,
+                    min_failures: None,
+                },
+            )
             .await?;
         if paused {
             tracing::warn!(org = %endpoint.org, endpoint_id = %endpoint.id, "endpoint answered 410 Gone: paused");

@@ -1,9 +1,8 @@
 //! How the circuit breaker's counter is kept.
 
 use super::error::StoreResult;
-use crate::domain::PausedBy;
+use crate::domain::Pause;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// The circuit breaker's counter on the endpoint, changed atomically.
@@ -16,14 +15,7 @@ pub trait EndpointHealth: Send + Sync {
     /// write only when it is not zero already); the count it found (0 if the endpoint is
     /// gone).
     async fn record_success(&self, org: &str, id: Uuid) -> StoreResult<u32>;
-    /// Set `is_active: false`, paused by `by`, if it is active (and, with
-    /// `min_failures`, only if the count reached it). `true` if this call paused it.
-    async fn pause_endpoint(
-        &self,
-        org: &str,
-        id: Uuid,
-        min_failures: Option<u32>,
-        by: PausedBy,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
+    /// Apply `pause` (`is_active: false`, paused by `pause.by`) if the endpoint is active
+    /// and its count reached `pause.min_failures`, if any. `true` if this call paused it.
+    async fn pause_endpoint(&self, org: &str, id: Uuid, pause: Pause) -> StoreResult<bool>;
 }

@@ -118,6 +118,25 @@ impl DynamoStore {
         )
     }
 
+    /// A `Query` of history `number` whose sort key (the sequence number) meets
+    /// `sk_condition` on the named `seqs`.
+    fn history_query(
+        &self,
+        number: EndpointNumber,
+        sk_condition: &str,
+        seqs: &[(&str, DeliverySeq)],
+    ) -> QueryFluentBuilder {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(format!("pk = :pk AND sk {sk_condition}"))
+            .expression_attribute_values(":pk", s(table_keys::history_pk(number)));
+        seqs.iter().fold(query, |query, (name, seq)| {
+            query.expression_attribute_values(*name, s(table_keys::seq_sk(*seq)))
+        })
+    }
+
     /// The first stored item of history `number` with a sequence number in
     /// `from..=to`: its number and whether it is live.
     async fn first_stored(
@@ -127,13 +146,11 @@ impl DynamoStore {
         to: u64,
     ) -> StoreResult<Option<(u64, bool)>> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(table_keys::history_pk(number)))
-            .expression_attribute_values(":from", s(table_keys::seq_sk(DeliverySeq(from))))
-            .expression_attribute_values(":to", s(table_keys::seq_sk(DeliverySeq(to))))
+            .history_query(
+                number,
+                "BETWEEN :from AND :to",
+                &[(":from", DeliverySeq(from)), (":to", DeliverySeq(to))],
+            )
             .projection_expression("sk, ca")
             .scan_index_forward(true)
             .limit(1)
@@ -296,12 +313,7 @@ impl DeliveryStore for DynamoStore {
         limit: u32,
     ) -> StoreResult<Vec<Delivery>> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk <= :top")
-            .expression_attribute_values(":pk", s(table_keys::history_pk(number)))
-            .expression_attribute_values(":top", s(table_keys::seq_sk(at_or_below)))
+            .history_query(number, "<= :top", &[(":top", at_or_below)])
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
@@ -335,13 +347,11 @@ impl DeliveryStore for DynamoStore {
             return Ok((Vec::new(), total));
         };
         let request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", s(table_keys::history_pk(endpoint.number)))
-            .expression_attribute_values(":lo", s(table_keys::seq_sk(lo)))
-            .expression_attribute_values(":hi", s(table_keys::seq_sk(hi)))
+            .history_query(
+                endpoint.number,
+                "BETWEEN :lo AND :hi",
+                &[(":lo", lo), (":hi", hi)],
+            )
             .scan_index_forward(false);
         let mut items: Vec<Delivery> = self
             .query_all(request)
@@ -364,12 +374,7 @@ impl DeliveryStore for DynamoStore {
         let mut start: Option<Item> = None;
         loop {
             let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk > :after")
-                .expression_attribute_values(":pk", s(table_keys::history_pk(number)))
-                .expression_attribute_values(":after", s(table_keys::seq_sk(after)))
+                .history_query(number, "> :after", &[(":after", after)])
                 .consistent_read(true)
                 .limit(50)
                 .set_exclusive_start_key(start.take())

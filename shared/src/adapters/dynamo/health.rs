@@ -1,11 +1,10 @@
 //! The circuit breaker's counter on DynamoDB: an attribute of the endpoint's item.
 
 use super::{DynamoStore, applied, backend, is_conditional_failure, n, s, table_keys};
-use crate::domain::PausedBy;
+use crate::domain::Pause;
 use crate::ports::{EndpointHealth, StoreError, StoreResult};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -66,18 +65,16 @@ impl EndpointHealth for DynamoStore {
         ))
     }
 
-    async fn pause_endpoint(
-        &self,
-        org: &str,
-        id: Uuid,
-        min_failures: Option<u32>,
-        by: PausedBy,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    async fn pause_endpoint(&self, org: &str, id: Uuid, pause: Pause) -> StoreResult<bool> {
+        let Pause {
+            by,
+            at,
+            min_failures,
+        } = pause;
         let mut values: HashMap<String, AttributeValue> = HashMap::from([
             (":false".to_owned(), AttributeValue::Bool(false)),
             (":true".to_owned(), AttributeValue::Bool(true)),
-            (":now".to_owned(), s(crate::domain::time::format(&now))),
+            (":now".to_owned(), s(crate::domain::time::format(&at))),
             (":by".to_owned(), s(by.as_str())),
         ]);
         let mut condition = "is_active = :true".to_owned();

@@ -1,10 +1,9 @@
 //! The circuit breaker's counter in the embedded store.
 
 use super::MemoryStore;
-use crate::domain::PausedBy;
+use crate::domain::Pause;
 use crate::ports::{EndpointHealth, StoreResult};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 #[async_trait]
@@ -28,20 +27,18 @@ impl EndpointHealth for MemoryStore {
             .map_or(0, |e| std::mem::take(&mut e.consecutive_failures)))
     }
 
-    async fn pause_endpoint(
-        &self,
-        org: &str,
-        id: Uuid,
-        min_failures: Option<u32>,
-        by: PausedBy,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    async fn pause_endpoint(&self, org: &str, id: Uuid, pause: Pause) -> StoreResult<bool> {
         let mut state = self.state_mut();
         Ok(match state.endpoint_mut(org, id) {
-            Some(e) if e.is_active && min_failures.is_none_or(|m| e.consecutive_failures >= m) => {
+            Some(e)
+                if e.is_active
+                    && pause
+                        .min_failures
+                        .is_none_or(|m| e.consecutive_failures >= m) =>
+            {
                 e.is_active = false;
-                e.paused_by = Some(by);
-                e.updated_at = now;
+                e.paused_by = Some(pause.by);
+                e.updated_at = pause.at;
                 true
             }
             _ => false,

@@ -152,36 +152,27 @@ mod tests {
     async fn a_use_is_recorded_at_most_once_an_hour_and_only_when_it_passes() {
         let store = store_with("avk_member_key_1", "acme", Role::Member).await;
         let hash = KeyHash::of("avk_member_key_1");
-        let refused = authorize(
-            &store,
-            &headers("Bearer avk_member_key_1"),
-            Some("acme"),
-            Write::ROLES,
-        )
-        .await;
-        assert!(refused.is_err());
+        let member_asks = |roles| {
+            let store = &store;
+            async move {
+                authorize(
+                    store,
+                    &headers("Bearer avk_member_key_1"),
+                    Some("acme"),
+                    roles,
+                )
+                .await
+            }
+        };
+        assert!(member_asks(Write::ROLES).await.is_err());
         let stored = store.find_key(&hash).await.expect("find").expect("key");
         assert_eq!(stored.last_used_at, None, "a refused request is no use");
 
-        authorize(
-            &store,
-            &headers("Bearer avk_member_key_1"),
-            Some("acme"),
-            Read::ROLES,
-        )
-        .await
-        .expect("authorized");
+        member_asks(Read::ROLES).await.expect("authorized");
         let stored = store.find_key(&hash).await.expect("find").expect("key");
         assert!(stored.last_used_at.is_some());
         let changes = store.changes();
-        authorize(
-            &store,
-            &headers("Bearer avk_member_key_1"),
-            Some("acme"),
-            Read::ROLES,
-        )
-        .await
-        .expect("authorized");
+        member_asks(Read::ROLES).await.expect("authorized");
         assert_eq!(
             store.changes(),
             changes,
