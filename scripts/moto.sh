@@ -16,8 +16,12 @@ stop_moto() {
     rm -f "$MOTO_LOG"
 }
 
+moto_answers() {
+    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$1/moto-api/', timeout=1)" 2>/dev/null
+}
+
 start_moto() {
-    local venv_dir port ready=
+    local venv_dir port
     venv_dir="${XDG_CACHE_HOME:-$HOME/.cache}/avw-venvs/moto-$MOTO_VERSION"
     venv "$venv_dir" "moto[server]==$MOTO_VERSION"
 
@@ -27,15 +31,7 @@ start_moto() {
     MOTO_PID=$!
     trap stop_moto EXIT
 
-    for _ in $(seq 1 150); do
-        if python3 -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; then
-            ready=yes
-            break
-        fi
-        if ! kill -0 "$MOTO_PID" 2>/dev/null; then break; fi
-        sleep 0.2
-    done
-    if [ -z "$ready" ]; then
+    if ! wait_until "$MOTO_PID" 150 0.2 moto_answers "$port"; then
         echo "moto did not start on port $port:" >&2
         cat "$MOTO_LOG" >&2
         exit 1

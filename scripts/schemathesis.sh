@@ -30,11 +30,11 @@ VENV="$CACHE/avw-venvs/schemathesis-$SCHEMATHESIS_VERSION"
 SERVER="$CARGO_TARGET_DIR/debug/webhooks-local"
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-500}"
 SEED="${SCHEMATHESIS_SEED:-20261127}"
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh
 
 if [ -z "${AVW_SCHEMATHESIS_NETNS:-}" ]; then
     export AVW_SCHEMATHESIS_STARTED; AVW_SCHEMATHESIS_STARTED=$(date +%s)
-    # shellcheck source=scripts/venv.sh
-    . scripts/venv.sh
     venv "$VENV" "schemathesis==$SCHEMATHESIS_VERSION"
     cargo build --locked --bin webhooks-local
 
@@ -76,14 +76,12 @@ RETRY_SCHEDULE=1 "$SERVER" --listen 127.0.0.1:0 \
     --allow-target none >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 
-ADDR=
-for _ in $(seq 1 100); do
+# The first line the server prints is `listening on http://ADDR`.
+server_address() {
     ADDR=$(sed -n '1s|^listening on http://||p' "$SERVER_LOG")
-    if [ -n "$ADDR" ]; then break; fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
-    sleep 0.1
-done
-if [ -z "$ADDR" ]; then
+    [ -n "$ADDR" ]
+}
+if ! wait_until "$SERVER_PID" 100 0.1 server_address; then
     echo "webhooks-local did not start:" >&2
     cat "$SERVER_LOG" >&2
     exit 1

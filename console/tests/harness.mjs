@@ -194,6 +194,16 @@ export async function watchedPage(context) {
   return page;
 }
 
+/** Runs `test` with a watched page in a fresh browser context (`options`), closed after. */
+export async function withPage(browser, test, options = {}) {
+  const context = await browser.newContext(options);
+  try {
+    return await test(await watchedPage(context), context);
+  } finally {
+    await context.close();
+  }
+}
+
 export const axeSource = () => readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 /** Runs axe on the page (its context must bypass CSP); fails on serious or critical issues. */
