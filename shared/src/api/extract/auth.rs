@@ -79,7 +79,8 @@ where
 }
 
 /// Check the bearer key, that it may act on `org` (if the route names one) and that its
-/// role is one of `allowed`.
+/// role is one of `allowed`. `org` is the path segment as written: one that fails the
+/// slug rule equals no key's org, so it is 404 like any other organisation's.
 async fn authorize(
     keys: &dyn KeyStore,
     headers: &HeaderMap,
