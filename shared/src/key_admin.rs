@@ -2,8 +2,7 @@
 //! listing them. The operator CLI, the local server's `--key` flag and portal sessions
 //! all go through here.
 
-use crate::domain::validation::org_slug;
-use crate::domain::{self, ApiKey, KeyHash, Role};
+use crate::domain::{self, ApiKey, KeyHash, OrgSlug, Role};
 use crate::ports::{KeyStore, StoreError};
 use thiserror::Error;
 use uuid::Uuid;
@@ -31,15 +30,19 @@ impl From<StoreError> for KeyError {
     }
 }
 
+/// The organisation a key is minted, listed or revoked for, as the operator named it.
+pub fn parse_org(raw: &str) -> Result<OrgSlug, KeyError> {
+    OrgSlug::parse(raw).map_err(|e| KeyError::InvalidOrg(e.message))
+}
+
 /// Register a key for `org` with `role`: the one given, or a new random one. Returns the
 /// key (the only time it exists outside the caller's hands) and its stored record.
 pub async fn mint(
     store: &dyn KeyStore,
-    org: &str,
+    org: &OrgSlug,
     role: Role,
     chosen: Option<String>,
 ) -> Result<(String, ApiKey), KeyError> {
-    org_slug(org).map_err(|e| KeyError::InvalidOrg(e.message))?;
     let key = match chosen {
         Some(k) => {
             ApiKey::check_chosen(&k).map_err(KeyError::InvalidKey)?;
@@ -55,7 +58,7 @@ pub async fn mint(
 /// A portal session: a key of `org` with `role` that works until `expires_at`.
 pub async fn mint_session(
     store: &dyn KeyStore,
-    org: &str,
+    org: &OrgSlug,
     role: Role,
     expires_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(String, ApiKey), KeyError> {
@@ -77,7 +80,11 @@ pub async fn revoke(store: &dyn KeyStore, key: &str) -> Result<(), KeyError> {
 
 /// Revoke an organisation's key by its id (as `keys list` shows it), for a key nobody
 /// kept. Returns the key revoked.
-pub async fn revoke_by_id(store: &dyn KeyStore, org: &str, id: Uuid) -> Result<ApiKey, KeyError> {
+pub async fn revoke_by_id(
+    store: &dyn KeyStore,
+    org: &OrgSlug,
+    id: Uuid,
+) -> Result<ApiKey, KeyError> {
     let key = store
         .list_keys(org)
         .await?
@@ -91,7 +98,7 @@ pub async fn revoke_by_id(store: &dyn KeyStore, org: &str, id: Uuid) -> Result<A
     }
 }
 
-pub async fn list(store: &dyn KeyStore, org: &str) -> Result<Vec<ApiKey>, KeyError> {
+pub async fn list(store: &dyn KeyStore, org: &OrgSlug) -> Result<Vec<ApiKey>, KeyError> {
     Ok(store.list_keys(org).await?)
 }
 
@@ -99,52 +106,50 @@ pub async fn list(store: &dyn KeyStore, org: &str) -> Result<Vec<ApiKey>, KeyErr
 mod tests {
     use super::*;
     use crate::adapters::memory::MemoryStore;
+    use crate::domain::org::acme;
 
     #[tokio::test]
     async fn mint_revoke_list() {
         let store = MemoryStore::new();
-        let (key, record) = mint(&store, "acme", Role::Member, None)
+        let (key, record) = mint(&store, &acme(), Role::Member, None)
             .await
             .expect("mint");
         assert_eq!(record.hash, KeyHash::of(&key));
-        let (chosen, _) = mint(&store, "acme", Role::Admin, Some("avk_local_admin".into()))
+        let (chosen, _) = mint(&store, &acme(), Role::Admin, Some("avk_local_admin".into()))
             .await
             .expect("mint chosen");
         assert_eq!(chosen, "avk_local_admin");
         assert!(matches!(
-            mint(&store, "acme", Role::Admin, Some("avk_local_admin".into())).await,
+            mint(&store, &acme(), Role::Admin, Some("avk_local_admin".into())).await,
             Err(KeyError::AlreadyRegistered)
         ));
+        assert!(matches!(parse_org("Bad Org"), Err(KeyError::InvalidOrg(_))));
         assert!(matches!(
-            mint(&store, "Bad Org", Role::Admin, None).await,
-            Err(KeyError::InvalidOrg(_))
-        ));
-        assert!(matches!(
-            mint(&store, "acme", Role::Admin, Some("short".into())).await,
+            mint(&store, &acme(), Role::Admin, Some("short".into())).await,
             Err(KeyError::InvalidKey(_))
         ));
-        assert_eq!(list(&store, "acme").await.expect("list").len(), 2);
+        assert_eq!(list(&store, &acme()).await.expect("list").len(), 2);
         revoke(&store, &key).await.expect("revoke");
         assert!(matches!(
             revoke(&store, &key).await,
             Err(KeyError::NotFound)
         ));
-        let left = list(&store, "acme").await.expect("list");
+        let left = list(&store, &acme()).await.expect("list");
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].role, Role::Admin);
 
         // By id: only within the organisation named.
         assert!(matches!(
-            revoke_by_id(&store, "other", left[0].id).await,
+            revoke_by_id(&store, &OrgSlug::parse("other").expect("slug"), left[0].id).await,
             Err(KeyError::NotFound)
         ));
-        let revoked = revoke_by_id(&store, "acme", left[0].id)
+        let revoked = revoke_by_id(&store, &acme(), left[0].id)
             .await
             .expect("revoke by id");
         assert_eq!(revoked.hash, KeyHash::of("avk_local_admin"));
-        assert!(list(&store, "acme").await.expect("list").is_empty());
+        assert!(list(&store, &acme()).await.expect("list").is_empty());
         assert!(matches!(
-            revoke_by_id(&store, "acme", left[0].id).await,
+            revoke_by_id(&store, &acme(), left[0].id).await,
             Err(KeyError::NotFound)
         ));
     }

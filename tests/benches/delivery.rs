@@ -9,7 +9,7 @@
 use shared::adapters::http_client::{OutboundClient, OutboundConfig};
 use shared::adapters::memory::MemoryStore;
 use shared::adapters::memory::queue::MemoryQueue;
-use shared::domain::{Endpoint, NewEndpoint, RetryPolicy, SigningSecret, now};
+use shared::domain::{Endpoint, NewEndpoint, OrgSlug, RetryPolicy, SigningSecret, now};
 use shared::pipeline::{Audience, PublishRequest, Publisher, SenderSettings};
 use shared::ports::EndpointStore;
 use shared::wiring;
@@ -81,12 +81,13 @@ async fn bench_end_to_end() {
         events: store.clone(),
         queue: queue.clone(),
     };
+    let org = OrgSlug::parse("bench").expect("slug");
     let number = store
         .allocate_endpoint_number()
         .await
         .expect("endpoint number");
     let endpoint = Endpoint::create(
-        "bench",
+        &org,
         NewEndpoint {
             url: receiver.url("/hook"),
             description: String::new(),
@@ -108,7 +109,7 @@ async fn bench_end_to_end() {
             data: serde_json::json!({"i": i, "text": "x".repeat(512)}),
         };
         publisher
-            .publish("bench", request, Audience::Subscribers)
+            .publish(&org, request, Audience::Subscribers)
             .await
             .expect("publish");
     }

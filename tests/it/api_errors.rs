@@ -109,7 +109,7 @@ async fn routing_and_malformed_requests(store: Arc<impl Store>) {
     assert_error(&too_big, 413, "payload_too_large");
 
     // Nothing was created or changed by any of that.
-    assert_eq!(store.list_endpoints("acme").await.expect("list").len(), 1);
+    assert_eq!(store.list_endpoints(&acme()).await.expect("list").len(), 1);
 }
 
 async fn validation(store: Arc<impl Store>) {
@@ -189,7 +189,7 @@ async fn validation(store: Arc<impl Store>) {
     let stored = stored_fixture_endpoint(store.as_ref()).await;
     assert_eq!(stored.url, fixture_endpoint().url);
     assert_eq!(stored.consecutive_failures, 7);
-    assert_eq!(store.list_endpoints("acme").await.expect("list").len(), 1);
+    assert_eq!(store.list_endpoints(&acme()).await.expect("list").len(), 1);
 }
 
 async fn update_rules(store: Arc<impl Store>) {
@@ -217,7 +217,7 @@ async fn update_rules(store: Arc<impl Store>) {
     assert_eq!(resumed.json["description"], "");
     assert_eq!(resumed.json["url"], before.url.as_str());
     let after = store
-        .get_endpoint("acme", before.id)
+        .get_endpoint(&acme(), before.id)
         .await
         .expect("get")
         .expect("there");
@@ -243,7 +243,7 @@ async fn endpoint_limit(store: Arc<impl Store>) {
     let over = send(&r, "endpoints-create.json", |_| {}).await;
     assert_error(&over, 422, "endpoint_limit_reached");
     assert_eq!(
-        store.list_endpoints("acme").await.expect("list").len(),
+        store.list_endpoints(&acme()).await.expect("list").len(),
         MAX_ENDPOINTS_PER_ORG
     );
     // Other orgs are not affected, and deleting frees a place.

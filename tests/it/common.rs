@@ -7,7 +7,8 @@ use shared::adapters::memory::MemoryStore;
 use shared::adapters::memory::queue::MemoryQueue;
 use shared::domain::validation::MAX_ENDPOINTS_PER_ORG;
 use shared::domain::{
-    ApiKey, DeliverySeq, Endpoint, EndpointNumber, Job, NewEndpoint, Role, SigningSecret, Target,
+    ApiKey, DeliverySeq, Endpoint, EndpointNumber, Job, NewEndpoint, OrgSlug, Role, SigningSecret,
+    Target,
 };
 use shared::ports::KeyStore;
 pub use shared::ports::Store;
@@ -64,16 +65,26 @@ pub const OTHER_ORG_ADMIN_KEY: &str = "avk_fixture_other_admin";
 /// The endpoint id the `events/` fixtures address.
 pub const FIXTURE_ENDPOINT_ID: &str = "0193a5c2-7d1e-7a00-8000-00000000e001";
 
+/// An organisation the tests name (a valid slug).
+pub fn org(slug: &str) -> OrgSlug {
+    OrgSlug::parse(slug).expect("a valid organisation slug")
+}
+
+/// The fixtures' organisation.
+pub fn acme() -> OrgSlug {
+    org("acme")
+}
+
 /// Register the fixtures' keys: org `acme` (admin, member, publisher) and org `other`.
 pub async fn seed_keys(store: &dyn KeyStore) {
-    for (key, org, role) in [
+    for (key, slug, role) in [
         (ADMIN_KEY, "acme", Role::Admin),
         (MEMBER_KEY, "acme", Role::Member),
         (PUBLISHER_KEY, "acme", Role::Publisher),
         (OTHER_ORG_ADMIN_KEY, "other", Role::Admin),
     ] {
         store
-            .insert_key(&ApiKey::new(key, org, role, shared::domain::now()))
+            .insert_key(&ApiKey::new(key, &org(slug), role, shared::domain::now()))
             .await
             .expect("seed key");
     }
@@ -87,7 +98,7 @@ pub const FIXTURE_ENDPOINT_NUMBER: u32 = 1;
 pub fn fixture_endpoint() -> shared::domain::Endpoint {
     let now = shared::domain::now();
     shared::domain::Endpoint {
-        org: "acme".into(),
+        org: acme(),
         id: FIXTURE_ENDPOINT_ID.parse().expect("uuid"),
         url: "https://hooks.example.com/fixture".into(),
         description: "fixture".into(),
@@ -138,7 +149,7 @@ pub async fn new_endpoint(store: &impl Store, url: &str, event_type: &str) -> En
         .await
         .expect("endpoint number");
     let endpoint = Endpoint::create(
-        "acme",
+        &acme(),
         NewEndpoint {
             url: url.into(),
             description: String::new(),
@@ -157,7 +168,7 @@ pub async fn new_endpoint(store: &impl Store, url: &str, event_type: &str) -> En
 /// The next delivery number of an endpoint that exists, taken from the store.
 pub async fn take_delivery_seq(
     store: &impl Store,
-    org: &str,
+    org: &OrgSlug,
     endpoint_id: uuid::Uuid,
 ) -> DeliverySeq {
     store
@@ -179,7 +190,7 @@ pub fn target_of(endpoint: &Endpoint, seq_floor: DeliverySeq) -> Target {
 /// The endpoint the fixtures address, as stored now (it must be there).
 pub async fn stored_fixture_endpoint(store: &impl Store) -> Endpoint {
     store
-        .get_endpoint("acme", fixture_endpoint().id)
+        .get_endpoint(&acme(), fixture_endpoint().id)
         .await
         .expect("get")
         .expect("the fixture endpoint is stored")

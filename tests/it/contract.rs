@@ -1,8 +1,9 @@
 //! One contract for the storage ports, run against the embedded store and DynamoDB
 //! (moto): same results, same ordering, same conditional-write failures.
 
-use crate::common::Store;
+use crate::common::{Store, acme, org};
 use shared::domain::EndpointNumber;
+use shared::domain::OrgSlug;
 use shared::domain::PausedBy;
 use shared::domain::{
     ApiKey, Endpoint, EndpointChanges, KeyHash, NewEndpoint, Role, SigningSecret, now,
@@ -11,7 +12,7 @@ use shared::ports::StoreError;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn endpoint(org: &str, n: usize) -> Endpoint {
+fn endpoint(org: &OrgSlug, n: usize) -> Endpoint {
     Endpoint::create(
         org,
         NewEndpoint {
@@ -27,43 +28,46 @@ fn endpoint(org: &str, n: usize) -> Endpoint {
 async fn endpoints_round_trip_newest_first_per_org(store: Arc<impl Store>) {
     let mut made = Vec::new();
     for n in 0..5 {
-        let e = endpoint("acme", n);
+        let e = endpoint(&acme(), n);
         store.insert_endpoint(&e, 100).await.expect("insert");
         made.push(e);
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let elsewhere = endpoint("acme-2", 9);
+    let elsewhere = endpoint(&org("acme-2"), 9);
     store
         .insert_endpoint(&elsewhere, 100)
         .await
         .expect("insert");
 
-    let listed = store.list_endpoints("acme").await.expect("list");
+    let listed = store.list_endpoints(&acme()).await.expect("list");
     made.reverse();
     assert_eq!(listed, made, "every field round-trips, newest first");
     assert_eq!(
-        store.list_endpoints("acme-2").await.expect("list"),
+        store.list_endpoints(&org("acme-2")).await.expect("list"),
         vec![elsewhere.clone()]
     );
     assert!(
         store
-            .list_endpoints("nobody")
+            .list_endpoints(&org("nobody"))
             .await
             .expect("list")
             .is_empty()
     );
 
     assert_eq!(
-        store.get_endpoint("acme", made[0].id).await.expect("get"),
+        store.get_endpoint(&acme(), made[0].id).await.expect("get"),
         Some(made[0].clone())
     );
     assert_eq!(
-        store.get_endpoint("acme", elsewhere.id).await.expect("get"),
+        store
+            .get_endpoint(&acme(), elsewhere.id)
+            .await
+            .expect("get"),
         None
     );
     assert_eq!(
         store
-            .get_endpoint("acme", uuid::Uuid::now_v7())
+            .get_endpoint(&acme(), uuid::Uuid::now_v7())
             .await
             .expect("get"),
         None
@@ -71,18 +75,18 @@ async fn endpoints_round_trip_newest_first_per_org(store: Arc<impl Store>) {
 }
 
 async fn duplicate_ids_are_refused_without_counting(store: Arc<impl Store>) {
-    let e = endpoint("acme", 1);
+    let e = endpoint(&acme(), 1);
     store.insert_endpoint(&e, 2).await.expect("insert");
     assert!(matches!(
         store.insert_endpoint(&e, 2).await,
         Err(StoreError::AlreadyExists)
     ));
     store
-        .insert_endpoint(&endpoint("acme", 2), 2)
+        .insert_endpoint(&endpoint(&acme(), 2), 2)
         .await
         .expect("the refused duplicate took no place");
     assert!(matches!(
-        store.insert_endpoint(&endpoint("acme", 3), 2).await,
+        store.insert_endpoint(&endpoint(&acme(), 3), 2).await,
         Err(StoreError::EndpointLimitReached { limit: 2 })
     ));
 }
@@ -94,7 +98,7 @@ async fn limit_holds_under_concurrent_creates(store: Arc<impl Store>) {
     let tasks: Vec<_> = (0..12)
         .map(|n| {
             let store = store.clone();
-            tokio::spawn(async move { store.insert_endpoint(&endpoint("acme", n), 5).await })
+            tokio::spawn(async move { store.insert_endpoint(&endpoint(&acme(), n), 5).await })
         })
         .collect();
     let mut created = 0;
@@ -106,44 +110,49 @@ async fn limit_holds_under_concurrent_creates(store: Arc<impl Store>) {
         }
     }
     assert_eq!(created, 5);
-    assert_eq!(store.list_endpoints("acme").await.expect("list").len(), 5);
+    assert_eq!(store.list_endpoints(&acme()).await.expect("list").len(), 5);
 }
 
 async fn delete_frees_a_place_and_is_scoped(store: Arc<impl Store>) {
-    let a = endpoint("acme", 1);
-    let b = endpoint("acme", 2);
+    let a = endpoint(&acme(), 1);
+    let b = endpoint(&acme(), 2);
     store.insert_endpoint(&a, 2).await.expect("a");
     store.insert_endpoint(&b, 2).await.expect("b");
-    assert!(!store.delete_endpoint("other", a.id).await.expect("scoped"));
-    assert!(store.delete_endpoint("acme", a.id).await.expect("delete"));
-    assert!(!store.delete_endpoint("acme", a.id).await.expect("twice"));
-    assert_eq!(store.list_endpoints("acme").await.expect("list"), vec![b]);
+    assert!(
+        !store
+            .delete_endpoint(&org("other"), a.id)
+            .await
+            .expect("scoped")
+    );
+    assert!(store.delete_endpoint(&acme(), a.id).await.expect("delete"));
+    assert!(!store.delete_endpoint(&acme(), a.id).await.expect("twice"));
+    assert_eq!(store.list_endpoints(&acme()).await.expect("list"), vec![b]);
     store
-        .insert_endpoint(&endpoint("acme", 3), 2)
+        .insert_endpoint(&endpoint(&acme(), 3), 2)
         .await
         .expect("a place was freed");
     assert!(matches!(
-        store.insert_endpoint(&endpoint("acme", 4), 2).await,
+        store.insert_endpoint(&endpoint(&acme(), 4), 2).await,
         Err(StoreError::EndpointLimitReached { .. })
     ));
 }
 
 async fn updates_are_partial_and_resuming_resets_failures(store: Arc<impl Store>) {
-    let mut e = endpoint("acme", 1);
+    let mut e = endpoint(&acme(), 1);
     e.is_active = false;
     e.consecutive_failures = 20;
     store.insert_endpoint(&e, 100).await.expect("insert");
     let later = e.created_at + chrono::Duration::seconds(3);
 
     let unchanged = store
-        .update_endpoint("acme", e.id, &EndpointChanges::default(), later)
+        .update_endpoint(&acme(), e.id, &EndpointChanges::default(), later)
         .await
         .expect("update");
     assert_eq!(unchanged, Some(e.clone()), "empty changes write nothing");
 
     let paused = store
         .update_endpoint(
-            "acme",
+            &acme(),
             e.id,
             &EndpointChanges {
                 description: Some("renamed".into()),
@@ -172,7 +181,7 @@ async fn updates_are_partial_and_resuming_resets_failures(store: Arc<impl Store>
         ..Default::default()
     };
     let resumed = store
-        .update_endpoint("acme", e.id, &changes, later)
+        .update_endpoint(&acme(), e.id, &changes, later)
         .await
         .expect("update")
         .expect("exists");
@@ -185,27 +194,27 @@ async fn updates_are_partial_and_resuming_resets_failures(store: Arc<impl Store>
     assert_eq!(resumed.consecutive_failures, 0);
     assert_eq!(resumed.paused_by, None);
     assert_eq!(
-        store.get_endpoint("acme", e.id).await.expect("get"),
+        store.get_endpoint(&acme(), e.id).await.expect("get"),
         Some(resumed)
     );
 
     assert_eq!(
         store
-            .update_endpoint("acme", uuid::Uuid::now_v7(), &changes, later)
+            .update_endpoint(&acme(), uuid::Uuid::now_v7(), &changes, later)
             .await
             .expect("update"),
         None
     );
     assert_eq!(
         store
-            .update_endpoint("other", e.id, &changes, later)
+            .update_endpoint(&org("other"), e.id, &changes, later)
             .await
             .expect("update"),
         None
     );
     assert!(
         store
-            .get_endpoint("other", e.id)
+            .get_endpoint(&org("other"), e.id)
             .await
             .expect("get")
             .is_none(),
@@ -214,18 +223,18 @@ async fn updates_are_partial_and_resuming_resets_failures(store: Arc<impl Store>
 }
 
 async fn secrets_are_replaced_in_place(store: Arc<impl Store>) {
-    let e = endpoint("acme", 1);
+    let e = endpoint(&acme(), 1);
     store.insert_endpoint(&e, 100).await.expect("insert");
     let fresh = SigningSecret::generate();
     let later = e.created_at + chrono::Duration::seconds(1);
     assert!(
         store
-            .replace_secret("acme", e.id, &fresh, later)
+            .replace_secret(&acme(), e.id, &fresh, later)
             .await
             .expect("rotate")
     );
     let got = store
-        .get_endpoint("acme", e.id)
+        .get_endpoint(&acme(), e.id)
         .await
         .expect("get")
         .expect("exists");
@@ -233,19 +242,19 @@ async fn secrets_are_replaced_in_place(store: Arc<impl Store>) {
     assert_eq!(got.updated_at, later);
     assert!(
         !store
-            .replace_secret("other", e.id, &SigningSecret::generate(), later)
+            .replace_secret(&org("other"), e.id, &SigningSecret::generate(), later)
             .await
             .expect("scoped")
     );
     assert!(
         !store
-            .replace_secret("acme", uuid::Uuid::now_v7(), &fresh, later)
+            .replace_secret(&acme(), uuid::Uuid::now_v7(), &fresh, later)
             .await
             .expect("unknown")
     );
     assert!(
         store
-            .get_endpoint("other", e.id)
+            .get_endpoint(&org("other"), e.id)
             .await
             .expect("get")
             .is_none()
@@ -253,10 +262,10 @@ async fn secrets_are_replaced_in_place(store: Arc<impl Store>) {
 }
 
 async fn keys_by_hash_and_by_org(store: Arc<impl Store>) {
-    let a = ApiKey::new("avk_contract_key_a", "acme", Role::Admin, now());
+    let a = ApiKey::new("avk_contract_key_a", &acme(), Role::Admin, now());
     tokio::time::sleep(Duration::from_millis(2)).await;
-    let b = ApiKey::new("avk_contract_key_b", "acme", Role::Publisher, now());
-    let c = ApiKey::new("avk_contract_key_c", "other", Role::Member, now());
+    let b = ApiKey::new("avk_contract_key_b", &acme(), Role::Publisher, now());
+    let c = ApiKey::new("avk_contract_key_c", &org("other"), Role::Member, now());
     for k in [&b, &a, &c] {
         store.insert_key(k).await.expect("insert");
     }
@@ -279,29 +288,33 @@ async fn keys_by_hash_and_by_org(store: Arc<impl Store>) {
         None
     );
     assert_eq!(
-        store.list_keys("acme").await.expect("list"),
+        store.list_keys(&acme()).await.expect("list"),
         vec![a.clone(), b.clone()],
         "oldest first"
     );
     assert!(store.delete_key(&a.hash).await.expect("delete"));
     assert!(!store.delete_key(&a.hash).await.expect("twice"));
     assert_eq!(store.find_key(&a.hash).await.expect("find"), None);
-    assert_eq!(store.list_keys("acme").await.expect("list"), vec![b]);
-    assert_eq!(store.list_keys("other").await.expect("list"), vec![c]);
+    assert_eq!(store.list_keys(&acme()).await.expect("list"), vec![b]);
+    assert_eq!(store.list_keys(&org("other")).await.expect("list"), vec![c]);
 }
 
 /// A portal session's key keeps its end (to the second) through the store and the list,
 /// and a request with it is refused once the end has passed.
 async fn session_keys_keep_their_end(store: Arc<impl Store>) {
     let ends = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("time");
-    let (token, _) =
-        shared::key_admin::mint_session(store.as_ref(), "acme", shared::domain::Role::Member, ends)
-            .await
-            .expect("session");
+    let (token, _) = shared::key_admin::mint_session(
+        store.as_ref(),
+        &acme(),
+        shared::domain::Role::Member,
+        ends,
+    )
+    .await
+    .expect("session");
     let hash = shared::domain::KeyHash::of(&token);
     let found = store.find_key(&hash).await.expect("find").expect("stored");
     assert_eq!(found.expires_at, Some(ends));
-    let listed = store.list_keys("acme").await.expect("list");
+    let listed = store.list_keys(&acme()).await.expect("list");
     assert_eq!(
         listed
             .iter()

@@ -3,7 +3,7 @@
 //! exactly once, manual retry requests, held deliveries and their resume, the due list,
 //! purging, and the circuit breaker's counter.
 
-use crate::common::{new_endpoint, take_delivery_seq, target_of};
+use crate::common::{acme, new_endpoint, org, take_delivery_seq, target_of};
 use shared::domain::delivery::KEPT_BODY_BYTES;
 use shared::domain::{
     Attempt, AttemptError, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus,
@@ -23,7 +23,7 @@ pub(crate) async fn endpoint(store: &impl Store) -> Endpoint {
 
 fn event(id: &str) -> Event {
     Event {
-        org: "acme".into(),
+        org: acme(),
         id: id.into(),
         event_type: "a.b".into(),
         created_at: now(),
@@ -103,11 +103,14 @@ async fn events_are_stored_once(store: Arc<impl Store>) {
         "a repeat gets the stored event back, nothing written"
     );
     assert_eq!(
-        store.get_event("acme", "evt_1").await.expect("get"),
+        store.get_event(&acme(), "evt_1").await.expect("get"),
         Some(e),
         "every field round-trips"
     );
-    assert_eq!(store.get_event("other", "evt_1").await.expect("get"), None);
+    assert_eq!(
+        store.get_event(&org("other"), "evt_1").await.expect("get"),
+        None
+    );
 }
 
 /// An unfinished fan-out changes hands only from the holder last seen.
@@ -116,7 +119,7 @@ async fn fan_outs_are_taken_over_from_the_holder_seen(store: Arc<impl Store>) {
     let mut e = event("evt_take");
     e.fan_out_until = Some(first);
     store.insert_event(&e).await.expect("insert");
-    let stored = store.get_event("acme", "evt_take").await.expect("get");
+    let stored = store.get_event(&acme(), "evt_take").await.expect("get");
     assert_eq!(
         stored.and_then(|e| e.fan_out_until),
         Some(first),
@@ -127,7 +130,7 @@ async fn fan_outs_are_taken_over_from_the_holder_seen(store: Arc<impl Store>) {
         let store = store.clone();
         async move {
             store
-                .take_over_fan_out("acme", "evt_take", seen, until)
+                .take_over_fan_out(&acme(), "evt_take", seen, until)
                 .await
                 .expect("take")
         }
@@ -143,14 +146,14 @@ async fn fan_outs_are_taken_over_from_the_holder_seen(store: Arc<impl Store>) {
     store.insert_event(&legacy).await.expect("insert");
     assert!(
         store
-            .take_over_fan_out("acme", "evt_legacy", None, mine)
+            .take_over_fan_out(&acme(), "evt_legacy", None, mine)
             .await
             .expect("take"),
         "no holder recorded"
     );
     assert!(
         !store
-            .take_over_fan_out("acme", "evt_nothing", None, mine)
+            .take_over_fan_out(&acme(), "evt_nothing", None, mine)
             .await
             .expect("take"),
         "no such event"
@@ -183,7 +186,7 @@ async fn pages_are_seq_ranges_newest_first(store: Arc<impl Store>) {
     }
     delivery(store.as_ref(), &other, true).await;
     let e = store
-        .get_endpoint("acme", e.id)
+        .get_endpoint(&acme(), e.id)
         .await
         .expect("get")
         .expect("there");
@@ -204,7 +207,7 @@ async fn pages_are_seq_ranges_newest_first(store: Arc<impl Store>) {
 async fn deliveries_are_found_by_id_and_by_event(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
     let before = store
-        .get_endpoint("acme", e.id)
+        .get_endpoint(&acme(), e.id)
         .await
         .expect("get")
         .expect("there");
@@ -332,7 +335,7 @@ async fn attempts_are_recorded_exactly_once(store: Arc<impl Store>) {
 /// first attempt; the publish then leaves it as it is.
 async fn a_first_attempt_writes_a_missing_delivery(store: Arc<impl Store>) {
     let e = endpoint(store.as_ref()).await;
-    let seq = take_delivery_seq(store.as_ref(), "acme", e.id).await;
+    let seq = take_delivery_seq(store.as_ref(), &acme(), e.id).await;
     let seed = Delivery::new(&event("evt_late"), &target(&e), seq, true);
     assert_eq!(
         store
@@ -654,7 +657,7 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.record_failures("acme", e.id, 1).await })
+            tokio::spawn(async move { store.record_failures(&acme(), e.id, 1).await })
         })
         .collect();
     let mut counts = Vec::new();
@@ -669,7 +672,7 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
     );
     assert_eq!(
         store
-            .record_failures("acme", e.id, 5)
+            .record_failures(&acme(), e.id, 5)
             .await
             .expect("add five"),
         Some(15),
@@ -677,26 +680,26 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
     );
     assert!(
         !store
-            .pause_endpoint("acme", e.id, breaker(16))
+            .pause_endpoint(&acme(), e.id, breaker(16))
             .await
             .expect("pause"),
         "below threshold"
     );
     assert!(
         store
-            .pause_endpoint("acme", e.id, breaker(15))
+            .pause_endpoint(&acme(), e.id, breaker(15))
             .await
             .expect("pause")
     );
     assert!(
         !store
-            .pause_endpoint("acme", e.id, breaker(15))
+            .pause_endpoint(&acme(), e.id, breaker(15))
             .await
             .expect("pause"),
         "already paused"
     );
     let paused = store
-        .get_endpoint("acme", e.id)
+        .get_endpoint(&acme(), e.id)
         .await
         .expect("get")
         .expect("there");
@@ -706,7 +709,7 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
     // An admin pausing it again keeps what paused it first.
     let again = store
         .update_endpoint(
-            "acme",
+            &acme(),
             e.id,
             &shared::domain::EndpointChanges {
                 is_active: Some(false),
@@ -719,27 +722,27 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
         .expect("there");
     assert_eq!(again.paused_by, Some(PausedBy::CircuitBreaker));
     assert_eq!(
-        store.record_success("acme", e.id).await.expect("success"),
+        store.record_success(&acme(), e.id).await.expect("success"),
         15,
         "the count it cleared"
     );
     assert_eq!(
         store
-            .record_success("acme", e.id)
+            .record_success(&acme(), e.id)
             .await
             .expect("success at zero is a no-op"),
         0
     );
     assert_eq!(
         store
-            .record_success("acme", Uuid::now_v7())
+            .record_success(&acme(), Uuid::now_v7())
             .await
             .expect("success of a deleted endpoint is a no-op"),
         0
     );
     assert_eq!(
         store
-            .get_endpoint("acme", e.id)
+            .get_endpoint(&acme(), e.id)
             .await
             .expect("get")
             .expect("there")
@@ -748,7 +751,7 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
     );
     assert_eq!(
         store
-            .record_failures("acme", Uuid::now_v7(), 1)
+            .record_failures(&acme(), Uuid::now_v7(), 1)
             .await
             .expect("gone"),
         None

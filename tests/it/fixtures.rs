@@ -101,7 +101,7 @@ async fn portal_session_fixture_mints_a_token_that_ends() {
         (&Value::from("acme"), &Value::from("member")),
         "the fixture asks for a member session"
     );
-    let listed = store.list_keys("acme").await.expect("keys");
+    let listed = store.list_keys(&acme()).await.expect("keys");
     let session = listed
         .iter()
         .find(|k| k.hash == shared::domain::KeyHash::of(&token))
@@ -186,7 +186,7 @@ async fn every_fixture_answers_as_specified(store: Arc<impl Store>) {
     let secret = c["secret"].as_str().expect("secret returned on create");
     assert!(secret.starts_with("whsec_"));
     let stored = store
-        .get_endpoint("acme", id)
+        .get_endpoint(&acme(), id)
         .await
         .expect("get")
         .expect("created endpoint is stored");
@@ -243,7 +243,7 @@ async fn every_fixture_answers_as_specified(store: Arc<impl Store>) {
     assert!(new_secret.starts_with("whsec_"));
     assert_ne!(new_secret, fixture.secret.expose());
     let after = store
-        .get_endpoint("acme", fixture.id)
+        .get_endpoint(&acme(), fixture.id)
         .await
         .expect("get")
         .expect("still there");
@@ -256,7 +256,7 @@ async fn every_fixture_answers_as_specified(store: Arc<impl Store>) {
     assert_eq!(deleted.json, Value::Null);
     assert!(
         store
-            .get_endpoint("acme", fixture.id)
+            .get_endpoint(&acme(), fixture.id)
             .await
             .expect("get")
             .is_none()
@@ -322,7 +322,7 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
     let endpoint = store_fixture_endpoint(store.as_ref(), &endpoint).await;
     // The event the SQS fixtures' jobs carry (their `event` and `payload`).
     let event = Event {
-        org: "acme".into(),
+        org: acme(),
         id: "evt_seeded".into(),
         event_type: "alert.fired".into(),
         created_at: chrono::DateTime::parse_from_rfc3339(FIXTURE_TIME)
@@ -335,7 +335,7 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
         fan_out_until: None,
     };
     assert_eq!(store.insert_event(&event).await.expect("event"), None);
-    let seq = take_delivery_seq(store.as_ref(), "acme", endpoint.id).await;
+    let seq = take_delivery_seq(store.as_ref(), &acme(), endpoint.id).await;
     let seeded = Delivery::new(&event, &target_of(&endpoint, DeliverySeq::NONE), seq, true);
     assert_eq!(seeded.id.to_string(), FIXTURE_DELIVERY_ID);
     assert!(store.insert_delivery(&seeded).await.expect("delivery"));

@@ -41,7 +41,7 @@ async fn urls_are_stored_as_they_will_be_sent(store: Arc<impl Store>) {
     assert_eq!(a.status, 201, "{}", a.json);
     assert_eq!(a.json["url"], "https://hooks.example.com/%C3%BC");
     let id = a.json["id"].as_str().expect("id").parse().expect("uuid");
-    let stored = store.get_endpoint("acme", id).await.expect("get");
+    let stored = store.get_endpoint(&acme(), id).await.expect("get");
     assert_eq!(
         stored.map(|e| e.url).as_deref(),
         Some("https://hooks.example.com/%C3%BC")
@@ -110,7 +110,7 @@ async fn a_reused_event_id_with_other_content_conflicts(store: Arc<impl Store>) 
         assert_error(&a, 409, "event_id_reused");
         assert_eq!(a.json["error"]["field"], "id", "{other}");
     }
-    let stored = store.get_event("acme", "evt_x").await.expect("get");
+    let stored = store.get_event(&acme(), "evt_x").await.expect("get");
     assert_eq!(stored.map(|e| e.event_type).as_deref(), Some("a.b"));
 }
 
@@ -150,7 +150,7 @@ async fn concurrent_repeats_take_no_extra_sequence_numbers(store: Arc<impl Store
         assert_eq!(a.json["deliveries"], 1, "{}", a.json);
     }
     let stored = store
-        .get_endpoint("acme", endpoint_id.parse().expect("uuid"))
+        .get_endpoint(&acme(), endpoint_id.parse().expect("uuid"))
         .await
         .expect("get")
         .expect("there");

@@ -256,7 +256,7 @@ async fn every_caller_gets_exactly_its_status(store: Arc<impl Store>) {
     seed_keys(store.as_ref()).await;
     shared::key_admin::mint(
         store.as_ref(),
-        "acme",
+        &acme(),
         Role::Admin,
         Some(REVOKED_KEY.to_owned()),
     )
@@ -292,7 +292,7 @@ async fn every_caller_gets_exactly_its_status(store: Arc<impl Store>) {
             // Gone after each case (a case may have deleted it already), so the
             // organisation stays under its endpoint limit however many cases there are.
             let id = targets.endpoint.parse().expect("endpoint id");
-            store.delete_endpoint("acme", id).await.expect("delete");
+            store.delete_endpoint(&acme(), id).await.expect("delete");
         }
     }
     assert_eq!(checked, ROUTES.len() * CALLERS.len());

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use shared::adapters::http_client::{OutboundClient, OutboundConfig};
 use shared::adapters::memory::queue::MemoryQueue;
+use shared::domain::OrgSlug;
 use shared::domain::recovery::FailedPosition;
 use shared::domain::time::minute_of;
 use shared::domain::{
@@ -158,7 +159,7 @@ impl<S: Store> Harness<S> {
     /// The endpoint as stored now.
     pub async fn stored_endpoint(&self, id: &str) -> shared::domain::Endpoint {
         self.store
-            .get_endpoint("acme", id.parse().expect("uuid"))
+            .get_endpoint(&acme(), id.parse().expect("uuid"))
             .await
             .expect("get")
             .expect("the endpoint exists")
@@ -688,7 +689,7 @@ struct Faulty<S> {
 impl<S: Store> DeliveryStore for Faulty<S> {
     async fn next_delivery_seq(
         &self,
-        org: &str,
+        org: &OrgSlug,
         e: Uuid,
     ) -> Result<Option<DeliverySeq>, StoreError> {
         self.inner.next_delivery_seq(org, e).await
@@ -1119,7 +1120,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
     let endpoint = h.stored_endpoint(&endpoint_id).await;
     let target = target_of(&endpoint, endpoint.delivery_seq);
     let event = shared::domain::Event {
-        org: "acme".into(),
+        org: acme(),
         id: "evt_bulk".into(),
         event_type: "alert.fired".into(),
         created_at: now(),
@@ -1131,7 +1132,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
     // as DynamoDB's is), then concurrent writers to seed quickly.
     let mut seqs = Vec::with_capacity(N);
     for _ in 0..N {
-        seqs.push(take_delivery_seq(store.as_ref(), "acme", target.endpoint_id).await);
+        seqs.push(take_delivery_seq(store.as_ref(), &acme(), target.endpoint_id).await);
     }
     let tasks: Vec<_> = seqs
         .chunks(N / 10)
@@ -1256,7 +1257,7 @@ async fn a_half_done_publish_is_finished_by_its_repeat(store: Arc<impl Store>) {
         data: json!({"n": 1, "text": "héllo"}),
     };
     let failed = publisher
-        .publish("acme", request, shared::pipeline::Audience::Subscribers)
+        .publish(&acme(), request, shared::pipeline::Audience::Subscribers)
         .await;
     assert!(
         failed.is_err(),

@@ -3,7 +3,7 @@
 //! still stored (DynamoDB's TTL deletes lazily, moto never), and the live ones page as
 //! before.
 
-use crate::common::{dynamo_table, take_delivery_seq, target_of};
+use crate::common::{acme, dynamo_table, take_delivery_seq, target_of};
 use crate::delivery_contract::endpoint;
 use chrono::{DateTime, Duration, Utc};
 use shared::adapters::dynamo::DynamoStore;
@@ -33,7 +33,7 @@ fn start() -> DateTime<Utc> {
 
 fn event(id: &str, created_at: DateTime<Utc>, data: &str) -> Event {
     Event {
-        org: "acme".into(),
+        org: acme(),
         id: id.into(),
         event_type: "a.b".into(),
         created_at,
@@ -51,18 +51,18 @@ async fn case(store: impl Store, clock: Arc<TestClock>) {
     let mut made: Vec<Delivery> = Vec::new();
     for hour in 0..5 {
         if hour == 2 {
-            take_delivery_seq(&store, "acme", e.id).await;
+            take_delivery_seq(&store, &acme(), e.id).await;
         }
         let created = t0 + Duration::hours(hour);
         let ev = event(&format!("evt_{hour}"), created, "first");
         assert!(store.insert_event(&ev).await.expect("event").is_none());
-        let seq = take_delivery_seq(&store, "acme", e.id).await;
+        let seq = take_delivery_seq(&store, &acme(), e.id).await;
         let d = Delivery::new(&ev, &target_of(&e, seq.previous()), seq, true);
         assert!(store.insert_delivery(&d).await.expect("delivery"));
         made.push(d);
     }
     let endpoint = store
-        .get_endpoint("acme", e.id)
+        .get_endpoint(&acme(), e.id)
         .await
         .expect("get")
         .expect("endpoint");
@@ -94,7 +94,7 @@ async fn case(store: impl Store, clock: Arc<TestClock>) {
         assert_eq!(stored.is_some(), live, "delivery {i}");
     }
     for (id, live) in [("evt_0", false), ("evt_2", true)] {
-        let stored = store.get_event("acme", id).await.expect("get");
+        let stored = store.get_event(&acme(), id).await.expect("get");
         assert_eq!(stored.is_some(), live, "{id}");
     }
 
@@ -102,7 +102,7 @@ async fn case(store: impl Store, clock: Arc<TestClock>) {
     let again = event("evt_0", clock.now(), "second");
     assert!(store.insert_event(&again).await.expect("insert").is_none());
     let stored = store
-        .get_event("acme", "evt_0")
+        .get_event(&acme(), "evt_0")
         .await
         .expect("get")
         .expect("new");

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use shared::adapters::dynamo::{DynamoStore, schema};
 use shared::adapters::http_client::{OutboundClient, OutboundConfig};
 use shared::adapters::sqs::SqsQueue;
-use shared::domain::{ApiKey, DeliveryKey, DeliveryStatus, RetryPolicy, Role, now};
+use shared::domain::{ApiKey, DeliveryKey, DeliveryStatus, OrgSlug, RetryPolicy, Role, now};
 use shared::pipeline::SenderSettings;
 use shared::ports::{DeliveryStore, KeyStore};
 use shared::wiring::sqs_batch::handle_sqs_batch;
@@ -628,10 +628,11 @@ pub async fn run(scenario: &Scenario) -> Measured {
         .queue_url
         .expect("queue url");
     let queue = Arc::new(SqsQueue::new(metered_sqs.clone(), queue_url.clone()));
+    let org = OrgSlug::parse(ORG).expect("slug");
     for (key, role) in [(ADMIN_KEY, Role::Admin), (PUBLISHER_KEY, Role::Publisher)] {
         // Keys in steady use: their last use was recorded within the hour, so the run
         // measures deliveries, not the hourly write that records a key's use.
-        let mut seeded = ApiKey::new(key, ORG, role, now());
+        let mut seeded = ApiKey::new(key, &org, role, now());
         seeded.last_used_at = Some(now());
         unmetered.insert_key(&seeded).await.expect("seed key");
     }

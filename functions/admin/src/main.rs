@@ -3,8 +3,8 @@
 
 use clap::{Parser, Subcommand};
 use shared::adapters::dynamo::{DynamoStore, schema};
-use shared::domain::Role;
 use shared::domain::time::format;
+use shared::domain::{OrgSlug, Role};
 use shared::key_admin;
 use shared::settings::{AdminSettings, ProcessEnv};
 use std::process::ExitCode;
@@ -99,6 +99,7 @@ async fn run(cli: Cli, settings: &AdminSettings) -> Result<(), String> {
     let store = DynamoStore::from_env(table).await;
     match cli.command {
         Command::Keys(KeysCommand::Create { org, role, key }) => {
+            let org = key_admin::parse_org(&org).map_err(|e| e.to_string())?;
             let (key, record) = key_admin::mint(&store, &org, role, key)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -111,9 +112,11 @@ async fn run(cli: Cli, settings: &AdminSettings) -> Result<(), String> {
         Command::Keys(KeysCommand::Revoke { key, id, org }) => {
             match (key, id, org) {
                 (Some(key), _, _) => key_admin::revoke(&store, &key).await,
-                (None, Some(id), Some(org)) => {
-                    key_admin::revoke_by_id(&store, &org, id).await.map(|_| ())
-                }
+                // A name that fails the slug rule owns no key.
+                (None, Some(id), Some(org)) => match OrgSlug::parse(&org) {
+                    Ok(org) => key_admin::revoke_by_id(&store, &org, id).await.map(|_| ()),
+                    Err(_) => Err(key_admin::KeyError::NotFound),
+                },
                 // clap requires --key, or --id with --org.
                 _ => Err(key_admin::KeyError::NotFound),
             }
@@ -121,9 +124,13 @@ async fn run(cli: Cli, settings: &AdminSettings) -> Result<(), String> {
             println!("revoked");
         }
         Command::Keys(KeysCommand::List { org }) => {
-            let listed = key_admin::list(&store, &org)
-                .await
-                .map_err(|e| e.to_string())?;
+            // A name that fails the slug rule owns no key.
+            let listed = match OrgSlug::parse(&org) {
+                Ok(slug) => key_admin::list(&store, &slug)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                Err(_) => Vec::new(),
+            };
             if listed.is_empty() {
                 eprintln!("no keys for org {org}");
             } else {

@@ -95,12 +95,15 @@ async fn mints_lists_with_last_use_and_revokes_by_key_and_by_id() {
         .and_then(|row| row.split_whitespace().next())
         .expect("the admin key's id")
         .to_owned();
-    let wrong_org = admin(
-        &table,
-        &["keys", "revoke", "--id", &admin_id, "--org", "other"],
-    );
-    assert!(!wrong_org.status.success());
-    assert!(String::from_utf8_lossy(&wrong_org.stderr).contains("no such key"));
+    // A name that is no organisation slug owns no key either.
+    for wrong_org in ["other", "Not A Slug"] {
+        let revoked = admin(
+            &table,
+            &["keys", "revoke", "--id", &admin_id, "--org", wrong_org],
+        );
+        assert!(!revoked.status.success(), "{wrong_org}");
+        assert!(String::from_utf8_lossy(&revoked.stderr).contains("no such key"));
+    }
     let no_org = admin(&table, &["keys", "revoke", "--id", &admin_id]);
     assert!(!no_org.status.success(), "--id needs --org");
     let neither = admin(&table, &["keys", "revoke"]);
@@ -129,7 +132,20 @@ async fn mints_lists_with_last_use_and_revokes_by_key_and_by_id() {
         &table,
         &["keys", "revoke", "--key", "avk_cli_test_publisher"],
     ));
-    let listed = admin(&table, &["keys", "list", "--org", "acme"]);
-    assert_eq!(stdout(&listed), "");
-    assert!(String::from_utf8_lossy(&listed.stderr).contains("no keys for org acme"));
+    for org in ["acme", "Not A Slug"] {
+        let listed = admin(&table, &["keys", "list", "--org", org]);
+        assert_eq!(stdout(&listed), "");
+        let said = String::from_utf8_lossy(&listed.stderr);
+        assert!(said.contains(&format!("no keys for org {org}")), "{said}");
+    }
+    let refused = admin(
+        &table,
+        &["keys", "create", "--org", "Not A Slug", "--role", "admin"],
+    );
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("error: invalid organisation: must be 1-64 characters"),
+        "{said}"
+    );
 }

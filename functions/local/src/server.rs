@@ -14,7 +14,7 @@ use shared::adapters::memory::MemoryStore;
 use shared::adapters::memory::queue::MemoryQueue;
 use shared::adapters::memory::state_file::{self, StateFileError};
 use shared::domain::Job;
-use shared::domain::{KeyHash, Retention, Role};
+use shared::domain::{ApiKey, KeyHash, Retention, Role};
 use shared::key_admin::{self, KeyError};
 use shared::pipeline::Sender;
 use shared::ports::{KeyStore, QueueError, StoreError};
@@ -135,7 +135,7 @@ impl LocalServer {
         );
         let mut demo_admin_key = None;
         if options.keys.is_empty() {
-            let (key, _) = key_admin::mint(store.as_ref(), "demo", Role::Admin, None)
+            let (key, _) = mint(store.as_ref(), "demo", Role::Admin, None)
                 .await
                 .map_err(|source| StartError::Key {
                     org: "demo".into(),
@@ -187,10 +187,20 @@ impl LocalServer {
     }
 }
 
+/// Mint a key for the organisation as the command line names it.
+async fn mint(
+    store: &MemoryStore,
+    org: &str,
+    role: Role,
+    key: Option<String>,
+) -> Result<(String, ApiKey), KeyError> {
+    key_admin::mint(store, &key_admin::parse_org(org)?, role, key).await
+}
+
 /// Register a `--key`; one the state file already holds for the same organisation and
 /// role is kept as it is.
 async fn register_key(store: &MemoryStore, spec: KeySpec) -> Result<(), StartError> {
-    match key_admin::mint(store, &spec.org, spec.role, Some(spec.key.clone())).await {
+    match mint(store, &spec.org, spec.role, Some(spec.key.clone())).await {
         Ok(_) => Ok(()),
         Err(KeyError::AlreadyRegistered) => {
             let held = store
@@ -201,7 +211,7 @@ async fn register_key(store: &MemoryStore, spec: KeySpec) -> Result<(), StartErr
                     source,
                 })?;
             match held {
-                Some(k) if k.org == spec.org && k.role == spec.role => Ok(()),
+                Some(k) if k.org == spec.org.as_str() && k.role == spec.role => Ok(()),
                 _ => Err(StartError::KeyConflict { org: spec.org }),
             }
         }

@@ -67,7 +67,7 @@ async fn create(
         .endpoints
         .insert_endpoint(&endpoint, MAX_ENDPOINTS_PER_ORG)
         .await?;
-    tracing::info!(org, endpoint_id = %endpoint.id, "endpoint created");
+    tracing::info!(org = org.as_str(), endpoint_id = %endpoint.id, "endpoint created");
     let created = CreatedEndpoint {
         endpoint: EndpointView::from(&endpoint),
         secret: endpoint.secret.expose(),
@@ -133,7 +133,7 @@ async fn rotate_secret(
     {
         return Err(ApiError::NotFound);
     }
-    tracing::info!(org, endpoint_id = %id, "endpoint secret rotated");
+    tracing::info!(org = org.as_str(), endpoint_id = %id, "endpoint secret rotated");
     Ok(Json(serde_json::json!({ "id": id, "secret": secret.expose() })).into_response())
 }
 

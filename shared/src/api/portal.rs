@@ -56,7 +56,7 @@ async fn create_session(
     let org = caller.org();
     let expires_at = now() + chrono::Duration::seconds(i64::from(ttl));
     let (token, record) = key_admin::mint_session(keys.as_ref(), org, role, expires_at).await?;
-    tracing::info!(org, key_id = %record.id, role = %role, %expires_at, "portal session created");
+    tracing::info!(org = org.as_str(), key_id = %record.id, role = %role, %expires_at, "portal session created");
     let url = format!("{}{CONSOLE_PATH}#token={token}", origin(&headers));
     Ok((
         StatusCode::CREATED,

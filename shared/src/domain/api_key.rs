@@ -1,5 +1,6 @@
 //! Organisation API keys and their roles.
 
+use super::org::OrgSlug;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -80,7 +81,7 @@ pub struct ApiKey {
     /// Public identifier shown by `keys list`.
     pub id: Uuid,
     pub hash: KeyHash,
-    pub org: String,
+    pub org: OrgSlug,
     pub role: Role,
     /// The key's last four characters, so an operator can tell keys apart.
     pub hint: String,
@@ -126,7 +127,7 @@ impl ApiKey {
         Ok(())
     }
 
-    pub fn new(key: &str, org: &str, role: Role, now: DateTime<Utc>) -> Self {
+    pub fn new(key: &str, org: &OrgSlug, role: Role, now: DateTime<Utc>) -> Self {
         let hint: String = key
             .chars()
             .rev()
@@ -197,7 +198,12 @@ mod tests {
 
     #[test]
     fn record_keeps_only_hash_and_hint() {
-        let k = ApiKey::new("avk_local_admin", "demo", Role::Admin, Utc::now());
+        let k = ApiKey::new(
+            "avk_local_admin",
+            &OrgSlug::parse("demo").expect("slug"),
+            Role::Admin,
+            Utc::now(),
+        );
         assert_eq!(k.hint, "dmin");
         assert_eq!(k.hash, KeyHash::of("avk_local_admin"));
         assert!(!format!("{k:?}").contains("avk_local_admin"));

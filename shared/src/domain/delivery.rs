@@ -7,6 +7,7 @@
 
 use super::AttemptError;
 use super::numbers::{DeliverySeq, EndpointNumber};
+use super::org::OrgSlug;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,7 +15,7 @@ use uuid::Uuid;
 /// A published event, stored once: `payload` is the exact envelope sent on every attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    pub org: String,
+    pub org: OrgSlug,
     pub id: String,
     pub event_type: String,
     pub created_at: DateTime<Utc>,
@@ -156,7 +157,7 @@ pub struct Delivery {
     /// `key.id(created_at)`.
     pub id: Uuid,
     pub key: DeliveryKey,
-    pub org: String,
+    pub org: OrgSlug,
     pub endpoint_id: Uuid,
     pub event_id: String,
     pub event_type: String,
@@ -406,6 +407,7 @@ pub fn page_total(bottom: Option<DeliverySeq>, top: DeliverySeq) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::org::acme;
 
     #[test]
     fn ids_encode_the_key_and_the_time() {
@@ -449,7 +451,7 @@ mod tests {
 
     fn sample() -> Delivery {
         let event = Event {
-            org: "acme".into(),
+            org: acme(),
             id: "evt_1".into(),
             event_type: "a.b".into(),
             created_at: crate::domain::now(),

@@ -2,13 +2,14 @@
 
 use super::SigningSecret;
 use super::numbers::{DeliverySeq, EndpointNumber};
+use super::org::OrgSlug;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// A registered receiver of one organisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub org: String,
+    pub org: OrgSlug,
     /// UUID v7, so ids sort by creation.
     pub id: Uuid,
     pub url: String,
@@ -86,7 +87,12 @@ pub struct EndpointChanges {
 impl Endpoint {
     /// A fresh, active endpoint with a new id and signing secret, and the number the
     /// store allocated for it.
-    pub fn create(org: &str, new: NewEndpoint, number: EndpointNumber, now: DateTime<Utc>) -> Self {
+    pub fn create(
+        org: &OrgSlug,
+        new: NewEndpoint,
+        number: EndpointNumber,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             org: org.to_owned(),
             id: Uuid::now_v7(),
@@ -150,10 +156,11 @@ impl EndpointChanges {
 mod tests {
     use super::*;
     use crate::domain::now;
+    use crate::domain::org::acme;
 
     fn sample() -> Endpoint {
         let mut e = Endpoint::create(
-            "acme",
+            &acme(),
             NewEndpoint {
                 url: "https://example.com/a".into(),
                 description: "d".into(),

@@ -3,6 +3,7 @@
 
 use super::delivery::Trigger;
 use super::numbers::EndpointNumber;
+use super::org::OrgSlug;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -27,7 +28,7 @@ pub enum Job {
     /// message finds its attempt recorded and records nothing.
     Deliver {
         v: u8,
-        org: String,
+        org: OrgSlug,
         endpoint_id: Uuid,
         delivery_id: Uuid,
         attempt: u32,
@@ -43,19 +44,19 @@ pub enum Job {
     /// Re-queue, a chunk at a time, the held deliveries of a resumed endpoint.
     ResumeEndpoint {
         v: u8,
-        org: String,
+        org: OrgSlug,
         endpoint_id: Uuid,
     },
     /// Re-send, a chunk at a time, the failed deliveries a recovery names.
     RecoverEndpoint {
         v: u8,
-        org: String,
+        org: OrgSlug,
         recovery_id: Uuid,
     },
     /// Delete, a chunk at a time, the deliveries of a deleted endpoint.
     PurgeEndpoint {
         v: u8,
-        org: String,
+        org: OrgSlug,
         endpoint_id: Uuid,
         endpoint_number: EndpointNumber,
     },
@@ -69,7 +70,7 @@ pub const INLINE_PAYLOAD_BYTES: usize = 60 * 1024;
 /// A delivery job's identity and its event, without the attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryJob {
-    pub org: String,
+    pub org: OrgSlug,
     pub endpoint_id: Uuid,
     pub delivery_id: Uuid,
     pub event: EventRef,
@@ -79,7 +80,7 @@ pub struct DeliveryJob {
 impl DeliveryJob {
     /// The payload is kept only if it can travel in the message.
     pub fn new(
-        org: &str,
+        org: &OrgSlug,
         endpoint_id: Uuid,
         delivery_id: Uuid,
         event: EventRef,
@@ -145,6 +146,7 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::org::acme;
 
     fn event() -> EventRef {
         EventRef {
@@ -157,7 +159,7 @@ mod tests {
     #[test]
     fn round_trips_and_wire_shape() {
         let id = Uuid::now_v7();
-        let job = DeliveryJob::new("acme", id, id, event(), Some("{}")).automatic(3);
+        let job = DeliveryJob::new(&acme(), id, id, event(), Some("{}")).automatic(3);
         let json = job.to_json();
         assert!(
             json.contains(r#""job":"deliver""#) && json.contains(r#""attempt":3"#),
@@ -166,7 +168,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<Job>(&json).expect("parse"), job);
         let purge = Job::PurgeEndpoint {
             v: JOB_VERSION,
-            org: "acme".into(),
+            org: acme(),
             endpoint_id: id,
             endpoint_number: EndpointNumber(4),
         };
@@ -181,9 +183,9 @@ mod tests {
     fn large_payloads_stay_out_of_the_message() {
         let id = Uuid::now_v7();
         let big = "x".repeat(INLINE_PAYLOAD_BYTES + 1);
-        let job = DeliveryJob::new("acme", id, id, event(), Some(&big));
+        let job = DeliveryJob::new(&acme(), id, id, event(), Some(&big));
         assert_eq!(job.payload, None);
-        let small = DeliveryJob::new("acme", id, id, event(), Some("{}"));
+        let small = DeliveryJob::new(&acme(), id, id, event(), Some("{}"));
         assert_eq!(small.payload.as_deref(), Some("{}"));
     }
 }

@@ -6,6 +6,7 @@ pub mod delivery;
 pub mod endpoint;
 pub mod job;
 pub mod numbers;
+pub mod org;
 mod random;
 pub mod recovery;
 pub mod retention;
@@ -23,6 +24,7 @@ pub use delivery::{
 pub use endpoint::{Endpoint, EndpointChanges, NewEndpoint, Pause, PausedBy};
 pub use job::{DeliveryJob, EventRef, Job, ScheduledAttempt};
 pub use numbers::{DeliverySeq, EndpointNumber};
+pub use org::OrgSlug;
 pub use retention::{Clock, Retention};
 pub use retry::RetryPolicy;
 pub use secret::SigningSecret;

@@ -2,6 +2,7 @@
 //! manual attempts, by a job that works through them a chunk at a time.
 
 use super::numbers::{DeliverySeq, EndpointNumber};
+use super::org::OrgSlug;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -39,7 +40,7 @@ impl RecoveryStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
     pub id: Uuid,
-    pub org: String,
+    pub org: OrgSlug,
     pub endpoint_id: Uuid,
     pub endpoint_number: EndpointNumber,
     /// Deliveries created in [since, until) are re-sent; `until` is the request's time

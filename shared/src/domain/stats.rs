@@ -5,6 +5,7 @@
 //! per batch.
 
 use super::numbers::EndpointNumber;
+use super::org::OrgSlug;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
@@ -97,13 +98,13 @@ pub struct EndpointCounts {
 /// Attempts of an organisation's endpoints (by number) in one hour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgHourCounts {
-    pub org: String,
+    pub org: OrgSlug,
     pub hour: DateTime<Utc>,
     pub endpoints: BTreeMap<EndpointNumber, EndpointCounts>,
 }
 
 /// (organisation, hour) -> endpoint number -> counts.
-type Tally = BTreeMap<(String, DateTime<Utc>), BTreeMap<EndpointNumber, EndpointCounts>>;
+type Tally = BTreeMap<(OrgSlug, DateTime<Utc>), BTreeMap<EndpointNumber, EndpointCounts>>;
 
 /// A batch's attempts, per organisation, hour and endpoint, until they are written.
 #[derive(Debug, Default)]
@@ -111,7 +112,13 @@ pub struct HourlyTally(Mutex<Tally>);
 
 impl HourlyTally {
     /// Count an attempt to endpoint `number` of `org`, started at `at`.
-    pub fn attempt(&self, org: &str, number: EndpointNumber, at: DateTime<Utc>, succeeded: bool) {
+    pub fn attempt(
+        &self,
+        org: &OrgSlug,
+        number: EndpointNumber,
+        at: DateTime<Utc>,
+        succeeded: bool,
+    ) {
         let mut tally = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let counts = tally
             .entry((org.to_owned(), hour_of(at)))
@@ -142,6 +149,7 @@ impl HourlyTally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::org::acme;
     use chrono::TimeZone;
 
     fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -174,11 +182,16 @@ mod tests {
     #[test]
     fn a_tally_counts_per_org_hour_and_endpoint_and_empties() {
         let tally = HourlyTally::default();
-        tally.attempt("acme", EndpointNumber(4), at(10, 1), true);
-        tally.attempt("acme", EndpointNumber(4), at(10, 59), false);
-        tally.attempt("acme", EndpointNumber(5), at(10, 30), true);
-        tally.attempt("acme", EndpointNumber(4), at(11, 0), true);
-        tally.attempt("globex", EndpointNumber(9), at(10, 0), false);
+        tally.attempt(&acme(), EndpointNumber(4), at(10, 1), true);
+        tally.attempt(&acme(), EndpointNumber(4), at(10, 59), false);
+        tally.attempt(&acme(), EndpointNumber(5), at(10, 30), true);
+        tally.attempt(&acme(), EndpointNumber(4), at(11, 0), true);
+        tally.attempt(
+            &OrgSlug::parse("globex").expect("slug"),
+            EndpointNumber(9),
+            at(10, 0),
+            false,
+        );
         let counts = tally.take();
         assert_eq!(counts.len(), 3, "acme 10h, acme 11h, globex 10h");
         assert_eq!(counts[0].org, "acme");

@@ -19,6 +19,7 @@
 //! attempt's would be: the addition may have been made, and adding twice would count
 //! failures that did not happen.
 
+use crate::domain::OrgSlug;
 use crate::domain::retry::breaker_trips;
 use crate::domain::stats::HourlyTally;
 use crate::domain::{Endpoint, Pause, PausedBy, now};
@@ -35,7 +36,7 @@ use uuid::Uuid;
 /// postpones the breaker update and the batch's end by as much).
 pub const GATHER: Duration = Duration::from_millis(100);
 
-type EndpointKey = (String, Uuid);
+type EndpointKey = (OrgSlug, Uuid);
 
 #[derive(Default)]
 pub struct Batch {
@@ -57,7 +58,7 @@ impl Batch {
     pub async fn endpoint(
         &self,
         store: &dyn EndpointStore,
-        org: &str,
+        org: &OrgSlug,
         id: Uuid,
     ) -> StoreResult<Option<Endpoint>> {
         let cell = locked(&self.endpoints)
@@ -230,7 +231,7 @@ async fn apply(
     outcomes: &[bool],
     threshold: u32,
 ) -> Result<bool, RunError> {
-    let (org, id) = (endpoint.org.as_str(), endpoint.id);
+    let (org, id) = (&endpoint.org, endpoint.id);
     let last_success = outcomes.iter().rposition(|&succeeded| succeeded);
     let (mut tripped_before, mut tripped_after) = (false, false);
     if let Some(last) = last_success {
@@ -277,7 +278,7 @@ async fn apply(
         .await
         .map_err(RunError::Partly)?;
     if paused {
-        tracing::warn!(org, endpoint_id = %id, threshold, "circuit breaker tripped: endpoint paused");
+        tracing::warn!(org = org.as_str(), endpoint_id = %id, threshold, "circuit breaker tripped: endpoint paused");
     }
     Ok(paused)
 }
@@ -288,6 +289,7 @@ mod tests {
     use crate::adapters::memory::MemoryStore;
     use crate::domain::EndpointNumber;
     use crate::domain::NewEndpoint;
+    use crate::domain::org::acme;
     use async_trait::async_trait;
     use chrono::Utc;
     use futures_util::future::join_all;
@@ -321,18 +323,18 @@ mod tests {
     impl EndpointHealth for SlowHealth {
         async fn record_failures(
             &self,
-            org: &str,
+            org: &OrgSlug,
             id: Uuid,
             failures: u32,
         ) -> StoreResult<Option<u32>> {
             self.turn().await?;
             self.store.record_failures(org, id, failures).await
         }
-        async fn record_success(&self, org: &str, id: Uuid) -> StoreResult<u32> {
+        async fn record_success(&self, org: &OrgSlug, id: Uuid) -> StoreResult<u32> {
             self.turn().await?;
             self.store.record_success(org, id).await
         }
-        async fn pause_endpoint(&self, org: &str, id: Uuid, pause: Pause) -> StoreResult<bool> {
+        async fn pause_endpoint(&self, org: &OrgSlug, id: Uuid, pause: Pause) -> StoreResult<bool> {
             self.store.pause_endpoint(org, id, pause).await
         }
     }
@@ -344,11 +346,11 @@ mod tests {
             description: String::new(),
             event_types: vec!["a.b".into()],
         };
-        let endpoint = Endpoint::create("acme", new, EndpointNumber(1), Utc::now());
+        let endpoint = Endpoint::create(&acme(), new, EndpointNumber(1), Utc::now());
         store.insert_endpoint(&endpoint, 100).await.expect("insert");
         if failures > 0 {
             store
-                .record_failures("acme", endpoint.id, failures)
+                .record_failures(&acme(), endpoint.id, failures)
                 .await
                 .expect("seed the count");
         }
@@ -363,7 +365,7 @@ mod tests {
     async fn count(health: &SlowHealth, endpoint: &Endpoint) -> (u32, bool) {
         let e = health
             .store
-            .get_endpoint("acme", endpoint.id)
+            .get_endpoint(&acme(), endpoint.id)
             .await
             .expect("get")
             .expect("there");
@@ -414,7 +416,7 @@ mod tests {
         assert_eq!(count(&health, &endpoint).await, (5, false));
         // The batch's later jobs see it paused without reading it again.
         let seen = batch
-            .endpoint(&MemoryStore::new(), "acme", endpoint.id)
+            .endpoint(&MemoryStore::new(), &acme(), endpoint.id)
             .await
             .expect("read")
             .expect("known to the batch");
@@ -471,7 +473,7 @@ mod tests {
         let store = MemoryStore::new();
         store.insert_endpoint(&endpoint, 100).await.expect("insert");
         let seen = batch
-            .endpoint(&store, "acme", endpoint.id)
+            .endpoint(&store, &acme(), endpoint.id)
             .await
             .expect("read")
             .expect("there");

@@ -12,6 +12,7 @@
 //! everything.
 
 use super::lookup::{self, RequestError};
+use crate::domain::OrgSlug;
 use crate::domain::{Delivery, DeliverySeq, DeliveryStatus, EndpointNumber};
 use crate::ports::{DeliveryStore, EndpointStore, EventStore, StoreResult};
 use base64::Engine;
@@ -45,7 +46,7 @@ impl History {
     /// The delivery and the exact envelope it sends (`None` once the event expired).
     pub async fn delivery(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: Uuid,
     ) -> Result<(Delivery, Option<String>), RequestError> {
         let delivery =
@@ -61,7 +62,7 @@ impl History {
     /// Page `page` (from 1) of an endpoint's history, newest first, and the total.
     pub async fn endpoint_page(
         &self,
-        org: &str,
+        org: &OrgSlug,
         endpoint_id: Uuid,
         page: u32,
         per_page: u32,
@@ -77,7 +78,7 @@ impl History {
     /// next (`None`: nothing is left).
     pub async fn search(
         &self,
-        org: &str,
+        org: &OrgSlug,
         search: &Search,
     ) -> StoreResult<(Vec<Delivery>, Option<Cursor>)> {
         // The organisation's endpoints (at most 100), or the one asked for if it is its own.
@@ -244,6 +245,7 @@ async fn page(
 mod tests {
     use super::*;
     use crate::adapters::memory::MemoryStore;
+    use crate::domain::org::acme;
     use crate::domain::{Event, Target};
 
     /// A place in a history: the endpoint's number and the sequence number there.
@@ -256,7 +258,7 @@ mod tests {
     fn delivery(number: u32, seq: u64, minute: i64, status: DeliveryStatus) -> Delivery {
         let created = DateTime::from_timestamp(1_790_000_000 + minute * 60, 0).expect("time");
         let event = Event {
-            org: "acme".into(),
+            org: acme(),
             id: format!("e{number}-{seq}"),
             event_type: if seq.is_multiple_of(2) {
                 "a.even"

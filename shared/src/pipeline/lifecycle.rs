@@ -2,6 +2,7 @@
 //! its held deliveries, deleting one purges its history.
 
 use super::lookup::{self, RequestError};
+use crate::domain::OrgSlug;
 use crate::domain::job::JOB_VERSION;
 use crate::domain::{Endpoint, EndpointChanges, Job, now};
 use crate::ports::{EndpointStore, JobQueue};
@@ -22,7 +23,7 @@ impl EndpointLifecycle {
     /// deliveries, a chunk per job however many there are.
     pub async fn update(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: Uuid,
         changes: &EndpointChanges,
     ) -> Result<Endpoint, RequestError> {
@@ -31,7 +32,7 @@ impl EndpointLifecycle {
             .update_endpoint(org, id, changes, now())
             .await?
             .ok_or(RequestError::NotFound)?;
-        tracing::info!(org, endpoint_id = %id, is_active = endpoint.is_active, "endpoint updated");
+        tracing::info!(org = org.as_str(), endpoint_id = %id, is_active = endpoint.is_active, "endpoint updated");
         if changes.resets_failures() {
             let job = Job::ResumeEndpoint {
                 v: JOB_VERSION,
@@ -49,13 +50,13 @@ impl EndpointLifecycle {
 
     /// Delete the endpoint; its history goes in bounded chunks, one job each, so no
     /// invocation can time out.
-    pub async fn delete(&self, org: &str, id: Uuid) -> Result<(), RequestError> {
+    pub async fn delete(&self, org: &OrgSlug, id: Uuid) -> Result<(), RequestError> {
         // Its number keys its history, which the purge deletes after the endpoint is gone.
         let endpoint = lookup::endpoint(self.endpoints.as_ref(), org, id).await?;
         if !self.endpoints.delete_endpoint(org, id).await? {
             return Err(RequestError::NotFound);
         }
-        tracing::info!(org, endpoint_id = %id, "endpoint deleted");
+        tracing::info!(org = org.as_str(), endpoint_id = %id, "endpoint deleted");
         let job = Job::PurgeEndpoint {
             v: JOB_VERSION,
             org: org.to_owned(),
@@ -64,7 +65,7 @@ impl EndpointLifecycle {
         };
         // Should this enqueue fail, the API already hides the history and TTL removes it.
         if let Err(err) = self.queue.enqueue(vec![(job, Duration::ZERO)]).await {
-            tracing::error!(org, endpoint_id = %id, error = %err, "purge not enqueued; history left to expire");
+            tracing::error!(org = org.as_str(), endpoint_id = %id, error = %err, "purge not enqueued; history left to expire");
         }
         Ok(())
     }

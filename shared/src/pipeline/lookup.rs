@@ -1,6 +1,7 @@
 //! Finding what a request names, within its organisation: one rule for "not found",
 //! used by every request that names an endpoint or a delivery.
 
+use crate::domain::OrgSlug;
 use crate::domain::{Delivery, DeliveryKey, Endpoint};
 use crate::ports::{DeliveryStore, EndpointStore, QueueError, StoreError};
 use thiserror::Error;
@@ -22,7 +23,7 @@ pub enum RequestError {
 /// The organisation's endpoint `id`.
 pub async fn endpoint(
     endpoints: &dyn EndpointStore,
-    org: &str,
+    org: &OrgSlug,
     id: Uuid,
 ) -> Result<Endpoint, RequestError> {
     endpoints
@@ -37,14 +38,14 @@ pub async fn endpoint(
 pub async fn delivery(
     endpoints: &dyn EndpointStore,
     deliveries: &dyn DeliveryStore,
-    org: &str,
+    org: &OrgSlug,
     id: Uuid,
 ) -> Result<Delivery, RequestError> {
     let key = DeliveryKey::from_id(id).ok_or(RequestError::NotFound)?;
     let delivery = deliveries
         .get_delivery(key)
         .await?
-        .filter(|d| d.org == org && d.id == id)
+        .filter(|d| d.org == *org && d.id == id)
         .ok_or(RequestError::NotFound)?;
     endpoint(endpoints, org, delivery.endpoint_id).await?;
     Ok(delivery)

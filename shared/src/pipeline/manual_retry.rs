@@ -3,6 +3,7 @@
 
 use super::lookup::{self, RequestError};
 use super::sender::delivery_job;
+use crate::domain::OrgSlug;
 use crate::ports::{DeliveryStore, EndpointStore, EventStore, JobQueue, RetryOf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ pub struct ManualRetries {
 
 impl ManualRetries {
     /// Record the request on the delivery, then queue the attempt.
-    pub async fn retry(&self, org: &str, id: Uuid) -> Result<(), RequestError> {
+    pub async fn retry(&self, org: &OrgSlug, id: Uuid) -> Result<(), RequestError> {
         let delivery =
             lookup::delivery(self.endpoints.as_ref(), self.deliveries.as_ref(), org, id).await?;
         let request = Uuid::now_v7();
@@ -34,7 +35,7 @@ impl ManualRetries {
             .map(|e| e.payload);
         let job = delivery_job(&delivery, payload.as_deref()).manual(request);
         self.queue.enqueue(vec![(job, Duration::ZERO)]).await?;
-        tracing::info!(org, delivery_id = %id, "manual retry queued");
+        tracing::info!(org = org.as_str(), delivery_id = %id, "manual retry queued");
         Ok(())
     }
 }

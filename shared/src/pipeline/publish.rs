@@ -6,6 +6,7 @@
 //! it records the first attempt. If it dies before, nothing was stored but the event,
 //! the client got an error, and its retry (same id) completes the fan-out.
 
+use crate::domain::OrgSlug;
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{Delivery, DeliveryJob, Endpoint, Event, EventRef, Job, Target, now};
 use crate::ports::{
@@ -123,7 +124,7 @@ pub fn event_ref(event: &Event) -> EventRef {
 impl Publisher {
     pub async fn publish(
         &self,
-        org: &str,
+        org: &OrgSlug,
         request: PublishRequest,
         audience: Audience,
     ) -> Result<Published, PublishError> {
@@ -345,7 +346,7 @@ impl Publisher {
 
     async fn targets(
         &self,
-        org: &str,
+        org: &OrgSlug,
         event_type: &str,
         audience: Audience,
     ) -> Result<Vec<Endpoint>, PublishError> {

@@ -3,6 +3,7 @@
 //! count, any window; the sender runs it). A dry run only counts.
 
 use super::lookup::{self, RequestError};
+use crate::domain::OrgSlug;
 use crate::domain::job::JOB_VERSION;
 use crate::domain::recovery::{Recovery, RecoveryStatus};
 use crate::domain::time::whole_millis;
@@ -45,7 +46,7 @@ impl Recoveries {
     /// How many deliveries a recovery of `window` would send.
     pub async fn count(
         &self,
-        org: &str,
+        org: &OrgSlug,
         endpoint_id: Uuid,
         window: Window,
     ) -> Result<u64, RequestError> {
@@ -60,7 +61,7 @@ impl Recoveries {
     /// Record a running recovery and queue its first chunk.
     pub async fn start(
         &self,
-        org: &str,
+        org: &OrgSlug,
         endpoint_id: Uuid,
         window: Window,
     ) -> Result<Recovery, RequestError> {
@@ -87,12 +88,12 @@ impl Recoveries {
             recovery_id: recovery.id,
         };
         self.queue.enqueue(vec![(job, Duration::ZERO)]).await?;
-        tracing::info!(org, endpoint_id = %endpoint_id, recovery_id = %recovery.id, since = %recovery.since, until = %recovery.until, "recovery started");
+        tracing::info!(org = org.as_str(), endpoint_id = %endpoint_id, recovery_id = %recovery.id, since = %recovery.since, until = %recovery.until, "recovery started");
         Ok(recovery)
     }
 
     /// The organisation's recovery `id`.
-    pub async fn get(&self, org: &str, id: Uuid) -> Result<Recovery, RequestError> {
+    pub async fn get(&self, org: &OrgSlug, id: Uuid) -> Result<Recovery, RequestError> {
         self.recoveries
             .get_recovery(org, id)
             .await?

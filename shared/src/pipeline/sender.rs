@@ -10,6 +10,7 @@
 //! try is repeated, with the same `webhook-id`.
 
 use super::batch::Batch;
+use crate::domain::OrgSlug;
 use crate::domain::recovery::{RecoveryStatus, failed_position};
 use crate::domain::{
     Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryJob, DeliveryKey, DeliveryStatus,
@@ -540,7 +541,7 @@ impl Sender {
     }
 
     /// Re-queue a chunk of a resumed endpoint's held deliveries.
-    async fn resume(&self, org: &str, endpoint_id: Uuid) -> Result<Handled, SendError> {
+    async fn resume(&self, org: &OrgSlug, endpoint_id: Uuid) -> Result<Handled, SendError> {
         let Some(endpoint) = self
             .endpoints
             .get_endpoint(org, endpoint_id)
@@ -579,7 +580,7 @@ impl Sender {
     /// Delete a chunk of a deleted endpoint's deliveries.
     async fn purge(
         &self,
-        org: &str,
+        org: &OrgSlug,
         endpoint_id: Uuid,
         number: EndpointNumber,
     ) -> Result<Handled, SendError> {
@@ -613,7 +614,7 @@ impl Sender {
     /// second request replaces the first, whose job then makes no attempt if it has not
     /// run yet (at least once, then, as every delivery); and only one handling can move
     /// the record on, so only one goes on to the next chunk.
-    async fn recover(&self, org: &str, id: Uuid) -> Result<Handled, SendError> {
+    async fn recover(&self, org: &OrgSlug, id: Uuid) -> Result<Handled, SendError> {
         let Some(recovery) = self
             .recoveries
             .get_recovery(org, id)
@@ -670,7 +671,7 @@ impl Sender {
             };
             self.queue.enqueue(vec![(again, Duration::ZERO)]).await?;
         } else {
-            tracing::info!(org, recovery_id = %id, queued = next.queued, "recovery done");
+            tracing::info!(org = org.as_str(), recovery_id = %id, queued = next.queued, "recovery done");
         }
         Ok(Handled::Chunk { done: queued, more })
     }

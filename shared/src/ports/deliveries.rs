@@ -1,6 +1,7 @@
 //! How deliveries and their attempts are stored.
 
 use super::error::StoreResult;
+use crate::domain::OrgSlug;
 use crate::domain::recovery::FailedPosition;
 use crate::domain::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliverySeq, Endpoint, EndpointNumber, Expect,
@@ -15,7 +16,7 @@ pub trait DeliveryStore: Send + Sync {
     /// Take the endpoint's next delivery sequence number; `None` if it no longer exists.
     async fn next_delivery_seq(
         &self,
-        org: &str,
+        org: &OrgSlug,
         endpoint_id: Uuid,
     ) -> StoreResult<Option<DeliverySeq>>;
     /// Store a new delivery; `false` (nothing written) if its place is taken, which

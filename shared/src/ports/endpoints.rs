@@ -1,6 +1,7 @@
 //! How endpoints are stored.
 
 use super::error::StoreResult;
+use crate::domain::OrgSlug;
 use crate::domain::{Endpoint, EndpointChanges, EndpointNumber, SigningSecret};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,16 +16,16 @@ pub trait EndpointStore: Send + Sync {
     /// Store a new endpoint unless the organisation already has `limit` of them.
     async fn insert_endpoint(&self, endpoint: &Endpoint, limit: usize) -> StoreResult<()>;
     /// Newest first.
-    async fn list_endpoints(&self, org: &str) -> StoreResult<Vec<Endpoint>>;
-    async fn get_endpoint(&self, org: &str, id: Uuid) -> StoreResult<Option<Endpoint>>;
+    async fn list_endpoints(&self, org: &OrgSlug) -> StoreResult<Vec<Endpoint>>;
+    async fn get_endpoint(&self, org: &OrgSlug, id: Uuid) -> StoreResult<Option<Endpoint>>;
     /// [`EndpointStore::get_endpoint`], but it may be a moment behind the latest change
     /// (an eventually consistent read, at half the price): what the sender reads before
     /// every attempt.
-    async fn peek_endpoint(&self, org: &str, id: Uuid) -> StoreResult<Option<Endpoint>>;
+    async fn peek_endpoint(&self, org: &OrgSlug, id: Uuid) -> StoreResult<Option<Endpoint>>;
     /// Apply `changes` atomically; `None` if there is no such endpoint.
     async fn update_endpoint(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: Uuid,
         changes: &EndpointChanges,
         now: DateTime<Utc>,
@@ -32,11 +33,11 @@ pub trait EndpointStore: Send + Sync {
     /// Replace the signing secret; `false` if there is no such endpoint.
     async fn replace_secret(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: Uuid,
         secret: &SigningSecret,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
     /// `false` if there was no such endpoint.
-    async fn delete_endpoint(&self, org: &str, id: Uuid) -> StoreResult<bool>;
+    async fn delete_endpoint(&self, org: &OrgSlug, id: Uuid) -> StoreResult<bool>;
 }

@@ -2,6 +2,7 @@
 
 use super::error::StoreResult;
 use crate::domain::Event;
+use crate::domain::OrgSlug;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -11,13 +12,13 @@ pub trait EventStore: Send + Sync {
     /// Store a new event. If the organisation already has an event with its id, nothing
     /// is written and that event is returned instead (one request either way).
     async fn insert_event(&self, event: &Event) -> StoreResult<Option<Event>>;
-    async fn get_event(&self, org: &str, id: &str) -> StoreResult<Option<Event>>;
+    async fn get_event(&self, org: &OrgSlug, id: &str) -> StoreResult<Option<Event>>;
     /// Take over (or give up, with `until` in the past) the fan-out of an event from the
     /// holder last seen (`seen`): hold it until `until`. `false` if someone else holds it
     /// now.
     async fn take_over_fan_out(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: &str,
         seen: Option<DateTime<Utc>>,
         until: DateTime<Utc>,

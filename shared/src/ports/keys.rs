@@ -1,6 +1,7 @@
 //! How API keys are stored.
 
 use super::error::StoreResult;
+use crate::domain::OrgSlug;
 use crate::domain::{ApiKey, KeyHash};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,7 +15,7 @@ pub trait KeyStore: Send + Sync {
     /// `false` if no such key was stored.
     async fn delete_key(&self, hash: &KeyHash) -> StoreResult<bool>;
     /// Oldest first.
-    async fn list_keys(&self, org: &str) -> StoreResult<Vec<ApiKey>>;
+    async fn list_keys(&self, org: &OrgSlug) -> StoreResult<Vec<ApiKey>>;
     /// Record that the key was used at `at`; nothing if it is not stored (a revoked key
     /// is never written back).
     async fn record_key_use(&self, hash: &KeyHash, at: DateTime<Utc>) -> StoreResult<()>;

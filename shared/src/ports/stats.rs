@@ -2,6 +2,7 @@
 
 use super::error::StoreResult;
 use crate::domain::EndpointNumber;
+use crate::domain::OrgSlug;
 use crate::domain::stats::{HourlyCount, OrgHourCounts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,7 +16,7 @@ pub trait AttemptStats: Send + Sync {
     /// oldest first; an hour without attempts is absent.
     async fn attempt_counts(
         &self,
-        org: &str,
+        org: &OrgSlug,
         number: EndpointNumber,
         first: DateTime<Utc>,
         last: DateTime<Utc>,

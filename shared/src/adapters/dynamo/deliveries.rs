@@ -7,6 +7,7 @@ use super::{
     DynamoStore, Item, backend, decode, is_conditional_failure, mapping, ms, n, s, schema,
     table_keys,
 };
+use crate::domain::OrgSlug;
 use crate::domain::delivery::{page_range, page_total};
 use crate::domain::recovery::FailedPosition;
 use crate::domain::{
@@ -54,7 +55,7 @@ fn expecting(
 ) -> (UpdateExpr, String) {
     match expect {
         Expect::Attempt(1) => (
-            expr.set_if_absent("org", s(&seed.org))
+            expr.set_if_absent("org", s(seed.org.as_str()))
                 .set_if_absent("ep", s(seed.endpoint_id.to_string()))
                 .set_if_absent("ev", s(&seed.event_id))
                 .set_if_absent("ty", s(&seed.event_type))
@@ -267,7 +268,7 @@ impl DynamoStore {
 impl DeliveryStore for DynamoStore {
     async fn next_delivery_seq(
         &self,
-        org: &str,
+        org: &OrgSlug,
         endpoint_id: Uuid,
     ) -> StoreResult<Option<DeliverySeq>> {
         let seq = self

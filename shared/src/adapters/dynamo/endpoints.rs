@@ -6,6 +6,7 @@ use super::items::endpoints::EndpointItem;
 use super::table_keys;
 use super::{DynamoStore, applied, backend, decode, is_conditional_failure, mapping, n, s};
 use crate::domain::EndpointNumber;
+use crate::domain::OrgSlug;
 use crate::domain::time::format as ts;
 use crate::domain::{Endpoint, EndpointChanges, PausedBy, SigningSecret};
 use crate::ports::{EndpointStore, StoreError, StoreResult};
@@ -75,7 +76,7 @@ impl EndpointStore for DynamoStore {
         }
     }
 
-    async fn list_endpoints(&self, org: &str) -> StoreResult<Vec<Endpoint>> {
+    async fn list_endpoints(&self, org: &OrgSlug) -> StoreResult<Vec<Endpoint>> {
         let request = self
             .client
             .query()
@@ -91,14 +92,14 @@ impl EndpointStore for DynamoStore {
             .collect()
     }
 
-    async fn get_endpoint(&self, org: &str, id: Uuid) -> StoreResult<Option<Endpoint>> {
+    async fn get_endpoint(&self, org: &OrgSlug, id: Uuid) -> StoreResult<Option<Endpoint>> {
         self.get(table_keys::org_pk(org), &table_keys::endpoint_sk(id), true)
             .await?
             .map(decode::<EndpointItem, Endpoint>)
             .transpose()
     }
 
-    async fn peek_endpoint(&self, org: &str, id: Uuid) -> StoreResult<Option<Endpoint>> {
+    async fn peek_endpoint(&self, org: &OrgSlug, id: Uuid) -> StoreResult<Option<Endpoint>> {
         self.get(table_keys::org_pk(org), &table_keys::endpoint_sk(id), false)
             .await?
             .map(decode::<EndpointItem, Endpoint>)
@@ -107,7 +108,7 @@ impl EndpointStore for DynamoStore {
 
     async fn update_endpoint(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: Uuid,
         changes: &EndpointChanges,
         now: DateTime<Utc>,
@@ -157,7 +158,7 @@ impl EndpointStore for DynamoStore {
 
     async fn replace_secret(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: Uuid,
         secret: &SigningSecret,
         now: DateTime<Utc>,
@@ -173,7 +174,7 @@ impl EndpointStore for DynamoStore {
         applied(result)
     }
 
-    async fn delete_endpoint(&self, org: &str, id: Uuid) -> StoreResult<bool> {
+    async fn delete_endpoint(&self, org: &OrgSlug, id: Uuid) -> StoreResult<bool> {
         let delete = Delete::builder()
             .table_name(&self.table)
             .key("pk", s(table_keys::org_pk(org)))

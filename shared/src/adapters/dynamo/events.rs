@@ -3,6 +3,7 @@
 use super::items::events::EventItem;
 use super::{Absent, DynamoStore, backend, decode, mapping, n, table_keys};
 use crate::domain::Event;
+use crate::domain::OrgSlug;
 use crate::ports::{EventStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -40,7 +41,7 @@ impl EventStore for DynamoStore {
         }
     }
 
-    async fn get_event(&self, org: &str, id: &str) -> StoreResult<Option<Event>> {
+    async fn get_event(&self, org: &OrgSlug, id: &str) -> StoreResult<Option<Event>> {
         // Events do not change after they are written (but for the fan-out hold, which
         // only `insert_event`'s answer is used for): a cheap eventually consistent read.
         Ok(self
@@ -53,7 +54,7 @@ impl EventStore for DynamoStore {
 
     async fn take_over_fan_out(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: &str,
         seen: Option<DateTime<Utc>>,
         until: DateTime<Utc>,

@@ -1,6 +1,7 @@
 //! The circuit breaker's counter on DynamoDB: an attribute of the endpoint's item.
 
 use super::{DynamoStore, applied, backend, is_conditional_failure, n, s, table_keys};
+use crate::domain::OrgSlug;
 use crate::domain::Pause;
 use crate::ports::{EndpointHealth, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -12,7 +13,7 @@ use uuid::Uuid;
 impl EndpointHealth for DynamoStore {
     async fn record_failures(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: Uuid,
         failures: u32,
     ) -> StoreResult<Option<u32>> {
@@ -27,7 +28,7 @@ impl EndpointHealth for DynamoStore {
         Ok(count.map(|c| u32::try_from(c).unwrap_or(u32::MAX)))
     }
 
-    async fn record_success(&self, org: &str, id: Uuid) -> StoreResult<u32> {
+    async fn record_success(&self, org: &OrgSlug, id: Uuid) -> StoreResult<u32> {
         // A read of the count as it is now, and a write only when there is something to
         // reset (compare-and-set, so a failure counted meanwhile is not lost): a read unit
         // is a fifth of a write unit's price, and most successes find zero.
@@ -65,7 +66,7 @@ impl EndpointHealth for DynamoStore {
         ))
     }
 
-    async fn pause_endpoint(&self, org: &str, id: Uuid, pause: Pause) -> StoreResult<bool> {
+    async fn pause_endpoint(&self, org: &OrgSlug, id: Uuid, pause: Pause) -> StoreResult<bool> {
         let Pause {
             by,
             at,

@@ -6,6 +6,7 @@ use super::{
     DynamoStore, applied, backend, decode, is_conditional_failure, mapping, n, s, schema,
     table_keys,
 };
+use crate::domain::OrgSlug;
 use crate::domain::{ApiKey, KeyHash};
 use crate::ports::{KeyStore, StoreResult};
 use async_trait::async_trait;
@@ -40,7 +41,7 @@ impl KeyStore for DynamoStore {
         applied(result)
     }
 
-    async fn list_keys(&self, org: &str) -> StoreResult<Vec<ApiKey>> {
+    async fn list_keys(&self, org: &OrgSlug) -> StoreResult<Vec<ApiKey>> {
         let request = self
             .client
             .query()

@@ -18,6 +18,7 @@ pub mod schema;
 mod stats;
 mod table_keys;
 
+use crate::domain::OrgSlug;
 use crate::domain::Retention;
 use crate::ports::{StoreError, StoreResult};
 use aws_sdk_dynamodb::Client;
@@ -67,7 +68,7 @@ impl DynamoStore {
     }
 
     /// An `UpdateItem` on the organisation's endpoint `id`.
-    fn endpoint_update(&self, org: &str, id: uuid::Uuid) -> UpdateItemFluentBuilder {
+    fn endpoint_update(&self, org: &OrgSlug, id: uuid::Uuid) -> UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.table)

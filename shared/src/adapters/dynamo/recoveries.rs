@@ -2,6 +2,7 @@
 
 use super::items::recoveries::RecoveryItem;
 use super::{DynamoStore, Item, applied, decode, mapping, n, s, table_keys};
+use crate::domain::OrgSlug;
 use crate::domain::recovery::Recovery;
 use crate::ports::{RecoveryStore, StoreResult};
 use async_trait::async_trait;
@@ -18,14 +19,14 @@ impl RecoveryStore for DynamoStore {
         self.put_new(item).await
     }
 
-    async fn get_recovery(&self, org: &str, id: Uuid) -> StoreResult<Option<Recovery>> {
+    async fn get_recovery(&self, org: &OrgSlug, id: Uuid) -> StoreResult<Option<Recovery>> {
         Ok(self
             // Consistent: the job advances the record conditionally on what it read.
             .get(table_keys::recovery_pk(id), table_keys::RECOVERY_SK, true)
             .await?
             .map(decode::<RecoveryItem, Recovery>)
             .transpose()?
-            .filter(|r| r.org == org))
+            .filter(|r| r.org == *org))
     }
 
     async fn advance_recovery(&self, seen: &Recovery, next: &Recovery) -> StoreResult<bool> {

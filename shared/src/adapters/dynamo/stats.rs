@@ -4,6 +4,7 @@
 use super::items::stats::{stats_expiry, stats_of};
 use super::{DynamoStore, backend, n, s, table_keys};
 use crate::domain::EndpointNumber;
+use crate::domain::OrgSlug;
 use crate::domain::stats::{HourlyCount, OrgHourCounts};
 use crate::ports::{AttemptStats, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -52,7 +53,7 @@ impl AttemptStats for DynamoStore {
 
     async fn attempt_counts(
         &self,
-        org: &str,
+        org: &OrgSlug,
         number: EndpointNumber,
         first: DateTime<Utc>,
         last: DateTime<Utc>,

@@ -1,6 +1,7 @@
 //! Deliveries in the embedded store.
 
 use super::MemoryStore;
+use crate::domain::OrgSlug;
 use crate::domain::delivery::{page_range, page_total};
 use crate::domain::recovery::{FailedPosition, failed_position};
 use crate::domain::{
@@ -26,7 +27,7 @@ fn history(number: EndpointNumber) -> std::ops::RangeInclusive<DeliveryKey> {
 impl DeliveryStore for MemoryStore {
     async fn next_delivery_seq(
         &self,
-        org: &str,
+        org: &OrgSlug,
         endpoint_id: Uuid,
     ) -> StoreResult<Option<DeliverySeq>> {
         Ok(self.state_mut().endpoint_mut(org, endpoint_id).map(|e| {

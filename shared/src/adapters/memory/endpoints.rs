@@ -2,13 +2,14 @@
 
 use super::MemoryStore;
 use crate::domain::EndpointNumber;
+use crate::domain::OrgSlug;
 use crate::domain::{Endpoint, EndpointChanges, SigningSecret};
 use crate::ports::{EndpointStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-fn org_range(org: &str) -> std::ops::RangeInclusive<(String, Uuid)> {
+fn org_range(org: &OrgSlug) -> std::ops::RangeInclusive<(OrgSlug, Uuid)> {
     (org.to_owned(), Uuid::nil())..=(org.to_owned(), Uuid::max())
 }
 
@@ -36,7 +37,7 @@ impl EndpointStore for MemoryStore {
         Ok(())
     }
 
-    async fn list_endpoints(&self, org: &str) -> StoreResult<Vec<Endpoint>> {
+    async fn list_endpoints(&self, org: &OrgSlug) -> StoreResult<Vec<Endpoint>> {
         Ok(self
             .state()
             .endpoints
@@ -46,17 +47,17 @@ impl EndpointStore for MemoryStore {
             .collect())
     }
 
-    async fn get_endpoint(&self, org: &str, id: Uuid) -> StoreResult<Option<Endpoint>> {
+    async fn get_endpoint(&self, org: &OrgSlug, id: Uuid) -> StoreResult<Option<Endpoint>> {
         Ok(self.state().endpoints.get(&(org.to_owned(), id)).cloned())
     }
 
-    async fn peek_endpoint(&self, org: &str, id: Uuid) -> StoreResult<Option<Endpoint>> {
+    async fn peek_endpoint(&self, org: &OrgSlug, id: Uuid) -> StoreResult<Option<Endpoint>> {
         self.get_endpoint(org, id).await
     }
 
     async fn update_endpoint(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: Uuid,
         changes: &EndpointChanges,
         now: DateTime<Utc>,
@@ -70,7 +71,7 @@ impl EndpointStore for MemoryStore {
 
     async fn replace_secret(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: Uuid,
         secret: &SigningSecret,
         now: DateTime<Utc>,
@@ -86,7 +87,7 @@ impl EndpointStore for MemoryStore {
         })
     }
 
-    async fn delete_endpoint(&self, org: &str, id: Uuid) -> StoreResult<bool> {
+    async fn delete_endpoint(&self, org: &OrgSlug, id: Uuid) -> StoreResult<bool> {
         Ok(self
             .state_mut()
             .endpoints

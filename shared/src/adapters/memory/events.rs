@@ -2,6 +2,7 @@
 
 use super::MemoryStore;
 use crate::domain::Event;
+use crate::domain::OrgSlug;
 use crate::ports::{EventStore, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,7 +24,7 @@ impl EventStore for MemoryStore {
         Ok(None)
     }
 
-    async fn get_event(&self, org: &str, id: &str) -> StoreResult<Option<Event>> {
+    async fn get_event(&self, org: &OrgSlug, id: &str) -> StoreResult<Option<Event>> {
         Ok(self
             .state()
             .events
@@ -34,7 +35,7 @@ impl EventStore for MemoryStore {
 
     async fn take_over_fan_out(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: &str,
         seen: Option<DateTime<Utc>>,
         until: DateTime<Utc>,

@@ -1,6 +1,7 @@
 //! The circuit breaker's counter in the embedded store.
 
 use super::MemoryStore;
+use crate::domain::OrgSlug;
 use crate::domain::Pause;
 use crate::ports::{EndpointHealth, StoreResult};
 use async_trait::async_trait;
@@ -10,7 +11,7 @@ use uuid::Uuid;
 impl EndpointHealth for MemoryStore {
     async fn record_failures(
         &self,
-        org: &str,
+        org: &OrgSlug,
         id: Uuid,
         failures: u32,
     ) -> StoreResult<Option<u32>> {
@@ -20,14 +21,14 @@ impl EndpointHealth for MemoryStore {
         }))
     }
 
-    async fn record_success(&self, org: &str, id: Uuid) -> StoreResult<u32> {
+    async fn record_success(&self, org: &OrgSlug, id: Uuid) -> StoreResult<u32> {
         Ok(self
             .state_mut()
             .endpoint_mut(org, id)
             .map_or(0, |e| std::mem::take(&mut e.consecutive_failures)))
     }
 
-    async fn pause_endpoint(&self, org: &str, id: Uuid, pause: Pause) -> StoreResult<bool> {
+    async fn pause_endpoint(&self, org: &OrgSlug, id: Uuid, pause: Pause) -> StoreResult<bool> {
         let mut state = self.state_mut();
         Ok(match state.endpoint_mut(org, id) {
             Some(e)

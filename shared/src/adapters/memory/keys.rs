@@ -1,6 +1,7 @@
 //! API keys in the embedded store.
 
 use super::MemoryStore;
+use crate::domain::OrgSlug;
 use crate::domain::{ApiKey, KeyHash};
 use crate::ports::{KeyStore, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -25,12 +26,12 @@ impl KeyStore for MemoryStore {
         Ok(self.state_mut().keys.remove(hash).is_some())
     }
 
-    async fn list_keys(&self, org: &str) -> StoreResult<Vec<ApiKey>> {
+    async fn list_keys(&self, org: &OrgSlug) -> StoreResult<Vec<ApiKey>> {
         let mut keys: Vec<ApiKey> = self
             .state()
             .keys
             .values()
-            .filter(|k| k.org == org)
+            .filter(|k| k.org == *org)
             .cloned()
             .collect();
         keys.sort_by_key(|k| k.id);

@@ -17,6 +17,7 @@ pub mod state_file;
 mod stats;
 
 use crate::domain::EndpointNumber;
+use crate::domain::OrgSlug;
 use crate::domain::recovery::Recovery;
 use crate::domain::stats::{EndpointCounts, OrgHourCounts};
 use crate::domain::time::minute_of;
@@ -33,23 +34,23 @@ use uuid::Uuid;
 #[derive(Default)]
 struct State {
     /// (org, endpoint id) -> endpoint; ids are v7, so the map's order is creation order.
-    endpoints: BTreeMap<(String, Uuid), Endpoint>,
+    endpoints: BTreeMap<(OrgSlug, Uuid), Endpoint>,
     /// The last endpoint number handed out.
     endpoint_numbers: u32,
     keys: BTreeMap<KeyHash, ApiKey>,
-    events: BTreeMap<(String, String), Event>,
+    events: BTreeMap<(OrgSlug, String), Event>,
     /// By (endpoint number, seq): each endpoint's history in order.
     deliveries: BTreeMap<DeliveryKey, Delivery>,
     /// By (due minute, delivery, attempt).
     schedule: BTreeMap<(DateTime<Utc>, DeliveryKey, u32), ScheduledAttempt>,
     scheduled_through: Option<DateTime<Utc>>,
     /// (organisation, hour) -> endpoint number -> counts.
-    attempt_counts: BTreeMap<(String, DateTime<Utc>), BTreeMap<EndpointNumber, EndpointCounts>>,
+    attempt_counts: BTreeMap<(OrgSlug, DateTime<Utc>), BTreeMap<EndpointNumber, EndpointCounts>>,
     recoveries: BTreeMap<Uuid, Recovery>,
 }
 
 impl State {
-    fn endpoint_mut(&mut self, org: &str, id: Uuid) -> Option<&mut Endpoint> {
+    fn endpoint_mut(&mut self, org: &OrgSlug, id: Uuid) -> Option<&mut Endpoint> {
         self.endpoints.get_mut(&(org.to_owned(), id))
     }
 }

@@ -179,6 +179,7 @@ impl JobQueue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::org::acme;
     use crate::domain::{DeliveryJob, EventRef};
     use uuid::Uuid;
 
@@ -189,7 +190,7 @@ mod tests {
             event_type: "a.b".into(),
             created_at: crate::domain::now(),
         };
-        DeliveryJob::new("acme", id, id, event, None).automatic(1)
+        DeliveryJob::new(&acme(), id, id, event, None).automatic(1)
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,6 +1,7 @@
 //! Recovery jobs' records in the embedded store.
 
 use super::MemoryStore;
+use crate::domain::OrgSlug;
 use crate::domain::recovery::{Recovery, RecoveryStatus};
 use crate::ports::{RecoveryStore, StoreResult};
 use async_trait::async_trait;
@@ -15,12 +16,12 @@ impl RecoveryStore for MemoryStore {
         Ok(())
     }
 
-    async fn get_recovery(&self, org: &str, id: Uuid) -> StoreResult<Option<Recovery>> {
+    async fn get_recovery(&self, org: &OrgSlug, id: Uuid) -> StoreResult<Option<Recovery>> {
         Ok(self
             .state()
             .recoveries
             .get(&id)
-            .filter(|r| r.org == org)
+            .filter(|r| r.org == *org)
             .cloned())
     }
 

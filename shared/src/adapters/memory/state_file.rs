@@ -257,6 +257,7 @@ mod tests {
     use super::super::MemoryStore;
     use super::super::queue::MemoryQueue;
     use super::*;
+    use crate::domain::org::acme;
     use crate::domain::{DeliveryJob, EventRef, Role};
     use crate::domain::{DeliverySeq, EndpointNumber};
     use crate::ports::{EndpointStore, KeyStore};
@@ -264,7 +265,7 @@ mod tests {
     #[tokio::test]
     async fn a_saved_store_loads_equal_and_a_foreign_file_is_refused() {
         let store = MemoryStore::new();
-        let (key, _) = crate::key_admin::mint(&store, "acme", Role::Admin, None)
+        let (key, _) = crate::key_admin::mint(&store, &acme(), Role::Admin, None)
             .await
             .expect("key");
         let number = store.allocate_endpoint_number().await.expect("number");
@@ -279,21 +280,21 @@ mod tests {
             event_type: "a.b".into(),
             created_at,
         };
-        let job = DeliveryJob::new("acme", id, id, event, Some("{}")).automatic(2);
+        let job = DeliveryJob::new(&acme(), id, id, event, Some("{}")).automatic(2);
         crate::ports::JobQueue::enqueue(&queue, vec![(job, std::time::Duration::from_secs(60))])
             .await
             .expect("enqueue");
         // The console's hourly counts and a recovery's record.
         let hour = crate::domain::stats::hour_of(created_at);
         let tally = crate::domain::stats::HourlyTally::default();
-        tally.attempt("acme", number, created_at, true);
-        tally.attempt("acme", number, created_at, false);
+        tally.attempt(&acme(), number, created_at, true);
+        tally.attempt(&acme(), number, created_at, false);
         crate::ports::AttemptStats::add_attempt_counts(&store, &tally.take())
             .await
             .expect("counts");
         let recovery = crate::domain::recovery::Recovery {
             id,
-            org: "acme".into(),
+            org: acme(),
             endpoint_id: id,
             endpoint_number: number,
             since: created_at,
@@ -331,7 +332,7 @@ mod tests {
         assert_eq!(loaded.store.recoveries, vec![recovery]);
         let restored = MemoryStore::with_contents(loaded.store).expect("store");
         assert_eq!(
-            restored.list_keys("acme").await.expect("keys")[0].role,
+            restored.list_keys(&acme()).await.expect("keys")[0].role,
             Role::Admin
         );
         #[cfg(unix)]

@@ -2,6 +2,7 @@
 
 use super::MemoryStore;
 use crate::domain::EndpointNumber;
+use crate::domain::OrgSlug;
 use crate::domain::now;
 use crate::domain::stats::{HourlyCount, OrgHourCounts, STATS_KEPT_DAYS, hour_of};
 use crate::ports::{AttemptStats, StoreResult};
@@ -33,7 +34,7 @@ impl AttemptStats for MemoryStore {
 
     async fn attempt_counts(
         &self,
-        org: &str,
+        org: &OrgSlug,
         number: EndpointNumber,
         first: DateTime<Utc>,
         last: DateTime<Utc>,

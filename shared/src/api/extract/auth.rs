@@ -9,6 +9,7 @@
 
 use super::path::org_slug;
 use crate::api::error::ApiError;
+use crate::domain::OrgSlug;
 use crate::domain::{ApiKey, KeyHash, Role};
 use crate::ports::KeyStore;
 use axum::extract::{FromRef, FromRequestParts};
@@ -53,7 +54,7 @@ pub struct Caller<A> {
 
 impl<A> Caller<A> {
     /// The caller's organisation: the path's, on a route that names one.
-    pub fn org(&self) -> &str {
+    pub fn org(&self) -> &OrgSlug {
         &self.key.org
     }
 }
@@ -78,7 +79,8 @@ where
 }
 
 /// Check the bearer key, that it may act on `org` (if the route names one) and that its
-/// role is one of `allowed`.
+/// role is one of `allowed`. `org` is the path segment as written: one that fails the
+/// slug rule equals no key's org, so it is 404 like any other organisation's.
 async fn authorize(
     keys: &dyn KeyStore,
     headers: &HeaderMap,
@@ -132,8 +134,9 @@ mod tests {
 
     async fn store_with(key: &str, org: &str, role: Role) -> MemoryStore {
         let store = MemoryStore::new();
+        let org = OrgSlug::parse(org).expect("org");
         store
-            .insert_key(&ApiKey::new(key, org, role, Utc::now()))
+            .insert_key(&ApiKey::new(key, &org, role, Utc::now()))
             .await
             .expect("insert");
         store

@@ -2,6 +2,7 @@
 
 use super::{from_millis, millis};
 use crate::adapters::dynamo::table_keys;
+use crate::domain::OrgSlug;
 use crate::domain::{Attempt, AttemptError, AttemptErrorKind, Delivery, DeliveryStatus, Trigger};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -16,7 +17,7 @@ pub struct DeliveryItem {
     gsi2pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2sk: Option<String>,
-    org: String,
+    org: OrgSlug,
     ep: Uuid,
     ev: String,
     ty: String,

@@ -1,6 +1,7 @@
 //! An endpoint's item.
 
 use crate::adapters::dynamo::table_keys;
+use crate::domain::OrgSlug;
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{DeliverySeq, EndpointNumber};
 use crate::domain::{Endpoint, PausedBy, SigningSecret};
@@ -12,7 +13,7 @@ use uuid::Uuid;
 pub struct EndpointItem {
     pk: String,
     sk: String,
-    org: String,
+    org: OrgSlug,
     id: Uuid,
     url: String,
     description: String,

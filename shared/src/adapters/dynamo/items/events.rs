@@ -2,6 +2,7 @@
 
 use super::{from_millis, millis};
 use crate::adapters::dynamo::table_keys;
+use crate::domain::OrgSlug;
 use crate::domain::{DeliverySeq, EndpointNumber};
 use crate::domain::{Event, Target};
 use serde::{Deserialize, Serialize};
@@ -115,7 +116,7 @@ impl TryFrom<EventItem> for Event {
             })
             .collect::<Result<_, String>>()?;
         Ok(Self {
-            org: org.to_owned(),
+            org: OrgSlug::stored(org),
             id: id.to_owned(),
             event_type: i.ty,
             created_at: from_millis(i.ca)?,

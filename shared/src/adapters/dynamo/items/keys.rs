@@ -2,6 +2,7 @@
 
 use super::{from_millis, millis};
 use crate::adapters::dynamo::table_keys;
+use crate::domain::OrgSlug;
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{ApiKey, KeyHash, Role};
 use chrono::{DateTime, Utc};
@@ -16,7 +17,7 @@ pub struct ApiKeyItem {
     /// The key id (UUID v7), so `keys list` comes out oldest first.
     gsi1sk: String,
     id: Uuid,
-    org: String,
+    org: OrgSlug,
     role: Role,
     hint: String,
     #[serde(with = "rfc3339_millis")]

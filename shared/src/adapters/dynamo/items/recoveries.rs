@@ -2,6 +2,7 @@
 
 use super::{from_millis, millis};
 use crate::adapters::dynamo::table_keys;
+use crate::domain::OrgSlug;
 use crate::domain::recovery::{FailedPosition, Recovery, RecoveryStatus};
 use crate::domain::{DeliverySeq, EndpointNumber};
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use uuid::Uuid;
 pub struct RecoveryItem {
     pk: String,
     sk: String,
-    org: String,
+    org: OrgSlug,
     ep: Uuid,
     n: EndpointNumber,
     since: i64,

@@ -2,6 +2,7 @@
 
 use super::{from_millis, millis};
 use crate::adapters::dynamo::table_keys;
+use crate::domain::OrgSlug;
 use crate::domain::{DeliveryJob, DeliveryKey, EventRef, ScheduledAttempt};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use uuid::Uuid;
 pub struct ScheduledItem {
     pk: String,
     sk: String,
-    org: String,
+    org: OrgSlug,
     ep: Uuid,
     id: Uuid,
     ev: String,

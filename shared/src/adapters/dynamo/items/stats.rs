@@ -3,6 +3,7 @@
 use super::{from_millis, millis};
 use crate::adapters::dynamo::table_keys;
 use crate::domain::EndpointNumber;
+use crate::domain::OrgSlug;
 use crate::domain::stats::{EndpointCounts, OrgHourCounts, STATS_KEPT_DAYS};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -48,7 +49,7 @@ pub fn stats_of(item: &HashMap<String, AttributeValue>) -> Result<OrgHourCounts,
         }
     };
     let org = match item.get("pk") {
-        Some(AttributeValue::S(pk)) => pk.strip_prefix("STATS#").map(str::to_owned),
+        Some(AttributeValue::S(pk)) => pk.strip_prefix("STATS#").map(OrgSlug::stored),
         _ => None,
     }
     .ok_or("statistics item without an organisation")?;
