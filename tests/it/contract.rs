@@ -8,7 +8,7 @@ use shared::domain::PausedBy;
 use shared::domain::{
     ApiKey, Endpoint, EndpointChanges, KeyHash, NewEndpoint, Role, SigningSecret, now,
 };
-use shared::ports::StoreError;
+use shared::ports::{StoreError, StoreResult};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +74,11 @@ async fn endpoints_round_trip_newest_first_per_org(store: Arc<impl Store>) {
     );
 }
 
+/// Insert acme's endpoint `n` with the organisation allowed two endpoints.
+async fn insert_within_two(store: &impl Store, n: usize) -> StoreResult<()> {
+    store.insert_endpoint(&endpoint(&acme(), n), 2).await
+}
+
 async fn duplicate_ids_are_refused_without_counting(store: Arc<impl Store>) {
     let e = endpoint(&acme(), 1);
     store.insert_endpoint(&e, 2).await.expect("insert");
@@ -81,12 +86,11 @@ async fn duplicate_ids_are_refused_without_counting(store: Arc<impl Store>) {
         store.insert_endpoint(&e, 2).await,
         Err(StoreError::AlreadyExists)
     ));
-    store
-        .insert_endpoint(&endpoint(&acme(), 2), 2)
+    insert_within_two(store.as_ref(), 2)
         .await
         .expect("the refused duplicate took no place");
     assert!(matches!(
-        store.insert_endpoint(&endpoint(&acme(), 3), 2).await,
+        insert_within_two(store.as_ref(), 3).await,
         Err(StoreError::EndpointLimitReached { limit: 2 })
     ));
 }
@@ -127,12 +131,11 @@ async fn delete_frees_a_place_and_is_scoped(store: Arc<impl Store>) {
     assert!(store.delete_endpoint(&acme(), a.id).await.expect("delete"));
     assert!(!store.delete_endpoint(&acme(), a.id).await.expect("twice"));
     assert_eq!(store.list_endpoints(&acme()).await.expect("list"), vec![b]);
-    store
-        .insert_endpoint(&endpoint(&acme(), 3), 2)
+    insert_within_two(store.as_ref(), 3)
         .await
         .expect("a place was freed");
     assert!(matches!(
-        store.insert_endpoint(&endpoint(&acme(), 4), 2).await,
+        insert_within_two(store.as_ref(), 4).await,
         Err(StoreError::EndpointLimitReached { .. })
     ));
 }

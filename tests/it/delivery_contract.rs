@@ -62,6 +62,26 @@ fn failed_attempt() -> Attempt {
     }
 }
 
+/// A manual retry requested on `key` (the delivery must be there): the request's id and
+/// the delivery as it now is.
+async fn request_any_retry(store: &impl Store, key: DeliveryKey) -> (Uuid, Delivery) {
+    let request = Uuid::now_v7();
+    let requested = store
+        .request_retry(key, request, RetryOf::Any)
+        .await
+        .expect("retry")
+        .expect("there");
+    (request, requested)
+}
+
+/// `ok_attempt()` recorded on `d` under `expect`, as the sender records it.
+async fn record_success(store: &impl Store, d: &Delivery, expect: Expect) -> Option<Delivery> {
+    store
+        .record_attempt(d, expect, &ok_attempt(), &done(), now())
+        .await
+        .expect("record")
+}
+
 fn ok_attempt() -> Attempt {
     Attempt {
         status_code: Some(200),
@@ -338,17 +358,12 @@ async fn a_first_attempt_writes_a_missing_delivery(store: Arc<impl Store>) {
     let seq = take_delivery_seq(store.as_ref(), &acme(), e.id).await;
     let seed = Delivery::new(&event("evt_late"), &target(&e), seq, true);
     assert_eq!(
-        store
-            .record_attempt(&seed, Expect::Attempt(2), &ok_attempt(), &done(), now())
-            .await
-            .expect("record"),
+        record_success(store.as_ref(), &seed, Expect::Attempt(2)).await,
         None,
         "only a first attempt may write it"
     );
-    let recorded = store
-        .record_attempt(&seed, Expect::Attempt(1), &ok_attempt(), &done(), now())
+    let recorded = record_success(store.as_ref(), &seed, Expect::Attempt(1))
         .await
-        .expect("record")
         .expect("written");
     assert_eq!(
         (
@@ -385,10 +400,8 @@ async fn manual_requests_are_used_once(store: Arc<impl Store>) {
             .expect("retry"),
         None
     );
-    store
-        .record_attempt(&d, Expect::Attempt(1), &ok_attempt(), &done(), now())
+    record_success(store.as_ref(), &d, Expect::Attempt(1))
         .await
-        .expect("record")
         .expect("recorded");
     // A recovery's request is opened only on a delivery still failed: this one succeeded.
     assert_eq!(
@@ -398,35 +411,19 @@ async fn manual_requests_are_used_once(store: Arc<impl Store>) {
             .expect("retry"),
         None
     );
-    let request = Uuid::now_v7();
-    let requested = store
-        .request_retry(d.key, request, RetryOf::Any)
-        .await
-        .expect("retry")
-        .expect("there");
+    let (request, requested) = request_any_retry(store.as_ref(), d.key).await;
     assert_eq!(
         (requested.status, requested.manual_retry),
         (DeliveryStatus::Succeeded, Some(request)),
         "the outcome stands until the retry happens"
     );
     assert_eq!(
-        store
-            .record_attempt(
-                &d,
-                Expect::Request(Uuid::now_v7()),
-                &ok_attempt(),
-                &done(),
-                now()
-            )
-            .await
-            .expect("record"),
+        record_success(store.as_ref(), &d, Expect::Request(Uuid::now_v7())).await,
         None,
         "another request"
     );
-    let automatic = store
-        .record_attempt(&d, Expect::Attempt(2), &ok_attempt(), &done(), now())
+    let automatic = record_success(store.as_ref(), &d, Expect::Attempt(2))
         .await
-        .expect("record")
         .expect("recorded");
     assert_eq!(automatic.manual_retry, Some(request), "still open");
     let mut manual = ok_attempt();
@@ -507,17 +504,10 @@ async fn held_deliveries_wait_for_resume(store: Arc<impl Store>) {
 
     // A manual retry of a finished delivery held by a paused endpoint keeps its outcome.
     let f = delivery(store.as_ref(), &e, true).await;
-    store
-        .record_attempt(&f, Expect::Attempt(1), &ok_attempt(), &done(), now())
+    record_success(store.as_ref(), &f, Expect::Attempt(1))
         .await
-        .expect("record")
         .expect("recorded");
-    let request = Uuid::now_v7();
-    let requested = store
-        .request_retry(f.key, request, RetryOf::Any)
-        .await
-        .expect("retry")
-        .expect("there");
+    let (request, requested) = request_any_retry(store.as_ref(), f.key).await;
     assert!(
         store
             .hold(&requested, Expect::Request(request), now())
@@ -678,26 +668,18 @@ async fn the_failure_counter_is_atomic(store: Arc<impl Store>) {
         Some(15),
         "a run of failures is added at once"
     );
-    assert!(
-        !store
-            .pause_endpoint(&acme(), e.id, breaker(16))
-            .await
-            .expect("pause"),
-        "below threshold"
-    );
-    assert!(
-        store
-            .pause_endpoint(&acme(), e.id, breaker(15))
-            .await
-            .expect("pause")
-    );
-    assert!(
-        !store
-            .pause_endpoint(&acme(), e.id, breaker(15))
-            .await
-            .expect("pause"),
-        "already paused"
-    );
+    let pause_at = |min_failures| {
+        let store = store.clone();
+        async move {
+            store
+                .pause_endpoint(&acme(), e.id, breaker(min_failures))
+                .await
+                .expect("pause")
+        }
+    };
+    assert!(!pause_at(16).await, "below threshold");
+    assert!(pause_at(15).await);
+    assert!(!pause_at(15).await, "already paused");
     let paused = store
         .get_endpoint(&acme(), e.id)
         .await

@@ -94,6 +94,22 @@ pub fn settings(options: &Options) -> SenderSettings {
     }
 }
 
+/// What handling a delivery job answers when it made an attempt.
+pub fn attempted(status: DeliveryStatus, attempt: u32) -> Handled {
+    Handled::Attempted { status, attempt }
+}
+
+/// Whether handling a job made an attempt that succeeded.
+fn succeeded(handled: &Handled) -> bool {
+    matches!(
+        handled,
+        Handled::Attempted {
+            status: DeliveryStatus::Succeeded,
+            ..
+        }
+    )
+}
+
 impl<S: Store> Harness<S> {
     pub async fn start(store: Arc<S>, behaviour: Behaviour, options: Options) -> Self {
         seed_keys(store.as_ref()).await;
@@ -276,13 +292,10 @@ async fn delivers_signed_and_records_once(store: Arc<impl Store>) {
     assert_eq!(published["event_id"], "evt_e2e_1");
 
     let job = h.next_job(STEP).await.expect("job");
-    assert!(matches!(
-        h.sender.handle(job.clone(), false).await,
-        Ok(Handled::Attempted {
-            status: DeliveryStatus::Succeeded,
-            attempt: 1
-        })
-    ));
+    assert_eq!(
+        h.sender.handle(job.clone(), false).await.expect("handled"),
+        attempted(DeliveryStatus::Succeeded, 1)
+    );
     // The same message handed out again (SQS is at-least-once; its receive count says
     // so): the sender reads the delivery first, finds the attempt recorded, and neither
     // posts nor records again.
@@ -404,13 +417,7 @@ async fn retries_on_schedule_then_succeeds(store: Arc<impl Store>) {
     let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
     h.publish("evt_retry").await;
 
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Retrying,
-            attempt: 1
-        }
-    );
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Retrying, 1));
     let id = h.receiver.requests()[0]
         .header("webhook-id")
         .expect("id")
@@ -424,20 +431,8 @@ async fn retries_on_schedule_then_succeeds(store: Arc<impl Store>) {
     let ep = h.stored_endpoint(&endpoint_id).await;
     assert_eq!(ep.consecutive_failures, 1);
 
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Retrying,
-            attempt: 2
-        }
-    );
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Succeeded,
-            attempt: 3
-        }
-    );
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Retrying, 2));
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Succeeded, 3));
 
     let got = h.receiver.requests();
     assert_eq!(got.len(), 3);
@@ -483,20 +478,8 @@ async fn exhausted_retries_fail(store: Arc<impl Store>) {
     let mut h = Harness::start(store, Behaviour::always(Reply::status(500)), options).await;
     h.endpoint(&["alert.fired"]).await;
     h.publish("evt_fail").await;
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Retrying,
-            attempt: 1
-        }
-    );
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Failed,
-            attempt: 2
-        }
-    );
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Retrying, 1));
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Failed, 2));
     assert!(
         h.next_job(Duration::from_millis(1500)).await.is_none(),
         "nothing more is scheduled"
@@ -512,20 +495,8 @@ async fn breaker_pauses_and_resume_requeues(store: Arc<impl Store>) {
     let mut h = Harness::start(store, Behaviour::always(Reply::status(500)), options).await;
     let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
     h.publish("evt_breaker").await;
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Retrying,
-            attempt: 1
-        }
-    );
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Retrying,
-            attempt: 2
-        }
-    );
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Retrying, 1));
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Retrying, 2));
     let ep = h.stored_endpoint(&endpoint_id).await;
     assert!(!ep.is_active, "paused at the threshold");
     assert_eq!(ep.consecutive_failures, 2);
@@ -562,17 +533,11 @@ async fn breaker_pauses_and_resume_requeues(store: Arc<impl Store>) {
         statuses.push(h.step(STEP).await);
     }
     assert!(
-        statuses.contains(&Handled::Attempted {
-            status: DeliveryStatus::Succeeded,
-            attempt: 3
-        }),
+        statuses.contains(&attempted(DeliveryStatus::Succeeded, 3)),
         "{statuses:?}"
     );
     assert!(
-        statuses.contains(&Handled::Attempted {
-            status: DeliveryStatus::Succeeded,
-            attempt: 1
-        }),
+        statuses.contains(&attempted(DeliveryStatus::Succeeded, 1)),
         "{statuses:?}"
     );
 }
@@ -586,13 +551,7 @@ async fn gone_pauses_at_once(store: Arc<impl Store>) {
     .await;
     let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
     h.publish("evt_gone").await;
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Paused,
-            attempt: 1
-        }
-    );
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Paused, 1));
     let ep = h.stored_endpoint(&endpoint_id).await;
     assert!(!ep.is_active);
     assert!(h.next_job(Duration::from_millis(1500)).await.is_none());
@@ -613,13 +572,7 @@ async fn blocked_targets_are_never_reached(store: Arc<impl Store>) {
     let named = named.json["id"].as_str().expect("id").to_owned();
     h.publish("evt_blocked").await;
     for _ in 0..2 {
-        assert_eq!(
-            h.step(STEP).await,
-            Handled::Attempted {
-                status: DeliveryStatus::Retrying,
-                attempt: 1
-            }
-        );
+        assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Retrying, 1));
     }
     assert!(
         h.receiver.requests().is_empty(),
@@ -654,10 +607,7 @@ async fn manual_retry_sends_again(store: Arc<impl Store>) {
     let job = h.next_job(STEP).await.expect("manual job");
     assert_eq!(
         h.sender.handle(job.clone(), false).await.expect("handled"),
-        Handled::Attempted {
-            status: DeliveryStatus::Succeeded,
-            attempt: 2
-        }
+        attempted(DeliveryStatus::Succeeded, 2)
     );
     // Its request is used up: the same message again, handed out before or not, makes
     // no second attempt (a manual job always reads the delivery first).
@@ -842,10 +792,7 @@ async fn a_sender_dying_after_the_post_loses_nothing(store: Arc<impl Store>) {
     // Handed out again: its attempt is not recorded, so it is made again.
     assert_eq!(
         h.sender.handle(job.clone(), true).await.expect("again"),
-        Handled::Attempted {
-            status: DeliveryStatus::Succeeded,
-            attempt: 1
-        }
+        attempted(DeliveryStatus::Succeeded, 1)
     );
     let got = h.receiver.requests();
     assert_eq!(got.len(), 2, "the try was repeated, not lost");
@@ -939,13 +886,7 @@ async fn a_sender_dying_before_queueing_the_retry_loses_nothing(store: Arc<impl 
         "its attempt is recorded: not posted again"
     );
     assert_eq!(h.receiver.requests().len(), 1);
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Succeeded,
-            attempt: 2
-        }
-    );
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Succeeded, 2));
     assert_eq!(h.receiver.requests().len(), 2);
     assert_eq!(h.stored_delivery(&id).await.attempt_count(), 2);
 }
@@ -987,13 +928,7 @@ async fn an_enqueue_failure_fails_the_publish_and_its_retry_completes_it(store: 
     let again = h.publish("evt_lost_enqueue").await;
     assert_eq!(again["deliveries"], 2);
     for _ in 0..2 {
-        assert_eq!(
-            h.step(STEP).await,
-            Handled::Attempted {
-                status: DeliveryStatus::Succeeded,
-                attempt: 1
-            }
-        );
+        assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Succeeded, 1));
     }
     assert!(h.next_job(Duration::from_millis(300)).await.is_none());
     let got = h.receiver.requests();
@@ -1026,13 +961,7 @@ async fn long_waits_wait_in_the_due_list(store: Arc<impl Store>) {
     .await;
     h.endpoint(&["alert.fired"]).await;
     h.publish("evt_long_wait").await;
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Retrying,
-            attempt: 1
-        }
-    );
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Retrying, 1));
     let id = h.receiver.requests()[0]
         .header("webhook-id")
         .expect("id")
@@ -1092,13 +1021,7 @@ async fn long_waits_wait_in_the_due_list(store: Arc<impl Store>) {
         0,
         "handed over once"
     );
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Succeeded,
-            attempt: 2
-        }
-    );
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Succeeded, 2));
     assert!(h.next_job(Duration::from_millis(300)).await.is_none());
     let detail = h.detail(&id).await;
     assert_eq!(detail["status"], "succeeded");
@@ -1298,13 +1221,7 @@ async fn a_half_done_publish_is_finished_by_its_repeat(store: Arc<impl Store>) {
     assert_eq!(again.status, 202, "{}", again.json);
     assert_eq!(again.json["deliveries"], 3);
     for outcome in handled {
-        assert_eq!(
-            outcome,
-            Handled::Attempted {
-                status: DeliveryStatus::Succeeded,
-                attempt: 1
-            }
-        );
+        assert_eq!(outcome, attempted(DeliveryStatus::Succeeded, 1));
     }
     assert!(
         h.next_job(Duration::from_millis(300)).await.is_none(),
@@ -1440,23 +1357,8 @@ async fn a_manual_retry_during_an_attempt_is_not_lost(store: Arc<impl Store>) {
     )
     .await;
     let (automatic, manual, id) = retry_during_attempt(&mut h, "evt_busy").await;
-    assert_eq!(
-        automatic,
-        Handled::Attempted {
-            status: DeliveryStatus::Succeeded,
-            attempt: 1
-        }
-    );
-    assert!(
-        matches!(
-            manual,
-            Handled::Attempted {
-                status: DeliveryStatus::Succeeded,
-                ..
-            }
-        ),
-        "{manual:?}"
-    );
+    assert_eq!(automatic, attempted(DeliveryStatus::Succeeded, 1));
+    assert!(succeeded(&manual), "{manual:?}");
     both_attempts_recorded(
         &mut h,
         &id,
@@ -1478,16 +1380,7 @@ async fn a_retry_during_a_slow_attempt_goes_out_at_once(store: Arc<impl Store>) 
     )
     .await;
     let (automatic, manual, id) = retry_during_attempt(&mut h, "evt_slow").await;
-    assert!(
-        matches!(
-            manual,
-            Handled::Attempted {
-                status: DeliveryStatus::Succeeded,
-                ..
-            }
-        ),
-        "{manual:?}"
-    );
+    assert!(succeeded(&manual), "{manual:?}");
     // The manual retry ends first and is recorded as attempt 1; the automatic attempt,
     // still the schedule's first, is recorded after it.
     both_attempts_recorded(
@@ -1498,13 +1391,7 @@ async fn a_retry_during_a_slow_attempt_goes_out_at_once(store: Arc<impl Store>) 
     )
     .await;
     assert!(
-        matches!(
-            automatic,
-            Handled::Attempted {
-                status: DeliveryStatus::Succeeded,
-                ..
-            }
-        ),
+        succeeded(&automatic),
         "the slow automatic attempt is recorded too: {automatic:?}"
     );
 }
@@ -1554,13 +1441,7 @@ async fn a_retry_held_by_a_paused_endpoint_stays_manual(store: Arc<impl Store>) 
             more: false
         }
     );
-    assert_eq!(
-        h.step(STEP).await,
-        Handled::Attempted {
-            status: DeliveryStatus::Succeeded,
-            attempt: 2
-        }
-    );
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Succeeded, 2));
     let after = h.detail(&id).await;
     assert_eq!(after["attempts"][1]["trigger"], "manual", "{after}");
     assert_eq!(h.receiver.requests().len(), 2);

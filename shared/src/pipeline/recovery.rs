@@ -21,15 +21,17 @@ pub struct Recoveries {
     pub queue: Arc<dyn JobQueue>,
 }
 
-/// The window a recovery covers, `[since, until)`, as asked.
+/// What a recovery covers, as asked: the failed deliveries of one endpoint created in
+/// `[since, until)`.
 #[derive(Debug, Clone, Copy)]
-pub struct Window {
+pub struct Scope {
+    pub endpoint_id: Uuid,
     pub since: DateTime<Utc>,
     /// Open-ended: up to the request.
     pub until: Option<DateTime<Utc>>,
 }
 
-impl Window {
+impl Scope {
     /// Nothing is created after the request at `at`, so `until` ends there at the latest
     /// (and without one, everything created up to it: times are whole milliseconds, so
     /// one created in this very millisecond is included too). Both ends are cut to whole
@@ -43,15 +45,10 @@ impl Window {
 }
 
 impl Recoveries {
-    /// How many deliveries a recovery of `window` would send.
-    pub async fn count(
-        &self,
-        org: &OrgSlug,
-        endpoint_id: Uuid,
-        window: Window,
-    ) -> Result<u64, RequestError> {
-        let endpoint = lookup::endpoint(self.endpoints.as_ref(), org, endpoint_id).await?;
-        let (since, until) = window.bounds(now());
+    /// How many deliveries a recovery of `scope` would send.
+    pub async fn count(&self, org: &OrgSlug, scope: Scope) -> Result<u64, RequestError> {
+        let endpoint = lookup::endpoint(self.endpoints.as_ref(), org, scope.endpoint_id).await?;
+        let (since, until) = scope.bounds(now());
         Ok(self
             .deliveries
             .count_failed(endpoint.number, since, until)
@@ -59,19 +56,14 @@ impl Recoveries {
     }
 
     /// Record a running recovery and queue its first chunk.
-    pub async fn start(
-        &self,
-        org: &OrgSlug,
-        endpoint_id: Uuid,
-        window: Window,
-    ) -> Result<Recovery, RequestError> {
-        let endpoint = lookup::endpoint(self.endpoints.as_ref(), org, endpoint_id).await?;
+    pub async fn start(&self, org: &OrgSlug, scope: Scope) -> Result<Recovery, RequestError> {
+        let endpoint = lookup::endpoint(self.endpoints.as_ref(), org, scope.endpoint_id).await?;
         let created_at = now();
-        let (since, until) = window.bounds(created_at);
+        let (since, until) = scope.bounds(created_at);
         let recovery = Recovery {
             id: Uuid::now_v7(),
             org: org.to_owned(),
-            endpoint_id,
+            endpoint_id: endpoint.id,
             endpoint_number: endpoint.number,
             since,
             until,
@@ -88,7 +80,7 @@ impl Recoveries {
             recovery_id: recovery.id,
         };
         self.queue.enqueue(vec![(job, Duration::ZERO)]).await?;
-        tracing::info!(org = org.as_str(), endpoint_id = %endpoint_id, recovery_id = %recovery.id, since = %recovery.since, until = %recovery.until, "recovery started");
+        tracing::info!(org = org.as_str(), endpoint_id = %endpoint.id, recovery_id = %recovery.id, since = %recovery.since, until = %recovery.until, "recovery started");
         Ok(recovery)
     }
 

@@ -11,7 +11,7 @@ use crate::api::extract::query::NoQuery;
 use crate::api::state::DeliveriesState;
 use crate::domain::ValidationError;
 use crate::domain::time::{optional_rfc3339_millis, rfc3339_millis};
-use crate::pipeline::recovery::Window;
+use crate::pipeline::recovery::Scope;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,7 +23,8 @@ use uuid::Uuid;
 
 /// What the request asks for.
 pub(super) struct RecoverRequest {
-    window: Window,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
     dry_run: bool,
 }
 
@@ -47,7 +48,8 @@ impl FromJson for RecoverRequest {
         let until = time_field(fields, "until")?;
         let dry_run = fields.bool("dry_run")?.unwrap_or(false);
         Ok(Self {
-            window: Window { since, until },
+            since,
+            until,
             dry_run,
         })
     }
@@ -65,11 +67,16 @@ pub(super) async fn recover(
     ValidJson(request): ValidJson<RecoverRequest>,
 ) -> Result<Response, ApiError> {
     let org = caller.org();
+    let scope = Scope {
+        endpoint_id: id,
+        since: request.since,
+        until: request.until,
+    };
     if request.dry_run {
-        let count = state.recoveries.count(org, id, request.window).await?;
+        let count = state.recoveries.count(org, scope).await?;
         return Ok(Json(json!({ "count": count })).into_response());
     }
-    let recovery = state.recoveries.start(org, id, request.window).await?;
+    let recovery = state.recoveries.start(org, scope).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "recovery_id": recovery.id, "status": "running" })),
