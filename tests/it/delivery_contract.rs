@@ -480,12 +480,12 @@ async fn held_deliveries_wait_for_resume(store: Arc<impl Store>) {
     let mut expected = vec![born_held.id, d.id];
     expected.sort();
     assert_eq!(held, expected, "this endpoint's only");
-    let parked = stored(store.as_ref(), d.key).await;
-    assert_eq!((parked.status, parked.held), (DeliveryStatus::Paused, true));
+    let held = stored(store.as_ref(), d.key).await;
+    assert_eq!((held.status, held.held), (DeliveryStatus::Paused, true));
     let at = now();
-    assert!(store.resume_delivery(&parked, at).await.expect("resume"));
+    assert!(store.resume_delivery(&held, at).await.expect("resume"));
     assert!(
-        !store.resume_delivery(&parked, at).await.expect("again"),
+        !store.resume_delivery(&held, at).await.expect("again"),
         "only held ones resume"
     );
     let resumed = stored(store.as_ref(), d.key).await;
