@@ -4,7 +4,7 @@
 //! its window, a chunk at a time, once.
 
 use crate::common::*;
-use crate::pipeline::{Harness, Options};
+use crate::pipeline::{Harness, Options, attempted};
 use chrono::{Duration as Span, Utc};
 use serde_json::{Value, json};
 use shared::domain::recovery::failed_position;
@@ -144,13 +144,7 @@ async fn a_recovery_resends_the_failed_deliveries_of_its_window(store: Arc<impl 
     let before = Utc::now();
     for n in 0..3 {
         h.publish(&format!("evt_recover_{n}")).await;
-        assert_eq!(
-            h.step(STEP).await,
-            Handled::Attempted {
-                status: DeliveryStatus::Failed,
-                attempt: 1
-            }
-        );
+        assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Failed, 1));
     }
     let since = shared::domain::time::format(&(before - Span::seconds(1)));
     // An endpoint that only failed in an hour is counted too.
@@ -250,10 +244,7 @@ async fn a_recovery_resends_the_failed_deliveries_of_its_window(store: Arc<impl 
         assert!(matches!(job, Job::Deliver { .. }), "{job:?}");
         assert_eq!(
             h.sender.handle(job, false).await.expect("handled"),
-            Handled::Attempted {
-                status: DeliveryStatus::Succeeded,
-                attempt: 2
-            }
+            attempted(DeliveryStatus::Succeeded, 2)
         );
     }
     assert!(h.next_job(Duration::from_millis(300)).await.is_none());

@@ -85,7 +85,8 @@ async fn handle_until_done(sender: &Sender, queue: &MemoryQueue, mut handouts: V
         if receive < MAX_RECEIVES {
             tracing::warn!(
                 jobs = handouts.len(),
-                "handling the failed jobs again in 5 s"
+                pause = ?REDELIVERY_PAUSE,
+                "handling the failed jobs again after a pause"
             );
             tokio::time::sleep(REDELIVERY_PAUSE).await;
         }
