@@ -83,11 +83,15 @@ export function recoverDialog(view, id, started) {
       const answer = await ask({ ...body, dry_run: true });
       if (!answer) return;
       const n = Number(answer.count) || 0;
-      result.textContent = n === 0 ? 'No failed deliveries in this period: nothing to recover.' : `${n} failed ${n === 1 ? 'delivery' : 'deliveries'} will be sent again.`;
+      // A capped count stopped at n: there are more, and a recovery sends them all.
+      const more = answer.capped === true;
+      if (n === 0) result.textContent = 'No failed deliveries in this period: nothing to recover.';
+      else if (more) result.textContent = `More than ${n} failed deliveries: all of them will be sent again.`;
+      else result.textContent = `${n} failed ${n === 1 ? 'delivery' : 'deliveries'} will be sent again.`;
       if (n > 0) {
         range = body;
         start.disabled = false;
-        start.textContent = `Recover ${deliveries(n)}`;
+        start.textContent = more ? `Recover more than ${deliveries(n)}` : `Recover ${deliveries(n)}`;
         start.focus();
       }
     }),

@@ -282,6 +282,7 @@ fn every_api_error() -> Vec<(ApiError, u16)> {
         ApiError::EndpointLimitReached { limit: 1 },
         ApiError::EventIdReused,
         ApiError::PublishInProgress,
+        ApiError::RecoveryRunning(uuid::Uuid::nil()),
         ApiError::Internal,
     ];
     all.into_iter()
@@ -292,7 +293,9 @@ fn every_api_error() -> Vec<(ApiError, u16)> {
                 ApiError::Forbidden => 403,
                 ApiError::NotFound => 404,
                 ApiError::MethodNotAllowed => 405,
-                ApiError::EventIdReused | ApiError::PublishInProgress => 409,
+                ApiError::EventIdReused
+                | ApiError::PublishInProgress
+                | ApiError::RecoveryRunning(_) => 409,
                 ApiError::PayloadTooLarge { .. } => 413,
                 ApiError::Validation(_) | ApiError::EndpointLimitReached { .. } => 422,
                 ApiError::Internal => 500,

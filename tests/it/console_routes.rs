@@ -7,11 +7,11 @@ use crate::common::*;
 use crate::pipeline::{Harness, Options, attempted};
 use chrono::{Duration as Span, Utc};
 use serde_json::{Value, json};
-use shared::domain::recovery::failed_position;
+use shared::domain::recovery::{Recovery, RecoveryStatus, STALLED_AFTER, failed_position};
 use shared::domain::stats::hour_of;
 use shared::domain::{DeliveryStatus, Job};
 use shared::pipeline::Handled;
-use shared::ports::Store;
+use shared::ports::{Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::{Behaviour, Reply};
@@ -191,7 +191,19 @@ async fn a_recovery_resends_the_failed_deliveries_of_its_window(store: Arc<impl 
         body["dry_run"] = true.into();
         let counted = recover(&h, &endpoint_id, body).await;
         assert_eq!(counted.status, 200, "{window}: {}", counted.json);
-        assert_eq!(counted.json, json!({ "count": count }), "{window}");
+        assert_eq!(
+            counted.json,
+            json!({ "count": count, "capped": false }),
+            "{window}"
+        );
+    }
+    // A count reads no further than it is asked to (a dry run stops at its cap).
+    for (at_most, counted) in [(0, 0), (1, 1), (2, 2), (3, 3), (10, 3)] {
+        let n = store
+            .count_failed(number, window_start, until, at_most)
+            .await
+            .expect("count");
+        assert_eq!(n, counted, "at most {at_most}");
     }
 
     // Bad requests.
@@ -218,6 +230,14 @@ async fn a_recovery_resends_the_failed_deliveries_of_its_window(store: Arc<impl 
     assert_eq!(started.status, 202, "{}", started.json);
     assert_eq!(started.json["status"], "running");
     let id = started.json["recovery_id"].as_str().expect("id").to_owned();
+    // One at a time per endpoint: a second start is refused, naming the running one;
+    // a dry run is still answered.
+    let second = recover(&h, &endpoint_id, json!({"since": since})).await;
+    assert_error(&second, 409, "recovery_running");
+    let message = second.json["error"]["message"].as_str().expect("message");
+    assert!(message.contains(&id), "{message}");
+    let counted = recover(&h, &endpoint_id, json!({"since": since, "dry_run": true})).await;
+    assert_eq!(counted.json, json!({"count": 3, "capped": false}));
     let running = recovery(&h, &id).await;
     assert_eq!(running.status, 200, "{}", running.json);
     assert_eq!(running.json["status"], "running");
@@ -263,7 +283,11 @@ async fn a_recovery_resends_the_failed_deliveries_of_its_window(store: Arc<impl 
     }
     // Recovered, they are no longer failed: a new dry run finds none.
     let after = recover(&h, &endpoint_id, json!({"since": since, "dry_run": true})).await;
-    assert_eq!(after.json, json!({"count": 0}));
+    assert_eq!(after.json, json!({"count": 0, "capped": false}));
+    // Done, it no longer holds the endpoint: the next recovery starts (and finds nothing).
+    let next = recover(&h, &endpoint_id, json!({"since": since})).await;
+    assert_eq!(next.status, 202, "{}", next.json);
+    assert_ne!(next.json["recovery_id"], id.as_str());
 
     // Unknown and foreign recoveries are 404.
     let unknown = recovery(&h, &uuid::Uuid::now_v7().to_string()).await;
@@ -288,9 +312,74 @@ async fn a_recovery_resends_the_failed_deliveries_of_its_window(store: Arc<impl 
     }
 }
 
+/// Concurrent starts on one endpoint: exactly one runs, the others are refused naming it;
+/// another endpoint is not held; a recovery that stalled (its job lost) holds nothing.
+async fn one_recovery_runs_per_endpoint(store: Arc<impl Store>) {
+    let h = Harness::start(store, Behaviour::always(Reply::ok()), Options::default()).await;
+    let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
+    let (other_endpoint, _) = h.endpoint(&["alert.fired"]).await;
+    let since = shared::domain::time::format(&(Utc::now() - Span::hours(1)));
+    let body = json!({ "since": since });
+    let start = || recover(&h, &endpoint_id, body.clone());
+    let (a, b, c, d) = tokio::join!(start(), start(), start(), start());
+    let answers = [a, b, c, d];
+    let started: Vec<&Answer> = answers.iter().filter(|a| a.status == 202).collect();
+    assert_eq!(
+        started.len(),
+        1,
+        "{:?}",
+        answers.iter().map(|a| &a.json).collect::<Vec<_>>()
+    );
+    let id = started[0].json["recovery_id"].as_str().expect("id");
+    for refused in answers.iter().filter(|a| a.status != 202) {
+        assert_error(refused, 409, "recovery_running");
+        let message = refused.json["error"]["message"].as_str().expect("message");
+        assert!(message.contains(id), "{message}");
+    }
+    let elsewhere = recover(&h, &other_endpoint, body.clone()).await;
+    assert_eq!(elsewhere.status, 202, "{}", elsewhere.json);
+
+    // A recovery of a third endpoint that has not moved for longer than the stall limit
+    // (written straight to the store) does not hold it.
+    let (third, _) = h.endpoint(&["alert.fired"]).await;
+    let stored = h.stored_endpoint(&third).await;
+    let long_ago = Utc::now() - STALLED_AFTER - Span::minutes(1);
+    let stalled = Recovery {
+        id: uuid::Uuid::now_v7(),
+        org: acme(),
+        endpoint_id: stored.id,
+        endpoint_number: stored.number,
+        since: long_ago,
+        until: long_ago,
+        status: RecoveryStatus::Running,
+        queued: 0,
+        created_at: long_ago,
+        updated_at: long_ago,
+        finished_at: None,
+        position: None,
+    };
+    h.store
+        .insert_recovery(&stalled, None)
+        .await
+        .expect("insert");
+    assert!(matches!(
+        h.store.insert_recovery(&stalled, None).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    let after_stall = recover(&h, &third, body).await;
+    assert_eq!(after_stall.status, 202, "{}", after_stall.json);
+    assert_eq!(
+        h.store.latest_recovery_id(stored.id).await.expect("read"),
+        after_stall.json["recovery_id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+    );
+}
+
 on_both_backends!(
     statistics_count_every_attempt_in_its_hour,
     a_recovery_resends_the_failed_deliveries_of_its_window,
+    one_recovery_runs_per_endpoint,
 );
 
 /// The console's fixtures, as `endpoints-api` serves them: `/console` and `/console/`

@@ -751,8 +751,9 @@ impl<S: Store> DeliveryStore for Faulty<S> {
         number: EndpointNumber,
         since: chrono::DateTime<chrono::Utc>,
         until: chrono::DateTime<chrono::Utc>,
+        at_most: u64,
     ) -> Result<u64, StoreError> {
-        self.inner.count_failed(number, since, until).await
+        self.inner.count_failed(number, since, until, at_most).await
     }
 }
 

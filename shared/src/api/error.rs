@@ -41,6 +41,10 @@ pub enum ApiError {
     /// Another publish with the same event id is still fanning out.
     #[error("another publish with this event id is still in progress; retry shortly")]
     PublishInProgress,
+    /// The endpoint already has a recovery running (its id is in the message, for the
+    /// caller to follow).
+    #[error("recovery {0} is still running on this endpoint; wait for it to finish")]
+    RecoveryRunning(uuid::Uuid),
     /// Details go to the log where this is made, never to the client.
     #[error("internal error")]
     Internal,
@@ -54,7 +58,9 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::EventIdReused | ApiError::PublishInProgress => StatusCode::CONFLICT,
+            ApiError::EventIdReused
+            | ApiError::PublishInProgress
+            | ApiError::RecoveryRunning(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) | ApiError::EndpointLimitReached { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -75,6 +81,7 @@ impl ApiError {
             ApiError::EndpointLimitReached { .. } => "endpoint_limit_reached",
             ApiError::EventIdReused => "event_id_reused",
             ApiError::PublishInProgress => "publish_in_progress",
+            ApiError::RecoveryRunning(_) => "recovery_running",
             ApiError::Internal => "internal_error",
         }
     }
@@ -149,6 +156,7 @@ impl From<RequestError> for ApiError {
     fn from(err: RequestError) -> Self {
         match err {
             RequestError::NotFound => ApiError::NotFound,
+            RequestError::RecoveryRunning(id) => ApiError::RecoveryRunning(id),
             RequestError::Store(e) => e.into(),
             RequestError::Queue(e) => e.into(),
         }

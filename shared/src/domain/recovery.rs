@@ -51,12 +51,26 @@ pub struct Recovery {
     /// Deliveries re-sent so far.
     pub queued: u64,
     pub created_at: DateTime<Utc>,
+    /// When the recovery last moved (its start, then each chunk).
+    pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// The last failed delivery handled; the next chunk starts after it.
     pub position: Option<FailedPosition>,
 }
 
+/// A running recovery that has not moved for this long no longer keeps its endpoint from
+/// starting another: its job was lost (a start whose queueing failed after its record
+/// was written, a message given up to the dead-letter queue). A chunk is one queue
+/// message, so a live recovery moves far more often.
+pub const STALLED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
 impl Recovery {
+    /// Whether this recovery keeps its endpoint from starting another at `now`: one
+    /// running recovery per endpoint, so two never re-send the same deliveries.
+    pub fn is_running_at(&self, now: DateTime<Utc>) -> bool {
+        self.status == RecoveryStatus::Running && now - self.updated_at < STALLED_AFTER
+    }
+
     /// The recovery after a chunk that ended at `position` and re-sent `queued`
     /// deliveries; done when it was the last.
     pub fn advanced(
@@ -69,6 +83,7 @@ impl Recovery {
         let mut next = self.clone();
         next.queued += queued;
         next.position = position;
+        next.updated_at = now;
         if last {
             next.status = RecoveryStatus::Done;
             next.finished_at = Some(now);

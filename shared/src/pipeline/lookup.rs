@@ -14,6 +14,9 @@ pub enum RequestError {
     /// organisation's is not found either).
     #[error("not found")]
     NotFound,
+    /// The endpoint has recovery `.0` running: one at a time.
+    #[error("recovery {0} is running on this endpoint")]
+    RecoveryRunning(Uuid),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

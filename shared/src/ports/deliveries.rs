@@ -97,12 +97,14 @@ pub trait DeliveryStore: Send + Sync {
         after: Option<FailedPosition>,
         limit: u32,
     ) -> StoreResult<(Vec<Delivery>, bool)>;
-    /// How many deliveries [`DeliveryStore::failed_deliveries`] would go through.
+    /// How many deliveries [`DeliveryStore::failed_deliveries`] would go through,
+    /// counting no further than `at_most` (reading stops there).
     async fn count_failed(
         &self,
         number: EndpointNumber,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
+        at_most: u64,
     ) -> StoreResult<u64>;
 }
 

@@ -549,16 +549,31 @@ impl DeliveryStore for DynamoStore {
         number: EndpointNumber,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
+        at_most: u64,
     ) -> StoreResult<u64> {
-        // A count reads what it counts, but sends back none of it.
+        // A count reads what it counts, but sends back none of it; each page asks for
+        // no more than is left to count, so reading stops at `at_most`.
         let Some(query) = self.failed_query(number, since, until, None) else {
             return Ok(0);
         };
+        let query = query.select(Select::Count);
         let mut count = 0;
-        Self::each_page(query.select(Select::Count), |page| {
+        let mut start = None;
+        while count < at_most {
+            let left = i32::try_from(at_most - count).unwrap_or(i32::MAX);
+            let page = query
+                .clone()
+                .limit(left)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
             count += u64::try_from(page.count).unwrap_or(0);
-        })
-        .await?;
-        Ok(count)
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(count.min(at_most))
     }
 }

@@ -69,7 +69,7 @@ impl EndpointStore for DynamoStore {
             TransactWriteItem::builder().update(count).build(),
             TransactWriteItem::builder().put(put).build(),
         ];
-        match self.transact(items).await?.as_deref() {
+        match self.transact(items, None).await?.as_deref() {
             None => Ok(()),
             Some([true, ..]) => Err(StoreError::EndpointLimitReached { limit }),
             Some(_) => Err(StoreError::AlreadyExists),
@@ -196,7 +196,7 @@ impl EndpointStore for DynamoStore {
             TransactWriteItem::builder().delete(delete).build(),
             TransactWriteItem::builder().update(count).build(),
         ];
-        match self.transact(items).await?.as_deref() {
+        match self.transact(items, None).await?.as_deref() {
             None => Ok(true),
             Some([true, ..]) => Ok(false),
             Some(_) => Err(StoreError::Backend(

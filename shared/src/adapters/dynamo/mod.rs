@@ -77,12 +77,19 @@ impl DynamoStore {
     }
 
     /// `TransactWriteItems`: `Ok(None)` when it committed, `Ok(Some(failed))` when
-    /// conditions cancelled it (`failed[i]`: item `i`'s condition failed).
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<Option<Vec<bool>>> {
+    /// conditions cancelled it (`failed[i]`: item `i`'s condition failed). With a
+    /// `token`, the SDK's retries of a call that failed after committing commit nothing
+    /// more and report success (DynamoDB keeps the token ten minutes).
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        token: Option<String>,
+    ) -> StoreResult<Option<Vec<bool>>> {
         match self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .set_client_request_token(token)
             .send()
             .await
         {

@@ -4,19 +4,66 @@ use super::items::recoveries::RecoveryItem;
 use super::{DynamoStore, Item, applied, decode, mapping, n, s, table_keys};
 use crate::domain::OrgSlug;
 use crate::domain::recovery::Recovery;
-use crate::ports::{RecoveryStore, StoreResult};
+use crate::ports::{RecoveryStore, StoreError, StoreResult};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use uuid::Uuid;
 
 #[async_trait]
 impl RecoveryStore for DynamoStore {
-    async fn insert_recovery(&self, recovery: &Recovery) -> StoreResult<()> {
-        let item: Item = serde_dynamo::to_item(RecoveryItem::new(
-            recovery,
-            self.retention.expires_at(recovery.created_at),
-        ))
-        .map_err(mapping)?;
-        self.put_new(item).await
+    async fn latest_recovery_id(&self, endpoint_id: Uuid) -> StoreResult<Option<Uuid>> {
+        Ok(self
+            // Consistent: a start replaces it conditionally on what it read.
+            .get(
+                table_keys::latest_recovery_pk(endpoint_id),
+                table_keys::LATEST_RECOVERY_SK,
+                true,
+            )
+            .await?
+            .and_then(|item| item.get("rid")?.as_s().ok()?.parse().ok()))
+    }
+
+    async fn insert_recovery(
+        &self,
+        recovery: &Recovery,
+        replacing: Option<Uuid>,
+    ) -> StoreResult<()> {
+        let expires_at = self.retention.expires_at(recovery.created_at);
+        let item: Item =
+            serde_dynamo::to_item(RecoveryItem::new(recovery, expires_at)).map_err(mapping)?;
+        let record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let latest = Put::builder()
+            .table_name(&self.table)
+            .item(
+                "pk",
+                s(table_keys::latest_recovery_pk(recovery.endpoint_id)),
+            )
+            .item("sk", s(table_keys::LATEST_RECOVERY_SK))
+            .item("rid", s(recovery.id.to_string()))
+            .item("expires_at", n(expires_at));
+        let latest = match replacing {
+            Some(seen) => latest
+                .condition_expression("rid = :seen")
+                .expression_attribute_values(":seen", s(seen.to_string())),
+            None => latest.condition_expression("attribute_not_exists(pk)"),
+        }
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let items = vec![
+            TransactWriteItem::builder().put(record).build(),
+            TransactWriteItem::builder().put(latest).build(),
+        ];
+        // The recovery's id is the token: a retried start that had committed commits
+        // nothing more.
+        match self.transact(items, Some(recovery.id.to_string())).await? {
+            None => Ok(()),
+            Some(_) => Err(StoreError::AlreadyExists),
+        }
     }
 
     async fn get_recovery(&self, org: &OrgSlug, id: Uuid) -> StoreResult<Option<Recovery>> {

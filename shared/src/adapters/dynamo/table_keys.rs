@@ -105,6 +105,14 @@ pub fn recovery_pk(id: Uuid) -> String {
 }
 pub const RECOVERY_SK: &str = "REC";
 
+/// The item naming an endpoint's latest recovery (`rid`): a start replaces it only if
+/// it still names the recovery the start saw, so one endpoint runs one recovery at once.
+/// Under the `RECOVERY#` prefix with the records it points at.
+pub fn latest_recovery_pk(endpoint_id: Uuid) -> String {
+    format!("RECOVERY#EP#{endpoint_id}")
+}
+pub const LATEST_RECOVERY_SK: &str = "LATEST";
+
 /// The due list is split over this many partitions per minute, so a burst of
 /// retries due in one minute never lands on one hot partition.
 pub const DUE_SHARDS: u64 = 4;

@@ -253,8 +253,9 @@ impl DeliveryStore for MemoryStore {
         number: EndpointNumber,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
+        at_most: u64,
     ) -> StoreResult<u64> {
-        Ok(self.failed_in(number, since, until).len() as u64)
+        Ok((self.failed_in(number, since, until).len() as u64).min(at_most))
     }
 }
 

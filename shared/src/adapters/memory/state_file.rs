@@ -302,13 +302,14 @@ mod tests {
             status: crate::domain::recovery::RecoveryStatus::Running,
             queued: 3,
             created_at,
+            updated_at: created_at + chrono::Duration::seconds(1),
             finished_at: None,
             position: Some(crate::domain::recovery::FailedPosition {
                 created_at,
                 seq: DeliverySeq(7),
             }),
         };
-        crate::ports::RecoveryStore::insert_recovery(&store, &recovery)
+        crate::ports::RecoveryStore::insert_recovery(&store, &recovery, None)
             .await
             .expect("recovery");
         let state = SavedState {

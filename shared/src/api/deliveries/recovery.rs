@@ -73,8 +73,10 @@ pub(super) async fn recover(
         until: request.until,
     };
     if request.dry_run {
-        let count = state.recoveries.count(org, scope).await?;
-        return Ok(Json(json!({ "count": count })).into_response());
+        let counted = state.recoveries.count(org, scope).await?;
+        return Ok(
+            Json(json!({ "count": counted.count, "capped": counted.capped })).into_response(),
+        );
     }
     let recovery = state.recoveries.start(org, scope).await?;
     Ok((

@@ -21,6 +21,9 @@ pub struct RecoveryItem {
     st: String,
     q: u64,
     ca: i64,
+    /// When it last moved; absent on records written before it was kept (then `ca`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ua: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fa: Option<i64>,
     /// The last failed delivery handled: creation time (ms) and seq.
@@ -44,6 +47,7 @@ impl RecoveryItem {
             st: r.status.as_str().to_owned(),
             q: r.queued,
             ca: millis(r.created_at),
+            ua: Some(millis(r.updated_at)),
             fa: r.finished_at.map(millis),
             pt: r.position.map(|p| millis(p.created_at)),
             ps: r.position.map(|p| p.seq),
@@ -80,6 +84,7 @@ impl TryFrom<RecoveryItem> for Recovery {
             },
             queued: i.q,
             created_at: from_millis(i.ca)?,
+            updated_at: from_millis(i.ua.unwrap_or(i.ca))?,
             finished_at: i.fa.map(from_millis).transpose()?,
             position,
         })
