@@ -6,9 +6,11 @@ use crate::pipeline::{Options, outbound_client, settings};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde_json::json;
+use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsQueue;
 use shared::domain::job::JOB_VERSION;
 use shared::domain::{DeliveryJob, DeliveryKey, DeliveryStatus, EndpointNumber, EventRef, Job};
+use shared::pipeline::Sender;
 use shared::ports::{DeliveryStore, JobQueue};
 use shared::wiring::sqs_batch::handle_sqs_batch;
 use shared::wiring::{self, Services};
@@ -88,6 +90,45 @@ async fn receive(client: &aws_sdk_sqs::Client, url: &str) -> (SqsEvent, Vec<Stri
     (event, handles)
 }
 
+/// A queue with its dead-letter queue on moto, a DynamoDB store with the fixtures' keys,
+/// and the sender over both, posting to an HTTPS receiver that always answers `reply`.
+struct Rig {
+    client: aws_sdk_sqs::Client,
+    url: String,
+    dlq_url: String,
+    store: Arc<DynamoStore>,
+    queue: Arc<SqsQueue>,
+    receiver: HttpsReceiver,
+    sender: Sender,
+    _certs: testkit::TempDir,
+}
+
+async fn rig(reply: Reply, max_receives: u32) -> Rig {
+    let client = sqs().await;
+    let (url, dlq_url) = queue_with_dlq(&client, max_receives).await;
+    let store = dynamo().await;
+    seed_keys(store.as_ref()).await;
+    let queue = Arc::new(SqsQueue::new(client.clone(), url.clone()));
+    let receiver = HttpsReceiver::start(Behaviour::always(reply)).await;
+    let certs = testkit::TempDir::new("it-sqs");
+    let sender = wiring::sender(
+        store.clone(),
+        queue.clone(),
+        Arc::new(outbound_client(receiver.write_ca_pem(certs.path()), true)),
+        settings(&Options::default()),
+    );
+    Rig {
+        client,
+        url,
+        dlq_url,
+        store,
+        queue,
+        receiver,
+        sender,
+        _certs: certs,
+    }
+}
+
 /// The message group SQS received a record with (a system attribute).
 fn group(record: &SqsMessage) -> Option<&str> {
     record.attributes.get("MessageGroupId").map(String::as_str)
@@ -158,21 +199,11 @@ async fn every_job_carries_its_organisation_as_message_group() {
 /// organisation's group, as the API's do.
 #[tokio::test]
 async fn the_senders_retries_stay_in_the_organisations_group() {
-    let client = sqs().await;
-    let (url, _) = queue_with_dlq(&client, 3).await;
-    let store = dynamo().await;
-    seed_keys(store.as_ref()).await;
-    let queue = Arc::new(SqsQueue::new(client.clone(), url.clone()));
-    let receiver = HttpsReceiver::start(Behaviour::always(Reply::status(500))).await;
-    let certs = testkit::TempDir::new("it-sqs");
-    let sender = wiring::sender(
-        store.clone(),
-        queue.clone(),
-        Arc::new(outbound_client(receiver.write_ca_pem(certs.path()), true)),
-        settings(&Options::default()),
-    );
-    let router = Services::new(store, queue).router();
-    let body = json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}).to_string();
+    let rig = rig(Reply::status(500), 3).await;
+    let (client, url) = (&rig.client, rig.url.as_str());
+    let router = Services::new(rig.store.clone(), rig.queue.clone()).router();
+    let body =
+        json!({"url": rig.receiver.url("/hook"), "event_types": ["alert.fired"]}).to_string();
     let created = send(&router, "endpoints-create.json", |e| set_body(e, &body)).await;
     assert_eq!(created.status, 201);
     assert_eq!(
@@ -180,25 +211,25 @@ async fn the_senders_retries_stay_in_the_organisations_group() {
         1
     );
 
-    let (first, handles) = receive(&client, &url).await;
+    let (first, handles) = receive(client, url).await;
     assert_eq!(first.records.len(), 1);
     assert_eq!(group(&first.records[0]), Some("acme"), "publish");
-    let response = handle_sqs_batch(&sender, first).await;
+    let response = handle_sqs_batch(&rig.sender, first).await;
     assert!(response.batch_item_failures.is_empty());
     client
         .delete_message()
-        .queue_url(&url)
+        .queue_url(url)
         .receipt_handle(&handles[0])
         .send()
         .await
         .expect("delete");
-    assert_eq!(receiver.requests().len(), 1);
+    assert_eq!(rig.receiver.requests().len(), 1);
 
     // The retry is due a second later (the harness's schedule).
     let mut retry = SqsEvent::default();
     for _ in 0..3 {
         if retry.records.is_empty() {
-            retry = receive(&client, &url).await.0;
+            retry = receive(client, url).await.0;
         }
     }
     assert_eq!(retry.records.len(), 1);
@@ -213,19 +244,15 @@ async fn the_senders_retries_stay_in_the_organisations_group() {
 
 #[tokio::test]
 async fn jobs_flow_through_sqs_to_the_sender_and_dynamodb() {
-    let client = sqs().await;
-    let (url, _) = queue_with_dlq(&client, 3).await;
-    let store = dynamo().await;
-    seed_keys(store.as_ref()).await;
-    let queue = Arc::new(SqsQueue::new(client.clone(), url.clone()));
-    let receiver = HttpsReceiver::start(Behaviour::always(Reply::ok())).await;
-    let certs = testkit::TempDir::new("it-sqs");
-    let sender = wiring::sender(
-        store.clone(),
-        queue.clone(),
-        Arc::new(outbound_client(receiver.write_ca_pem(certs.path()), true)),
-        settings(&Options::default()),
-    );
+    let Rig {
+        client,
+        url,
+        store,
+        queue,
+        receiver,
+        sender,
+        ..
+    } = rig(Reply::ok(), 3).await;
     let router = Services::new(store.clone(), queue.clone()).router();
 
     let body = json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]}).to_string();
@@ -306,18 +333,13 @@ async fn jobs_flow_through_sqs_to_the_sender_and_dynamodb() {
 
 #[tokio::test]
 async fn poison_messages_end_in_the_dead_letter_queue() {
-    let client = sqs().await;
-    let (url, dlq_url) = queue_with_dlq(&client, 1).await;
-    let store = dynamo().await;
-    let queue = Arc::new(SqsQueue::new(client.clone(), url.clone()));
-    let receiver = HttpsReceiver::start(Behaviour::always(Reply::ok())).await;
-    let certs = testkit::TempDir::new("it-sqs");
-    let sender = wiring::sender(
-        store,
-        queue,
-        Arc::new(outbound_client(receiver.write_ca_pem(certs.path()), true)),
-        settings(&Options::default()),
-    );
+    let Rig {
+        client,
+        url,
+        dlq_url,
+        sender,
+        ..
+    } = rig(Reply::ok(), 1).await;
     client
         .send_message()
         .queue_url(&url)
