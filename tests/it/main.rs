@@ -20,3 +20,4 @@ mod pipeline_api;
 mod retention;
 mod sqs;
 mod template;
+mod unrouted;

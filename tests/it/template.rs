@@ -45,7 +45,7 @@ fn every_function_logs_to_its_own_log_group_with_the_retention_parameter() {
         .collect();
     assert_eq!(
         functions.len(),
-        5,
+        6,
         "{:?}",
         blocks.iter().map(|b| &b.0).collect::<Vec<_>>()
     );
@@ -157,6 +157,9 @@ fn every_fixture_parses_as_its_functions_event() {
         .map(|(_, b)| (binary(b).expect("a Binary"), b.as_str()))
         .collect();
     let serving = |route: &str| -> &str {
+        if route == "$default" {
+            return default_route_function(&blocks);
+        }
         let (method, path) = route.split_once(' ').expect("METHOD /path");
         let wanted = format!("Method: {method}\n            Path: {path}\n");
         functions
@@ -188,8 +191,130 @@ fn every_fixture_parses_as_its_functions_event() {
     assert!(seen.len() >= 15, "{seen:?}");
     for (fixture, function) in &seen {
         assert!(
-            ["endpoints-api", "deliveries-api", "publish-api", "sender"].contains(function),
+            [
+                "endpoints-api",
+                "deliveries-api",
+                "publish-api",
+                "sender",
+                "fallback-api"
+            ]
+            .contains(function),
             "{fixture} goes to {function}"
         );
     }
+}
+
+/// The binary behind the HTTP API's `$default` route: the one function with an HttpApi
+/// event that names no `Method` and no `Path` (SAM's way to declare it).
+fn default_route_function(blocks: &[(String, String)]) -> &str {
+    let serving: Vec<&str> = blocks
+        .iter()
+        .filter(|(_, b)| b.contains("Type: AWS::Serverless::Function"))
+        .filter(|(_, b)| {
+            b.split("          Type: HttpApi\n").skip(1).any(|event| {
+                let properties: String = event
+                    .lines()
+                    .take_while(|l| l.starts_with("          "))
+                    .collect();
+                !properties.contains("Method:") && !properties.contains("Path:")
+            })
+        })
+        .filter_map(|(_, b)| binary(b))
+        .collect();
+    assert_eq!(serving.len(), 1, "one $default route: {serving:?}");
+    serving[0]
+}
+
+fn block<'a>(blocks: &'a [(String, String)], name: &str) -> &'a str {
+    blocks
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, b)| b.as_str())
+        .unwrap_or_else(|| panic!("{name} is declared"))
+}
+
+/// Unrouted requests reach `fallback-api`, which needs and gets no access to the table
+/// or the queue.
+#[test]
+fn the_default_route_reaches_the_fallback_function_without_permissions() {
+    let template = template();
+    let blocks = resources(&template);
+    assert_eq!(default_route_function(&blocks), "fallback-api");
+    let fallback = block(&blocks, "FallbackApiFunction");
+    assert!(fallback.contains("ApiId: !Ref WebhooksHttpApi"));
+    for absent in ["Policies:", "dynamodb:", "sqs:"] {
+        assert!(!fallback.contains(absent), "{absent}");
+    }
+}
+
+/// The stage writes one JSON line per request to a log group kept as long as the
+/// functions' logs: the fields operations need, and never a request header.
+#[test]
+fn the_api_stage_writes_json_access_logs_with_the_stacks_retention() {
+    let template = template();
+    let blocks = resources(&template);
+    let api = block(&blocks, "WebhooksHttpApi");
+    assert!(api.contains("DestinationArn: !GetAtt HttpApiAccessLogGroup.Arn"));
+    let format = api
+        .split("Format: >-\n")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .expect("a Format")
+        .trim();
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(format).expect("the format is a JSON object");
+    for (field, variable) in [
+        ("requestId", "$context.requestId"),
+        ("routeKey", "$context.routeKey"),
+        ("status", "$context.status"),
+        ("responseLatency", "$context.responseLatency"),
+        ("integrationLatency", "$context.integrationLatency"),
+        ("integrationError", "$context.integrationErrorMessage"),
+        ("method", "$context.httpMethod"),
+        ("path", "$context.path"),
+        ("ip", "$context.identity.sourceIp"),
+    ] {
+        assert_eq!(
+            fields.get(field).and_then(|v| v.as_str()),
+            Some(variable),
+            "{field}"
+        );
+    }
+    for (field, value) in &fields {
+        let value = value.as_str().expect("a string");
+        assert!(value.starts_with("$context."), "{field}");
+        // No header is logged: the Authorization header carries the API key.
+        let lower = value.to_ascii_lowercase();
+        assert!(
+            !lower.contains("authorization") && !lower.contains("header"),
+            "{field}"
+        );
+    }
+    let group = block(&blocks, "HttpApiAccessLogGroup");
+    assert!(group.contains("Type: AWS::Logs::LogGroup"));
+    assert!(group.contains("RetentionInDays: !Ref LogRetentionDays"));
+}
+
+/// Both queues keep a message 14 days, SQS's maximum, so nothing is dropped before an
+/// operator redrives it; the API's base URL has no trailing slash.
+#[test]
+fn queues_keep_messages_14_days_and_the_api_url_has_no_trailing_slash() {
+    let template = template();
+    let blocks = resources(&template);
+    for queue in ["DeliveryQueue", "DeliveryDeadLetterQueue"] {
+        assert!(
+            block(&blocks, queue).contains("MessageRetentionPeriod: 1209600\n"),
+            "{queue}"
+        );
+    }
+    let outputs = template.split("\nOutputs:\n").nth(1).expect("Outputs");
+    let url = outputs
+        .split("  ApiUrl:\n")
+        .nth(1)
+        .and_then(|o| o.lines().find_map(|l| l.trim().strip_prefix("Value: ")))
+        .expect("an ApiUrl value");
+    assert_eq!(
+        url,
+        "!Sub \"https://${WebhooksHttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}\""
+    );
 }

@@ -1,4 +1,9 @@
 //! The delivery queue on SQS.
+//!
+//! Every message carries `MessageGroupId` = the job's organisation. On a standard queue
+//! that makes it a fair queue: when one organisation builds a backlog, SQS serves the
+//! other organisations' messages first, so a quiet tenant's deliveries do not wait
+//! behind a noisy one's. It orders nothing and costs nothing (docs/DESIGN.md).
 
 use crate::domain::Job;
 use crate::ports::{JobQueue, QueueError};
@@ -43,6 +48,7 @@ impl JobQueue for SqsQueue {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(job.to_json())
+                        .message_group_id(job.org().as_str())
                         .delay_seconds(
                             i32::try_from(delay.min(&MAX_DELAY).as_secs()).unwrap_or(900),
                         )

@@ -137,6 +137,17 @@ impl ScheduledAttempt {
 }
 
 impl Job {
+    /// The organisation the job works for: every job has one, and the SQS adapter sends
+    /// it as the message group (fair queues share the queue between organisations).
+    pub fn org(&self) -> &OrgSlug {
+        match self {
+            Job::Deliver { org, .. }
+            | Job::ResumeEndpoint { org, .. }
+            | Job::RecoverEndpoint { org, .. }
+            | Job::PurgeEndpoint { org, .. } => org,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         // A plain enum of strings, ids and numbers always serialises.
         serde_json::to_string(self).unwrap_or_default()

@@ -5,6 +5,8 @@ pub mod sqs_batch;
 
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::http_client::{OutboundBuildError, OutboundClient, OutboundConfig};
+use crate::adapters::memory::MemoryStore;
+use crate::adapters::memory::queue::MemoryQueue;
 use crate::adapters::sqs::SqsQueue;
 use crate::api::state::{DeliveriesState, EndpointsState, PublishState};
 use crate::api::{
@@ -205,6 +207,17 @@ pub async fn api_lambda(settings: &ApiSettings, routes: impl FnOnce(Services) ->
         api::finish(routes(aws.services())),
         metrics_sink(settings.metrics_namespace.as_deref()),
     )
+}
+
+/// The `$default` route's router ([`api::unrouted`]): the route families `routes` picks,
+/// over an empty embedded store and a queue nobody reads, which no request reaches (the
+/// matched routes' handlers never run), so the function needs no AWS access at all.
+pub fn fallback_lambda(routes: impl FnOnce(Services) -> Router) -> Router {
+    let (queue, _) = MemoryQueue::new();
+    api::unrouted(routes(Services::new(
+        Arc::new(MemoryStore::new()),
+        Arc::new(queue),
+    )))
 }
 
 /// EMF on stdout under `namespace` (`METRICS_NAMESPACE`); no metrics without one.
