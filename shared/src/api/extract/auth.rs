@@ -3,12 +3,13 @@
 //! whose role `A` allows.
 //!
 //! Order matters: an unknown key is 401; a key of another organisation is 404, exactly as
-//! if the organisation did not exist; only then is a too-low role 403. It runs before any
+//! if the organisation did not exist; only then is a too-low role, or a portal session
+//! where only keys without an end may go, 403. It runs before any
 //! other extractor that can fail, so an unauthenticated caller learns nothing from a
 //! malformed id, query or body.
 
 use super::path::org_slug;
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, Forbidden};
 use crate::domain::OrgSlug;
 use crate::domain::{ApiKey, KeyHash, Role};
 use crate::ports::KeyStore;
@@ -18,9 +19,10 @@ use axum::http::{HeaderMap, header};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-/// Which roles a route admits.
+/// Which roles a route admits, and whether portal sessions may use it.
 pub trait Access: Send + Sync + 'static {
     const ROLES: &'static [Role];
+    const SESSIONS: bool = true;
 }
 
 /// Roles that may read (list endpoints, browse deliveries).
@@ -31,6 +33,8 @@ pub struct Write;
 pub struct Publish;
 /// Any valid key, whatever its role (`GET /key`).
 pub struct AnyRole;
+/// Admin keys without an end, which may create keys (portal sessions): a session may not.
+pub struct Mint;
 
 impl Access for Read {
     const ROLES: &'static [Role] = &[Role::Admin, Role::Member];
@@ -43,6 +47,10 @@ impl Access for Publish {
 }
 impl Access for AnyRole {
     const ROLES: &'static [Role] = &[Role::Admin, Role::Member, Role::Publisher];
+}
+impl Access for Mint {
+    const ROLES: &'static [Role] = Write::ROLES;
+    const SESSIONS: bool = false;
 }
 
 /// A caller whose key passed: of the organisation the path names (when it names one),
@@ -71,6 +79,9 @@ where
         let keys = Arc::<dyn KeyStore>::from_ref(state);
         let org = org_slug(parts, state).await?;
         let key = authorize(keys.as_ref(), &parts.headers, org.as_deref(), A::ROLES).await?;
+        if !A::SESSIONS && !key.may_mint() {
+            return Err(ApiError::Forbidden(Forbidden::Session));
+        }
         Ok(Self {
             key,
             access: PhantomData,
@@ -92,7 +103,7 @@ async fn authorize(
         return Err(ApiError::NotFound);
     }
     if !allowed.contains(&record.role) {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::Forbidden(Forbidden::Role));
     }
     record_use(keys, &record).await;
     Ok(record)
