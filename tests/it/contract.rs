@@ -306,15 +306,7 @@ async fn keys_by_hash_and_by_org(store: Arc<impl Store>) {
 /// and the list, and a request with it is refused once the end has passed.
 async fn session_keys_keep_their_end(store: Arc<impl Store>) {
     let ends = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("time");
-    let (_, parent) = shared::key_admin::mint(
-        store.as_ref(),
-        &acme(),
-        Role::Admin,
-        None,
-        shared::domain::KeyStrength::Deployed,
-    )
-    .await
-    .expect("parent");
+    let (_, parent) = crate::common::admin_key(store.as_ref()).await;
     let (token, _) = shared::key_admin::mint_session(store.as_ref(), &parent, Role::Member, ends)
         .await
         .expect("session");

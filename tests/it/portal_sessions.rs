@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use serde_json::{Value, json};
-use shared::domain::{ApiKey, KeyHash, KeyStrength, Role};
+use shared::domain::{KeyHash, Role};
 use shared::key_admin;
 use shared::ports::KeyStore;
 use std::sync::Arc;
@@ -30,13 +30,6 @@ async fn list_as(r: &axum::Router, key: &str) -> u16 {
     send(r, "endpoints-list.json", |e| set_key(e, Some(key)))
         .await
         .status
-}
-
-/// A new admin key of `acme`, as the operator mints it.
-async fn admin_key(store: &impl Store) -> (String, ApiKey) {
-    key_admin::mint(store, &acme(), Role::Admin, None, KeyStrength::Deployed)
-        .await
-        .expect("admin key")
 }
 
 async fn a_session_cannot_mint_and_goes_with_the_key_that_made_it(store: Arc<impl Store>) {

@@ -156,6 +156,14 @@ async fn mints_lists_with_last_use_and_revokes_by_key_and_by_id() {
     );
 }
 
+/// `keys revoke --id ID --org acme`: what it printed.
+fn revoke_in_acme(table: &str, id: uuid::Uuid) -> String {
+    stdout(&admin(
+        table,
+        &["keys", "revoke", "--id", &id.to_string(), "--org", "acme"],
+    ))
+}
+
 /// A chosen key shorter than a deployed table asks for is refused, saying why, and
 /// nothing is stored; one just long enough is taken.
 #[tokio::test]
@@ -254,17 +262,7 @@ async fn revoking_a_key_revokes_its_sessions_and_the_list_shows_parents() {
         )
     );
     let (_, other) = &admins[1];
-    let said = stdout(&admin(
-        &table,
-        &[
-            "keys",
-            "revoke",
-            "--id",
-            &other.id.to_string(),
-            "--org",
-            "acme",
-        ],
-    ));
+    let said = revoke_in_acme(&table, other.id);
     assert_eq!(
         said.trim(),
         format!(
@@ -296,16 +294,6 @@ async fn revoking_a_key_revokes_its_sessions_and_the_list_shows_parents() {
         listed.contains("(portal session of an unrecorded key until "),
         "{listed}"
     );
-    let said = stdout(&admin(
-        &table,
-        &[
-            "keys",
-            "revoke",
-            "--id",
-            &orphan.id.to_string(),
-            "--org",
-            "acme",
-        ],
-    ));
+    let said = revoke_in_acme(&table, orphan.id);
     assert!(said.contains("and 0 portal session(s)"), "{said}");
 }
