@@ -7,7 +7,7 @@
 
 use crate::common::*;
 use serde_json::{Map, Value};
-use shared::api::ApiError;
+use shared::api::{ApiError, Forbidden};
 use shared::domain::{Role, ValidationError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -274,7 +274,7 @@ fn every_api_error() -> Vec<(ApiError, u16)> {
     let all = vec![
         ApiError::bad_request("x"),
         ApiError::Unauthorized,
-        ApiError::Forbidden,
+        ApiError::Forbidden(Forbidden::Role),
         ApiError::NotFound,
         ApiError::MethodNotAllowed,
         ApiError::PayloadTooLarge { limit: 1 },
@@ -290,7 +290,7 @@ fn every_api_error() -> Vec<(ApiError, u16)> {
             let status = match &error {
                 ApiError::BadRequest { .. } => 400,
                 ApiError::Unauthorized => 401,
-                ApiError::Forbidden => 403,
+                ApiError::Forbidden(_) => 403,
                 ApiError::NotFound => 404,
                 ApiError::MethodNotAllowed => 405,
                 ApiError::EventIdReused

@@ -90,6 +90,19 @@ pub async fn seed_keys(store: &dyn KeyStore) {
     }
 }
 
+/// A new admin key of `acme`, as the operator mints it.
+pub async fn admin_key(store: &impl Store) -> (String, ApiKey) {
+    shared::key_admin::mint(
+        store,
+        &acme(),
+        Role::Admin,
+        None,
+        shared::domain::KeyStrength::Deployed,
+    )
+    .await
+    .expect("admin key")
+}
+
 /// The fixture endpoint's number: the first a fresh store hands out, which
 /// [`store_fixture_endpoint`] checks. The fixtures' delivery ids encode it.
 pub const FIXTURE_ENDPOINT_NUMBER: u32 = 1;

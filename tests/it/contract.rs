@@ -302,28 +302,28 @@ async fn keys_by_hash_and_by_org(store: Arc<impl Store>) {
     assert_eq!(store.list_keys(&org("other")).await.expect("list"), vec![c]);
 }
 
-/// A portal session's key keeps its end (to the second) through the store and the list,
-/// and a request with it is refused once the end has passed.
+/// A portal session's key keeps its end (to the second) and its parent through the store
+/// and the list, and a request with it is refused once the end has passed.
 async fn session_keys_keep_their_end(store: Arc<impl Store>) {
     let ends = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("time");
-    let (token, _) = shared::key_admin::mint_session(
-        store.as_ref(),
-        &acme(),
-        shared::domain::Role::Member,
-        ends,
-    )
-    .await
-    .expect("session");
+    let (_, parent) = crate::common::admin_key(store.as_ref()).await;
+    let (token, _) = shared::key_admin::mint_session(store.as_ref(), &parent, Role::Member, ends)
+        .await
+        .expect("session");
     let hash = shared::domain::KeyHash::of(&token);
     let found = store.find_key(&hash).await.expect("find").expect("stored");
-    assert_eq!(found.expires_at, Some(ends));
+    assert_eq!(
+        (found.expires_at, found.parent_id),
+        (Some(ends), Some(parent.id))
+    );
     let listed = store.list_keys(&acme()).await.expect("list");
     assert_eq!(
         listed
             .iter()
             .find(|k| k.hash == hash)
-            .and_then(|k| k.expires_at),
-        Some(ends)
+            .map(|k| (k.expires_at, k.parent_id)),
+        Some((Some(ends), Some(parent.id))),
+        "the list shows a session's end and parent"
     );
     // A member may read the list, but this session's end (2026-09-21) has passed.
     let refused = crate::common::send(

@@ -17,6 +17,7 @@ mod metrics;
 mod openapi;
 mod pipeline;
 mod pipeline_api;
+mod portal_sessions;
 mod retention;
 mod sqs;
 mod template;

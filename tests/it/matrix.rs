@@ -18,9 +18,12 @@ enum Caller {
     Publisher,
     Admin,
     OtherOrgAdmin,
+    /// Portal sessions the admin key made: their role's rights, but no minting.
+    AdminSession,
+    MemberSession,
 }
 
-const CALLERS: [Caller; 7] = [
+const CALLERS: [Caller; 9] = [
     Caller::NoKey,
     Caller::UnknownKey,
     Caller::RevokedKey,
@@ -28,9 +31,13 @@ const CALLERS: [Caller; 7] = [
     Caller::Publisher,
     Caller::Admin,
     Caller::OtherOrgAdmin,
+    Caller::AdminSession,
+    Caller::MemberSession,
 ];
 
 const REVOKED_KEY: &str = "avk_fixture_acme_revoked_admin";
+const ADMIN_SESSION_KEY: &str = "avk_fixture_acme_admin_session";
+const MEMBER_SESSION_KEY: &str = "avk_fixture_acme_member_session";
 
 impl Caller {
     fn key(self) -> Option<&'static str> {
@@ -42,6 +49,8 @@ impl Caller {
             Caller::Publisher => Some(PUBLISHER_KEY),
             Caller::Admin => Some(ADMIN_KEY),
             Caller::OtherOrgAdmin => Some(OTHER_ORG_ADMIN_KEY),
+            Caller::AdminSession => Some(ADMIN_SESSION_KEY),
+            Caller::MemberSession => Some(MEMBER_SESSION_KEY),
         }
     }
 }
@@ -56,6 +65,8 @@ enum Access {
     Read,
     Write,
     Publish,
+    /// Admin keys without an end: creating keys (portal sessions).
+    Mint,
 }
 
 /// One row: the route (as `template.yaml` names it), its fixture, and what success is.
@@ -160,7 +171,7 @@ const ROUTES: &[Route] = &[
     Route {
         key: "POST /org/{org_slug}/webhooks/portal-sessions",
         fixture: "portal-sessions-create.json",
-        access: Access::Write,
+        access: Access::Mint,
         success: 201,
     },
     Route {
@@ -185,9 +196,13 @@ fn expected(route: &Route, caller: Caller) -> u16 {
         (Access::AnyKey, _) => route.success,
         // Another organisation's key finds nothing there.
         (_, Caller::OtherOrgAdmin) => 404,
-        (Access::Read, Caller::Member | Caller::Admin)
-        | (Access::Write, Caller::Admin)
-        | (Access::Publish, Caller::Publisher | Caller::Admin) => route.success,
+        (
+            Access::Read,
+            Caller::Member | Caller::Admin | Caller::MemberSession | Caller::AdminSession,
+        )
+        | (Access::Write, Caller::Admin | Caller::AdminSession)
+        | (Access::Publish, Caller::Publisher | Caller::Admin | Caller::AdminSession)
+        | (Access::Mint, Caller::Admin) => route.success,
         _ => 403,
     }
 }
@@ -259,12 +274,28 @@ async fn every_caller_gets_exactly_its_status(store: Arc<impl Store>) {
         &acme(),
         Role::Admin,
         Some(REVOKED_KEY.to_owned()),
+        shared::domain::KeyStrength::Development,
     )
     .await
     .expect("mint");
     shared::key_admin::revoke(store.as_ref(), REVOKED_KEY)
         .await
         .expect("revoke");
+    let admin = store
+        .find_key(&shared::domain::KeyHash::of(ADMIN_KEY))
+        .await
+        .expect("find")
+        .expect("the admin key");
+    for (key, role) in [
+        (ADMIN_SESSION_KEY, Role::Admin),
+        (MEMBER_SESSION_KEY, Role::Member),
+    ] {
+        // As `key_admin::mint_session` stores one, with a token the cases can name.
+        let mut session = shared::domain::ApiKey::new(key, &acme(), role, shared::domain::now());
+        session.expires_at = Some(shared::domain::now() + chrono::TimeDelta::hours(1));
+        session.parent_id = Some(admin.id);
+        store.insert_key(&session).await.expect("session");
+    }
     let r = router(store.clone());
     let mut checked = 0;
     for route in ROUTES {

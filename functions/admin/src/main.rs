@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use shared::adapters::dynamo::{DynamoStore, schema};
 use shared::domain::time::format;
-use shared::domain::{OrgSlug, Role};
+use shared::domain::{KeyStrength, OrgSlug, Role};
 use shared::key_admin;
 use shared::settings::{AdminSettings, ProcessEnv};
 use std::process::ExitCode;
@@ -39,11 +39,13 @@ enum KeysCommand {
         org: String,
         #[arg(long, value_parser = parse_role)]
         role: Role,
-        /// Use this key instead of generating one.
+        /// Use this key instead of generating one: `avk_` and at least 32 characters
+        /// after it.
         #[arg(long)]
         key: Option<String>,
     },
-    /// Revoke a key at once: by the key itself, or by its id (`keys list`) and org.
+    /// Revoke a key at once, with the portal sessions it created: by the key itself, or
+    /// by its id (`keys list`) and org.
     #[command(group(clap::ArgGroup::new("which").required(true).args(["key", "id"])))]
     Revoke {
         /// The key itself.
@@ -57,7 +59,8 @@ enum KeysCommand {
         org: Option<String>,
     },
     /// List an organisation's keys, oldest first: id, role, last four characters,
-    /// created, last used (to the hour). Never the keys themselves.
+    /// created, last used (to the hour), and for a portal session the key that created
+    /// it and its end. Never the keys themselves.
     List {
         #[arg(long)]
         org: String,
@@ -100,7 +103,7 @@ async fn run(cli: Cli, settings: &AdminSettings) -> Result<(), String> {
     match cli.command {
         Command::Keys(KeysCommand::Create { org, role, key }) => {
             let org = key_admin::parse_org(&org).map_err(|e| e.to_string())?;
-            let (key, record) = key_admin::mint(&store, &org, role, key)
+            let (key, record) = key_admin::mint(&store, &org, role, key, KeyStrength::Deployed)
                 .await
                 .map_err(|e| e.to_string())?;
             eprintln!(
@@ -110,18 +113,21 @@ async fn run(cli: Cli, settings: &AdminSettings) -> Result<(), String> {
             println!("{key}");
         }
         Command::Keys(KeysCommand::Revoke { key, id, org }) => {
-            match (key, id, org) {
+            let revoked = match (key, id, org) {
                 (Some(key), _, _) => key_admin::revoke(&store, &key).await,
                 // A name that fails the slug rule owns no key.
                 (None, Some(id), Some(org)) => match OrgSlug::parse(&org) {
-                    Ok(org) => key_admin::revoke_by_id(&store, &org, id).await.map(|_| ()),
+                    Ok(org) => key_admin::revoke_by_id(&store, &org, id).await,
                     Err(_) => Err(key_admin::KeyError::NotFound),
                 },
                 // clap requires --key, or --id with --org.
                 _ => Err(key_admin::KeyError::NotFound),
             }
             .map_err(|e| e.to_string())?;
-            println!("revoked");
+            println!(
+                "revoked key {} and {} portal session(s) it created",
+                revoked.key.id, revoked.sessions
+            );
         }
         Command::Keys(KeysCommand::List { org }) => {
             // A name that fails the slug rule owns no key.
@@ -142,7 +148,12 @@ async fn run(cli: Cli, settings: &AdminSettings) -> Result<(), String> {
             for k in listed {
                 let session = k
                     .expires_at
-                    .map(|t| format!("  (portal session until {})", format(&t)))
+                    .map(|t| {
+                        let parent = k
+                            .parent_id
+                            .map_or_else(|| "an unrecorded key".to_owned(), |p| p.to_string());
+                        format!("  (portal session of {parent} until {})", format(&t))
+                    })
                     .unwrap_or_default();
                 println!(
                     "{}  {:<9}  ...{:<4}  {:<24}  {}{session}",

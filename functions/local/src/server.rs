@@ -14,7 +14,7 @@ use shared::adapters::memory::MemoryStore;
 use shared::adapters::memory::queue::MemoryQueue;
 use shared::adapters::memory::state_file::{self, StateFileError};
 use shared::domain::Job;
-use shared::domain::{ApiKey, KeyHash, Retention, Role};
+use shared::domain::{ApiKey, KeyHash, KeyStrength, Retention, Role};
 use shared::key_admin::{self, KeyError};
 use shared::pipeline::Sender;
 use shared::ports::{KeyStore, QueueError, StoreError};
@@ -194,7 +194,15 @@ async fn mint(
     role: Role,
     key: Option<String>,
 ) -> Result<(String, ApiKey), KeyError> {
-    key_admin::mint(store, &key_admin::parse_org(org)?, role, key).await
+    // Short keys are fine here: the local server is for development.
+    key_admin::mint(
+        store,
+        &key_admin::parse_org(org)?,
+        role,
+        key,
+        KeyStrength::Development,
+    )
+    .await
 }
 
 /// Register a `--key`; one the state file already holds for the same organisation and

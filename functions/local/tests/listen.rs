@@ -32,6 +32,11 @@ impl Listener {
     }
 
     fn start_with_key(server: &Server, key: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(server, key, extra, &[])
+    }
+
+    /// With `env` set in its environment (and no `NO_PROXY`, whatever the test's own is).
+    fn start_with_env(server: &Server, key: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_webhooks-local"))
             .args([
                 "listen",
@@ -44,6 +49,9 @@ impl Listener {
             ])
             .args(extra)
             .env("XDG_CACHE_HOME", support::cache_dir())
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -306,24 +314,73 @@ async fn listed_endpoint(server: &Server, id: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answers_200_without_an_app_502_when_the_app_is_down_and_flags_forgeries() {
+async fn answers_200_without_an_app_and_502_when_the_app_is_down() {
     let server = server();
     let alone = Listener::start(&server, &[]);
     publish(&server, "evt_listen_2").await;
     let line = alone.next_delivery();
     assert_eq!(line["verified"], true, "{line}");
     assert_eq!(line["forwarded_status"], Value::Null, "{line}");
+    drop(alone);
 
-    // A request signed with another secret (or not at all) is printed as unverified.
+    // An app that is not running: the service is answered 502, so it retries.
+    let listener = Listener::start(
+        &server,
+        &["--forward-to", &format!("http://{}/hooks", dead_address())],
+    );
+    publish(&server, "evt_listen_3").await;
+    let line = listener.next_delivery();
+    assert_eq!(line["forwarded_status"], 502, "{line}");
+}
+
+/// A loopback address nothing listens on.
+fn dead_address() -> std::net::SocketAddr {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    probe.local_addr().expect("addr")
+}
+
+/// Proxy variables, in either case, are ignored: with them pointing at a dead address
+/// the listener still registers through the API and forwards to the app. A request
+/// whose signatures do not verify is printed as unverified, answered 401 and not
+/// forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignores_proxies_and_forwards_only_verified_deliveries() {
+    let server = server();
+    let (app_url, received) = app(Arc::new(AtomicU16::new(200))).await;
+    let proxy = format!("http://{}", dead_address());
+    let env: Vec<(&str, &str)> = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ]
+    .into_iter()
+    .map(|name| (name, proxy.as_str()))
+    .collect();
+    let listener = Listener::start_with_env(&server, ADMIN, &["--forward-to", &app_url], &env);
+    publish(&server, "evt_listen_proxy").await;
+    let line = listener.next_delivery();
+    assert_eq!(
+        (&line["verified"], &line["forwarded_status"]),
+        (&json!(true), &json!(200)),
+        "{line}"
+    );
+    assert_eq!(received.lock().expect("lock").len(), 1);
+
+    // Signed with another secret (or not at all).
     let ca = std::fs::read(support::cache_dir().join("agentvista-webhooks/dev-ca-v1/ca-cert.pem"))
         .expect("the development CA, made in the cache directory");
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("PEM"))
+        .no_proxy()
         .build()
         .expect("client");
     let forged = client
-        .post(&alone.url)
+        .post(&listener.url)
         .header("x-agentvista-delivery", "forged")
+        .header("x-agentvista-event", "alert.fired")
         .header("webhook-id", "forged")
         .header(
             "webhook-timestamp",
@@ -335,24 +392,20 @@ async fn answers_200_without_an_app_502_when_the_app_is_down_and_flags_forgeries
         .send()
         .await
         .expect("the listener's certificate chains to the development CA");
-    assert_eq!(forged.status(), 200);
-    let line = alone.next_delivery();
-    assert_eq!(
-        (&line["delivery_id"], &line["verified"]),
-        (&json!("forged"), &json!(false)),
-        "{line}"
-    );
-    drop(alone);
-
-    // An app that is not running: the service is answered 502, so it retries.
-    let down = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("addr")
-    };
-    let listener = Listener::start(&server, &["--forward-to", &format!("http://{down}/hooks")]);
-    publish(&server, "evt_listen_3").await;
+    assert_eq!(forged.status(), 401);
+    let body: Value = forged.json().await.expect("a JSON error");
+    assert_eq!(body["error"]["code"], "signature_invalid", "{body}");
     let line = listener.next_delivery();
-    assert_eq!(line["forwarded_status"], 502, "{line}");
+    assert_eq!(
+        line,
+        json!({
+            "delivery_id": "forged",
+            "event_type": "alert.fired",
+            "verified": false,
+            "forwarded_status": null,
+        })
+    );
+    assert_eq!(received.lock().expect("lock").len(), 1, "not forwarded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

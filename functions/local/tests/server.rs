@@ -115,6 +115,44 @@ async fn without_keys_it_mints_a_demo_admin_key() {
     assert!(server.terminate().0.success());
 }
 
+/// A portal session, of either role, cannot make another (403 `forbidden`); the admin
+/// key that made it can. The short `--key` (development) is taken.
+#[tokio::test]
+async fn a_portal_session_cannot_make_a_portal_session() {
+    let server = start(Server::builder().key("acme", "admin", ADMIN));
+    let path = "/org/acme/webhooks/portal-sessions";
+    let mut tokens = Vec::new();
+    for role in ["admin", "member"] {
+        let (status, created) = server.post(path, &json!({"role": role})).await;
+        assert_eq!(status, 201, "{created}");
+        tokens.push(created["token"].as_str().expect("token").to_owned());
+    }
+    for token in &tokens {
+        let (status, listed) = server
+            .request_as(
+                Some(token),
+                Method::GET,
+                "/org/acme/webhooks/endpoints",
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "a session works: {listed}");
+        for role in ["admin", "member"] {
+            let (status, refused) = server
+                .request_as(
+                    Some(token),
+                    Method::POST,
+                    path,
+                    Some(&json!({"role": role, "ttl_seconds": 86_400})),
+                )
+                .await;
+            assert_eq!(status, 403, "{refused}");
+            assert_eq!(refused["error"]["code"], "forbidden", "{refused}");
+        }
+    }
+    assert!(server.terminate().0.success());
+}
+
 /// The in-process sender, with real delays from `RETRY_SCHEDULE`: a receiver that fails
 /// once gets the retry a second later, and the history shows both attempts.
 #[tokio::test]

@@ -22,8 +22,8 @@ pub enum ApiError {
     },
     #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
     Unauthorized,
-    #[error("this API key's role may not do that")]
-    Forbidden,
+    #[error("{0}")]
+    Forbidden(Forbidden),
     /// Unknown route, organisation or resource, and another organisation's resources.
     #[error("not found")]
     NotFound,
@@ -50,12 +50,22 @@ pub enum ApiError {
     Internal,
 }
 
+/// Why a valid key of the organisation is refused (403 `forbidden` either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Forbidden {
+    #[error("this API key's role may not do that")]
+    Role,
+    /// A portal session asked to create a portal session (or key).
+    #[error("a portal session may not create portal sessions or keys")]
+    Session,
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::EventIdReused
@@ -73,7 +83,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden => "forbidden",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
@@ -176,11 +186,16 @@ impl From<PublishError> for ApiError {
 }
 
 /// Minting through the API (portal sessions): the organisation is the caller's own and
-/// the token random, so only storage can fail.
+/// the token random, so only a session as the caller or storage can fail.
 impl From<KeyError> for ApiError {
     fn from(err: KeyError) -> Self {
-        tracing::error!(error = %err, "a key could not be stored");
-        ApiError::Internal
+        match err {
+            KeyError::SessionMayNotMint => ApiError::Forbidden(Forbidden::Session),
+            other => {
+                tracing::error!(error = %other, "a key could not be stored");
+                ApiError::Internal
+            }
+        }
     }
 }
 

@@ -19,7 +19,7 @@ pub mod request_metrics;
 pub mod state;
 mod views;
 
-pub use error::{ApiError, error_body};
+pub use error::{ApiError, Forbidden, error_body};
 
 use axum::Router;
 use axum::body::Body;

@@ -2,10 +2,11 @@
 //! organisation and role, and the console's URL carrying it in the fragment (which
 //! browsers never send to a server, so it reaches no log). The token is an API key that
 //! stops working at `expires_at`: refused like an unknown key from then on, and deleted
-//! by the table's TTL later.
+//! by the table's TTL later. Only a key without an end may ask (a session is 403), and
+//! the token records that key as its parent, so revoking the key revokes the session.
 
 use super::error::ApiError;
-use super::extract::auth::{Caller, Write};
+use super::extract::auth::{Caller, Mint};
 use super::extract::body::{FromJson, JsonFields, ValidJson};
 use super::extract::query::NoQuery;
 use super::request_metrics::labelled;
@@ -48,15 +49,15 @@ struct PortalSession {
 
 async fn create_session(
     State(keys): State<Arc<dyn KeyStore>>,
-    caller: Caller<Write>,
+    caller: Caller<Mint>,
     _: NoQuery,
     headers: HeaderMap,
     ValidJson(SessionRequest { role, ttl }): ValidJson<SessionRequest>,
 ) -> Result<Response, ApiError> {
-    let org = caller.org();
     let expires_at = now() + chrono::Duration::seconds(i64::from(ttl));
-    let (token, record) = key_admin::mint_session(keys.as_ref(), org, role, expires_at).await?;
-    tracing::info!(org = org.as_str(), key_id = %record.id, role = %role, %expires_at, "portal session created");
+    let (token, record) =
+        key_admin::mint_session(keys.as_ref(), &caller.key, role, expires_at).await?;
+    tracing::info!(org = record.org.as_str(), key_id = %record.id, parent_id = %caller.key.id, role = %role, %expires_at, "portal session created");
     let url = format!("{}{CONSOLE_PATH}#token={token}", origin(&headers));
     Ok((
         StatusCode::CREATED,

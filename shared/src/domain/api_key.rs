@@ -91,6 +91,10 @@ pub struct ApiKey {
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it stops working (a portal session's token); `None`: never.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The key that created it (a portal session's), so revoking that key revokes it
+    /// too; `None` for keys the operator minted, and for sessions made before sessions
+    /// recorded it.
+    pub parent_id: Option<Uuid>,
 }
 
 /// How long a portal session lasts: `ttl_seconds` bounds and default.
@@ -101,21 +105,50 @@ pub const DEFAULT_SESSION_TTL_SECONDS: u32 = 3_600;
 /// request; this costs one per key and hour at most.
 pub const LAST_USED_PRECISION: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
-/// Shortest key the operator may choose; generated keys are much longer.
+/// Shortest key the operator may choose for the local server; generated keys are much
+/// longer.
 pub const MIN_KEY_LEN: usize = 12;
 const MAX_KEY_LEN: usize = 256;
+/// What every key starts with.
+pub const KEY_PREFIX: &str = "avk_";
+/// Fewest characters after [`KEY_PREFIX`] in a key the operator chooses for a deployed
+/// table: 32 characters of base64url are 192 bits if chosen at random (generated keys
+/// carry 43, 256 bits).
+pub const MIN_DEPLOYED_KEY_BODY: usize = 32;
+
+/// How strong a key the operator chooses must be: a deployed table's keys are
+/// reachable from the internet, the local server's from this machine only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStrength {
+    /// The local server's `--key`: short, memorable keys such as `avk_local_admin`.
+    Development,
+    /// `webhooks-admin keys create --key`: `avk_` and at least
+    /// [`MIN_DEPLOYED_KEY_BODY`] characters after it.
+    Deployed,
+}
 
 impl ApiKey {
     /// A new random key: `avk_` + base64url of 32 random bytes.
     pub fn generate_secret() -> String {
         format!(
-            "avk_{}",
+            "{KEY_PREFIX}{}",
             URL_SAFE_NO_PAD.encode(super::random::random_bytes::<32>())
         )
     }
 
-    /// Check an operator-chosen key: printable ASCII without spaces, of a sane length.
-    pub fn check_chosen(key: &str) -> Result<(), String> {
+    /// Check an operator-chosen key: printable ASCII without spaces, of a sane length,
+    /// and as long as `strength` asks.
+    pub fn check_chosen(key: &str, strength: KeyStrength) -> Result<(), String> {
+        if strength == KeyStrength::Deployed
+            && key
+                .strip_prefix(KEY_PREFIX)
+                .is_none_or(|body| body.len() < MIN_DEPLOYED_KEY_BODY)
+        {
+            return Err(format!(
+                "a key for a deployed table must be {KEY_PREFIX} followed by at least \
+                 {MIN_DEPLOYED_KEY_BODY} characters (leave out --key to generate a 256-bit one)"
+            ));
+        }
         if key.len() < MIN_KEY_LEN || key.len() > MAX_KEY_LEN {
             return Err(format!(
                 "a key must be {MIN_KEY_LEN} to {MAX_KEY_LEN} characters long"
@@ -145,7 +178,14 @@ impl ApiKey {
             created_at: now,
             last_used_at: None,
             expires_at: None,
+            parent_id: None,
         }
+    }
+
+    /// Whether it may create keys (portal sessions): only a key without an end. A
+    /// session that could mint could outlive itself, and the key that made it, for ever.
+    pub fn may_mint(&self) -> bool {
+        self.expires_at.is_none()
     }
 
     /// Whether it still works at `now`.
@@ -186,14 +226,39 @@ mod tests {
         assert!(a.starts_with("avk_"));
         assert_eq!(a.len(), 4 + 43);
         assert_ne!(a, ApiKey::generate_secret());
-        assert!(ApiKey::check_chosen(&a).is_ok());
+        for strength in [KeyStrength::Development, KeyStrength::Deployed] {
+            assert!(ApiKey::check_chosen(&a, strength).is_ok());
+        }
     }
 
     #[test]
     fn chosen_keys_are_checked() {
-        assert!(ApiKey::check_chosen("avk_local_admin").is_ok());
-        assert!(ApiKey::check_chosen("short").is_err());
-        assert!(ApiKey::check_chosen("has a space in it").is_err());
+        use KeyStrength::{Deployed, Development};
+        assert!(ApiKey::check_chosen("avk_local_admin", Development).is_ok());
+        assert!(ApiKey::check_chosen("short", Development).is_err());
+        assert!(ApiKey::check_chosen("has a space in it", Development).is_err());
+
+        // A deployed table's: `avk_` and 32 characters at least.
+        let body31 = "a".repeat(31);
+        assert!(ApiKey::check_chosen("avk_local_admin", Deployed).is_err());
+        assert!(ApiKey::check_chosen(&format!("avk_{body31}"), Deployed).is_err());
+        assert!(ApiKey::check_chosen(&format!("avk_{body31}b"), Deployed).is_ok());
+        assert!(ApiKey::check_chosen(&format!("xyz_{body31}bc"), Deployed).is_err());
+        assert!(ApiKey::check_chosen(&format!("avk_{body31} b"), Deployed).is_err());
+        assert!(ApiKey::check_chosen(&format!("avk_{}", "a".repeat(300)), Deployed).is_err());
+    }
+
+    #[test]
+    fn only_keys_without_an_end_may_mint() {
+        let mut k = ApiKey::new(
+            "avk_local_admin",
+            &OrgSlug::parse("demo").expect("slug"),
+            Role::Admin,
+            Utc::now(),
+        );
+        assert!(k.may_mint());
+        k.expires_at = Some(Utc::now() + chrono::TimeDelta::hours(1));
+        assert!(!k.may_mint());
     }
 
     #[test]

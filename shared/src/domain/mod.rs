@@ -16,7 +16,7 @@ pub mod stats;
 pub mod time;
 pub mod validation;
 
-pub use api_key::{ApiKey, KeyHash, Role};
+pub use api_key::{ApiKey, KeyHash, KeyStrength, Role};
 pub use attempt::{AttemptError, AttemptErrorKind, PostOutcome};
 pub use delivery::{
     Attempt, AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Event, Expect, Target, Trigger,

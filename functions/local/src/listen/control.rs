@@ -93,7 +93,10 @@ const DEFAULT_ORG: &str = "demo";
 impl Api {
     /// The API of `--server`, for `--org` or else the key's own organisation.
     async fn new(options: &ListenOptions) -> Result<Self, ListenError> {
+        // The server is local: a proxy from the environment would only be in the way,
+        // and would see the key.
         let client = reqwest::Client::builder()
+            .no_proxy()
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(ListenError::ApiClient)?;

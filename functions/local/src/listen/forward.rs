@@ -39,7 +39,10 @@ impl Forward {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(invalid("must be an http or https URL".into()));
         }
+        // The app is the user's own, usually on this machine: never through a proxy
+        // from the environment, which would also see every delivery.
         let client = reqwest::Client::builder()
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(FORWARD_TIMEOUT)
             .build()

@@ -1,5 +1,5 @@
 //! The HTTPS receiver: each delivery verified with the endpoint's secret, forwarded if
-//! asked, printed as one JSON line, answered.
+//! asked and only if verified, printed as one JSON line, answered (401 if unverified).
 
 use super::ListenError;
 use super::forward::Forward;
@@ -116,18 +116,40 @@ async fn receive(
         .both()
     });
 
-    let (status, headers, reply) = match &receiver.forward {
-        Some(app) => app.send(&parts.headers, body).await,
-        None => (StatusCode::OK, HeaderMap::new(), Bytes::new()),
+    // The app is only ever handed what the service signed: anyone on this machine can
+    // reach the receiver.
+    let (forwarded, (status, headers, reply)) = match &receiver.forward {
+        _ if !verified => (false, unverified()),
+        Some(app) => (true, app.send(&parts.headers, body).await),
+        None => (false, (StatusCode::OK, HeaderMap::new(), Bytes::new())),
     };
     let line = json!({
         "delivery_id": header("x-agentvista-delivery").or(header(signing::WEBHOOK_ID_HEADER)),
         "event_type": header("x-agentvista-event"),
         "verified": verified,
-        "forwarded_status": receiver.forward.as_ref().map(|_| status.as_u16()),
+        "forwarded_status": forwarded.then_some(status.as_u16()),
     });
     print_line(&line);
     Ok(answer(status, headers, reply))
+}
+
+/// The answer to a request whose signatures did not verify: 401, in the service's error
+/// shape.
+fn unverified() -> (StatusCode, HeaderMap, Bytes) {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    let body = json!({"error": {
+        "code": "signature_invalid",
+        "message": "the signatures do not verify with this endpoint's secret; not forwarded",
+    }});
+    (
+        StatusCode::UNAUTHORIZED,
+        headers,
+        Bytes::from(body.to_string()),
+    )
 }
 
 fn print_line(line: &Value) {

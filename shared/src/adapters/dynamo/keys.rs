@@ -54,12 +54,12 @@ impl KeyStore for DynamoStore {
             .into_iter()
             .map(decode::<ApiKeyItem, ApiKey>)
             .collect::<Result<_, _>>()?;
-        // `last_used_at` is not in the index (see `ApiKeyItem`): read from each item. An
-        // operator's command over a handful of keys, never a request's path.
+        // `last_used_at`, `expires_at` and `parent_id` are not in the index (see
+        // `ApiKeyItem`): read from each item. An operator's command or a revocation, over
+        // a handful of keys, never a request's path.
         for key in &mut listed {
             if let Some(item) = self.find_key(&key.hash).await? {
-                key.last_used_at = item.last_used_at;
-                key.expires_at = item.expires_at;
+                *key = item;
             }
         }
         Ok(listed)

@@ -265,9 +265,20 @@ mod tests {
     #[tokio::test]
     async fn a_saved_store_loads_equal_and_a_foreign_file_is_refused() {
         let store = MemoryStore::new();
-        let (key, _) = crate::key_admin::mint(&store, &acme(), Role::Admin, None)
+        let (key, admin) = crate::key_admin::mint(
+            &store,
+            &acme(),
+            Role::Admin,
+            None,
+            crate::domain::KeyStrength::Deployed,
+        )
+        .await
+        .expect("key");
+        // Ends are kept to the second, as DynamoDB's TTL attribute holds them.
+        let ends = DateTime::from_timestamp(Utc::now().timestamp() + 600, 0).expect("a time");
+        let (_, session) = crate::key_admin::mint_session(&store, &admin, Role::Member, ends)
             .await
-            .expect("key");
+            .expect("session");
         let number = store.allocate_endpoint_number().await.expect("number");
         assert!(!key.is_empty() && number == EndpointNumber(1));
         let (queue, _rx) = MemoryQueue::kept();
@@ -324,8 +335,14 @@ mod tests {
         save(&path, &state).expect("save");
         let loaded = load(&path).expect("load").expect("a file");
         // Times are kept to the millisecond, as in DynamoDB.
-        assert_eq!(loaded.store.keys.len(), 1);
+        assert_eq!(loaded.store.keys.len(), 2);
         assert_eq!(loaded.store.keys[0].hash, state.store.keys[0].hash);
+        let saved_session = loaded.store.keys.iter().find(|k| k.id == session.id);
+        assert_eq!(
+            saved_session.map(|k| (k.parent_id, k.expires_at)),
+            Some((Some(admin.id), Some(ends))),
+            "a session keeps its parent and end"
+        );
         assert_eq!(loaded.store.endpoint_numbers, 1);
         assert_eq!(loaded.jobs[0].job, state.jobs[0].job);
         assert_eq!(loaded.store.attempt_counts, state.store.attempt_counts);
@@ -342,6 +359,18 @@ mod tests {
             let mode = std::fs::metadata(&path).expect("file").permissions().mode();
             assert_eq!(mode & 0o077, 0, "owner only: {mode:o}");
         }
+
+        // A file saved before sessions recorded their parent loads, without one.
+        let mut old: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("JSON");
+        for key in old["keys"].as_array_mut().expect("keys") {
+            key.as_object_mut().expect("an item").remove("parent_id");
+        }
+        assert!(!old.to_string().contains("parent_id"));
+        std::fs::write(&path, old.to_string()).expect("write");
+        let loaded = load(&path).expect("load").expect("a file");
+        assert!(loaded.store.keys.iter().all(|k| k.parent_id.is_none()));
+        assert_eq!(loaded.store.keys.len(), 2);
 
         std::fs::write(&path, br#"{"format":"something else"}"#).expect("write");
         let err = load(&path).expect_err("refused");

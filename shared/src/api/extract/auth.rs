@@ -3,12 +3,13 @@
 //! whose role `A` allows.
 //!
 //! Order matters: an unknown key is 401; a key of another organisation is 404, exactly as
-//! if the organisation did not exist; only then is a too-low role 403. It runs before any
+//! if the organisation did not exist; only then is a too-low role, or a portal session
+//! where only keys without an end may go, 403. It runs before any
 //! other extractor that can fail, so an unauthenticated caller learns nothing from a
 //! malformed id, query or body.
 
 use super::path::org_slug;
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, Forbidden};
 use crate::domain::OrgSlug;
 use crate::domain::{ApiKey, KeyHash, Role};
 use crate::ports::KeyStore;
@@ -18,9 +19,10 @@ use axum::http::{HeaderMap, header};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-/// Which roles a route admits.
+/// Which roles a route admits, and whether portal sessions may use it.
 pub trait Access: Send + Sync + 'static {
     const ROLES: &'static [Role];
+    const SESSIONS: bool = true;
 }
 
 /// Roles that may read (list endpoints, browse deliveries).
@@ -31,6 +33,8 @@ pub struct Write;
 pub struct Publish;
 /// Any valid key, whatever its role (`GET /key`).
 pub struct AnyRole;
+/// Admin keys without an end, which may create keys (portal sessions): a session may not.
+pub struct Mint;
 
 impl Access for Read {
     const ROLES: &'static [Role] = &[Role::Admin, Role::Member];
@@ -43,6 +47,10 @@ impl Access for Publish {
 }
 impl Access for AnyRole {
     const ROLES: &'static [Role] = &[Role::Admin, Role::Member, Role::Publisher];
+}
+impl Access for Mint {
+    const ROLES: &'static [Role] = Write::ROLES;
+    const SESSIONS: bool = false;
 }
 
 /// A caller whose key passed: of the organisation the path names (when it names one),
@@ -70,7 +78,14 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let keys = Arc::<dyn KeyStore>::from_ref(state);
         let org = org_slug(parts, state).await?;
-        let key = authorize(keys.as_ref(), &parts.headers, org.as_deref(), A::ROLES).await?;
+        let key = authorize(
+            keys.as_ref(),
+            &parts.headers,
+            org.as_deref(),
+            A::ROLES,
+            A::SESSIONS,
+        )
+        .await?;
         Ok(Self {
             key,
             access: PhantomData,
@@ -78,21 +93,26 @@ where
     }
 }
 
-/// Check the bearer key, that it may act on `org` (if the route names one) and that its
-/// role is one of `allowed`. `org` is the path segment as written: one that fails the
-/// slug rule equals no key's org, so it is 404 like any other organisation's.
+/// Check the bearer key, that it may act on `org` (if the route names one), that its
+/// role is one of `allowed`, and that it is no portal session unless `sessions`. `org`
+/// is the path segment as written: one that fails the slug rule equals no key's org, so
+/// it is 404 like any other organisation's. Only a request that passes records a use.
 async fn authorize(
     keys: &dyn KeyStore,
     headers: &HeaderMap,
     org: Option<&str>,
     allowed: &[Role],
+    sessions: bool,
 ) -> Result<ApiKey, ApiError> {
     let record = find(keys, headers).await?;
     if org.is_some_and(|org| record.org != org) {
         return Err(ApiError::NotFound);
     }
     if !allowed.contains(&record.role) {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::Forbidden(Forbidden::Role));
+    }
+    if !sessions && !record.may_mint() {
+        return Err(ApiError::Forbidden(Forbidden::Session));
     }
     record_use(keys, &record).await;
     Ok(record)
@@ -163,6 +183,7 @@ mod tests {
                     &headers("Bearer avk_member_key_1"),
                     Some("acme"),
                     roles,
+                    true,
                 )
                 .await
             }
@@ -186,6 +207,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_session_may_not_mint_and_its_refusal_is_no_use() {
+        let store = MemoryStore::new();
+        let mut session = ApiKey::new(
+            "avk_admin_session",
+            &OrgSlug::parse("acme").expect("org"),
+            Role::Admin,
+            Utc::now(),
+        );
+        session.expires_at = Some(Utc::now() + chrono::TimeDelta::hours(1));
+        store.insert_key(&session).await.expect("insert");
+        let asks = |roles, sessions| {
+            let store = &store;
+            async move {
+                let h = headers("Bearer avk_admin_session");
+                authorize(store, &h, Some("acme"), roles, sessions).await
+            }
+        };
+        let refused = asks(Mint::ROLES, Mint::SESSIONS).await;
+        assert!(matches!(
+            refused,
+            Err(ApiError::Forbidden(Forbidden::Session))
+        ));
+        let stored = store.find_key(&session.hash).await.expect("find");
+        assert_eq!(stored.expect("key").last_used_at, None);
+        assert!(asks(Write::ROLES, Write::SESSIONS).await.is_ok());
+    }
+
+    #[tokio::test]
     async fn a_route_without_an_organisation_takes_any_valid_key() {
         let store = store_with("avk_member_key_1", "acme", Role::Member).await;
         let any = authorize(
@@ -193,10 +242,11 @@ mod tests {
             &headers("Bearer avk_member_key_1"),
             None,
             AnyRole::ROLES,
+            true,
         )
         .await;
         assert_eq!(any.expect("any key").org, "acme");
-        let unknown = authorize(&store, &headers("Bearer nope"), None, AnyRole::ROLES).await;
+        let unknown = authorize(&store, &headers("Bearer nope"), None, AnyRole::ROLES, true).await;
         assert_eq!(unknown.expect_err("unknown").status().as_u16(), 401);
     }
 
@@ -208,6 +258,7 @@ mod tests {
             &headers("Bearer avk_member_key_1"),
             Some("acme"),
             Read::ROLES,
+            true,
         )
         .await;
         assert_eq!(ok.expect("authorized").role, Role::Member);
@@ -216,6 +267,7 @@ mod tests {
             &headers("bearer avk_member_key_1"),
             Some("acme"),
             Read::ROLES,
+            true,
         )
         .await;
         assert!(lower.is_ok(), "scheme is case-insensitive");
@@ -252,7 +304,7 @@ mod tests {
             ),
         ];
         for (h, org, roles, status) in cases {
-            let err = authorize(&store, &h, Some(org), roles)
+            let err = authorize(&store, &h, Some(org), roles, true)
                 .await
                 .expect_err("refused");
             assert_eq!(err.status().as_u16(), status, "{h:?} {org} {roles:?}");

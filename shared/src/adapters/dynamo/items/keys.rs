@@ -30,6 +30,10 @@ pub struct ApiKeyItem {
     /// deletes the token after it (reads refuse it from that second on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<i64>,
+    /// A portal session's parent key id. Absent from items (and state files) written
+    /// before sessions recorded it; not projected into `gsi1`, like `last_used_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parent_id: Option<Uuid>,
 }
 
 impl From<&ApiKey> for ApiKeyItem {
@@ -46,6 +50,7 @@ impl From<&ApiKey> for ApiKeyItem {
             created_at: k.created_at,
             last_used_at: k.last_used_at.map(millis),
             expires_at: k.expires_at.map(|t| t.timestamp()),
+            parent_id: k.parent_id,
         }
     }
 }
@@ -71,6 +76,7 @@ impl TryFrom<ApiKeyItem> for ApiKey {
                         .ok_or_else(|| format!("key {}: expiry {s} out of range", i.id))
                 })
                 .transpose()?,
+            parent_id: i.parent_id,
         })
     }
 }
