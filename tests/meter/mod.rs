@@ -32,12 +32,12 @@ use shared::domain::{ApiKey, DeliveryKey, DeliveryStatus, OrgSlug, RetryPolicy, 
 use shared::pipeline::SenderSettings;
 use shared::ports::{DeliveryStore, KeyStore};
 use shared::wiring::sqs_batch::handle_sqs_batch;
-use shared::wiring::{self, Services};
+use shared::wiring::{self, Function, Services};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use testkit::capacity::{CapacityMeter, Usage};
+use testkit::capacity::{Access, CapacityMeter, Usage};
 use testkit::{Behaviour, HttpsReceiver, Reply};
 
 /// The keys the `events/` fixtures carry (org `acme`).
@@ -159,6 +159,11 @@ pub struct Measured {
     /// the meter (which reads every written item twice): an upper bound, not AWS's.
     pub publish_time: Duration,
     pub batch_time: Duration,
+    /// Every DynamoDB and SQS request of the run (setup included) as IAM sees it. Read
+    /// by the IAM test (`tests/it/iam.rs`), not by the bench, which includes this file
+    /// too.
+    #[allow(dead_code)]
+    pub accesses: Vec<Access>,
 }
 
 /// Figures per delivery.
@@ -599,16 +604,6 @@ pub async fn run(scenario: &Scenario) -> Measured {
     );
     let meter = CapacityMeter::start(&moto).await;
     let sdk = aws_config::load_from_env().await;
-    let metered_dynamo = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .endpoint_url(meter.endpoint_url())
-            .build(),
-    );
-    let metered_sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(&sdk)
-            .endpoint_url(meter.endpoint_url())
-            .build(),
-    );
     let direct_dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let direct_sqs = aws_sdk_sqs::Client::new(&sdk);
 
@@ -616,7 +611,6 @@ pub async fn run(scenario: &Scenario) -> Measured {
     schema::create_table(&direct_dynamo, &name)
         .await
         .expect("create the table in moto");
-    let store = Arc::new(DynamoStore::new(metered_dynamo, name.clone()));
     let unmetered = DynamoStore::new(direct_dynamo.clone(), name.clone());
     let queue_url = direct_sqs
         .create_queue()
@@ -627,7 +621,12 @@ pub async fn run(scenario: &Scenario) -> Measured {
         .expect("create the queue in moto")
         .queue_url
         .expect("queue url");
-    let queue = Arc::new(SqsQueue::new(metered_sqs.clone(), queue_url.clone()));
+    // Each function's own clients, as on Lambda: the meter's log says who sent what.
+    let endpoints = Metered::start(&meter, Function::EndpointsApi, &name, &queue_url).await;
+    let publishing = Metered::start(&meter, Function::PublishApi, &name, &queue_url).await;
+    // The sender's role also serves its event source mapping's receives and deletes.
+    let sending = Metered::start(&meter, Function::Sender, &name, &queue_url).await;
+    let (store, queue, metered_sqs) = (sending.store, sending.queue, sending.sqs);
     let org = OrgSlug::parse(ORG).expect("slug");
     for (key, role) in [(ADMIN_KEY, Role::Admin), (PUBLISHER_KEY, Role::Publisher)] {
         // Keys in steady use: their last use was recorded within the hour, so the run
@@ -666,7 +665,7 @@ pub async fn run(scenario: &Scenario) -> Measured {
             user_agent: wiring::user_agent(),
         },
     );
-    let router = Services::new(store.clone(), queue.clone()).router();
+    let router = endpoints.router();
     for i in 0..scenario.subscribers {
         let body = json!({"url": receiver.url(&format!("/hook/{i}")), "event_types": [EVENT_TYPE]});
         let (status, answer) = call(&router, api_request("endpoints-create.json", &body)).await;
@@ -675,6 +674,7 @@ pub async fn run(scenario: &Scenario) -> Measured {
 
     // From here on, everything counts.
     meter.reset();
+    let router = publishing.router();
     let mut publish_time = Duration::ZERO;
     for i in 0..scenario.publishes() {
         let body = json!({"id": format!("evt_{i:06}"), "type": EVENT_TYPE,
@@ -742,6 +742,7 @@ pub async fn run(scenario: &Scenario) -> Measured {
         batches += 1;
     }
     let send = meter.take();
+    let accesses = meter.take_accesses();
 
     // Every delivery reached its final state, with the attempts expected (checked on moto
     // directly).
@@ -778,5 +779,41 @@ pub async fn run(scenario: &Scenario) -> Measured {
         batches,
         publish_time,
         batch_time,
+        accesses,
+    }
+}
+
+/// One function's store and queue on the table and queue of a run, its SDK clients
+/// named after it ([`Function::sdk_loader`]) and pointed at the meter.
+pub struct Metered {
+    pub store: Arc<DynamoStore>,
+    pub queue: Arc<SqsQueue>,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Metered {
+    pub async fn start(
+        meter: &CapacityMeter,
+        function: Function,
+        table: &str,
+        queue_url: &str,
+    ) -> Self {
+        let sdk = function
+            .sdk_loader()
+            .endpoint_url(meter.endpoint_url())
+            .load()
+            .await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        Self {
+            store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
+            queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url.to_owned())),
+            sqs,
+        }
+    }
+
+    /// Every API route over this function's clients (the scenario calls only those of
+    /// the function the clients are named after).
+    pub fn router(&self) -> axum::Router {
+        Services::new(self.store.clone(), self.queue.clone()).router()
     }
 }
