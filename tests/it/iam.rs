@@ -17,19 +17,15 @@ use crate::capacity::meter::{self, Metered};
 use crate::common::{
     FIXTURE_ENDPOINT_ID, call, events_dir, fixture_json, lambda_request, target_of,
 };
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
 use serde_json::{Value, json};
-use shared::adapters::dynamo::{DynamoStore, schema};
-use shared::adapters::http_client::{OutboundClient, OutboundConfig};
+use shared::adapters::dynamo::DynamoStore;
 use shared::domain::{ApiKey, DeliverySeq, Event, OrgSlug, RetryPolicy, Role, now};
 use shared::pipeline::{SenderSettings, scheduler};
 use shared::ports::{EndpointStore, EventStore, KeyStore};
-use shared::wiring::sqs_batch::handle_sqs_batch;
 use shared::wiring::{self, Function};
 use std::sync::Arc;
 use std::time::Duration;
-use testkit::capacity::{Access, CapacityMeter};
+use testkit::capacity::Access;
 use testkit::{Behaviour, HttpsReceiver, Reply};
 
 /// Each API function's own admin key, never used before: its first request records the
@@ -85,16 +81,7 @@ fn fixture_id(fixture: &str, field: &str) -> String {
 async fn drain(sender: &shared::pipeline::Sender, sqs: &aws_sdk_sqs::Client, url: &str) {
     let mut quiet = 0;
     for _ in 0..60 {
-        let messages = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive")
-            .messages
-            .unwrap_or_default();
+        let messages = meter::receive(sqs, url, 1).await;
         if messages.is_empty() {
             quiet += 1;
             if quiet == 3 {
@@ -103,40 +90,7 @@ async fn drain(sender: &shared::pipeline::Sender, sqs: &aws_sdk_sqs::Client, url
             continue;
         }
         quiet = 0;
-        let mut event = SqsEvent::default();
-        for m in &messages {
-            let mut record = SqsMessage::default();
-            record.message_id = m.message_id.clone();
-            record.body = m.body.clone();
-            record.receipt_handle = m.receipt_handle.clone();
-            event.records.push(record);
-        }
-        let failed: Vec<String> = handle_sqs_batch(sender, event)
-            .await
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
-        let entries: Vec<_> = messages
-            .iter()
-            .filter(|m| !failed.contains(&m.message_id.clone().unwrap_or_default()))
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .set_receipt_handle(m.receipt_handle.clone())
-                    .build()
-                    .expect("entry")
-            })
-            .collect();
-        if !entries.is_empty() {
-            sqs.delete_message_batch()
-                .queue_url(url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .expect("delete");
-        }
+        meter::run_batch(sender, sqs, url, &messages).await;
     }
     panic!("the queue never emptied");
 }
@@ -145,24 +99,9 @@ async fn drain(sender: &shared::pipeline::Sender, sqs: &aws_sdk_sqs::Client, url
 async fn tour() -> Vec<Access> {
     let moto =
         std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL: run through scripts/test.sh");
-    let meter = CapacityMeter::start(&moto).await;
-    let sdk = aws_config::load_from_env().await;
-    let direct_dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let direct_sqs = aws_sdk_sqs::Client::new(&sdk);
-    let name = format!("iam-{}", uuid::Uuid::now_v7());
-    schema::create_table(&direct_dynamo, &name)
-        .await
-        .expect("table");
-    let queue_url = direct_sqs
-        .create_queue()
-        .queue_name(&name)
-        .attributes(QueueAttributeName::VisibilityTimeout, "30")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("queue url");
-    let direct = DynamoStore::new(direct_dynamo.clone(), name.clone());
+    let rig = meter::Rig::start(&moto, "iam", 30).await;
+    let (meter, name, queue_url) = (&rig.meter, rig.name.clone(), rig.queue_url.clone());
+    let direct = DynamoStore::new(rig.dynamo.clone(), name.clone());
     let org = OrgSlug::parse("acme").expect("slug");
     for function in [
         Function::EndpointsApi,
@@ -174,7 +113,7 @@ async fn tour() -> Vec<Access> {
             .await
             .expect("seed key");
     }
-    let metered = |f| Metered::start(&meter, f, &name, &queue_url);
+    let metered = |f| Metered::start(meter, f, &name, &queue_url);
     let (endpoints, deliveries, publishing, sending, scheduling) = (
         metered(Function::EndpointsApi).await,
         metered(Function::DeliveriesApi).await,
@@ -187,15 +126,7 @@ async fn tour() -> Vec<Access> {
     let receiver = HttpsReceiver::start(Behaviour::always(Reply::status(500))).await;
     let certs = std::env::temp_dir().join(format!("avw-{name}"));
     std::fs::create_dir_all(&certs).expect("temp dir");
-    let client = OutboundClient::new(OutboundConfig {
-        allowed: vec!["127.0.0.0/8".parse().expect("cidr")],
-        extra_root_certs: vec![receiver.write_ca_pem(&certs)],
-        constrained_roots: Vec::new(),
-        total_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
-        user_agent: wiring::user_agent(),
-    })
-    .expect("outbound client");
+    let client = meter::trusting(&receiver, &certs);
     let sender = wiring::sender(
         sending.store.clone(),
         sending.queue.clone(),
@@ -250,16 +181,16 @@ async fn tour() -> Vec<Access> {
     // publish-api, then the sender until the breaker pauses the endpoint and the
     // hour-later retry waits in the due list.
     let body = json!({"id": "evt_iam_tour", "type": "alert.fired", "data": {"n": 1}});
-    let (status, answer) = ask(
-        api(&publishing),
-        request(
+    let publish = |body: Value| {
+        let request = request(
             "events-publish.json",
             Function::PublishApi,
             &[],
             Some(&body),
-        ),
-    )
-    .await;
+        );
+        ask(api(&publishing), request)
+    };
+    let (status, answer) = publish(body).await;
     ok(status, "publish", &answer);
     // A publish whose writer died mid fan-out (its hold passed): a repeat takes it over.
     let subscribed = direct
@@ -281,16 +212,7 @@ async fn tour() -> Vec<Access> {
     };
     direct.insert_event(&interrupted).await.expect("seed event");
     let repeat = json!({"id": event_id, "type": "alert.fired", "data": data});
-    let (status, answer) = ask(
-        api(&publishing),
-        request(
-            "events-publish.json",
-            Function::PublishApi,
-            &[],
-            Some(&repeat),
-        ),
-    )
-    .await;
+    let (status, answer) = publish(repeat).await;
     ok(status, "publish again", &answer);
     drain(&sender, &sending.sqs, &queue_url).await;
 
@@ -378,8 +300,7 @@ async fn tour() -> Vec<Access> {
     drain(&sender, &sending.sqs, &queue_url).await;
 
     let accesses = meter.take_accesses();
-    let _ = direct_dynamo.delete_table().table_name(&name).send().await;
-    let _ = direct_sqs.delete_queue().queue_url(&queue_url).send().await;
+    rig.remove().await;
     let _ = std::fs::remove_dir_all(&certs);
     accesses
 }
