@@ -13,6 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STANDARDWEBHOOKS_VERSION=1.1.0
+# The version aws-sam-cli (.ci/run) carries, so the IAM test sees the roles `sam` makes.
+SAM_TRANSLATOR_VERSION=1.115.0
+PYYAML_VERSION=6.0.2
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/avw-target}"
 
@@ -22,6 +25,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/avw-target}"
 SWH_VENV="$CACHE/avw-venvs/standardwebhooks-$STANDARDWEBHOOKS_VERSION"
 venv "$SWH_VENV" "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
 export AVW_STANDARDWEBHOOKS_PYTHON="$SWH_VENV/bin/python"
+# template.yaml's roles for the IAM test (tests/it/iam.rs runs tests/iam/check.py).
+IAM_VENV="$CACHE/avw-venvs/aws-sam-translator-$SAM_TRANSLATOR_VERSION"
+venv "$IAM_VENV" "aws-sam-translator==$SAM_TRANSLATOR_VERSION" "PyYAML==$PYYAML_VERSION"
+export AVW_IAM_PYTHON="$IAM_VENV/bin/python"
 
 start_moto
 
@@ -40,6 +47,10 @@ done
 # A failure stops neither the other test binaries nor the browser tests; the script
 # exits non-zero if anything failed.
 failed=0
+if [ "$#" -eq 0 ]; then
+    # The IAM policy evaluator's own tests (tests/iam/test_policy.py).
+    "$AVW_IAM_PYTHON" -m unittest discover -s tests/iam -p 'test_*.py' || failed=1
+fi
 cargo test ${scope[@]+"${scope[@]}"} ${no_fail_fast[@]+"${no_fail_fast[@]}"} --locked "$@" || failed=1
 
 if [ "$#" -eq 0 ]; then

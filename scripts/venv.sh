@@ -2,15 +2,17 @@
 # tools pin different dependencies, so they never share one), and waiting for a server
 # they start.
 #
-# venv DIR PACKAGE==VERSION: install PACKAGE into a virtualenv at DIR, once (a marker file
-# records a finished install, so an interrupted one is redone).
+# venv DIR PACKAGE==VERSION...: install the packages into a virtualenv at DIR, once (a
+# marker file records a finished install, so an interrupted one is redone).
 venv() {
-    if [ ! -f "$1/.installed" ]; then
-        echo "installing $2 into $1" >&2
-        rm -rf "$1"
-        python3 -m venv "$1"
-        "$1/bin/pip" install --quiet --disable-pip-version-check "$2"
-        touch "$1/.installed"
+    local dir=$1
+    shift
+    if [ ! -f "$dir/.installed" ]; then
+        echo "installing $* into $dir" >&2
+        rm -rf "$dir"
+        python3 -m venv "$dir"
+        "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+        touch "$dir/.installed"
     fi
 }
 

@@ -4,7 +4,7 @@
 //! per-delivery budgets (`meter::checks`), so a change that spends more fails here.
 
 #[path = "../meter/mod.rs"]
-mod meter;
+pub mod meter;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_stay_within_their_budgets() {

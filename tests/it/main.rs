@@ -12,6 +12,7 @@ mod contract;
 mod delivery_contract;
 mod fixtures;
 mod hardening;
+mod iam;
 mod matrix;
 mod metrics;
 mod openapi;

@@ -29,15 +29,15 @@ use shared::adapters::dynamo::{DynamoStore, schema};
 use shared::adapters::http_client::{OutboundClient, OutboundConfig};
 use shared::adapters::sqs::SqsQueue;
 use shared::domain::{ApiKey, DeliveryKey, DeliveryStatus, OrgSlug, RetryPolicy, Role, now};
-use shared::pipeline::SenderSettings;
+use shared::pipeline::{Sender, SenderSettings};
 use shared::ports::{DeliveryStore, KeyStore};
 use shared::wiring::sqs_batch::handle_sqs_batch;
-use shared::wiring::{self, Services};
+use shared::wiring::{self, Function, Services};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use testkit::capacity::{CapacityMeter, Usage};
+use testkit::capacity::{Access, CapacityMeter, Usage};
 use testkit::{Behaviour, HttpsReceiver, Reply};
 
 /// The keys the `events/` fixtures carry (org `acme`).
@@ -159,6 +159,11 @@ pub struct Measured {
     /// the meter (which reads every written item twice): an upper bound, not AWS's.
     pub publish_time: Duration,
     pub batch_time: Duration,
+    /// Every DynamoDB and SQS request of the run (setup included) as IAM sees it. Read
+    /// by the IAM test (`tests/it/iam.rs`), not by the bench, which includes this file
+    /// too.
+    #[allow(dead_code)]
+    pub accesses: Vec<Access>,
 }
 
 /// Figures per delivery.
@@ -597,37 +602,16 @@ pub async fn run(scenario: &Scenario) -> Measured {
     let moto = std::env::var("AWS_ENDPOINT_URL").expect(
         "AWS_ENDPOINT_URL is not set: run through scripts/test.sh or scripts/capacity.sh (moto)",
     );
-    let meter = CapacityMeter::start(&moto).await;
-    let sdk = aws_config::load_from_env().await;
-    let metered_dynamo = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .endpoint_url(meter.endpoint_url())
-            .build(),
-    );
-    let metered_sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(&sdk)
-            .endpoint_url(meter.endpoint_url())
-            .build(),
-    );
-    let direct_dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let direct_sqs = aws_sdk_sqs::Client::new(&sdk);
-
-    let name = format!("capacity-{}", uuid::Uuid::now_v7());
-    schema::create_table(&direct_dynamo, &name)
-        .await
-        .expect("create the table in moto");
-    let store = Arc::new(DynamoStore::new(metered_dynamo, name.clone()));
+    let rig = Rig::start(&moto, "capacity", 300).await;
+    let (meter, name, queue_url) = (&rig.meter, rig.name.clone(), rig.queue_url.clone());
+    let (direct_dynamo, direct_sqs) = (rig.dynamo.clone(), rig.sqs.clone());
     let unmetered = DynamoStore::new(direct_dynamo.clone(), name.clone());
-    let queue_url = direct_sqs
-        .create_queue()
-        .queue_name(&name)
-        .attributes(QueueAttributeName::VisibilityTimeout, "300")
-        .send()
-        .await
-        .expect("create the queue in moto")
-        .queue_url
-        .expect("queue url");
-    let queue = Arc::new(SqsQueue::new(metered_sqs.clone(), queue_url.clone()));
+    // Each function's own clients, as on Lambda: the meter's log says who sent what.
+    let endpoints = Metered::start(meter, Function::EndpointsApi, &name, &queue_url).await;
+    let publishing = Metered::start(meter, Function::PublishApi, &name, &queue_url).await;
+    // The sender's role also serves its event source mapping's receives and deletes.
+    let sending = Metered::start(meter, Function::Sender, &name, &queue_url).await;
+    let (store, queue, metered_sqs) = (sending.store, sending.queue, sending.sqs);
     let org = OrgSlug::parse(ORG).expect("slug");
     for (key, role) in [(ADMIN_KEY, Role::Admin), (PUBLISHER_KEY, Role::Publisher)] {
         // Keys in steady use: their last use was recorded within the hour, so the run
@@ -640,15 +624,7 @@ pub async fn run(scenario: &Scenario) -> Measured {
     let receiver = HttpsReceiver::start(behaviour(scenario.answer)).await;
     let certs = std::env::temp_dir().join(format!("avw-capacity-{name}"));
     std::fs::create_dir_all(&certs).expect("temp dir");
-    let client = OutboundClient::new(OutboundConfig {
-        allowed: vec!["127.0.0.0/8".parse().expect("cidr")],
-        extra_root_certs: vec![receiver.write_ca_pem(&certs)],
-        constrained_roots: Vec::new(),
-        total_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
-        user_agent: wiring::user_agent(),
-    })
-    .expect("outbound client");
+    let client = trusting(&receiver, &certs);
     let sender = wiring::sender(
         store.clone(),
         queue.clone(),
@@ -666,7 +642,7 @@ pub async fn run(scenario: &Scenario) -> Measured {
             user_agent: wiring::user_agent(),
         },
     );
-    let router = Services::new(store.clone(), queue.clone()).router();
+    let router = endpoints.router();
     for i in 0..scenario.subscribers {
         let body = json!({"url": receiver.url(&format!("/hook/{i}")), "event_types": [EVENT_TYPE]});
         let (status, answer) = call(&router, api_request("endpoints-create.json", &body)).await;
@@ -675,6 +651,7 @@ pub async fn run(scenario: &Scenario) -> Measured {
 
     // From here on, everything counts.
     meter.reset();
+    let router = publishing.router();
     let mut publish_time = Duration::ZERO;
     for i in 0..scenario.publishes() {
         let body = json!({"id": format!("evt_{i:06}"), "type": EVENT_TYPE,
@@ -691,57 +668,18 @@ pub async fn run(scenario: &Scenario) -> Measured {
     let (mut handled, mut batches, mut batch_time) = (0, 0, Duration::ZERO);
     while handled < jobs {
         wait_visible(&direct_sqs, &queue_url, (jobs - handled).min(10)).await;
-        let messages = metered_sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive")
-            .messages
-            .unwrap_or_default();
+        let messages = receive(&metered_sqs, &queue_url, 0).await;
         if messages.is_empty() {
             continue;
         }
-        let mut event = SqsEvent::default();
-        for m in &messages {
-            let mut record = SqsMessage::default();
-            record.message_id = m.message_id.clone();
-            record.body = m.body.clone();
-            record.receipt_handle = m.receipt_handle.clone();
-            event.records.push(record);
-        }
-        let started = Instant::now();
-        let response = handle_sqs_batch(&sender, event).await;
-        batch_time += started.elapsed();
-        let failed: Vec<String> = response
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
+        let (failed, took) = run_batch(&sender, &metered_sqs, &queue_url, &messages).await;
+        batch_time += took;
         assert!(failed.is_empty(), "jobs reported failed: {failed:?}");
-        let entries = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .set_receipt_handle(m.receipt_handle.clone())
-                    .build()
-                    .expect("entry")
-            })
-            .collect();
-        metered_sqs
-            .delete_message_batch()
-            .queue_url(&queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .expect("delete");
         handled += messages.len();
         batches += 1;
     }
     let send = meter.take();
+    let accesses = meter.take_accesses();
 
     // Every delivery reached its final state, with the attempts expected (checked on moto
     // directly).
@@ -767,8 +705,7 @@ pub async fn run(scenario: &Scenario) -> Measured {
         );
     }
 
-    let _ = direct_dynamo.delete_table().table_name(&name).send().await;
-    let _ = direct_sqs.delete_queue().queue_url(&queue_url).send().await;
+    rig.remove().await;
     let _ = std::fs::remove_dir_all(&certs);
     Measured {
         scenario: scenario.clone(),
@@ -778,5 +715,184 @@ pub async fn run(scenario: &Scenario) -> Measured {
         batches,
         publish_time,
         batch_time,
+        accesses,
+    }
+}
+
+/// A capacity meter in front of moto, and a fresh table and queue made directly (not
+/// metered), named `<prefix>-<uuid>`, with the clients that made them.
+pub struct Rig {
+    pub meter: CapacityMeter,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub name: String,
+    pub queue_url: String,
+}
+
+impl Rig {
+    pub async fn start(moto: &str, prefix: &str, visibility_seconds: u32) -> Self {
+        let meter = CapacityMeter::start(moto).await;
+        let sdk = aws_config::load_from_env().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let name = format!("{prefix}-{}", uuid::Uuid::now_v7());
+        schema::create_table(&dynamo, &name)
+            .await
+            .expect("create the table in moto");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility_seconds.to_string(),
+            )
+            .send()
+            .await
+            .expect("create the queue in moto")
+            .queue_url
+            .expect("queue url");
+        Self {
+            meter,
+            dynamo,
+            sqs,
+            name,
+            queue_url,
+        }
+    }
+
+    /// Drops the table and the queue.
+    pub async fn remove(&self) {
+        let _ = self
+            .dynamo
+            .delete_table()
+            .table_name(&self.name)
+            .send()
+            .await;
+        let _ = self
+            .sqs
+            .delete_queue()
+            .queue_url(&self.queue_url)
+            .send()
+            .await;
+    }
+}
+
+/// Up to 10 messages, as the event source mapping receives them (waiting up to
+/// `wait_seconds` for one).
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    wait_seconds: i32,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut request = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10);
+    if wait_seconds > 0 {
+        request = request.wait_time_seconds(wait_seconds);
+    }
+    request
+        .send()
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default()
+}
+
+/// What Lambda's SQS event source mapping does with received `messages`: hands them to
+/// the sender as an `SqsEvent`, then deletes those it did not report failed, with the
+/// client it received them with (one `DeleteMessageBatch`). Returns the failed message
+/// ids and the time the sender took.
+pub async fn run_batch(
+    sender: &Sender,
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    messages: &[aws_sdk_sqs::types::Message],
+) -> (Vec<String>, Duration) {
+    let mut event = SqsEvent::default();
+    for m in messages {
+        let mut record = SqsMessage::default();
+        record.message_id = m.message_id.clone();
+        record.body = m.body.clone();
+        record.receipt_handle = m.receipt_handle.clone();
+        event.records.push(record);
+    }
+    let started = Instant::now();
+    let response = handle_sqs_batch(sender, event).await;
+    let took = started.elapsed();
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    let entries: Vec<_> = messages
+        .iter()
+        .filter(|m| !failed.contains(&m.message_id.clone().unwrap_or_default()))
+        .enumerate()
+        .map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .set_receipt_handle(m.receipt_handle.clone())
+                .build()
+                .expect("entry")
+        })
+        .collect();
+    if !entries.is_empty() {
+        sqs.delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("delete");
+    }
+    (failed, took)
+}
+
+/// The sender's SSRF-guarded client, loopback allowed and `receiver`'s CA trusted
+/// (written into `certs`).
+pub fn trusting(receiver: &HttpsReceiver, certs: &std::path::Path) -> OutboundClient {
+    OutboundClient::new(OutboundConfig {
+        allowed: vec!["127.0.0.0/8".parse().expect("cidr")],
+        extra_root_certs: vec![receiver.write_ca_pem(certs)],
+        constrained_roots: Vec::new(),
+        total_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        user_agent: wiring::user_agent(),
+    })
+    .expect("outbound client")
+}
+
+/// One function's store and queue on the table and queue of a run, its SDK clients
+/// named after it ([`Function::sdk_loader`]) and pointed at the meter.
+pub struct Metered {
+    pub store: Arc<DynamoStore>,
+    pub queue: Arc<SqsQueue>,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Metered {
+    pub async fn start(
+        meter: &CapacityMeter,
+        function: Function,
+        table: &str,
+        queue_url: &str,
+    ) -> Self {
+        let sdk = function
+            .sdk_loader()
+            .endpoint_url(meter.endpoint_url())
+            .load()
+            .await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        Self {
+            store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
+            queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url.to_owned())),
+            sqs,
+        }
+    }
+
+    /// Every API route over this function's clients (the scenario calls only those of
+    /// the function the clients are named after).
+    pub fn router(&self) -> axum::Router {
+        Services::new(self.store.clone(), self.queue.clone()).router()
     }
 }

@@ -8,7 +8,7 @@ use shared::wiring;
 async fn main() -> Result<(), lambda_http::Error> {
     let settings = ApiSettings::from_env(&ProcessEnv)?;
     shared::telemetry::init_lambda(&settings.log);
-    let router = wiring::api_lambda(&settings, |services| {
+    let router = wiring::api_lambda(&settings, wiring::Function::DeliveriesApi, |services| {
         deliveries::routes(services.deliveries)
     })
     .await;

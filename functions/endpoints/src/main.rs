@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init_lambda(&settings.log);
     let frame_ancestors =
         console::FrameAncestors::parse(settings.console_frame_ancestors.as_deref())?;
-    let router = wiring::api_lambda(&settings, |services| {
+    let router = wiring::api_lambda(&settings, wiring::Function::EndpointsApi, |services| {
         endpoints::routes(services.endpoints.clone())
             .merge(caller_key::routes(services.endpoints.keys.clone()))
             .merge(portal::routes(services.endpoints.keys))

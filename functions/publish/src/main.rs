@@ -8,6 +8,9 @@ use shared::wiring;
 async fn main() -> Result<(), lambda_http::Error> {
     let settings = ApiSettings::from_env(&ProcessEnv)?;
     shared::telemetry::init_lambda(&settings.log);
-    let router = wiring::api_lambda(&settings, |services| publish::routes(services.publish)).await;
+    let router = wiring::api_lambda(&settings, wiring::Function::PublishApi, |services| {
+        publish::routes(services.publish)
+    })
+    .await;
     lambda_http::run(router).await
 }

@@ -4,13 +4,13 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::pipeline::scheduler::run_now;
 use shared::settings::{ProcessEnv, SchedulerSettings};
-use shared::wiring::Aws;
+use shared::wiring::{Aws, Function};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let settings = SchedulerSettings::from_env(&ProcessEnv)?;
     shared::telemetry::init_lambda(&settings.log);
-    let aws = Aws::new(&settings.aws).await;
+    let aws = Aws::new(&settings.aws, Function::Scheduler).await;
     let aws = &aws;
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {

@@ -145,6 +145,49 @@ pub fn outbound_config(
     }
 }
 
+/// The Lambda functions of `template.yaml`, each named after its binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    EndpointsApi,
+    DeliveriesApi,
+    PublishApi,
+    Sender,
+    Scheduler,
+}
+
+impl Function {
+    pub const ALL: [Function; 5] = [
+        Self::EndpointsApi,
+        Self::DeliveriesApi,
+        Self::PublishApi,
+        Self::Sender,
+        Self::Scheduler,
+    ];
+
+    /// The binary's name (`BuildProperties.Binary` in template.yaml).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EndpointsApi => "endpoints-api",
+            Self::DeliveriesApi => "deliveries-api",
+            Self::PublishApi => "publish-api",
+            Self::Sender => "sender",
+            Self::Scheduler => "scheduler",
+        }
+    }
+
+    /// The SDK's configuration loader for this function's clients: their user agent
+    /// carries `app/<name>`, so each DynamoDB or SQS request says which function sent it
+    /// (in CloudTrail's user agent, and in the capacity meter's log, which the IAM test
+    /// checks against that function's role).
+    pub fn sdk_loader(self) -> aws_config::ConfigLoader {
+        let app = aws_config::AppName::new(self.name())
+            // The names above are letters and dashes, which an app name accepts (a
+            // unit test builds every one).
+            .unwrap_or_else(|_| unreachable!("{} is a valid app name", self.name()));
+        aws_config::from_env().app_name(app)
+    }
+}
+
 /// The AWS adapters every Lambda builds once per cold start.
 pub struct Aws {
     pub store: Arc<DynamoStore>,
@@ -152,10 +195,10 @@ pub struct Aws {
 }
 
 impl Aws {
-    /// On the table and queue `settings` name; endpoints and credentials from the SDK's
-    /// standard chain.
-    pub async fn new(settings: &AwsSettings) -> Self {
-        let sdk = aws_config::load_from_env().await;
+    /// `function`'s clients on the table and queue `settings` name; endpoints and
+    /// credentials from the SDK's standard chain.
+    pub async fn new(settings: &AwsSettings, function: Function) -> Self {
+        let sdk = function.sdk_loader().load().await;
         Self {
             store: Arc::new(
                 DynamoStore::new(
@@ -201,8 +244,12 @@ impl Aws {
 /// An API Lambda's router: the AWS adapters built once per cold start (and shared by
 /// every invocation), the route families `routes` picks from their services, the JSON
 /// 404 and 405, and every request measured.
-pub async fn api_lambda(settings: &ApiSettings, routes: impl FnOnce(Services) -> Router) -> Router {
-    let aws = Aws::new(&settings.aws).await;
+pub async fn api_lambda(
+    settings: &ApiSettings,
+    function: Function,
+    routes: impl FnOnce(Services) -> Router,
+) -> Router {
+    let aws = Aws::new(&settings.aws, function).await;
     request_metrics::measured(
         api::finish(routes(aws.services())),
         metrics_sink(settings.metrics_namespace.as_deref()),
@@ -227,5 +274,18 @@ pub fn metrics_sink(namespace: Option<&str>) -> Arc<dyn MetricsSink> {
             namespace: namespace.to_owned(),
         }),
         None => Arc::new(NoMetrics),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_names_its_sdk_clients() {
+        for function in Function::ALL {
+            // Panics if the name is not a valid app name.
+            let _ = function.sdk_loader();
+        }
     }
 }

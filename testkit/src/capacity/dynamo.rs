@@ -1,10 +1,12 @@
 //! Pricing DynamoDB requests: find the items a request touches, read them from moto as
 //! needed, and apply [`super::rules`].
 
+use super::access;
 use super::rules::{self, TableSchema, WriteCost};
 use super::size::{Item, item_size};
 use super::{Charge, Forward, Service, Shared, Upstream, key_shape};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 const JSON_1_0: &str = "application/x-amz-json-1.0";
@@ -15,6 +17,7 @@ pub(super) async fn handle(
     request: &Forward,
 ) -> Result<Upstream, String> {
     let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+    record_access(shared, op, request, &body).await;
     match op {
         "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" | "TransactWriteItems" => {
             write(shared, op, request, &body).await
@@ -41,6 +44,23 @@ pub(super) async fn handle(
             Ok(upstream)
         }
     }
+}
+
+/// What IAM sees of the request (apart from its price): item requests name their tables'
+/// keys, so their schemas are looked up first (a table moto does not know gives items
+/// without key names; the request then fails on its own).
+async fn record_access(shared: &Shared, op: &str, request: &Forward, body: &Value) {
+    let mut schemas = HashMap::new();
+    let item_operation = op.ends_with("Item") || op.ends_with("Items") || op == "Query";
+    if item_operation {
+        for table in access::tables(body) {
+            if let Ok(found) = schema(shared, request, &table).await {
+                schemas.insert(table, found);
+            }
+        }
+    }
+    let caller = access::caller(&request.headers);
+    shared.record_access(access::dynamodb(caller, op, body, &schemas));
 }
 
 fn text(body: &Value, field: &str) -> String {

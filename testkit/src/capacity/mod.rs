@@ -25,6 +25,11 @@
 //!   batch of up to 10 messages is one request). An empty `ReceiveMessage` is recorded
 //!   as operation `ReceiveMessage(empty)`, so callers can tell polling from work.
 //!
+//! Apart from the pricing, the meter keeps what IAM would see of each request ([`Access`]:
+//! the sending function, by the SDK's app name, the items and their condition-key facts),
+//! which [`CapacityMeter::take_accesses`] hands over; the IAM test checks it against each
+//! function's role.
+//!
 //! [`CapacityMeter::snapshot`] returns the totals, per-operation figures and a log of
 //! every request (operation, table or queue, units and why); [`CapacityMeter::reset`]
 //! starts again from zero; [`CapacityMeter::take`] does both at once.
@@ -48,10 +53,13 @@
 //! `BatchWriteItem`'s unprocessed items, which moto never returns, are priced as written).
 //! It serialises writes, so concurrent writers are slower through it than without it.
 
+mod access;
 mod dynamo;
 pub mod rules;
 pub mod size;
 mod sqs;
+
+pub use access::{Access, ItemAccess};
 
 use crate::local_server::{AcceptLoop, serve_http1};
 use bytes::Bytes;
@@ -191,6 +199,7 @@ struct Shared {
     moto: String,
     http: reqwest::Client,
     usage: Mutex<Usage>,
+    accesses: Mutex<Vec<Access>>,
     /// Held from the "before" read to the "after" read of every write.
     writes: tokio::sync::Mutex<()>,
     schemas: Mutex<HashMap<String, Arc<TableSchema>>>,
@@ -207,6 +216,13 @@ impl Shared {
 
     fn record(&self, charge: Charge) {
         self.usage().add(charge);
+    }
+
+    fn record_access(&self, access: Access) {
+        self.accesses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(access);
     }
 
     async fn forward(&self, request: &Forward) -> Result<Upstream, String> {
@@ -303,6 +319,7 @@ impl CapacityMeter {
             moto: moto_url.trim_end_matches('/').to_owned(),
             http,
             usage: Mutex::new(Usage::default()),
+            accesses: Mutex::new(Vec::new()),
             writes: tokio::sync::Mutex::new(()),
             schemas: Mutex::new(HashMap::new()),
         });
@@ -336,6 +353,18 @@ impl CapacityMeter {
     /// [`Self::snapshot`] and [`Self::reset`] in one step, so no request falls between.
     pub fn take(&self) -> Usage {
         std::mem::take(&mut *self.shared.usage())
+    }
+
+    /// Every DynamoDB and SQS request since the start or the last call, as IAM sees it
+    /// (neither [`Self::reset`] nor [`Self::take`] clears these).
+    pub fn take_accesses(&self) -> Vec<Access> {
+        std::mem::take(
+            &mut *self
+                .shared
+                .accesses
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 }
 

@@ -4,7 +4,7 @@
 //! 256 KB payload is billed as 4 requests)". The payload is the messages' bodies and
 //! message attributes (sent for `SendMessage*`, received for `ReceiveMessage`).
 
-use super::{Charge, Forward, Service, Shared, Upstream};
+use super::{Access, Charge, Forward, Service, Shared, Upstream, access};
 use serde_json::Value;
 
 /// One billable request per started 64 KB of payload.
@@ -52,7 +52,17 @@ fn record(
     payload: u64,
     messages: usize,
     upstream: &Upstream,
+    request: &Forward,
 ) {
+    shared.record_access(Access {
+        caller: access::caller(&request.headers),
+        service: Service::Sqs,
+        operation: op.to_owned(),
+        resource: queue.clone(),
+        items: Vec::new(),
+        return_values: None,
+        select: None,
+    });
     let empty = op == "ReceiveMessage" && messages == 0;
     let operation = if empty {
         "ReceiveMessage(empty)".to_owned()
@@ -104,7 +114,7 @@ pub(super) async fn handle_json(
         }
         _ => (0, 0),
     };
-    record(shared, op, queue, payload, messages, &upstream);
+    record(shared, op, queue, payload, messages, &upstream, request);
     Ok(upstream)
 }
 
@@ -173,7 +183,7 @@ pub(super) async fn handle_query(
             .collect();
         (bodies.iter().sum(), bodies.len())
     };
-    record(shared, op, queue, payload, messages, &upstream);
+    record(shared, op, queue, payload, messages, &upstream, request);
     Ok(upstream)
 }
 
