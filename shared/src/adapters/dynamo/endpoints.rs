@@ -11,9 +11,7 @@ use crate::domain::time::format as ts;
 use crate::domain::{Endpoint, EndpointChanges, PausedBy, SigningSecret};
 use crate::ports::{EndpointStore, StoreError, StoreResult};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -59,15 +57,9 @@ impl EndpointStore for DynamoStore {
             .expression_attribute_values(":limit", n(limit))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
         let items = vec![
             TransactWriteItem::builder().update(count).build(),
-            TransactWriteItem::builder().put(put).build(),
+            self.put_new_in_transaction(item)?,
         ];
         match self.transact(items, None).await?.as_deref() {
             None => Ok(()),

@@ -116,6 +116,17 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// A transaction's `Put` that must create (its condition fails if the key is stored).
+    fn put_new_in_transaction(&self, item: Item) -> StoreResult<TransactWriteItem> {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// `PutItem` that must create: `AlreadyExists` if an item with that key is stored.
     async fn put_new(&self, item: Item) -> StoreResult<()> {
         let result = self

@@ -31,12 +31,6 @@ impl RecoveryStore for DynamoStore {
         let expires_at = self.retention.expires_at(recovery.created_at);
         let item: Item =
             serde_dynamo::to_item(RecoveryItem::new(recovery, expires_at)).map_err(mapping)?;
-        let record = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
         let latest = Put::builder()
             .table_name(&self.table)
             .item(
@@ -55,7 +49,7 @@ impl RecoveryStore for DynamoStore {
         .build()
         .map_err(|e| StoreError::Backend(e.to_string()))?;
         let items = vec![
-            TransactWriteItem::builder().put(record).build(),
+            self.put_new_in_transaction(item)?,
             TransactWriteItem::builder().put(latest).build(),
         ];
         // The recovery's id is the token: a retried start that had committed commits
