@@ -282,6 +282,9 @@ fn every_api_error() -> Vec<(ApiError, u16)> {
         ApiError::EndpointLimitReached { limit: 1 },
         ApiError::EventIdReused,
         ApiError::PublishInProgress,
+        ApiError::Overloaded {
+            retry_after_secs: 1,
+        },
         ApiError::Internal,
     ];
     all.into_iter()
@@ -296,6 +299,7 @@ fn every_api_error() -> Vec<(ApiError, u16)> {
                 ApiError::PayloadTooLarge { .. } => 413,
                 ApiError::Validation(_) | ApiError::EndpointLimitReached { .. } => 422,
                 ApiError::Internal => 500,
+                ApiError::Overloaded { .. } => 503,
             };
             (error, status)
         })

@@ -9,7 +9,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use shared::adapters::http_client::{OutboundClient, OutboundConfig};
-use shared::adapters::memory::queue::MemoryQueue;
+use shared::adapters::memory::queue::{Jobs, MemoryQueue};
 use shared::domain::OrgSlug;
 use shared::domain::recovery::FailedPosition;
 use shared::domain::time::minute_of;
@@ -26,13 +26,12 @@ use shared::wiring::{self, Services};
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::{Behaviour, HttpsReceiver, Reply, TempDir};
-use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
 
 pub struct Harness<S: Store> {
     pub store: Arc<S>,
     pub router: axum::Router,
-    pub jobs: UnboundedReceiver<Job>,
+    pub jobs: Jobs,
     pub queue: Arc<MemoryQueue>,
     pub sender: Sender,
     pub receiver: HttpsReceiver,
@@ -45,6 +44,8 @@ pub struct Options {
     pub retry: Vec<u64>,
     pub threshold: u32,
     pub allow_loopback: bool,
+    /// `ENDPOINT_MAX_IN_FLIGHT`.
+    pub max_in_flight: u32,
 }
 
 impl Default for Options {
@@ -53,6 +54,7 @@ impl Default for Options {
             retry: vec![1, 1, 1],
             threshold: 20,
             allow_loopback: true,
+            max_in_flight: 10,
         }
     }
 }
@@ -91,6 +93,7 @@ pub fn settings(options: &Options) -> SenderSettings {
         },
         breaker_threshold: options.threshold,
         user_agent: wiring::user_agent(),
+        endpoint_max_in_flight: options.max_in_flight,
     }
 }
 
@@ -160,10 +163,7 @@ impl<S: Store> Harness<S> {
 
     /// The next job that comes due, within `wait`.
     pub async fn next_job(&mut self, wait: Duration) -> Option<Job> {
-        tokio::time::timeout(wait, self.jobs.recv())
-            .await
-            .ok()
-            .flatten()
+        tokio::time::timeout(wait, self.jobs.recv()).await.ok()
     }
 
     /// Handle the next due job, handed out for the first time.
@@ -1295,8 +1295,7 @@ async fn retry_during_attempt(
         assert_eq!(a.status, 202, "{}", a.json);
         let manual = tokio::time::timeout(STEP, jobs.recv())
             .await
-            .expect("the manual job is queued at once")
-            .expect("queue open");
+            .expect("the manual job is queued at once");
         sender.handle(manual, false).await.expect("handled")
     });
     (automatic.expect("handled"), manual, delivery_id)
