@@ -18,6 +18,7 @@ use shared::domain::{
     RetryPolicy, now,
 };
 use shared::domain::{DeliverySeq, EndpointNumber};
+use shared::pipeline::queue_batch::{QueuedJob, handle_batch};
 use shared::pipeline::scheduler;
 use shared::pipeline::{Handled, Sender, SenderSettings};
 use shared::ports::Store;
@@ -1446,6 +1447,34 @@ async fn a_retry_held_by_a_paused_endpoint_stays_manual(store: Arc<impl Store>) 
     assert_eq!(h.receiver.requests().len(), 2);
 }
 
+/// The sender's own cap, as on Lambda (no local worker in front of it): one batch of jobs
+/// to one slow endpoint never has more than `ENDPOINT_MAX_IN_FLIGHT` requests at the
+/// receiver at once, and every job is still done.
+async fn the_sender_caps_attempts_to_one_endpoint(store: Arc<impl Store>) {
+    const SLOW: Duration = Duration::from_millis(300);
+    let options = Options {
+        max_in_flight: 3,
+        ..Options::default()
+    };
+    let mut h = Harness::start(store, Behaviour::always(Reply::ok().delay(SLOW)), options).await;
+    h.endpoint(&["alert.fired"]).await;
+    let mut batch = Vec::new();
+    for i in 0..10u32 {
+        h.publish(&format!("evt_cap_{i}")).await;
+        let job = h.next_job(STEP).await.expect("a first attempt");
+        batch.push(QueuedJob {
+            message_id: i,
+            job,
+            redelivered: false,
+        });
+    }
+    let failed = handle_batch(&h.sender, batch).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let got = h.receiver.requests();
+    assert_eq!(got.len(), 10);
+    assert_eq!(testkit::peak_concurrency(&got, SLOW), 3);
+}
+
 on_both_backends!(
     a_retry_during_a_slow_attempt_goes_out_at_once,
     a_retry_held_by_a_paused_endpoint_stays_manual,
@@ -1463,4 +1492,5 @@ on_both_backends!(
     a_sender_dying_before_queueing_the_retry_loses_nothing,
     an_enqueue_failure_fails_the_publish_and_its_retry_completes_it,
     long_waits_wait_in_the_due_list,
+    the_sender_caps_attempts_to_one_endpoint,
 );
