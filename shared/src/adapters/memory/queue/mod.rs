@@ -336,18 +336,21 @@ mod tests {
         DeliveryJob::new(&acme(), id, id, event, None).automatic(1)
     }
 
+    /// Enqueue each job after its delay in seconds.
+    async fn enqueue_after(queue: &MemoryQueue, jobs: &[(&Job, u64)]) {
+        let jobs = jobs
+            .iter()
+            .map(|(job, secs)| ((*job).clone(), Duration::from_secs(*secs)))
+            .collect();
+        queue.enqueue(jobs).await.expect("enqueue");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn jobs_arrive_after_their_delay_in_delay_order() {
         let (queue, mut rx) = MemoryQueue::new();
         let late = job();
         let early = job();
-        queue
-            .enqueue(vec![
-                (late.clone(), Duration::from_secs(10)),
-                (early.clone(), Duration::from_secs(2)),
-            ])
-            .await
-            .expect("enqueue");
+        enqueue_after(&queue, &[(&late, 10), (&early, 2)]).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(rx.try_recv().is_none(), "nothing is due yet");
         assert_eq!(rx.recv().await, early);
@@ -378,13 +381,7 @@ mod tests {
 
         // Copies of one job keep their own due times.
         let (twice, _rx) = MemoryQueue::kept();
-        twice
-            .enqueue(vec![
-                (b.clone(), Duration::from_secs(7200)),
-                (b.clone(), Duration::from_secs(60)),
-            ])
-            .await
-            .expect("enqueue");
+        enqueue_after(&twice, &[(&b, 7200), (&b, 60)]).await;
         let mut dues: Vec<_> = twice.outstanding().into_iter().map(|o| o.due).collect();
         dues.sort();
         assert!(

@@ -142,13 +142,22 @@ mod tests {
         OrgSlug::parse(name).expect("slug")
     }
 
-    /// A resume job: its lane is (org, endpoint); `n` tells copies apart in the asserts.
+    /// A resume job: its lane is (org, endpoint).
     fn job(o: &str, endpoint: u128) -> Job {
         Job::ResumeEndpoint {
             v: JOB_VERSION,
             org: org(o),
             endpoint_id: Uuid::from_u128(endpoint),
         }
+    }
+
+    /// Turns holding a job for each (org, endpoint), in this order.
+    fn turns_of(jobs: &[(&str, u128)]) -> Turns {
+        let mut turns = Turns::default();
+        for (o, e) in jobs {
+            turns.push(job(o, *e));
+        }
+        turns
     }
 
     fn lanes(jobs: &[Job]) -> Vec<(String, u128)> {
@@ -166,14 +175,16 @@ mod tests {
 
     #[test]
     fn organisations_then_their_endpoints_take_turns() {
-        let mut turns = Turns::default();
-        // Org a: a backlog on endpoint 1, then one job each on 2; org b arrives last.
-        for _ in 0..4 {
-            turns.push(job("a", 1));
-        }
-        turns.push(job("a", 2));
-        turns.push(job("b", 3));
-        turns.push(job("b", 3));
+        // Org a: a backlog on endpoint 1, then a job on 2; org b arrives last.
+        let mut turns = turns_of(&[
+            ("a", 1),
+            ("a", 1),
+            ("a", 1),
+            ("a", 1),
+            ("a", 2),
+            ("b", 3),
+            ("b", 3),
+        ]);
         assert_eq!(turns.len(), 7);
         let order: Vec<Job> = std::iter::from_fn(|| turns.pop()).collect();
         assert_eq!(
@@ -211,11 +222,7 @@ mod tests {
 
     #[test]
     fn lanes_at_their_cap_are_passed_over_until_a_job_finishes() {
-        let mut turns = Turns::default();
-        for _ in 0..5 {
-            turns.push(job("a", 1));
-        }
-        turns.push(job("b", 2));
+        let mut turns = turns_of(&[("a", 1), ("a", 1), ("a", 1), ("a", 1), ("a", 1), ("b", 2)]);
         let first = turns.take(2).expect("a");
         let second = turns.take(2).expect("b");
         let third = turns.take(2).expect("a again");
@@ -244,9 +251,7 @@ mod tests {
             org: org("a"),
             recovery_id: Uuid::from_u128(9),
         };
-        let mut turns = Turns::default();
-        turns.push(job("a", 1));
-        turns.push(job("a", 1));
+        let mut turns = turns_of(&[("a", 1), ("a", 1)]);
         turns.push(recovery.clone());
         turns.pop();
         assert_eq!(turns.pop(), Some(recovery));
