@@ -102,7 +102,9 @@ async fn run() {
         .max()
         .expect("a arrived")
         .duration_since(started);
-    println!("org a: {BACKLOG} events to an endpoint taking {SLOW:?} a request, published in {backlog_published:.1?}");
+    println!(
+        "org a: {BACKLOG} events to an endpoint taking {SLOW:?} a request, published in {backlog_published:.1?}"
+    );
     println!(
         "org a: drained in {drained:.1?}: {:.1} deliveries/s ({a_when_b_done} of {BACKLOG} arrived when b's last did)",
         BACKLOG as f64 / drained.as_secs_f64()

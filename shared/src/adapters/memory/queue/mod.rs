@@ -78,8 +78,14 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn ready(&self, job: Job) {
-        self.state().ready.push(job);
+    /// `job` is ready; `was_delayed` if it waited out a delay (counted in one step with
+    /// the push, so the queued count never dips and lets a publish overshoot).
+    fn ready(&self, job: Job, was_delayed: bool) {
+        {
+            let mut state = self.state();
+            state.delayed -= usize::from(was_delayed);
+            state.ready.push(job);
+        }
         self.wake.notify_one();
     }
 }
@@ -285,15 +291,14 @@ impl JobQueue for MemoryQueue {
         }
         for (job, delay) in jobs {
             if delay.is_zero() {
-                self.shared.ready(job);
+                self.shared.ready(job, false);
                 continue;
             }
             self.shared.state().delayed += 1;
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                shared.state().delayed -= 1;
-                shared.ready(job);
+                shared.ready(job, true);
             });
         }
         Ok(())
