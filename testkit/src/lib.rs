@@ -102,6 +102,28 @@ impl RecordedRequest {
     }
 }
 
+/// The most requests that were being answered at once, for a receiver that answers each
+/// `reply_delay` after it arrived: each is counted from its arrival until a little
+/// before its answer. The sender had each of them in flight at least that long, so the
+/// figure never exceeds the sender's concurrency to this receiver.
+pub fn peak_concurrency(requests: &[RecordedRequest], reply_delay: Duration) -> usize {
+    // Less than the delay, so requests that follow one another back to back never count
+    // as overlapping.
+    let answering = reply_delay.mul_f64(0.9);
+    let mut edges: Vec<(Instant, i32)> = requests
+        .iter()
+        .flat_map(|r| [(r.received_at, 1), (r.received_at + answering, -1)])
+        .collect();
+    // At one instant, an end before a start.
+    edges.sort();
+    let (mut now, mut peak) = (0i32, 0i32);
+    for (_, step) in edges {
+        now += step;
+        peak = peak.max(now);
+    }
+    usize::try_from(peak).unwrap_or(0)
+}
+
 struct State {
     requests: Mutex<Vec<RecordedRequest>>,
     count: watch::Sender<usize>,

@@ -73,6 +73,8 @@ async fn bench_end_to_end() {
             retry: RetryPolicy::default(),
             breaker_threshold: 20,
             user_agent: wiring::user_agent(),
+            // The bench's own concurrency: the figures stay those of 32 in flight.
+            endpoint_max_in_flight: IN_FLIGHT as u32,
         },
     ));
     let publisher = Publisher {
@@ -118,7 +120,7 @@ async fn bench_end_to_end() {
     let mut handled = 0;
     let mut tasks = tokio::task::JoinSet::new();
     while handled < DELIVERIES {
-        let job = jobs.recv().await.expect("job");
+        let job = jobs.recv().await;
         let permit = slots.clone().acquire_owned().await.expect("permit");
         let sender = sender.clone();
         tasks.spawn(async move {

@@ -283,6 +283,9 @@ fn every_api_error() -> Vec<(ApiError, u16)> {
         ApiError::EventIdReused,
         ApiError::PublishInProgress,
         ApiError::RecoveryRunning(uuid::Uuid::nil()),
+        ApiError::Overloaded {
+            retry_after_secs: 1,
+        },
         ApiError::Internal,
     ];
     all.into_iter()
@@ -299,6 +302,7 @@ fn every_api_error() -> Vec<(ApiError, u16)> {
                 ApiError::PayloadTooLarge { .. } => 413,
                 ApiError::Validation(_) | ApiError::EndpointLimitReached { .. } => 422,
                 ApiError::Internal => 500,
+                ApiError::Overloaded { .. } => 503,
             };
             (error, status)
         })

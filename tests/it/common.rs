@@ -4,10 +4,10 @@ use axum::Router;
 use serde_json::Value;
 use shared::adapters::dynamo::{DynamoStore, schema};
 use shared::adapters::memory::MemoryStore;
-use shared::adapters::memory::queue::MemoryQueue;
+use shared::adapters::memory::queue::{Jobs, MemoryQueue};
 use shared::domain::validation::MAX_ENDPOINTS_PER_ORG;
 use shared::domain::{
-    ApiKey, DeliverySeq, Endpoint, EndpointNumber, Job, NewEndpoint, OrgSlug, Role, SigningSecret,
+    ApiKey, DeliverySeq, Endpoint, EndpointNumber, NewEndpoint, OrgSlug, Role, SigningSecret,
     Target,
 };
 use shared::ports::KeyStore;
@@ -17,7 +17,6 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use testkit::openapi::Contract;
-use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Run each listed `async fn case(store)` as a test on the embedded store and on
 /// DynamoDB (moto): one contract, two backends.
@@ -223,7 +222,7 @@ pub async fn fixture_router(store: Arc<impl Store>) -> Router {
 }
 
 /// Every route on `store`, with an embedded queue whose due jobs the caller may read.
-pub fn router_with_queue(store: Arc<impl Store>) -> (Router, UnboundedReceiver<Job>) {
+pub fn router_with_queue(store: Arc<impl Store>) -> (Router, Jobs) {
     let (queue, jobs) = MemoryQueue::new();
     (Services::new(store, Arc::new(queue)).router(), jobs)
 }
@@ -231,7 +230,11 @@ pub fn router_with_queue(store: Arc<impl Store>) -> (Router, UnboundedReceiver<J
 /// Every route on `store`; the jobs it enqueues are taken and dropped.
 pub fn router(store: Arc<impl Store>) -> Router {
     let (router, mut jobs) = router_with_queue(store);
-    tokio::spawn(async move { while jobs.recv().await.is_some() {} });
+    tokio::spawn(async move {
+        loop {
+            jobs.recv().await;
+        }
+    });
     router
 }
 

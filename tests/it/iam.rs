@@ -139,6 +139,7 @@ async fn tour() -> Vec<Access> {
             },
             breaker_threshold: 4,
             user_agent: wiring::user_agent(),
+            endpoint_max_in_flight: 10,
         },
     );
 

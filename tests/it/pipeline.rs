@@ -9,7 +9,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use shared::adapters::http_client::{OutboundClient, OutboundConfig};
-use shared::adapters::memory::queue::MemoryQueue;
+use shared::adapters::memory::queue::{Jobs, MemoryQueue};
 use shared::domain::OrgSlug;
 use shared::domain::recovery::FailedPosition;
 use shared::domain::time::minute_of;
@@ -18,6 +18,7 @@ use shared::domain::{
     RetryPolicy, now,
 };
 use shared::domain::{DeliverySeq, EndpointNumber};
+use shared::pipeline::queue_batch::{QueuedJob, handle_batch};
 use shared::pipeline::scheduler;
 use shared::pipeline::{Handled, Sender, SenderSettings};
 use shared::ports::Store;
@@ -26,13 +27,12 @@ use shared::wiring::{self, Services};
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::{Behaviour, HttpsReceiver, Reply, TempDir};
-use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
 
 pub struct Harness<S: Store> {
     pub store: Arc<S>,
     pub router: axum::Router,
-    pub jobs: UnboundedReceiver<Job>,
+    pub jobs: Jobs,
     pub queue: Arc<MemoryQueue>,
     pub sender: Sender,
     pub receiver: HttpsReceiver,
@@ -45,6 +45,8 @@ pub struct Options {
     pub retry: Vec<u64>,
     pub threshold: u32,
     pub allow_loopback: bool,
+    /// `ENDPOINT_MAX_IN_FLIGHT`.
+    pub max_in_flight: u32,
 }
 
 impl Default for Options {
@@ -53,6 +55,7 @@ impl Default for Options {
             retry: vec![1, 1, 1],
             threshold: 20,
             allow_loopback: true,
+            max_in_flight: 10,
         }
     }
 }
@@ -91,6 +94,7 @@ pub fn settings(options: &Options) -> SenderSettings {
         },
         breaker_threshold: options.threshold,
         user_agent: wiring::user_agent(),
+        endpoint_max_in_flight: options.max_in_flight,
     }
 }
 
@@ -160,10 +164,7 @@ impl<S: Store> Harness<S> {
 
     /// The next job that comes due, within `wait`.
     pub async fn next_job(&mut self, wait: Duration) -> Option<Job> {
-        tokio::time::timeout(wait, self.jobs.recv())
-            .await
-            .ok()
-            .flatten()
+        tokio::time::timeout(wait, self.jobs.recv()).await.ok()
     }
 
     /// Handle the next due job, handed out for the first time.
@@ -1296,8 +1297,7 @@ async fn retry_during_attempt(
         assert_eq!(a.status, 202, "{}", a.json);
         let manual = tokio::time::timeout(STEP, jobs.recv())
             .await
-            .expect("the manual job is queued at once")
-            .expect("queue open");
+            .expect("the manual job is queued at once");
         sender.handle(manual, false).await.expect("handled")
     });
     (automatic.expect("handled"), manual, delivery_id)
@@ -1448,6 +1448,34 @@ async fn a_retry_held_by_a_paused_endpoint_stays_manual(store: Arc<impl Store>) 
     assert_eq!(h.receiver.requests().len(), 2);
 }
 
+/// The sender's own cap, as on Lambda (no local worker in front of it): one batch of jobs
+/// to one slow endpoint never has more than `ENDPOINT_MAX_IN_FLIGHT` requests at the
+/// receiver at once, and every job is still done.
+async fn the_sender_caps_attempts_to_one_endpoint(store: Arc<impl Store>) {
+    const SLOW: Duration = Duration::from_millis(300);
+    let options = Options {
+        max_in_flight: 3,
+        ..Options::default()
+    };
+    let mut h = Harness::start(store, Behaviour::always(Reply::ok().delay(SLOW)), options).await;
+    h.endpoint(&["alert.fired"]).await;
+    let mut batch = Vec::new();
+    for i in 0..10u32 {
+        h.publish(&format!("evt_cap_{i}")).await;
+        let job = h.next_job(STEP).await.expect("a first attempt");
+        batch.push(QueuedJob {
+            message_id: i,
+            job,
+            redelivered: false,
+        });
+    }
+    let failed = handle_batch(&h.sender, batch).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let got = h.receiver.requests();
+    assert_eq!(got.len(), 10);
+    assert_eq!(testkit::peak_concurrency(&got, SLOW), 3);
+}
+
 on_both_backends!(
     a_retry_during_a_slow_attempt_goes_out_at_once,
     a_retry_held_by_a_paused_endpoint_stays_manual,
@@ -1465,4 +1493,5 @@ on_both_backends!(
     a_sender_dying_before_queueing_the_retry_loses_nothing,
     an_enqueue_failure_fails_the_publish_and_its_retry_completes_it,
     long_waits_wait_in_the_due_list,
+    the_sender_caps_attempts_to_one_endpoint,
 );

@@ -640,6 +640,7 @@ pub async fn run(scenario: &Scenario) -> Measured {
             // written (and priced) on every attempt.
             breaker_threshold: u32::MAX,
             user_agent: wiring::user_agent(),
+            endpoint_max_in_flight: 10,
         },
     );
     let router = endpoints.router();

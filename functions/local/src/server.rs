@@ -11,9 +11,8 @@ use axum::Router;
 use ipnet::IpNet;
 use shared::adapters::http_client::{OutboundBuildError, OutboundClient};
 use shared::adapters::memory::MemoryStore;
-use shared::adapters::memory::queue::MemoryQueue;
+use shared::adapters::memory::queue::{Jobs, MemoryQueue};
 use shared::adapters::memory::state_file::{self, StateFileError};
-use shared::domain::Job;
 use shared::domain::{ApiKey, KeyHash, KeyStrength, Retention, Role};
 use shared::key_admin::{self, KeyError};
 use shared::pipeline::Sender;
@@ -70,7 +69,7 @@ pub struct LocalServer {
     pub router: Router,
     /// The in-process sender and the queue it reads due jobs from.
     pub sender: Arc<Sender>,
-    jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+    jobs: Jobs,
     store: Arc<MemoryStore>,
     queue: Arc<MemoryQueue>,
     /// Set when no `--key` was given: the random admin key of org `demo`.
@@ -147,7 +146,7 @@ impl LocalServer {
             register_key(store.as_ref(), spec).await?;
         }
 
-        let (queue, jobs) = MemoryQueue::kept();
+        let (queue, jobs) = MemoryQueue::local(settings.queue_limit);
         queue
             .restore(saved.jobs)
             .await

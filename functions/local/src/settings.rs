@@ -34,6 +34,8 @@ pub struct ServerSettings {
     pub retention_days: u32,
     /// `CONSOLE_FRAME_ANCESTORS`
     pub frame_ancestors: FrameAncestors,
+    /// `LOCAL_QUEUE_LIMIT`: jobs queued at most before a publish is refused.
+    pub queue_limit: usize,
 }
 
 /// A server setting that is malformed; the message names it.
@@ -52,6 +54,7 @@ impl ServerSettings {
             outbound: OutboundSettings::from_env(env)?,
             retention_days: settings::retention_days(env)?,
             frame_ancestors: FrameAncestors::parse(env.get("CONSOLE_FRAME_ANCESTORS").as_deref())?,
+            queue_limit: settings::local_queue_limit(env)?,
         })
     }
 }

@@ -1,14 +1,14 @@
 //! The local stand-ins for the sender and scheduler Lambdas, run as tasks of the server.
 
 use shared::adapters::memory::MemoryStore;
-use shared::adapters::memory::queue::MemoryQueue;
+use shared::adapters::memory::queue::{Jobs, MemoryQueue};
 use shared::domain::Job;
 use shared::pipeline::Sender;
 use shared::pipeline::queue_batch::{QueuedJob, handle_batch};
 use shared::pipeline::scheduler::run_now;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
 /// Jobs at most in flight at once, as a Lambda's concurrency would bound them.
 const WORKER_CONCURRENCY: usize = 32;
@@ -27,32 +27,44 @@ struct Handout {
     job: Job,
 }
 
-/// The local stand-in for the sender Lambda: the jobs ready in the queue, taken up to
-/// [`BATCH_SIZE`] at a time and handled as one batch by the Lambda's own batch path,
-/// batches concurrently.
-pub async fn run_worker(
-    sender: Arc<Sender>,
-    queue: Arc<MemoryQueue>,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
-) {
+/// The local stand-in for the sender Lambda: the jobs ready in the queue, taken in turns
+/// (across organisations, then endpoints) up to [`BATCH_SIZE`] at a time and handled as
+/// one batch by the Lambda's own batch path, batches concurrently.
+///
+/// A slot is free before jobs are taken, so a job taken never waits for one: the turn
+/// order is the order of handling. An endpoint with the sender's cap of jobs handed out
+/// (`ENDPOINT_MAX_IN_FLIGHT`) is passed over until one of them is done, so a slow
+/// endpoint's backlog holds at most that many of the slots, and its jobs do not sit in
+/// slots waiting for the sender's own cap (which stays the guarantee).
+pub async fn run_worker(sender: Arc<Sender>, queue: Arc<MemoryQueue>, mut jobs: Jobs) {
+    let cap = usize::try_from(sender.settings.endpoint_max_in_flight).unwrap_or(usize::MAX);
     let slots = Arc::new(Semaphore::new(WORKER_CONCURRENCY));
     let mut message_ids = 0u64..;
-    let mut ready = Vec::new();
-    while jobs.recv_many(&mut ready, BATCH_SIZE as usize).await > 0 {
-        let handouts: Vec<Handout> = ready
-            .drain(..)
+    loop {
+        let Ok(mut held) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        // Only this loop takes slots: those free now stay free until it takes them.
+        let room = (slots.available_permits() + 1).min(BATCH_SIZE as usize);
+        let handouts: Vec<Handout> = jobs
+            .take(room, cap)
+            .await
+            .into_iter()
             .zip(&mut message_ids)
             .map(|(job, message_id)| Handout { message_id, job })
             .collect();
-        let permits = u32::try_from(handouts.len()).unwrap_or(BATCH_SIZE);
-        let Ok(slots) = slots.clone().acquire_many_owned(permits).await else {
-            return;
-        };
+        let more = u32::try_from(handouts.len() - 1).unwrap_or(0);
+        if more > 0 {
+            let Ok(rest) = slots.clone().try_acquire_many_owned(more) else {
+                return;
+            };
+            held.merge(rest);
+        }
         let sender = sender.clone();
         let queue = queue.clone();
         tokio::spawn(async move {
             handle_until_done(&sender, &queue, handouts).await;
-            drop(slots);
+            drop(held);
         });
     }
 }

@@ -45,6 +45,12 @@ pub enum ApiError {
     /// caller to follow).
     #[error("recovery {0} is still running on this endpoint; wait for it to finish")]
     RecoveryRunning(uuid::Uuid),
+    /// The local server's queue has no room for a publish: nothing was stored; the
+    /// same request may be sent again after `retry_after_secs` (`Retry-After`).
+    #[error(
+        "the delivery queue is full; nothing was stored: send the same request again after {retry_after_secs} s"
+    )]
+    Overloaded { retry_after_secs: u64 },
     /// Details go to the log where this is made, never to the client.
     #[error("internal error")]
     Internal,
@@ -75,6 +81,7 @@ impl ApiError {
             ApiError::Validation(_) | ApiError::EndpointLimitReached { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
+            ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -92,6 +99,7 @@ impl ApiError {
             ApiError::EventIdReused => "event_id_reused",
             ApiError::PublishInProgress => "publish_in_progress",
             ApiError::RecoveryRunning(_) => "recovery_running",
+            ApiError::Overloaded { .. } => "overloaded",
             ApiError::Internal => "internal_error",
         }
     }
@@ -181,6 +189,11 @@ impl From<PublishError> for ApiError {
             PublishError::InProgress => ApiError::PublishInProgress,
             PublishError::Store(e) => e.into(),
             PublishError::Queue(e) => e.into(),
+            PublishError::Overloaded(full) => ApiError::Overloaded {
+                // Whole seconds, rounded up: never an invitation to come back at once.
+                retry_after_secs: full.retry_after.as_secs()
+                    + u64::from(full.retry_after.subsec_nanos() > 0),
+            },
         }
     }
 }
@@ -207,11 +220,19 @@ impl IntoResponse for ApiError {
         };
         let body = error_body(self.code(), &message, self.field());
         let mut response = (self.status(), Json(body)).into_response();
-        if matches!(self, ApiError::Unauthorized) {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+        match self {
+            ApiError::Unauthorized => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            ApiError::Overloaded { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, retry_after_secs.into());
+            }
+            _ => {}
         }
         response
     }

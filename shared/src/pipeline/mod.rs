@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod history;
+pub mod in_flight;
 pub mod lifecycle;
 pub mod lookup;
 pub mod manual_retry;

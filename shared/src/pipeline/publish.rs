@@ -5,12 +5,17 @@
 //! job: if the publish dies after enqueueing, the sender writes the delivery itself when
 //! it records the first attempt. If it dies before, nothing was stored but the event,
 //! the client got an error, and its retry (same id) completes the fan-out.
+//!
+//! Before anything is stored, the queue admits the publish's jobs (a bounded queue may
+//! refuse: then nothing at all is stored, and the same request succeeds later); the
+//! room it holds is given back once the jobs are on the queue.
 
 use crate::domain::OrgSlug;
 use crate::domain::time::rfc3339_millis;
 use crate::domain::{Delivery, DeliveryJob, Endpoint, Event, EventRef, Job, Target, now};
 use crate::ports::{
-    DeliveryStore, EndpointStore, EventStore, JobQueue, QueueError, StoreError, StoreResult,
+    DeliveryStore, EndpointStore, EventStore, JobQueue, QueueError, QueueFull, StoreError,
+    StoreResult,
 };
 use chrono::{DateTime, Utc};
 use futures_util::future::try_join_all;
@@ -57,6 +62,9 @@ pub enum PublishError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The queue has no room for the event's jobs: nothing was stored.
+    #[error(transparent)]
+    Overloaded(#[from] QueueFull),
 }
 
 /// How long the publish that writes an event's deliveries holds the fan-out: well past
@@ -133,6 +141,10 @@ impl Publisher {
             .clone()
             .unwrap_or_else(|| Uuid::now_v7().to_string());
         let targets = self.targets(org, &request.event_type, audience).await?;
+        // Held until the fan-out is done: its first attempts are on the queue by then.
+        let _room = self
+            .queue
+            .admit(targets.iter().filter(|e| e.is_active).count())?;
         let created_at = now();
         let payload = serde_json::to_string(&Envelope {
             id: &event_id,

@@ -10,6 +10,7 @@
 //! try is repeated, with the same `webhook-id`.
 
 use super::batch::Batch;
+use super::in_flight::EndpointSlots;
 use crate::domain::OrgSlug;
 use crate::domain::recovery::{RecoveryStatus, failed_position};
 use crate::domain::{
@@ -38,6 +39,8 @@ pub struct SenderSettings {
     pub retry: RetryPolicy,
     pub breaker_threshold: u32,
     pub user_agent: String,
+    /// Attempts to one endpoint at once, at most (`ENDPOINT_MAX_IN_FLIGHT`).
+    pub endpoint_max_in_flight: u32,
 }
 
 /// Failures that should make the queue hand the job back (storage or queue trouble).
@@ -85,6 +88,8 @@ pub struct Sender {
     pub settings: SenderSettings,
     /// Where each batch's metrics go (`queue_batch::handle_batch`).
     pub metrics: Arc<dyn MetricsSink>,
+    /// The attempts under way per endpoint, capped at `settings.endpoint_max_in_flight`.
+    pub in_flight: EndpointSlots,
 }
 
 /// A uniform number in [0, 1) for retry jitter.
@@ -304,6 +309,9 @@ impl Sender {
             return self.hold(&work, Recheck::No).await;
         };
 
+        // Waits while the endpoint has its cap of attempts under way; before signing, so
+        // the signature's timestamp is the time of sending.
+        let slot = self.in_flight.acquire(endpoint.id).await;
         let started = now();
         let signature = match signing::sign(
             &endpoint.secret,
@@ -336,6 +344,7 @@ impl Sender {
             .transport
             .post(&endpoint.url, &headers, payload.clone())
             .await;
+        drop(slot);
 
         let finished = now();
         let gone = result.status == Some(410);

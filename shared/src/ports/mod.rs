@@ -20,7 +20,7 @@ pub use error::{StoreError, StoreResult};
 pub use events::EventStore;
 pub use health::EndpointHealth;
 pub use keys::KeyStore;
-pub use queue::{JobQueue, QueueError};
+pub use queue::{Admission, JobQueue, QueueError, QueueFull};
 pub use recoveries::RecoveryStore;
 pub use schedule::Schedule;
 pub use stats::AttemptStats;

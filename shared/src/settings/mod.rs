@@ -8,7 +8,7 @@ mod env;
 mod read;
 
 pub use env::{ConfigError, Env, ProcessEnv};
-pub use read::{check_root_cert, parse_cidrs, retention_days};
+pub use read::{check_root_cert, local_queue_limit, parse_cidrs, retention_days};
 
 use crate::domain::RetryPolicy;
 use ipnet::IpNet;
@@ -52,14 +52,16 @@ impl AwsSettings {
     }
 }
 
-/// `RETRY_SCHEDULE`, `CIRCUIT_BREAKER_THRESHOLD` and `DELIVERY_TIMEOUT_MS`: how the
-/// sender makes its attempts.
+/// `RETRY_SCHEDULE`, `CIRCUIT_BREAKER_THRESHOLD`, `DELIVERY_TIMEOUT_MS` and
+/// `ENDPOINT_MAX_IN_FLIGHT`: how the sender makes its attempts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliverySettings {
     pub retry: RetryPolicy,
     pub breaker_threshold: u32,
     /// Total time one POST may take.
     pub timeout: Duration,
+    /// Attempts to one endpoint at once, at most, per sender process.
+    pub endpoint_max_in_flight: u32,
 }
 
 impl DeliverySettings {
@@ -68,6 +70,7 @@ impl DeliverySettings {
             retry: read::retry_policy(env)?,
             breaker_threshold: read::circuit_breaker_threshold(env)?,
             timeout: read::delivery_timeout(env)?,
+            endpoint_max_in_flight: read::endpoint_max_in_flight(env)?,
         })
     }
 }

@@ -130,6 +130,18 @@ pub(super) fn delivery_timeout(env: &impl Env) -> Result<Duration, ConfigError> 
     number(env, "DELIVERY_TIMEOUT_MS", 15_000u64, 100).map(Duration::from_millis)
 }
 
+/// `ENDPOINT_MAX_IN_FLIGHT`: attempts to one endpoint at once, at most, per sender
+/// process (default 10).
+pub(super) fn endpoint_max_in_flight(env: &impl Env) -> Result<u32, ConfigError> {
+    number(env, "ENDPOINT_MAX_IN_FLIGHT", 10, 1)
+}
+
+/// `LOCAL_QUEUE_LIMIT`: jobs the local server's queue holds before it refuses a publish
+/// (default 100 000).
+pub fn local_queue_limit(env: &impl Env) -> Result<usize, ConfigError> {
+    number(env, "LOCAL_QUEUE_LIMIT", 100_000, 1)
+}
+
 /// `RETENTION_DAYS`: how long events, deliveries and attempts are kept (default 30).
 pub fn retention_days(env: &impl Env) -> Result<u32, ConfigError> {
     number(
@@ -195,6 +207,19 @@ mod tests {
         assert!(circuit_breaker_threshold(&[("CIRCUIT_BREAKER_THRESHOLD", "0")]).is_err());
         assert_eq!(delivery_timeout(&none), Ok(Duration::from_secs(15)));
         assert_eq!(retention_days(&[("RETENTION_DAYS", "7")]), Ok(7));
+        assert_eq!(endpoint_max_in_flight(&none), Ok(10));
+        assert_eq!(
+            endpoint_max_in_flight(&[("ENDPOINT_MAX_IN_FLIGHT", "3")]),
+            Ok(3)
+        );
+        assert_eq!(local_queue_limit(&none), Ok(100_000));
+        assert_eq!(local_queue_limit(&[("LOCAL_QUEUE_LIMIT", "50")]), Ok(50));
+        for bad in ["0", "ten", "-1"] {
+            let err = endpoint_max_in_flight(&[("ENDPOINT_MAX_IN_FLIGHT", bad)]).expect_err(bad);
+            assert!(err.to_string().contains("ENDPOINT_MAX_IN_FLIGHT"), "{err}");
+            let err = local_queue_limit(&[("LOCAL_QUEUE_LIMIT", bad)]).expect_err(bad);
+            assert!(err.to_string().contains("LOCAL_QUEUE_LIMIT"), "{err}");
+        }
         assert!(
             delivery_queue_url(&none)
                 .expect_err("missing")

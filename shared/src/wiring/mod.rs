@@ -13,6 +13,7 @@ use crate::api::{
     self, caller_key, deliveries, endpoints, openapi, portal, publish, request_metrics,
 };
 use crate::metrics::{EmfStdout, MetricsSink, NoMetrics};
+use crate::pipeline::in_flight::EndpointSlots;
 use crate::pipeline::{
     EndpointLifecycle, History, ManualRetries, Publisher, Recoveries, Sender, SenderSettings,
 };
@@ -110,6 +111,7 @@ pub fn sender(
         recoveries: store,
         queue,
         transport,
+        in_flight: EndpointSlots::new(settings.endpoint_max_in_flight),
         settings,
         metrics: Arc::new(NoMetrics),
     }
@@ -125,6 +127,7 @@ pub fn sender_settings(delivery: &DeliverySettings) -> SenderSettings {
         retry: delivery.retry.clone(),
         breaker_threshold: delivery.breaker_threshold,
         user_agent: user_agent(),
+        endpoint_max_in_flight: delivery.endpoint_max_in_flight,
     }
 }
 

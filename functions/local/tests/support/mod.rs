@@ -64,6 +64,8 @@ pub const SETTINGS: &[&str] = &[
     "CIRCUIT_BREAKER_THRESHOLD",
     "DELIVERY_TIMEOUT_MS",
     "RETENTION_DAYS",
+    "ENDPOINT_MAX_IN_FLIGHT",
+    "LOCAL_QUEUE_LIMIT",
     "TABLE_NAME",
     "DELIVERY_QUEUE_URL",
     "LOG_LEVEL",
@@ -339,6 +341,15 @@ impl Server {
     /// JSON (`Null` if empty). Panics if there is no answer or the document does not
     /// describe it.
     pub async fn send(&self, request: RequestBuilder) -> (u16, Value) {
+        let (status, _, json) = self.send_reading_headers(request).await;
+        (status, json)
+    }
+
+    /// [`Self::send`], with the answer's headers.
+    pub async fn send_reading_headers(
+        &self,
+        request: RequestBuilder,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let (client, request) = request.build_split();
         let request = request.expect("a well-formed request");
         let method = request.method().to_string();
@@ -363,7 +374,7 @@ impl Server {
                 panic!("{method} {path}: every answer with a body is JSON ({e})")
             })
         };
-        (status, json)
+        (status, headers, json)
     }
 
     /// Sends a request with the bearer key (if any) and a JSON body (if any), through
