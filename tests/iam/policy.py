@@ -54,20 +54,21 @@ def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def _matches(statement: dict, element: str, value: str, case_sensitive: bool) -> bool:
+    """`element` (Action or Resource) or its `Not` form of `statement` against `value`."""
+    for name, positive in ((element, True), ("Not" + element, False)):
+        if name in statement:
+            hit = any(_wildcard(p, value, case_sensitive) for p in _as_list(statement[name]))
+            return hit == positive
+    raise ValueError(f"a statement with neither {element} nor Not{element}: {statement}")
+
+
 def matches_action(statement: dict, action: str) -> bool:
-    if "Action" in statement:
-        return any(_wildcard(a, action, False) for a in _as_list(statement["Action"]))
-    if "NotAction" in statement:
-        return not any(_wildcard(a, action, False) for a in _as_list(statement["NotAction"]))
-    raise ValueError(f"a statement with neither Action nor NotAction: {statement}")
+    return _matches(statement, "Action", action, False)
 
 
 def matches_resource(statement: dict, resource: str) -> bool:
-    if "Resource" in statement:
-        return any(_wildcard(r, resource, True) for r in _as_list(statement["Resource"]))
-    if "NotResource" in statement:
-        return not any(_wildcard(r, resource, True) for r in _as_list(statement["NotResource"]))
-    raise ValueError(f"a statement with neither Resource nor NotResource: {statement}")
+    return _matches(statement, "Resource", resource, True)
 
 
 _STRING = {

@@ -144,23 +144,27 @@ async fn tour() -> Vec<Access> {
     );
 
     let api = |m: &Metered| m.router();
-    let ok = |status: u16, what: &str, answer: &Value| {
-        assert!((200..300).contains(&status), "{what}: {status} {answer}");
-    };
-    let ask = |router: axum::Router, request| async move {
+    // A request that must succeed: its answer's JSON.
+    let step = |router: axum::Router, request, what: &'static str| async move {
         let answer = call(&router, request).await;
-        (answer.status, answer.json)
+        let status = answer.status;
+        assert!(
+            (200..300).contains(&status),
+            "{what}: {status} {}",
+            answer.json
+        );
+        answer.json
     };
 
     // endpoints-api: create, read, change, rotate, test, a portal session, the key.
     let e = Function::EndpointsApi;
     let body = json!({"url": receiver.url("/hook"), "event_types": ["alert.fired"]});
-    let (status, created) = ask(
+    let created = step(
         api(&endpoints),
         request("endpoints-create.json", e, &[], Some(&body)),
+        "create endpoint",
     )
     .await;
-    ok(status, "create endpoint", &created);
     let id = created["id"].as_str().expect("endpoint id").to_owned();
     let ep = [(FIXTURE_ENDPOINT_ID, id.as_str())];
     for (fixture, body) in [
@@ -175,8 +179,12 @@ async fn tour() -> Vec<Access> {
         ("portal-sessions-create.json", None),
         ("key-get.json", None),
     ] {
-        let (status, answer) = ask(api(&endpoints), request(fixture, e, &ep, body.as_ref())).await;
-        ok(status, fixture, &answer);
+        step(
+            api(&endpoints),
+            request(fixture, e, &ep, body.as_ref()),
+            fixture,
+        )
+        .await;
     }
 
     // publish-api, then the sender until the breaker pauses the endpoint and the
@@ -189,10 +197,9 @@ async fn tour() -> Vec<Access> {
             &[],
             Some(&body),
         );
-        ask(api(&publishing), request)
+        step(api(&publishing), request, "publish")
     };
-    let (status, answer) = publish(body).await;
-    ok(status, "publish", &answer);
+    publish(body).await;
     // A publish whose writer died mid fan-out (its hold passed): a repeat takes it over.
     let subscribed = direct
         .get_endpoint(&org, id.parse().expect("uuid"))
@@ -213,24 +220,23 @@ async fn tour() -> Vec<Access> {
     };
     direct.insert_event(&interrupted).await.expect("seed event");
     let repeat = json!({"id": event_id, "type": "alert.fired", "data": data});
-    let (status, answer) = publish(repeat).await;
-    ok(status, "publish again", &answer);
+    publish(repeat).await;
     drain(&sender, &sending.sqs, &queue_url).await;
 
     // deliveries-api: search, list, get, retry, stats, a recovery (dry run and real).
     let d = Function::DeliveriesApi;
-    let (status, found) = ask(
+    step(
         api(&deliveries),
         request("deliveries-search.json", d, &[], None),
+        "search",
     )
     .await;
-    ok(status, "search", &found);
-    let (status, listed) = ask(
+    let listed = step(
         api(&deliveries),
         request("deliveries-list.json", d, &ep, None),
+        "list deliveries",
     )
     .await;
-    ok(status, "list deliveries", &listed);
     let delivery = listed["deliveries"][0]["id"]
         .as_str()
         .expect("a delivery")
@@ -245,33 +251,31 @@ async fn tour() -> Vec<Access> {
         "deliveries-retry.json",
         "endpoints-stats.json",
     ] {
-        let (status, answer) = ask(api(&deliveries), request(fixture, d, &ids, None)).await;
-        ok(status, fixture, &answer);
+        step(api(&deliveries), request(fixture, d, &ids, None), fixture).await;
     }
     let dry_run = json!({"since": "2020-01-01T00:00:00Z", "dry_run": true});
-    let (status, counted) = ask(
+    step(
         api(&deliveries),
         request("endpoints-recover.json", d, &ep, Some(&dry_run)),
+        "recover, dry run",
     )
     .await;
-    ok(status, "recover, dry run", &counted);
     let since = json!({"since": "2020-01-01T00:00:00Z"});
-    let (status, recovery) = ask(
+    let recovery = step(
         api(&deliveries),
         request("endpoints-recover.json", d, &ep, Some(&since)),
+        "recover",
     )
     .await;
-    ok(status, "recover", &recovery);
     let fixture_recovery = fixture_id("recoveries-get.json", "recovery_id");
-    if let Some(recovery_id) = recovery["id"].as_str() {
-        let ids = [(fixture_recovery.as_str(), recovery_id)];
-        let (status, answer) = ask(
-            api(&deliveries),
-            request("recoveries-get.json", d, &ids, None),
-        )
-        .await;
-        ok(status, "get recovery", &answer);
-    }
+    let recovery_id = recovery["recovery_id"].as_str().expect("recovery id");
+    let ids = [(fixture_recovery.as_str(), recovery_id)];
+    step(
+        api(&deliveries),
+        request("recoveries-get.json", d, &ids, None),
+        "get recovery",
+    )
+    .await;
     drain(&sender, &sending.sqs, &queue_url).await;
 
     // The scheduler, just before the parked retry's hour is up, then after: the second
@@ -285,20 +289,13 @@ async fn tour() -> Vec<Access> {
 
     // endpoints-api: resume (held deliveries back on the queue), then delete (purge).
     let resume = json!({"is_active": true});
-    let (status, answer) = ask(
-        api(&endpoints),
-        request("endpoints-update.json", e, &ep, Some(&resume)),
-    )
-    .await;
-    ok(status, "resume", &answer);
-    drain(&sender, &sending.sqs, &queue_url).await;
-    let (status, answer) = ask(
-        api(&endpoints),
-        request("endpoints-delete.json", e, &ep, None),
-    )
-    .await;
-    ok(status, "delete", &answer);
-    drain(&sender, &sending.sqs, &queue_url).await;
+    for (fixture, body, what) in [
+        ("endpoints-update.json", Some(&resume), "resume"),
+        ("endpoints-delete.json", None, "delete"),
+    ] {
+        step(api(&endpoints), request(fixture, e, &ep, body), what).await;
+        drain(&sender, &sending.sqs, &queue_url).await;
+    }
 
     let accesses = meter.take_accesses();
     rig.remove().await;

@@ -763,18 +763,9 @@ impl Rig {
 
     /// Drops the table and the queue.
     pub async fn remove(&self) {
-        let _ = self
-            .dynamo
-            .delete_table()
-            .table_name(&self.name)
-            .send()
-            .await;
-        let _ = self
-            .sqs
-            .delete_queue()
-            .queue_url(&self.queue_url)
-            .send()
-            .await;
+        let table = self.dynamo.delete_table().table_name(&self.name);
+        let queue = self.sqs.delete_queue().queue_url(&self.queue_url);
+        let _ = tokio::join!(table.send(), queue.send());
     }
 }
 
