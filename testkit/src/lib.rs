@@ -38,7 +38,9 @@
 //!
 //! [`capacity::CapacityMeter`] is of another kind: a proxy in front of the moto emulator
 //! that prices every DynamoDB and SQS request sent through it by AWS's on-demand rules
-//! (write and read request units, SQS requests), for tests that hold the code to a budget.
+//! (write and read request units, SQS requests), for tests that hold the code to a budget;
+//! it can also fail a seeded share of those requests, before or after moto applied them
+//! ([`capacity::faults`]), for tests of what survives such faults.
 
 mod behaviour;
 pub mod capacity;

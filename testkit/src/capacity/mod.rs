@@ -47,6 +47,10 @@
 //! # }
 //! ```
 //!
+//! The same proxy injects faults: [`CapacityMeter::with_faults`] fails a seeded share of
+//! the DynamoDB and SQS requests before or after forwarding them ([`faults`]), with or
+//! without pricing them.
+//!
 //! Limits: the meter prices what the rules say, not what AWS's servers measure, so it is
 //! as good as those rules (a number's size is "approximately" documented, for one; a
 //! refused `UpdateItem` is priced by the existing item, not by what it would have made;
@@ -55,11 +59,13 @@
 
 mod access;
 mod dynamo;
+pub mod faults;
 pub mod rules;
 pub mod size;
 mod sqs;
 
 pub use access::{Access, ItemAccess};
+pub use faults::{Fault, FaultPlan, Injected, Tally};
 
 use crate::local_server::{AcceptLoop, serve_http1};
 use bytes::Bytes;
@@ -83,7 +89,7 @@ pub enum Service {
 }
 
 impl Service {
-    fn prefix(self) -> &'static str {
+    pub fn prefix(self) -> &'static str {
         match self {
             Self::DynamoDb => "DynamoDB",
             Self::Sqs => "SQS",
@@ -203,6 +209,9 @@ struct Shared {
     /// Held from the "before" read to the "after" read of every write.
     writes: tokio::sync::Mutex<()>,
     schemas: Mutex<HashMap<String, Arc<TableSchema>>>,
+    /// Off: every request is only forwarded (no pricing, no access log, no locking).
+    pricing: bool,
+    faults: Option<faults::Faults>,
 }
 
 impl Shared {
@@ -310,6 +319,17 @@ impl CapacityMeter {
     /// Starts a meter forwarding to `moto_url` (e.g. `AWS_ENDPOINT_URL`). Panics (it is a
     /// test helper) if it cannot bind `127.0.0.1:0`.
     pub async fn start(moto_url: &str) -> Self {
+        Self::start_with(moto_url, true, None).await
+    }
+
+    /// A proxy that fails requests as `plan` says (see [`faults`]), pricing them too if
+    /// `pricing`; without it every request is only forwarded, so concurrent writers are
+    /// not serialised and [`Self::snapshot`] stays empty.
+    pub async fn with_faults(moto_url: &str, plan: FaultPlan, pricing: bool) -> Self {
+        Self::start_with(moto_url, pricing, Some(faults::Faults::new(plan))).await
+    }
+
+    async fn start_with(moto_url: &str, pricing: bool, faults: Option<faults::Faults>) -> Self {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(60))
@@ -322,6 +342,8 @@ impl CapacityMeter {
             accesses: Mutex::new(Vec::new()),
             writes: tokio::sync::Mutex::new(()),
             schemas: Mutex::new(HashMap::new()),
+            pricing,
+            faults,
         });
         let serving = shared.clone();
         let accept_loop = AcceptLoop::start("capacity meter", move |tcp| {
@@ -353,6 +375,23 @@ impl CapacityMeter {
     /// [`Self::snapshot`] and [`Self::reset`] in one step, so no request falls between.
     pub fn take(&self) -> Usage {
         std::mem::take(&mut *self.shared.usage())
+    }
+
+    /// Turns fault injection off (`false`: every request is forwarded as is, e.g. for
+    /// setup and for the checks at the end) or on again. No effect without a plan.
+    pub fn set_faults_active(&self, active: bool) {
+        if let Some(faults) = &self.shared.faults {
+            faults.set_active(active);
+        }
+    }
+
+    /// Every fault injected so far (none without a plan).
+    pub fn injected(&self) -> Injected {
+        self.shared
+            .faults
+            .as_ref()
+            .map(faults::Faults::injected)
+            .unwrap_or_default()
     }
 
     /// Every DynamoDB and SQS request since the start or the last call, as IAM sees it
@@ -402,29 +441,32 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let result = if let Some(op) = target.strip_prefix("DynamoDB_20120810.") {
-        dynamo::handle(&shared, op, &request).await
+    let (service, op) = if let Some(op) = target.strip_prefix("DynamoDB_20120810.") {
+        (Service::DynamoDb, op)
     } else if let Some(op) = target.strip_prefix("AmazonSQS.") {
-        sqs::handle_json(&shared, op, &request).await
-    } else if let Some(op) = sqs::query_action(&request) {
-        sqs::handle_query(&shared, &op, &request).await
+        (Service::Sqs, op)
     } else {
-        let upstream = shared.forward(&request).await;
-        if upstream.is_ok() {
-            let op = format!("{} {}", request.method, request.path_and_query);
-            shared.record(Charge {
-                service: Service::Other,
-                shape: op.clone(),
-                operation: op,
-                resource: String::new(),
-                wru: 0.0,
-                rru: 0.0,
-                sqs_requests: 0,
-                why: "not DynamoDB or SQS: forwarded, not priced".to_owned(),
-            });
-        }
-        upstream
+        (Service::Other, "")
     };
+    let fault = shared.faults.as_ref().and_then(|f| {
+        f.decide(
+            &access::caller(&request.headers),
+            service,
+            op,
+            &request.headers,
+        )
+    });
+    if fault == Some(Fault::Before) {
+        return Ok(fault_answer(service));
+    }
+    let result = if shared.pricing {
+        price(&shared, service, op, &request).await
+    } else {
+        shared.forward(&request).await
+    };
+    if fault == Some(Fault::After) {
+        return Ok(fault_answer(service));
+    }
     Ok(match result {
         Ok(upstream) => {
             let mut response = Response::new(Full::new(upstream.body));
@@ -442,6 +484,52 @@ async fn handle(
             response
         }
     })
+}
+
+/// Forwards `request` and prices it.
+async fn price(
+    shared: &Shared,
+    service: Service,
+    op: &str,
+    request: &Forward,
+) -> Result<Upstream, String> {
+    match service {
+        Service::DynamoDb => dynamo::handle(shared, op, request).await,
+        Service::Sqs => sqs::handle_json(shared, op, request).await,
+        Service::Other => match sqs::query_action(request) {
+            Some(op) => sqs::handle_query(shared, &op, request).await,
+            None => {
+                let upstream = shared.forward(request).await;
+                if upstream.is_ok() {
+                    let op = format!("{} {}", request.method, request.path_and_query);
+                    shared.record(Charge {
+                        service: Service::Other,
+                        shape: op.clone(),
+                        operation: op,
+                        resource: String::new(),
+                        wru: 0.0,
+                        rru: 0.0,
+                        sqs_requests: 0,
+                        why: "not DynamoDB or SQS: forwarded, not priced".to_owned(),
+                    });
+                }
+                upstream
+            }
+        },
+    }
+}
+
+/// An injected fault's answer.
+fn fault_answer(service: Service) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = faults::answer(service);
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    response
 }
 
 /// The constant part of a key value: up to and including its first `#` (`EP#...` →
