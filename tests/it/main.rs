@@ -10,6 +10,7 @@ mod capacity;
 mod console_routes;
 mod contract;
 mod delivery_contract;
+mod faults;
 mod fixtures;
 mod hardening;
 mod iam;

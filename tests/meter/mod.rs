@@ -720,8 +720,8 @@ pub async fn run(scenario: &Scenario) -> Measured {
     }
 }
 
-/// A capacity meter in front of moto, and a fresh table and queue made directly (not
-/// metered), named `<prefix>-<uuid>`, with the clients that made them.
+/// A capacity meter (or another proxy) in front of moto, and a fresh table and queue
+/// made directly (not through it), named `<prefix>-<uuid>`, with the clients that made them.
 pub struct Rig {
     pub meter: CapacityMeter,
     pub dynamo: aws_sdk_dynamodb::Client,
@@ -732,7 +732,12 @@ pub struct Rig {
 
 impl Rig {
     pub async fn start(moto: &str, prefix: &str, visibility_seconds: u32) -> Self {
-        let meter = CapacityMeter::start(moto).await;
+        Self::around(CapacityMeter::start(moto).await, prefix, visibility_seconds).await
+    }
+
+    /// The same with a proxy of the caller's (one that injects faults, say), whose
+    /// upstream must be the moto server `AWS_ENDPOINT_URL` names.
+    pub async fn around(meter: CapacityMeter, prefix: &str, visibility_seconds: u32) -> Self {
         let sdk = aws_config::load_from_env().await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);

@@ -34,6 +34,37 @@ pub struct FaultPlan {
     pub after_share: f64,
 }
 
+impl FaultPlan {
+    /// Whether attempt `attempt` (from 1) of the `invocation`-th call (from 0) that
+    /// function `caller` made of `operation` (`DynamoDB.PutItem`) fails, and when: what
+    /// the proxy decides, as a pure function (to find the seeds that fail a given call).
+    pub fn fault_of(
+        &self,
+        caller: &str,
+        operation: &str,
+        invocation: u64,
+        attempt: u64,
+    ) -> Option<Fault> {
+        let roll = |salt: u64| {
+            let mut h = splitmix(self.seed ^ salt);
+            for part in [caller.as_bytes(), b"/", operation.as_bytes()] {
+                for &b in part {
+                    h = splitmix(h ^ u64::from(b));
+                }
+            }
+            h = splitmix(h ^ invocation);
+            unit(splitmix(h ^ attempt))
+        };
+        if roll(0) >= self.share {
+            None
+        } else if roll(1) < self.after_share {
+            Some(Fault::After)
+        } else {
+            Some(Fault::Before)
+        }
+    }
+}
+
 /// When a request fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -65,6 +96,10 @@ impl Tally {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Injected {
     pub operations: BTreeMap<String, Tally>,
+    /// The calls whose every attempt failed, so the SDK gave up and the caller got the
+    /// error, per `function operation` (`publish-api SQS.SendMessageBatch`): `after` if
+    /// at least one attempt was applied, `before` if none was.
+    pub exhausted: BTreeMap<String, Tally>,
 }
 
 impl Injected {
@@ -91,13 +126,23 @@ impl Injected {
     }
 }
 
-/// The proxy's fault state: the plan, whether it is on, the invocations seen and the
-/// faults injected.
+/// One call as the proxy saw its attempts.
+struct Call {
+    /// In the order the proxy first saw the calls of its function and operation.
+    number: u64,
+    /// Every attempt so far failed.
+    all_failed: bool,
+    /// An attempt was applied and reported failed.
+    applied: bool,
+}
+
+/// The proxy's fault state: the plan, whether it is on, the calls seen and the faults
+/// injected.
 pub(super) struct Faults {
     plan: FaultPlan,
     active: AtomicBool,
-    /// Per (function, operation): invocation id → its number, in order first seen.
-    invocations: Mutex<HashMap<(String, String), HashMap<String, u64>>>,
+    /// Per (function, operation): invocation id → the call.
+    calls: Mutex<HashMap<(String, String), HashMap<String, Call>>>,
     injected: Mutex<Injected>,
 }
 
@@ -110,7 +155,7 @@ impl Faults {
         Self {
             plan,
             active: AtomicBool::new(true),
-            invocations: Mutex::new(HashMap::new()),
+            calls: Mutex::new(HashMap::new()),
             injected: Mutex::new(Injected::default()),
         }
     }
@@ -136,55 +181,59 @@ impl Faults {
         }
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let key = format!("{}.{operation}", service.prefix());
-        let invocation = {
-            let mut all = lock(&self.invocations);
-            let seen = all.entry((caller.to_owned(), key.clone())).or_default();
-            let next = seen.len() as u64;
-            match header("amz-sdk-invocation-id") {
-                Some(id) => *seen.entry(id.to_owned()).or_insert(next),
-                // No invocation id: every request is a call of its own.
-                None => {
-                    seen.insert(format!("#{next}"), next);
-                    next
-                }
-            }
-        };
-        let attempt = header("amz-sdk-request").map_or(1, attempt_of);
-        let roll = |salt: u64| {
-            let mut h = splitmix(self.plan.seed ^ salt);
-            for part in [caller.as_bytes(), key.as_bytes()] {
-                for &b in part {
-                    h = splitmix(h ^ u64::from(b));
-                }
-            }
-            h = splitmix(h ^ invocation);
-            unit(splitmix(h ^ attempt))
-        };
-        if roll(0) >= self.plan.share {
-            return None;
-        }
-        let fault = if roll(1) < self.plan.after_share {
-            Fault::After
-        } else {
-            Fault::Before
-        };
+        let (attempt, max) = header("amz-sdk-request").map_or((1, 1), attempt_of);
+        let mut calls = lock(&self.calls);
+        let seen = calls.entry((caller.to_owned(), key.clone())).or_default();
+        let number = seen.len() as u64;
+        // No invocation id: every request is a call of its own.
+        let id =
+            header("amz-sdk-invocation-id").map_or_else(|| format!("#{number}"), str::to_owned);
+        let call = seen.entry(id).or_insert(Call {
+            number,
+            all_failed: true,
+            applied: false,
+        });
+        let fault = self.plan.fault_of(caller, &key, call.number, attempt);
+        call.all_failed &= fault.is_some();
+        call.applied |= fault == Some(Fault::After);
+        let Some(fault) = fault else { return None };
         let mut injected = lock(&self.injected);
-        let tally = injected.operations.entry(key).or_default();
-        match fault {
-            Fault::Before => tally.before += 1,
-            Fault::After => tally.after += 1,
+        count(injected.operations.entry(key.clone()).or_default(), fault);
+        if call.all_failed && attempt >= max {
+            let given_up = if call.applied {
+                Fault::After
+            } else {
+                Fault::Before
+            };
+            count(
+                injected
+                    .exhausted
+                    .entry(format!("{caller} {key}"))
+                    .or_default(),
+                given_up,
+            );
         }
         Some(fault)
     }
 }
 
-/// `attempt=2; max=3` → 2.
-fn attempt_of(value: &str) -> u64 {
-    value
-        .split(';')
-        .filter_map(|pair| pair.trim().strip_prefix("attempt="))
-        .find_map(|n| n.parse().ok())
-        .unwrap_or(1)
+fn count(tally: &mut Tally, fault: Fault) {
+    match fault {
+        Fault::Before => tally.before += 1,
+        Fault::After => tally.after += 1,
+    }
+}
+
+/// `attempt=2; max=3` → (2, 3); a missing part is 1.
+fn attempt_of(value: &str) -> (u64, u64) {
+    let part = |name: &str| {
+        value
+            .split(';')
+            .filter_map(|pair| pair.trim().strip_prefix(name))
+            .find_map(|n| n.parse().ok())
+            .unwrap_or(1)
+    };
+    (part("attempt="), part("max="))
 }
 
 /// splitmix64's finaliser: every input bit moves every output bit.
@@ -291,12 +340,32 @@ mod tests {
         assert_eq!(injected.service(Service::DynamoDb).before, 1);
         assert_eq!(injected.service(Service::Sqs).total(), 0);
         assert_eq!(injected.total().total(), 1);
+        assert!(injected.exhausted.is_empty(), "attempt 1 of 3");
+        for attempt in 2..=3 {
+            faults.decide("x", Service::DynamoDb, "GetItem", &headers("a", attempt));
+        }
+        assert_eq!(
+            injected_exhausted(&faults, "x DynamoDB.GetItem"),
+            Tally {
+                before: 1,
+                after: 0
+            }
+        );
+    }
+
+    fn injected_exhausted(faults: &Faults, call: &str) -> Tally {
+        faults
+            .injected()
+            .exhausted
+            .get(call)
+            .copied()
+            .unwrap_or_default()
     }
 
     #[test]
     fn the_attempt_is_read_from_the_sdk_header() {
-        assert_eq!(attempt_of("attempt=2; max=3"), 2);
-        assert_eq!(attempt_of("ttl=20250101T000000Z; attempt=3; max=3"), 3);
-        assert_eq!(attempt_of("nonsense"), 1);
+        assert_eq!(attempt_of("attempt=2; max=3"), (2, 3));
+        assert_eq!(attempt_of("ttl=20250101T000000Z; attempt=3; max=3"), (3, 3));
+        assert_eq!(attempt_of("nonsense"), (1, 1));
     }
 }
