@@ -433,7 +433,10 @@ mod tests {
             .await
             .expect("restore");
         assert_eq!(rx2.recv().await, a);
-        assert!(restarted.take_restored(&a), "handed out before the restart, maybe");
+        assert!(
+            restarted.take_restored(&a),
+            "handed out before the restart, maybe"
+        );
         assert!(!restarted.take_restored(&a), "one mark per copy restored");
         assert!(!queue.take_restored(&a), "enqueued, not restored");
         assert!(rx2.try_recv().is_none(), "b is not due for an hour");
