@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use testkit::{Behaviour, Reply};
+use uuid::Uuid;
 
 /// What `Harness::publish` sends, so every retry below is the same event.
 fn body(id: &str) -> String {
@@ -107,8 +108,12 @@ impl<S: Store> EventStore for FaultyEvents<S> {
         id: &str,
         seen: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
+        holder: Uuid,
     ) -> StoreResult<bool> {
-        let taken = self.inner.take_over_fan_out(org, id, seen, until).await?;
+        let taken = self
+            .inner
+            .take_over_fan_out(org, id, seen, until, holder)
+            .await?;
         if !self.on.is_on() {
             return Ok(taken);
         }
@@ -117,7 +122,11 @@ impl<S: Store> EventStore for FaultyEvents<S> {
             EventFault::HoldAppliedButFailed => Err(StoreError::Backend(
                 "injected: hold written, then reported failed".into(),
             )),
-            EventFault::HoldSentTwice => self.inner.take_over_fan_out(org, id, seen, until).await,
+            EventFault::HoldSentTwice => {
+                self.inner
+                    .take_over_fan_out(org, id, seen, until, holder)
+                    .await
+            }
         }
     }
 }
@@ -227,6 +236,7 @@ async fn unfinished_event(store: &impl Store, h_endpoints: &[String], id: &str) 
         payload,
         targets,
         fan_out_until: Some(created_at + chrono::Duration::seconds(30)),
+        fan_out_holder: None,
     };
     assert_eq!(store.insert_event(&event).await.expect("insert"), None);
 }
@@ -299,7 +309,7 @@ async fn in_progress_says_when_to_retry(store: Arc<impl Store>) {
         .and_then(|e| e.fan_out_until);
     assert!(
         store
-            .take_over_fan_out(&acme(), "evt_busy", seen, until)
+            .take_over_fan_out(&acme(), "evt_busy", seen, until, Uuid::now_v7())
             .await
             .expect("hold")
     );
