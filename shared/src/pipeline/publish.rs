@@ -429,12 +429,15 @@ impl Publisher {
         } else {
             tried(|| self.queue.enqueue(jobs.clone())).await
         };
-        let written: StoreResult<Vec<bool>> = try_join_all(
+        // Every write is made, whichever fails.
+        let written: StoreResult<Vec<bool>> = join_all(
             deliveries
                 .iter()
                 .map(|d| tried(|| self.deliveries.insert_delivery(d))),
         )
-        .await;
+        .await
+        .into_iter()
+        .collect();
         let all_written = written.is_ok();
         let result = async {
             numbered?;
