@@ -241,38 +241,62 @@ async fn unfinished_event(store: &impl Store, h_endpoints: &[String], id: &str) 
     assert_eq!(store.insert_event(&event).await.expect("insert"), None);
 }
 
+/// A publish that meets `fault` answers 500; with the fault gone, the same request
+/// proceeds at once (the id is not locked for the hold) and each endpoint gets one
+/// delivery. `unfinished`: the event is stored already, its fan-out never done.
+async fn fails_once_then_proceeds(
+    store: Arc<impl Store>,
+    fault: EventFault,
+    id: &str,
+    unfinished: bool,
+) {
+    let on = Switch::on();
+    let (mut h, endpoints, router) = faulty_events(store, fault, &on, id, unfinished).await;
+    let first = publish(&router, id).await;
+    assert_error(&first, 500, "internal_error");
+    on.off();
+    let again = publish(&router, id).await;
+    assert_eq!(again.status, 202, "not locked: {}", again.json);
+    drain_and_check_one_each(&mut h, &endpoints).await;
+}
+
+/// Two endpoints, and the publish route over an event store that injects `fault`
+/// while `on` is; with `unfinished`, event `id` is stored, its fan-out never done.
+async fn faulty_events<S: Store>(
+    store: Arc<S>,
+    fault: EventFault,
+    on: &Switch,
+    id: &str,
+    unfinished: bool,
+) -> (Harness<S>, Vec<String>, axum::Router) {
+    let (h, endpoints) = harness_with_endpoints(store.clone(), 2).await;
+    if unfinished {
+        unfinished_event(store.as_ref(), &endpoints, id).await;
+    }
+    let events = Arc::new(FaultyEvents {
+        inner: store.clone(),
+        fault,
+        on: on.clone(),
+    });
+    let router = router_with(&store, h.queue.clone(), events, h.queue.clone());
+    (h, endpoints, router)
+}
+
 /// A takeover whose hold write is applied but reported failed must not lock the id for
 /// the whole hold (issue 17's 80 s case): the next retry proceeds at once.
 async fn a_takeover_applied_but_reported_failed_does_not_lock_the_id(store: Arc<impl Store>) {
-    let (mut h, endpoints) = harness_with_endpoints(store.clone(), 2).await;
-    unfinished_event(store.as_ref(), &endpoints, "evt_taken_unsure").await;
-    let fault = Switch::on();
-    let events = Arc::new(FaultyEvents {
-        inner: store.clone(),
-        fault: EventFault::HoldAppliedButFailed,
-        on: fault.clone(),
-    });
-    let router = router_with(&store, h.queue.clone(), events, h.queue.clone());
-    let first = publish(&router, "evt_taken_unsure").await;
-    assert_error(&first, 500, "internal_error");
-    fault.off();
-    let again = publish(&router, "evt_taken_unsure").await;
-    assert_eq!(again.status, 202, "not locked: {}", again.json);
-    drain_and_check_one_each(&mut h, &endpoints).await;
+    let id = "evt_taken_unsure";
+    fails_once_then_proceeds(store, EventFault::HoldAppliedButFailed, id, true).await;
 }
 
 /// A takeover the SDK sent twice (the first applied, its answer lost): the second finds
 /// the hold no longer as seen. The taker still holds it and finishes the fan-out.
 async fn a_takeover_sent_twice_is_still_the_takers(store: Arc<impl Store>) {
-    let (mut h, endpoints) = harness_with_endpoints(store.clone(), 2).await;
-    unfinished_event(store.as_ref(), &endpoints, "evt_taken_twice").await;
-    let events = Arc::new(FaultyEvents {
-        inner: store.clone(),
-        fault: EventFault::HoldSentTwice,
-        on: Switch::on(),
-    });
-    let router = router_with(&store, h.queue.clone(), events, h.queue.clone());
-    let again = publish(&router, "evt_taken_twice").await;
+    let id = "evt_taken_twice";
+    let on = Switch::on();
+    let (mut h, endpoints, router) =
+        faulty_events(store, EventFault::HoldSentTwice, &on, id, true).await;
+    let again = publish(&router, id).await;
     assert_eq!(again.status, 202, "{}", again.json);
     drain_and_check_one_each(&mut h, &endpoints).await;
 }
@@ -280,20 +304,8 @@ async fn a_takeover_sent_twice_is_still_the_takers(store: Arc<impl Store>) {
 /// Storing the event applied but reported failed: the publish answers 500 holding a
 /// fan-out it never started; it gives the hold up, so the retry proceeds at once.
 async fn an_event_stored_but_reported_failed_does_not_lock_the_id(store: Arc<impl Store>) {
-    let (mut h, endpoints) = harness_with_endpoints(store.clone(), 2).await;
-    let fault = Switch::on();
-    let events = Arc::new(FaultyEvents {
-        inner: store.clone(),
-        fault: EventFault::InsertAppliedButFailed,
-        on: fault.clone(),
-    });
-    let router = router_with(&store, h.queue.clone(), events, h.queue.clone());
-    let first = publish(&router, "evt_stored_unsure").await;
-    assert_error(&first, 500, "internal_error");
-    fault.off();
-    let again = publish(&router, "evt_stored_unsure").await;
-    assert_eq!(again.status, 202, "not locked: {}", again.json);
-    drain_and_check_one_each(&mut h, &endpoints).await;
+    let id = "evt_stored_unsure";
+    fails_once_then_proceeds(store, EventFault::InsertAppliedButFailed, id, false).await;
 }
 
 /// A repeat that finds a live writer still at work answers 409 with `Retry-After`: the
