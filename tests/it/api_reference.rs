@@ -281,7 +281,9 @@ fn every_api_error() -> Vec<(ApiError, u16)> {
         ApiError::Validation(ValidationError::new("url", "x")),
         ApiError::EndpointLimitReached { limit: 1 },
         ApiError::EventIdReused,
-        ApiError::PublishInProgress,
+        ApiError::PublishInProgress {
+            retry_after_secs: 1,
+        },
         ApiError::RecoveryRunning(uuid::Uuid::nil()),
         ApiError::Overloaded {
             retry_after_secs: 1,
@@ -297,7 +299,7 @@ fn every_api_error() -> Vec<(ApiError, u16)> {
                 ApiError::NotFound => 404,
                 ApiError::MethodNotAllowed => 405,
                 ApiError::EventIdReused
-                | ApiError::PublishInProgress
+                | ApiError::PublishInProgress { .. }
                 | ApiError::RecoveryRunning(_) => 409,
                 ApiError::PayloadTooLarge { .. } => 413,
                 ApiError::Validation(_) | ApiError::EndpointLimitReached { .. } => 422,

@@ -30,6 +30,7 @@ fn event(id: &str) -> Event {
         payload: format!(r#"{{"id":"{id}","type":"a.b","data":{{"text":"héllo"}}}}"#),
         targets: vec![],
         fan_out_until: None,
+        fan_out_holder: None,
     }
 }
 
@@ -133,7 +134,8 @@ async fn events_are_stored_once(store: Arc<impl Store>) {
     );
 }
 
-/// An unfinished fan-out changes hands only from the holder last seen.
+/// An unfinished fan-out changes hands only from the holder last seen; a holder's own
+/// write sent again is applied again (it may have been applied, its answer lost).
 async fn fan_outs_are_taken_over_from_the_holder_seen(store: Arc<impl Store>) {
     let first = now();
     let mut e = event("evt_take");
@@ -145,38 +147,64 @@ async fn fan_outs_are_taken_over_from_the_holder_seen(store: Arc<impl Store>) {
         Some(first),
         "round-trips"
     );
+    let (me, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     let mine = first + chrono::Duration::seconds(30);
-    let take = |seen, until| {
+    let take = |seen, until, holder| {
         let store = store.clone();
         async move {
             store
-                .take_over_fan_out(&acme(), "evt_take", seen, until)
+                .take_over_fan_out(&acme(), "evt_take", seen, until, holder)
                 .await
                 .expect("take")
         }
     };
-    assert!(!take(None, mine).await, "not the holder seen");
-    assert!(take(Some(first), mine).await);
-    assert!(!take(Some(first), mine).await, "only one taker");
+    assert!(!take(None, mine, me).await, "not the holder seen");
+    assert!(take(Some(first), mine, me).await);
+    assert!(!take(Some(first), mine, other).await, "only one taker");
     assert!(
-        take(Some(mine), first).await,
+        take(Some(first), mine, me).await,
+        "the taker's own write again"
+    );
+    let stored = store.get_event(&acme(), "evt_take").await.expect("get");
+    assert_eq!(
+        stored.map(|e| (e.fan_out_until, e.fan_out_holder)),
+        Some((Some(mine), Some(me))),
+        "round-trips"
+    );
+    assert!(
+        take(Some(mine), first, me).await,
         "given up (until in the past)"
+    );
+    assert!(
+        !take(Some(mine), first, other).await,
+        "given up: the hold is no longer as seen"
     );
     let legacy = event("evt_legacy");
     store.insert_event(&legacy).await.expect("insert");
     assert!(
         store
-            .take_over_fan_out(&acme(), "evt_legacy", None, mine)
+            .take_over_fan_out(&acme(), "evt_legacy", None, mine, me)
             .await
             .expect("take"),
         "no holder recorded"
     );
     assert!(
         !store
-            .take_over_fan_out(&acme(), "evt_nothing", None, mine)
+            .take_over_fan_out(&acme(), "evt_nothing", None, mine, me)
             .await
             .expect("take"),
         "no such event"
+    );
+    assert!(
+        !store
+            .take_over_fan_out(&acme(), "evt_nothing", Some(mine), first, me)
+            .await
+            .expect("release"),
+        "a release creates nothing"
+    );
+    assert_eq!(
+        store.get_event(&acme(), "evt_nothing").await.expect("get"),
+        None
     );
 }
 

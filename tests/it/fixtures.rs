@@ -337,6 +337,7 @@ async fn pipeline_fixtures_answer_as_specified(store: Arc<impl Store>) {
         ),
         targets: vec![],
         fan_out_until: None,
+        fan_out_holder: None,
     };
     assert_eq!(store.insert_event(&event).await.expect("event"), None);
     let seq = take_delivery_seq(store.as_ref(), &acme(), endpoint.id).await;

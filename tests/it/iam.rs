@@ -217,6 +217,7 @@ async fn tour() -> Vec<Access> {
         .to_string(),
         targets: vec![target_of(&subscribed, DeliverySeq(0))],
         fan_out_until: Some(now() - chrono::Duration::minutes(1)),
+        fan_out_holder: None,
     };
     direct.insert_event(&interrupted).await.expect("seed event");
     let repeat = json!({"id": event_id, "type": "alert.fired", "data": data});

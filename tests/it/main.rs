@@ -20,6 +20,7 @@ mod openapi;
 mod pipeline;
 mod pipeline_api;
 mod portal_sessions;
+mod publish_faults;
 mod retention;
 mod sqs;
 mod template;

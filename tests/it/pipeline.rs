@@ -894,10 +894,10 @@ async fn a_sender_dying_before_queueing_the_retry_loses_nothing(store: Arc<impl 
 }
 
 /// Replaces "an enqueue failure after publish is recovered by the sweep" (the sweep is
-/// gone): the first attempts are enqueued before the deliveries are written, so an
-/// enqueue failure leaves nothing to send and the publish answers 500; the client's
-/// retry with the same id completes the fan-out, and every target gets its delivery
-/// exactly once.
+/// gone): an enqueue that keeps failing fails the publish (500), which still writes the
+/// deliveries it numbered (a send reported failed may have been applied) and gives its
+/// hold up; the client's retry with the same id finds them, sends their first jobs, and
+/// every target gets its delivery exactly once.
 async fn an_enqueue_failure_fails_the_publish_and_its_retry_completes_it(store: Arc<impl Store>) {
     let mut h = Harness::start(
         store.clone(),
@@ -921,12 +921,14 @@ async fn an_enqueue_failure_fails_the_publish_and_its_retry_completes_it(store: 
         "nothing was enqueued"
     );
     for id in &endpoints {
-        assert_eq!(h.deliveries_of(id).await["total"], 0, "nothing was written");
+        let list = h.deliveries_of(id).await;
+        assert_eq!(list["total"], 1, "the number taken is recorded: {list}");
+        assert_eq!(list["deliveries"][0]["status"], "pending", "{list}");
     }
     assert!(h.receiver.requests().is_empty(), "nothing was sent");
 
     // The client's retry, with the same id: the failed publish gave its hold up, so this
-    // one completes the fan-out at once.
+    // one completes the fan-out at once, sending the jobs that were never queued.
     let again = h.publish("evt_lost_enqueue").await;
     assert_eq!(again["deliveries"], 2);
     for _ in 0..2 {
@@ -1052,6 +1054,7 @@ async fn deleting_an_endpoint_purges_its_whole_history(store: Arc<impl Store>) {
         payload: "{}".into(),
         targets: vec![target],
         fan_out_until: None,
+        fan_out_holder: None,
     };
     // Numbers taken one at a time (moto's `ADD` is not atomic under concurrent requests,
     // as DynamoDB's is), then concurrent writers to seed quickly.

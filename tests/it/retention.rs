@@ -40,6 +40,7 @@ fn event(id: &str, created_at: DateTime<Utc>, data: &str) -> Event {
         payload: format!(r#"{{"id":"{id}","data":"{data}"}}"#),
         targets: vec![],
         fan_out_until: None,
+        fan_out_holder: None,
     }
 }
 

@@ -12,5 +12,5 @@ pub mod settings;
 mod stand_ins;
 
 pub use cli::{Cli, Command, KeySpec, Options};
-pub use persistence::{Loaded, LoadedCounts};
+pub use persistence::{Loaded, LoadedCounts, SAVE_EVERY};
 pub use server::{LocalServer, StartError, run, shutdown_signal};

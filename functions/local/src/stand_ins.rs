@@ -25,6 +25,8 @@ const SCHEDULER_EVERY: Duration = Duration::from_secs(10);
 struct Handout {
     message_id: u64,
     job: Job,
+    /// Saved before a restart: maybe handed out before it, as SQS's receive count says.
+    restored: bool,
 }
 
 /// The local stand-in for the sender Lambda: the jobs ready in the queue, taken in turns
@@ -51,7 +53,11 @@ pub async fn run_worker(sender: Arc<Sender>, queue: Arc<MemoryQueue>, mut jobs: 
             .await
             .into_iter()
             .zip(&mut message_ids)
-            .map(|(job, message_id)| Handout { message_id, job })
+            .map(|(job, message_id)| Handout {
+                message_id,
+                restored: queue.take_restored(&job),
+                job,
+            })
             .collect();
         let more = u32::try_from(handouts.len() - 1).unwrap_or(0);
         if more > 0 {
@@ -80,7 +86,7 @@ async fn handle_until_done(sender: &Sender, queue: &MemoryQueue, mut handouts: V
             .map(|h| QueuedJob {
                 message_id: h.message_id,
                 job: h.job.clone(),
-                redelivered: receive > 1,
+                redelivered: receive > 1 || h.restored,
             })
             .collect();
         let failed = handle_batch(sender, batch).await;

@@ -38,9 +38,12 @@ pub enum ApiError {
     /// A publish reused an event id with a different `type` or `data`.
     #[error("an event with this id was already published with a different type or data")]
     EventIdReused,
-    /// Another publish with the same event id is still fanning out.
-    #[error("another publish with this event id is still in progress; retry shortly")]
-    PublishInProgress,
+    /// Another publish with the same event id is still fanning out; its hold ends in
+    /// `retry_after_secs` (`Retry-After`).
+    #[error(
+        "another publish with this event id is still in progress; send the same request again after {retry_after_secs} s"
+    )]
+    PublishInProgress { retry_after_secs: u64 },
     /// The endpoint already has a recovery running (its id is in the message, for the
     /// caller to follow).
     #[error("recovery {0} is still running on this endpoint; wait for it to finish")]
@@ -75,7 +78,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::EventIdReused
-            | ApiError::PublishInProgress
+            | ApiError::PublishInProgress { .. }
             | ApiError::RecoveryRunning(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) | ApiError::EndpointLimitReached { .. } => {
@@ -97,7 +100,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::EndpointLimitReached { .. } => "endpoint_limit_reached",
             ApiError::EventIdReused => "event_id_reused",
-            ApiError::PublishInProgress => "publish_in_progress",
+            ApiError::PublishInProgress { .. } => "publish_in_progress",
             ApiError::RecoveryRunning(_) => "recovery_running",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::Internal => "internal_error",
@@ -186,16 +189,22 @@ impl From<PublishError> for ApiError {
         match err {
             PublishError::UnknownEndpoint => ApiError::NotFound,
             PublishError::IdReused => ApiError::EventIdReused,
-            PublishError::InProgress => ApiError::PublishInProgress,
+            PublishError::InProgress { retry_after } => ApiError::PublishInProgress {
+                retry_after_secs: whole_secs(retry_after),
+            },
             PublishError::Store(e) => e.into(),
             PublishError::Queue(e) => e.into(),
             PublishError::Overloaded(full) => ApiError::Overloaded {
-                // Whole seconds, rounded up: never an invitation to come back at once.
-                retry_after_secs: full.retry_after.as_secs()
-                    + u64::from(full.retry_after.subsec_nanos() > 0),
+                retry_after_secs: whole_secs(full.retry_after),
             },
         }
     }
+}
+
+/// A wait as `Retry-After` gives it: whole seconds, rounded up, at least one (never an
+/// invitation to come back at once).
+fn whole_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// Minting through the API (portal sessions): the organisation is the caller's own and
@@ -227,7 +236,8 @@ impl IntoResponse for ApiError {
                     header::HeaderValue::from_static("Bearer"),
                 );
             }
-            ApiError::Overloaded { retry_after_secs } => {
+            ApiError::Overloaded { retry_after_secs }
+            | ApiError::PublishInProgress { retry_after_secs } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, retry_after_secs.into());

@@ -28,6 +28,10 @@ pub struct Event {
     /// each take a sequence number for the same delivery); once it has passed, the
     /// writer is presumed gone and a repeat completes whatever it left.
     pub fan_out_until: Option<DateTime<Utc>>,
+    /// The writer that last took the hold over or gave it up (none while the first
+    /// publish holds it): its own hold writes succeed again when repeated, so a write
+    /// the store applied but reported failed can be sent again.
+    pub fan_out_holder: Option<Uuid>,
 }
 
 /// An endpoint an event goes to, as the publish saw it.
@@ -458,6 +462,7 @@ mod tests {
             payload: "{}".into(),
             targets: vec![],
             fan_out_until: None,
+            fan_out_holder: None,
         };
         let target = Target {
             endpoint_id: Uuid::now_v7(),

@@ -270,6 +270,7 @@ mod tests {
             payload: "{}".into(),
             targets: vec![],
             fan_out_until: None,
+            fan_out_holder: None,
         };
         let target = Target {
             endpoint_id: Uuid::nil(),

@@ -1,10 +1,18 @@
 //! Publishing an event: store it once, then for each target endpoint take the next
 //! number of its history, enqueue the first attempt, and write the delivery.
 //!
-//! The job is enqueued before the delivery is written, so nothing stored can miss its
-//! job: if the publish dies after enqueueing, the sender writes the delivery itself when
-//! it records the first attempt. If it dies before, nothing was stored but the event,
-//! the client got an error, and its retry (same id) completes the fan-out.
+//! The job is enqueued before the delivery is written, so a delivery the publish wrote
+//! on its way has its job: if the publish dies after enqueueing, the sender writes the
+//! delivery itself when it records the first attempt. If it dies before, nothing was
+//! stored but the event, the client got an error, and its retry (same id) completes the
+//! fan-out.
+//!
+//! A request reported failed may have been applied, so a publish that fails after
+//! numbering still writes every delivery it numbered (their jobs may be on the queue),
+//! then gives its hold up: the client's retry finds them, makes sure of the first job of
+//! each not yet tried (a job sent twice is harmless: its attempt is recorded once), and
+//! numbers only the targets still without a delivery. Every hold write names its writer,
+//! so a hold write sent again finds it already taken by that writer.
 //!
 //! Before anything is stored, the queue admits the publish's jobs (a bounded queue may
 //! refuse: then nothing at all is stored, and the same request succeeds later); the
@@ -12,13 +20,15 @@
 
 use crate::domain::OrgSlug;
 use crate::domain::time::rfc3339_millis;
-use crate::domain::{Delivery, DeliveryJob, Endpoint, Event, EventRef, Job, Target, now};
+use crate::domain::{
+    Delivery, DeliveryJob, DeliveryStatus, Endpoint, Event, EventRef, Job, Target, now,
+};
 use crate::ports::{
     DeliveryStore, EndpointStore, EventStore, JobQueue, QueueError, QueueFull, StoreError,
     StoreResult,
 };
 use chrono::{DateTime, Utc};
-use futures_util::future::try_join_all;
+use futures_util::future::{join_all, try_join_all};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,9 +65,10 @@ pub enum PublishError {
     /// The id was published before with another type or data.
     #[error("event id reused with different content")]
     IdReused,
-    /// Another publish with this id is still writing its deliveries.
+    /// Another publish with this id is still writing its deliveries; its hold ends in
+    /// `retry_after`.
     #[error("another publish with this id is in progress")]
-    InProgress,
+    InProgress { retry_after: Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -76,6 +87,38 @@ pub const FAN_OUT_HOLD: Duration = Duration::from_secs(30);
 const WAIT_FOR_WRITER: Duration = Duration::from_secs(5);
 /// Clocks of different machines may disagree by this much.
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(2);
+/// How many times a write whose repeat is harmless is sent before the publish gives up
+/// (after the SDK's own retries): a delivery's conditional create, the first attempts'
+/// enqueue, a hold write.
+const TRIES: u32 = 3;
+
+/// The fan-out as one writer holds it: until when, and the writer's token (its hold
+/// writes succeed again when repeated).
+#[derive(Clone, Copy)]
+struct Hold {
+    until: DateTime<Utc>,
+    holder: Uuid,
+}
+
+/// `call`, sent again while it fails, up to [`TRIES`] times in all.
+async fn tried<T, E, F, Fut>(mut call: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut tries = 1;
+    loop {
+        match call().await {
+            Err(err) if tries < TRIES => {
+                tracing::warn!(error = %err, tries, "failed; sending it again");
+                tokio::time::sleep(Duration::from_millis(20) * tries).await;
+                tries += 1;
+            }
+            result => return result,
+        }
+    }
+}
 
 /// The envelope receivers get, in this field order.
 #[derive(Serialize)]
@@ -99,6 +142,12 @@ pub struct Publisher {
 
 fn fan_out_hold() -> chrono::Duration {
     chrono::Duration::from_std(FAN_OUT_HOLD).unwrap_or_default()
+}
+
+/// A delivery written whose first job may never have been sent: no attempt yet, and
+/// waiting for one.
+fn untried(d: &Delivery) -> bool {
+    d.attempts.is_empty() && !d.held && d.status == DeliveryStatus::Pending
 }
 
 fn target_of(endpoint: &Endpoint) -> Target {
@@ -146,6 +195,10 @@ impl Publisher {
             .queue
             .admit(targets.iter().filter(|e| e.is_active).count())?;
         let created_at = now();
+        let hold = Hold {
+            until: created_at + fan_out_hold(),
+            holder: Uuid::now_v7(),
+        };
         let payload = serde_json::to_string(&Envelope {
             id: &event_id,
             event_type: &request.event_type,
@@ -161,12 +214,21 @@ impl Publisher {
             created_at,
             payload,
             targets: targets.iter().map(target_of).collect(),
-            fan_out_until: Some(created_at + fan_out_hold()),
+            fan_out_until: Some(hold.until),
+            fan_out_holder: None,
         };
         // One write: it stores the event, or hands back the one already stored.
-        match self.events.insert_event(&event).await? {
-            None => self.fan_out_holding(&event, targets).await,
-            Some(existing) => self.repeat(existing, &request).await,
+        match self.events.insert_event(&event).await {
+            Ok(None) => {
+                self.fan_out_holding(&event, hold, targets, Vec::new())
+                    .await
+            }
+            Ok(Some(existing)) => self.repeat(existing, &request).await,
+            Err(err) => {
+                // It may have been stored, holding a fan-out nobody is doing.
+                self.release(&event, hold).await;
+                Err(err.into())
+            }
         }
     }
 
@@ -184,34 +246,42 @@ impl Publisher {
         }
         let give_up = tokio::time::Instant::now() + WAIT_FOR_WRITER;
         let mut pause = Duration::from_millis(20);
+        let holder = Uuid::now_v7();
         loop {
             let written = self.written(&event).await?;
+            let at = now();
+            let live = event.fan_out_until.filter(|until| *until > at);
             if written.iter().all(Option::is_some) {
+                if live.is_none() {
+                    // Its writer may have failed after writing them, its jobs unsent.
+                    self.resend_untried(&event, written.iter().flatten())
+                        .await?;
+                }
                 return Ok(Published {
                     event_id: event.id.clone(),
                     deliveries: event.delivery_count(),
                     delivery_ids: Vec::new(),
                 });
             }
-            let at = now();
-            match event.fan_out_until {
-                Some(until) if until > at => {
+            match live {
+                Some(until) => {
                     if tokio::time::Instant::now() + pause > give_up {
-                        return Err(PublishError::InProgress);
+                        return Err(PublishError::InProgress {
+                            retry_after: (until - at).to_std().unwrap_or_default(),
+                        });
                     }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(500));
                 }
-                seen => {
-                    let until = at + fan_out_hold();
-                    if self
-                        .events
-                        .take_over_fan_out(&event.org, &event.id, seen, until)
-                        .await?
-                    {
-                        event.fan_out_until = Some(until);
-                        let missing = self.missing_targets(&event, &written).await?;
-                        return self.fan_out_holding(&event, missing).await;
+                None => {
+                    let hold = Hold {
+                        until: at + fan_out_hold(),
+                        holder,
+                    };
+                    if self.take_over(&event, hold).await? {
+                        event.fan_out_until = Some(hold.until);
+                        event.fan_out_holder = Some(holder);
+                        return self.complete(&event, hold, written).await;
                     }
                 }
             }
@@ -221,6 +291,80 @@ impl Publisher {
                 .await?
                 .ok_or_else(|| StoreError::Backend("event vanished during a repeat".into()))?;
         }
+    }
+
+    /// Take the fan-out over from the holder `event` shows. A write that keeps failing
+    /// may have been applied: it is given up before the error is answered, so the
+    /// client's retry is not locked out for the whole hold.
+    async fn take_over(&self, event: &Event, hold: Hold) -> Result<bool, PublishError> {
+        let taken = tried(|| {
+            self.events.take_over_fan_out(
+                &event.org,
+                &event.id,
+                event.fan_out_until,
+                hold.until,
+                hold.holder,
+            )
+        })
+        .await;
+        if taken.is_err() {
+            self.release(event, hold).await;
+        }
+        Ok(taken?)
+    }
+
+    /// Give the hold up if this writer still holds it (best effort: should it fail, a
+    /// repeat waits for the hold to pass).
+    async fn release(&self, event: &Event, hold: Hold) {
+        let released = tried(|| {
+            self.events.take_over_fan_out(
+                &event.org,
+                &event.id,
+                Some(hold.until),
+                now(),
+                hold.holder,
+            )
+        })
+        .await;
+        if let Err(err) = released {
+            tracing::warn!(org = %event.org, event_id = %event.id, error = %err, "fan-out hold not released; a repeat waits for it to pass");
+        }
+    }
+
+    /// A taken-over fan-out: the targets still without a delivery are numbered, and the
+    /// first jobs of the deliveries written but not tried yet are sent again.
+    async fn complete(
+        &self,
+        event: &Event,
+        hold: Hold,
+        written: Vec<Option<Delivery>>,
+    ) -> Result<Published, PublishError> {
+        let missing = match self.missing_targets(event, &written).await {
+            Ok(missing) => missing,
+            Err(err) => {
+                // Nothing numbered yet: nothing for the retry to miss.
+                self.release(event, hold).await;
+                return Err(err.into());
+            }
+        };
+        let untried = written.into_iter().flatten().filter(untried).collect();
+        self.fan_out_holding(event, hold, missing, untried).await
+    }
+
+    /// Send again the first jobs of `deliveries` not tried yet.
+    async fn resend_untried(
+        &self,
+        event: &Event,
+        deliveries: impl Iterator<Item = &Delivery>,
+    ) -> Result<(), PublishError> {
+        let jobs: Vec<_> = deliveries
+            .filter(|d| untried(d))
+            .map(|d| (first_job(event, d), Duration::ZERO))
+            .collect();
+        if !jobs.is_empty() {
+            self.queue.enqueue(jobs).await?;
+        }
+        Ok(())
     }
 
     /// Each target's delivery of `event`, if written. Its number was taken after the
@@ -259,45 +403,77 @@ impl Publisher {
         Ok(missing)
     }
 
-    /// The fan-out, while holding the event's fan-out. Should it fail before any first
-    /// attempt is on the queue, the hold is given up, so the client's retry takes over at
-    /// once instead of waiting it out. Once they are on the queue, a failure keeps the
-    /// hold, as a publish that died would: the sender writes each delivery this call did
-    /// not when it records its first attempt, and a repeat taking over now would number
-    /// those deliveries again and send them twice.
+    /// The fan-out, while holding the event's fan-out: number each target, enqueue the
+    /// first attempts (with `untried`'s, from an earlier writer), write the deliveries.
+    /// On a failure, every delivery numbered is written all the same (its job may be on
+    /// the queue: a request reported failed may have been applied), and only then is the
+    /// hold given up, so that the client's retry proceeds at once and finds them instead
+    /// of numbering their targets again. Should a numbered delivery stay unwritten, the
+    /// hold is kept: a repeat waits for it to pass.
     async fn fan_out_holding(
         &self,
         event: &Event,
+        hold: Hold,
         targets: Vec<Endpoint>,
+        untried: Vec<Delivery>,
     ) -> Result<Published, PublishError> {
-        let result = match self.enqueue_first_attempts(event, targets).await {
-            Ok(deliveries) if deliveries.iter().any(|d| !d.held) => {
-                return self.write_deliveries(event, deliveries).await;
-            }
-            // Nothing on the queue (every target inactive): nothing to wait for either.
-            Ok(deliveries) => self.write_deliveries(event, deliveries).await,
-            Err(err) => Err(err),
+        let (deliveries, numbered) = self.number(event, &targets).await;
+        let jobs: Vec<(Job, Duration)> = deliveries
+            .iter()
+            .chain(&untried)
+            .filter(|d| !d.held)
+            .map(|d| (first_job(event, d), Duration::ZERO))
+            .collect();
+        let enqueued = if jobs.is_empty() {
+            Ok(())
+        } else {
+            tried(|| self.queue.enqueue(jobs.clone())).await
         };
-        if result.is_err()
-            && let Err(err) = self
-                .events
-                .take_over_fan_out(&event.org, &event.id, event.fan_out_until, now())
-                .await
-        {
-            tracing::warn!(org = %event.org, event_id = %event.id, error = %err, "fan-out hold not released; a repeat waits for it to pass");
+        // Every write is made, whichever fails.
+        let written: StoreResult<Vec<bool>> = join_all(
+            deliveries
+                .iter()
+                .map(|d| tried(|| self.deliveries.insert_delivery(d))),
+        )
+        .await
+        .into_iter()
+        .collect();
+        let all_written = written.is_ok();
+        let result = async {
+            numbered?;
+            enqueued?;
+            written?;
+            for held in deliveries.iter().filter(|d| d.held) {
+                self.release_if_resumed(event, held).await?;
+            }
+            Ok::<_, PublishError>(())
         }
-        result
+        .await;
+        if let Err(err) = result {
+            if all_written {
+                self.release(event, hold).await;
+            } else {
+                tracing::warn!(org = %event.org, event_id = %event.id, "a numbered delivery is not written: the fan-out hold is kept");
+            }
+            return Err(err);
+        }
+        tracing::info!(org = %event.org, event_id = %event.id, event_type = %event.event_type, deliveries = deliveries.len(), "event published");
+        Ok(Published {
+            event_id: event.id.clone(),
+            deliveries: event.delivery_count(),
+            delivery_ids: deliveries.iter().map(|d| d.id).collect(),
+        })
     }
 
-    /// For each target, concurrently (latency does not grow with the subscriber count):
-    /// take a number, then enqueue every first attempt in one request. An endpoint
-    /// deleted since it was chosen simply gets nothing.
-    async fn enqueue_first_attempts(
+    /// A number for each target, concurrently (latency does not grow with the
+    /// subscriber count); an endpoint deleted since it was chosen simply gets nothing.
+    /// The deliveries of the targets numbered, and the first failure if any.
+    async fn number(
         &self,
         event: &Event,
-        targets: Vec<Endpoint>,
-    ) -> Result<Vec<Delivery>, PublishError> {
-        let numbered = try_join_all(targets.iter().map(|endpoint| async {
+        targets: &[Endpoint],
+    ) -> (Vec<Delivery>, StoreResult<()>) {
+        let numbered = join_all(targets.iter().map(|endpoint| async {
             let seq = self
                 .deliveries
                 .next_delivery_seq(&event.org, endpoint.id)
@@ -306,38 +482,16 @@ impl Publisher {
                 seq.map(|seq| Delivery::new(event, &target_of(endpoint), seq, endpoint.is_active)),
             )
         }))
-        .await?;
-        let deliveries: Vec<Delivery> = numbered.into_iter().flatten().collect();
-        let jobs: Vec<(Job, Duration)> = deliveries
-            .iter()
-            .filter(|d| !d.held)
-            .map(|d| (first_job(event, d), Duration::ZERO))
-            .collect();
-        self.queue.enqueue(jobs).await?;
-        Ok(deliveries)
-    }
-
-    /// Then write the deliveries.
-    async fn write_deliveries(
-        &self,
-        event: &Event,
-        deliveries: Vec<Delivery>,
-    ) -> Result<Published, PublishError> {
-        try_join_all(
-            deliveries
-                .iter()
-                .map(|d| self.deliveries.insert_delivery(d)),
-        )
-        .await?;
-        for held in deliveries.iter().filter(|d| d.held) {
-            self.release_if_resumed(event, held).await?;
+        .await;
+        let mut deliveries = Vec::new();
+        let mut outcome = Ok(());
+        for result in numbered {
+            match result {
+                Ok(delivery) => deliveries.extend(delivery),
+                Err(err) => outcome = Err(err),
+            }
         }
-        tracing::info!(org = %event.org, event_id = %event.id, event_type = %event.event_type, deliveries = deliveries.len(), "event published");
-        Ok(Published {
-            event_id: event.id.clone(),
-            deliveries: event.delivery_count(),
-            delivery_ids: deliveries.iter().map(|d| d.id).collect(),
-        })
+        (deliveries, outcome)
     }
 
     /// A delivery written held for an endpoint that was resumed after it was listed:

@@ -5,6 +5,7 @@ use crate::domain::Event;
 use crate::domain::OrgSlug;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 /// Events, stored once per publish.
 #[async_trait]
@@ -14,13 +15,15 @@ pub trait EventStore: Send + Sync {
     async fn insert_event(&self, event: &Event) -> StoreResult<Option<Event>>;
     async fn get_event(&self, org: &OrgSlug, id: &str) -> StoreResult<Option<Event>>;
     /// Take over (or give up, with `until` in the past) the fan-out of an event from the
-    /// holder last seen (`seen`): hold it until `until`. `false` if someone else holds it
-    /// now.
+    /// holder last seen (`seen`): hold it until `until`, as `holder`. `false` if someone
+    /// else holds it now. A holder's own write succeeds again when repeated (the hold is
+    /// still `holder`'s), so a write applied but reported failed can be sent again.
     async fn take_over_fan_out(
         &self,
         org: &OrgSlug,
         id: &str,
         seen: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
+        holder: Uuid,
     ) -> StoreResult<bool>;
 }

@@ -30,6 +30,8 @@
 //!   sets applies.
 //! - stderr (the logs) is collected; [`Server::logs`] returns it, and it is printed if
 //!   the test panics while the server is alive, so a failure shows what the server said.
+//! - [`Server::kill`] is a crash (SIGKILL); [`Server::try_send`] talks to a server that
+//!   may be gone.
 //! - A watchdog kills the process after [`ServerBuilder::kill_after`] (default 2 min), so a
 //!   server that hangs fails the test instead of hanging it; dropping the [`Server`]
 //!   kills it too.
@@ -149,6 +151,11 @@ impl ServerBuilder {
         self.args.push("--root-cert".to_owned());
         self.args.push(path.as_ref().display().to_string());
         self
+    }
+
+    /// `--state PATH`.
+    pub fn state(self, path: impl AsRef<Path>) -> Self {
+        self.arg("--state").arg(path.as_ref().display().to_string())
     }
 
     /// `--allow-target CIDR` (`none` allows nothing).
@@ -352,29 +359,21 @@ impl Server {
     ) -> (u16, reqwest::header::HeaderMap, Value) {
         let (client, request) = request.build_split();
         let request = request.expect("a well-formed request");
-        let method = request.method().to_string();
-        let path = request.url().path().to_owned();
-        let response = client
-            .execute(request)
+        let what = format!("{} {}", request.method(), request.url().path());
+        execute(&client, request)
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"));
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
+            .unwrap_or_else(|e| panic!("{what}: no answer: {e}"))
+    }
+
+    /// [`Self::send`], for a server that may be gone (killed, or killed mid-request): no
+    /// whole answer is an error, not a panic. An answer must still be one
+    /// docs/openapi.yaml describes.
+    pub async fn try_send(&self, request: RequestBuilder) -> Result<(u16, Value), reqwest::Error> {
+        let (client, request) = request.build_split();
+        let request = request.expect("a well-formed request");
+        execute(&client, request)
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: body: {e}"));
-        if let Err(violation) = CONTRACT.check(&method, &path, status, &headers, &bytes) {
-            panic!("an answer docs/openapi.yaml does not describe: {violation}");
-        }
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                panic!("{method} {path}: every answer with a body is JSON ({e})")
-            })
-        };
-        (status, headers, json)
+            .map(|(status, _, json)| (status, json))
     }
 
     /// Sends a request with the bearer key (if any) and a JSON body (if any), through
@@ -443,6 +442,17 @@ impl Server {
         published
     }
 
+    /// SIGKILL: no chance to save or clean up. Returns the moment just before the signal
+    /// was sent, once the process is gone.
+    pub fn kill(&self) -> Instant {
+        let mut child = lock(&self.child);
+        let at = Instant::now();
+        // `Child::kill` is SIGKILL on Unix; an error means it had already exited.
+        let _ = child.kill();
+        let _ = child.wait();
+        at
+    }
+
     /// SIGTERM, then the exit status and the rest of stdout. Panics unless the server
     /// exits by itself within 10 s.
     pub fn terminate(mut self) -> (ExitStatus, String) {
@@ -487,6 +497,31 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// Sends `request` and reads the whole answer, which must be one docs/openapi.yaml
+/// describes (anything else panics): the status, headers and body as JSON (`Null` if
+/// empty).
+async fn execute(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+) -> Result<(u16, reqwest::header::HeaderMap, Value), reqwest::Error> {
+    let method = request.method().to_string();
+    let path = request.url().path().to_owned();
+    let response = client.execute(request).await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await?;
+    if let Err(violation) = CONTRACT.check(&method, &path, status, &headers, &bytes) {
+        panic!("an answer docs/openapi.yaml does not describe: {violation}");
+    }
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{method} {path}: every answer with a body is JSON ({e})"))
+    };
+    Ok((status, headers, json))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

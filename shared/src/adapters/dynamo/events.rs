@@ -1,7 +1,7 @@
 //! Events on DynamoDB: one item each, in a partition of its own.
 
 use super::items::events::EventItem;
-use super::{Absent, DynamoStore, backend, decode, mapping, n, table_keys};
+use super::{DynamoStore, applied, backend, decode, mapping, ms, n, s, table_keys};
 use crate::domain::Event;
 use crate::domain::OrgSlug;
 use crate::ports::{EventStore, StoreError, StoreResult};
@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 #[async_trait]
 impl EventStore for DynamoStore {
@@ -58,15 +59,27 @@ impl EventStore for DynamoStore {
         id: &str,
         seen: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
+        holder: Uuid,
     ) -> StoreResult<bool> {
-        self.swap_time(
-            table_keys::event_pk(org, id),
-            table_keys::EVENT_SK,
-            "fu",
-            seen,
-            until,
-            Absent::ItemMustExist,
-        )
-        .await
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(table_keys::event_pk(org, id)))
+            .key("sk", s(table_keys::EVENT_SK))
+            .update_expression("SET fu = :until, fo = :holder")
+            .expression_attribute_values(":until", ms(until))
+            .expression_attribute_values(":holder", s(holder.to_string()));
+        // Its own write again (applied, then reported failed, or sent twice by the SDK)
+        // finds the hold already `holder`'s: applied again, not refused.
+        let request = match seen {
+            Some(seen) => request
+                .condition_expression("fu = :seen OR fo = :holder")
+                .expression_attribute_values(":seen", ms(seen)),
+            None => request.condition_expression(
+                "(attribute_exists(pk) AND attribute_not_exists(fu)) OR fo = :holder",
+            ),
+        };
+        applied(request.send().await)
     }
 }

@@ -217,7 +217,8 @@ impl DynamoStore {
     }
 
     /// Compare-and-set of a time attribute: set it to `value` if it still holds `seen`
-    /// (or, with `seen` absent, if it is absent). `false` if it did not.
+    /// (or, with `seen` absent, if it is absent: the item may be created). `false` if it
+    /// did not.
     async fn swap_time(
         &self,
         pk: String,
@@ -225,7 +226,6 @@ impl DynamoStore {
         attribute: &str,
         seen: Option<DateTime<Utc>>,
         value: DateTime<Utc>,
-        absent: Absent,
     ) -> StoreResult<bool> {
         let request = self
             .client
@@ -236,16 +236,11 @@ impl DynamoStore {
             .update_expression("SET #time = :value")
             .expression_attribute_names("#time", attribute)
             .expression_attribute_values(":value", ms(value));
-        let request = match (seen, absent) {
-            (Some(seen), _) => request
+        let request = match seen {
+            Some(seen) => request
                 .condition_expression("#time = :seen")
                 .expression_attribute_values(":seen", ms(seen)),
-            (None, Absent::ItemMustExist) => {
-                request.condition_expression("attribute_exists(pk) AND attribute_not_exists(#time)")
-            }
-            (None, Absent::MayCreate) => {
-                request.condition_expression("attribute_not_exists(#time)")
-            }
+            None => request.condition_expression("attribute_not_exists(#time)"),
         };
         applied(request.send().await)
     }
@@ -331,12 +326,4 @@ where
 
 fn ms(t: DateTime<Utc>) -> AttributeValue {
     n(t.timestamp_millis())
-}
-
-/// What [`DynamoStore::swap_time`] requires when the time is expected absent.
-enum Absent {
-    /// The item exists, without the attribute.
-    ItemMustExist,
-    /// The item may be created.
-    MayCreate,
 }

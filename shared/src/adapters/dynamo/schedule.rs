@@ -2,7 +2,7 @@
 //! minute, and the scheduler's mark.
 
 use super::items::schedule::{ScheduledItem, minute_key};
-use super::{Absent, DynamoStore, backend, decode, mapping, s, table_keys};
+use super::{DynamoStore, backend, decode, mapping, s, table_keys};
 use crate::domain::{DeliveryKey, ScheduledAttempt};
 use crate::ports::{Schedule, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -71,7 +71,6 @@ impl Schedule for DynamoStore {
             "through",
             seen,
             minute,
-            Absent::MayCreate,
         )
         .await
     }

@@ -6,6 +6,7 @@ use crate::domain::OrgSlug;
 use crate::ports::{EventStore, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 #[async_trait]
 impl EventStore for MemoryStore {
@@ -39,12 +40,14 @@ impl EventStore for MemoryStore {
         id: &str,
         seen: Option<DateTime<Utc>>,
         until: DateTime<Utc>,
+        holder: Uuid,
     ) -> StoreResult<bool> {
         let mut state = self.state_mut();
         Ok(
             match state.events.get_mut(&(org.to_owned(), id.to_owned())) {
-                Some(e) if e.fan_out_until == seen => {
+                Some(e) if e.fan_out_until == seen || e.fan_out_holder == Some(holder) => {
                     e.fan_out_until = Some(until);
+                    e.fan_out_holder = Some(holder);
                     true
                 }
                 _ => false,

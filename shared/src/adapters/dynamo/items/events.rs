@@ -23,6 +23,9 @@ pub struct EventItem {
     tg: Vec<TargetItem>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fu: Option<i64>,
+    /// The fan-out's holder, once one took it over or gave it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fo: Option<String>,
     expires_at: i64,
 }
 
@@ -85,6 +88,7 @@ impl EventItem {
                 })
                 .collect(),
             fu: e.fan_out_until.map(millis),
+            fo: e.fan_out_holder.map(|h| h.to_string()),
             expires_at,
         }
     }
@@ -123,6 +127,11 @@ impl TryFrom<EventItem> for Event {
             payload,
             targets,
             fan_out_until: i.fu.map(from_millis).transpose()?,
+            fan_out_holder: i
+                .fo
+                .map(|h| h.parse())
+                .transpose()
+                .map_err(|_| format!("event {id}: its fan-out holder is malformed"))?,
         })
     }
 }

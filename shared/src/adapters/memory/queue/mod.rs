@@ -62,6 +62,8 @@ struct State {
     reserved: usize,
     /// The receiving end is gone.
     closed: bool,
+    /// Copies of jobs restored from a saved state and not yet taken, by their JSON.
+    restored: HashMap<String, usize>,
 }
 
 impl Shared {
@@ -211,8 +213,15 @@ impl MemoryQueue {
     }
 
     /// Enqueue jobs saved earlier, each due when it was (at once if that has passed).
-    /// Whatever the bound: they were accepted before the restart.
+    /// Whatever the bound: they were accepted before the restart. Each is marked
+    /// [`Self::take_restored`] until taken.
     pub async fn restore(&self, jobs: Vec<OutstandingJob>) -> Result<(), QueueError> {
+        {
+            let mut state = self.shared.state();
+            for o in &jobs {
+                *state.restored.entry(o.job.to_json()).or_default() += 1;
+            }
+        }
         let now = Utc::now();
         self.enqueue(
             jobs.into_iter()
@@ -220,6 +229,23 @@ impl MemoryQueue {
                 .collect(),
         )
         .await
+    }
+
+    /// Whether `job`, just taken, is a copy [`Self::restore`]d (its mark is used up): it
+    /// may have been handed out before the restart and its attempt recorded, as a
+    /// message SQS hands out again, so it must be handled as one (its follow-up made
+    /// sure of, not skipped as a duplicate).
+    pub fn take_restored(&self, job: &Job) -> bool {
+        let mut state = self.shared.state();
+        let key = job.to_json();
+        let Some(left) = state.restored.get_mut(&key) else {
+            return false;
+        };
+        *left -= 1;
+        if *left == 0 {
+            state.restored.remove(&key);
+        }
+        true
     }
 }
 
@@ -407,6 +433,12 @@ mod tests {
             .await
             .expect("restore");
         assert_eq!(rx2.recv().await, a);
+        assert!(
+            restarted.take_restored(&a),
+            "handed out before the restart, maybe"
+        );
+        assert!(!restarted.take_restored(&a), "one mark per copy restored");
+        assert!(!queue.take_restored(&a), "enqueued, not restored");
         assert!(rx2.try_recv().is_none(), "b is not due for an hour");
         assert_eq!(restarted.outstanding().len(), 2);
     }
