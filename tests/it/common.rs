@@ -247,6 +247,28 @@ pub fn fixture_json(name: &str) -> Value {
     serde_json::from_str(&raw).expect("fixture is JSON")
 }
 
+/// A fixture from `events/` with each `(from, to)` of `replacements` replaced in its
+/// text (ids, keys), and `body` instead of its own if given.
+pub fn fixture_request(
+    fixture: &str,
+    replacements: &[(&str, &str)],
+    body: Option<&Value>,
+) -> lambda_http::Request {
+    let mut raw = std::fs::read_to_string(events_dir().join(fixture)).expect("fixture");
+    for (from, to) in replacements {
+        raw = raw.replace(from, to);
+    }
+    let mut event: Value = serde_json::from_str(&raw).expect("fixture is JSON");
+    if let Some(body) = body {
+        event["body"] = Value::String(body.to_string());
+        event["isBase64Encoded"] = Value::Bool(false);
+        if let Some(headers) = event["headers"].as_object_mut() {
+            headers.remove("content-length");
+        }
+    }
+    lambda_request(&event)
+}
+
 /// Turn an API Gateway v2 event into a request exactly as the Lambda runtime does.
 pub fn lambda_request(event: &Value) -> lambda_http::Request {
     lambda_http::request::from_str(&event.to_string()).expect("lambda_http accepts the event")

@@ -15,7 +15,7 @@
 
 use crate::capacity::meter::{self, Metered};
 use crate::common::{
-    FIXTURE_ENDPOINT_ID, call, events_dir, fixture_json, lambda_request, target_of,
+    FIXTURE_ENDPOINT_ID, call, events_dir, fixture_json, fixture_request, target_of,
 };
 use serde_json::{Value, json};
 use shared::adapters::dynamo::DynamoStore;
@@ -46,26 +46,16 @@ fn request(
     ids: &[(&str, &str)],
     body: Option<&Value>,
 ) -> lambda_http::Request {
-    let mut raw = std::fs::read_to_string(events_dir().join(fixture)).expect("fixture");
-    for (from, to) in ids {
-        raw = raw.replace(from, to);
-    }
+    let key = key_of(function);
+    let mut replacements = ids.to_vec();
     for fixture_key in [
         "avk_fixture_acme_admin",
         "avk_fixture_acme_member",
         "avk_fixture_acme_publisher",
     ] {
-        raw = raw.replace(fixture_key, &key_of(function));
+        replacements.push((fixture_key, &key));
     }
-    let mut event: Value = serde_json::from_str(&raw).expect("fixture is JSON");
-    if let Some(body) = body {
-        event["body"] = Value::String(body.to_string());
-        event["isBase64Encoded"] = Value::Bool(false);
-        if let Some(headers) = event["headers"].as_object_mut() {
-            headers.remove("content-length");
-        }
-    }
-    lambda_request(&event)
+    fixture_request(fixture, &replacements, body)
 }
 
 /// The fixtures' delivery and recovery ids, replaced by the tour's.

@@ -190,6 +190,18 @@ impl<S: Store> Harness<S> {
     }
 
     /// The delivery as stored now.
+    /// The delivery the receiver's first POST was for: it must be `retrying` after that
+    /// one attempt. Its id.
+    pub async fn retrying_after_first_post(&self) -> String {
+        let id = self.receiver.requests()[0]
+            .header("webhook-id")
+            .expect("id")
+            .to_owned();
+        let d = self.stored_delivery(&id).await;
+        assert_eq!((d.status, d.attempt_count()), (DeliveryStatus::Retrying, 1));
+        id
+    }
+
     pub async fn stored_delivery(&self, delivery_id: &str) -> Delivery {
         let key = DeliveryKey::from_id(delivery_id.parse().expect("uuid")).expect("a delivery id");
         self.store
@@ -632,6 +644,9 @@ struct Faulty<S> {
     inner: Arc<S>,
     /// Fail the next `record_attempt`, as if the sender died after the POST.
     armed: std::sync::atomic::AtomicBool,
+    /// Apply the next `record_attempt` but answer "already recorded", as DynamoDB does
+    /// when the SDK retries a conditional write that was applied and answered 500.
+    answer_lost: std::sync::atomic::AtomicBool,
     /// Fail writing the delivery for this endpoint, as if a publish died half-way.
     fail_insert_for: Option<Uuid>,
 }
@@ -696,7 +711,14 @@ impl<S: Store> DeliveryStore for Faulty<S> {
                 "injected: the sender died after the POST".into(),
             ));
         }
-        self.inner.record_attempt(seed, expect, a, o, at).await
+        let recorded = self.inner.record_attempt(seed, expect, a, o, at).await?;
+        if self
+            .answer_lost
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(None);
+        }
+        Ok(recorded)
     }
     async fn hold(
         &self,
@@ -775,6 +797,7 @@ async fn a_sender_dying_after_the_post_loses_nothing(store: Arc<impl Store>) {
         fail_insert_for: None,
         inner: store.clone(),
         armed: true.into(),
+        answer_lost: false.into(),
     });
     let job = h.next_job(STEP).await.expect("job");
     assert!(
@@ -874,12 +897,7 @@ async fn a_sender_dying_before_queueing_the_retry_loses_nothing(store: Arc<impl 
         h.sender.handle(job.clone(), false).await.is_err(),
         "the retry could not be queued: the handling fails, so the message stays"
     );
-    let id = h.receiver.requests()[0]
-        .header("webhook-id")
-        .expect("id")
-        .to_owned();
-    let d = h.stored_delivery(&id).await;
-    assert_eq!((d.status, d.attempt_count()), (DeliveryStatus::Retrying, 1));
+    let id = h.retrying_after_first_post().await;
     assert!(h.next_job(Duration::from_millis(1500)).await.is_none());
 
     assert_eq!(
@@ -891,6 +909,40 @@ async fn a_sender_dying_before_queueing_the_retry_loses_nothing(store: Arc<impl 
     assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Succeeded, 2));
     assert_eq!(h.receiver.requests().len(), 2);
     assert_eq!(h.stored_delivery(&id).await.attempt_count(), 2);
+}
+
+/// A conditional write applied, answered with an error and retried by the SDK is
+/// refused by its own condition: the sender hears "already recorded". The attempt is
+/// recorded all the same, so its retry must still be queued (else the delivery stays
+/// `retrying` with nothing to move it on).
+async fn a_recorded_attempt_answered_as_a_duplicate_still_queues_its_retry(store: Arc<impl Store>) {
+    let mut h = Harness::start(
+        store.clone(),
+        Behaviour::sequence([Reply::status(500)], Reply::ok()),
+        Options::default(),
+    )
+    .await;
+    h.endpoint(&["alert.fired"]).await;
+    h.publish("evt_answer_lost").await;
+    h.sender.deliveries = Arc::new(Faulty {
+        inner: store.clone(),
+        armed: false.into(),
+        answer_lost: true.into(),
+        fail_insert_for: None,
+    });
+    let job = h.next_job(STEP).await.expect("job");
+    assert_eq!(
+        h.sender.handle(job, false).await.expect("handled"),
+        Handled::Skipped,
+        "the store answered: already recorded"
+    );
+    h.retrying_after_first_post().await;
+    assert_eq!(
+        h.step(STEP).await,
+        attempted(DeliveryStatus::Succeeded, 2),
+        "the retry was queued"
+    );
+    assert_eq!(h.receiver.requests().len(), 2);
 }
 
 /// Replaces "an enqueue failure after publish is recovered by the sweep" (the sweep is
@@ -1173,6 +1225,7 @@ async fn a_half_done_publish_is_finished_by_its_repeat(store: Arc<impl Store>) {
         deliveries: Arc::new(Faulty {
             inner: store.clone(),
             armed: false.into(),
+            answer_lost: false.into(),
             fail_insert_for: Some(broken_for),
         }),
         events: store.clone(),
@@ -1494,6 +1547,7 @@ on_both_backends!(
     manual_retry_sends_again,
     a_sender_dying_after_the_post_loses_nothing,
     a_sender_dying_before_queueing_the_retry_loses_nothing,
+    a_recorded_attempt_answered_as_a_duplicate_still_queues_its_retry,
     an_enqueue_failure_fails_the_publish_and_its_retry_completes_it,
     long_waits_wait_in_the_due_list,
     the_sender_caps_attempts_to_one_endpoint,

@@ -78,6 +78,9 @@ enum EventFault {
     /// Each fan-out hold write is sent twice (the SDK retrying a request whose answer
     /// was lost); the second answer is the one reported.
     HoldSentTwice,
+    /// The event's write applied, its answer lost, sent again by the SDK: refused by its
+    /// own condition, it hands back the event just stored.
+    InsertSentTwice,
 }
 
 struct FaultyEvents<S> {
@@ -90,12 +93,16 @@ struct FaultyEvents<S> {
 impl<S: Store> EventStore for FaultyEvents<S> {
     async fn insert_event(&self, event: &Event) -> StoreResult<Option<Event>> {
         let stored = self.inner.insert_event(event).await?;
-        if self.on.is_on() && matches!(self.fault, EventFault::InsertAppliedButFailed) {
-            return Err(StoreError::Backend(
-                "injected: stored, then reported failed".into(),
-            ));
+        if !self.on.is_on() {
+            return Ok(stored);
         }
-        Ok(stored)
+        match self.fault {
+            EventFault::InsertAppliedButFailed => Err(StoreError::Backend(
+                "injected: stored, then reported failed".into(),
+            )),
+            EventFault::InsertSentTwice => self.inner.insert_event(event).await,
+            _ => Ok(stored),
+        }
     }
 
     async fn get_event(&self, org: &OrgSlug, id: &str) -> StoreResult<Option<Event>> {
@@ -118,7 +125,7 @@ impl<S: Store> EventStore for FaultyEvents<S> {
             return Ok(taken);
         }
         match self.fault {
-            EventFault::InsertAppliedButFailed => Ok(taken),
+            EventFault::InsertAppliedButFailed | EventFault::InsertSentTwice => Ok(taken),
             EventFault::HoldAppliedButFailed => Err(StoreError::Backend(
                 "injected: hold written, then reported failed".into(),
             )),
@@ -260,6 +267,16 @@ async fn fails_once_then_proceeds(
     drain_and_check_one_each(&mut h, &endpoints).await;
 }
 
+/// A publish that meets `fault` is accepted all the same, and each endpoint gets one
+/// delivery. `unfinished`: the event is stored already, its fan-out never done.
+async fn proceeds_despite(store: Arc<impl Store>, fault: EventFault, id: &str, unfinished: bool) {
+    let on = Switch::on();
+    let (mut h, endpoints, router) = faulty_events(store, fault, &on, id, unfinished).await;
+    let answer = publish(&router, id).await;
+    assert_eq!(answer.status, 202, "{}", answer.json);
+    drain_and_check_one_each(&mut h, &endpoints).await;
+}
+
 /// Two endpoints, and the publish route over an event store that injects `fault`
 /// while `on` is; with `unfinished`, event `id` is stored, its fan-out never done.
 async fn faulty_events<S: Store>(
@@ -292,13 +309,7 @@ async fn a_takeover_applied_but_reported_failed_does_not_lock_the_id(store: Arc<
 /// A takeover the SDK sent twice (the first applied, its answer lost): the second finds
 /// the hold no longer as seen. The taker still holds it and finishes the fan-out.
 async fn a_takeover_sent_twice_is_still_the_takers(store: Arc<impl Store>) {
-    let id = "evt_taken_twice";
-    let on = Switch::on();
-    let (mut h, endpoints, router) =
-        faulty_events(store, EventFault::HoldSentTwice, &on, id, true).await;
-    let again = publish(&router, id).await;
-    assert_eq!(again.status, 202, "{}", again.json);
-    drain_and_check_one_each(&mut h, &endpoints).await;
+    proceeds_despite(store, EventFault::HoldSentTwice, "evt_taken_twice", true).await;
 }
 
 /// Storing the event applied but reported failed: the publish answers 500 holding a
@@ -306,6 +317,19 @@ async fn a_takeover_sent_twice_is_still_the_takers(store: Arc<impl Store>) {
 async fn an_event_stored_but_reported_failed_does_not_lock_the_id(store: Arc<impl Store>) {
     let id = "evt_stored_unsure";
     fails_once_then_proceeds(store, EventFault::InsertAppliedButFailed, id, false).await;
+}
+
+/// The event's write sent twice by the SDK (the first applied, its answer lost): the
+/// second hands back the event this publish just stored, which must not take it for
+/// another writer's and wait for its own hold (issue 17's 409 on a first request).
+async fn an_event_stored_twice_is_still_the_writers(store: Arc<impl Store>) {
+    proceeds_despite(
+        store,
+        EventFault::InsertSentTwice,
+        "evt_stored_twice",
+        false,
+    )
+    .await;
 }
 
 /// A repeat that finds a live writer still at work answers 409 with `Retry-After`: the
@@ -343,5 +367,6 @@ on_both_backends!(
     a_takeover_applied_but_reported_failed_does_not_lock_the_id,
     a_takeover_sent_twice_is_still_the_takers,
     an_event_stored_but_reported_failed_does_not_lock_the_id,
+    an_event_stored_twice_is_still_the_writers,
     in_progress_says_when_to_retry,
 );

@@ -10,12 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// When the second resume pass runs: after any claim taken before the resume has ended.
-const RESUME_RECHECK: Duration = Duration::from_secs(90);
+/// When the second resume pass runs: after any attempt begun before the resume has
+/// ended (the outbound timeout and a record write well within it).
+pub const RESUME_RECHECK: Duration = Duration::from_secs(90);
 
 pub struct EndpointLifecycle {
     pub endpoints: Arc<dyn EndpointStore>,
     pub queue: Arc<dyn JobQueue>,
+    /// [`RESUME_RECHECK`] as wired; tests whose attempts end at once shorten it.
+    pub resume_recheck: Duration,
 }
 
 impl EndpointLifecycle {
@@ -42,7 +45,10 @@ impl EndpointLifecycle {
             // Once more a little later: a sender holding a delivery at this very moment,
             // or an index not yet showing it, is caught by the second pass.
             self.queue
-                .enqueue(vec![(job.clone(), Duration::ZERO), (job, RESUME_RECHECK)])
+                .enqueue(vec![
+                    (job.clone(), Duration::ZERO),
+                    (job, self.resume_recheck),
+                ])
                 .await?;
         }
         Ok(endpoint)

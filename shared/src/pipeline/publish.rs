@@ -215,11 +215,17 @@ impl Publisher {
             payload,
             targets: targets.iter().map(target_of).collect(),
             fan_out_until: Some(hold.until),
-            fan_out_holder: None,
+            fan_out_holder: Some(hold.holder),
         };
-        // One write: it stores the event, or hands back the one already stored.
+        // One write: it stores the event, or hands back the one already stored. That one
+        // is this publish's own when its write was applied, answered with an error and
+        // sent again by the SDK: it names this writer, which carries on holding it.
         match self.events.insert_event(&event).await {
             Ok(None) => {
+                self.fan_out_holding(&event, hold, targets, Vec::new())
+                    .await
+            }
+            Ok(Some(existing)) if existing.fan_out_holder == Some(hold.holder) => {
                 self.fan_out_holding(&event, hold, targets, Vec::new())
                     .await
             }

@@ -378,6 +378,15 @@ impl Sender {
             .await?
         else {
             tracing::warn!(delivery_id = %work.job.delivery_id, attempt = attempt_number, "attempt already recorded (duplicate message); not recorded twice");
+            // The write that recorded it may have been this one: applied, answered with
+            // an error, retried by the SDK and refused by its condition. Whoever recorded
+            // it, the next attempt must be on its way, as for a redelivered message.
+            if let Expect::Attempt(_) = work.expect
+                && let Some(d) = self.deliveries.get_delivery(work.key).await?
+            {
+                self.follow_up(&d, std::str::from_utf8(&payload).ok())
+                    .await?;
+            }
             return Ok(Handled::Skipped);
         };
         let error_kind = attempt.error.as_ref().map(|e| e.kind);

@@ -14,6 +14,7 @@ use crate::api::{
 };
 use crate::metrics::{EmfStdout, MetricsSink, NoMetrics};
 use crate::pipeline::in_flight::EndpointSlots;
+use crate::pipeline::lifecycle;
 use crate::pipeline::{
     EndpointLifecycle, History, ManualRetries, Publisher, Recoveries, Sender, SenderSettings,
 };
@@ -46,6 +47,7 @@ impl Services {
                 lifecycle: Arc::new(EndpointLifecycle {
                     endpoints: store.clone(),
                     queue: queue.clone(),
+                    resume_recheck: lifecycle::RESUME_RECHECK,
                 }),
                 publisher: publisher.clone(),
             },

@@ -196,7 +196,7 @@ impl Faults {
         let fault = self.plan.fault_of(caller, &key, call.number, attempt);
         call.all_failed &= fault.is_some();
         call.applied |= fault == Some(Fault::After);
-        let Some(fault) = fault else { return None };
+        let fault = fault?;
         let mut injected = lock(&self.injected);
         count(injected.operations.entry(key.clone()).or_default(), fault);
         if call.all_failed && attempt >= max {
