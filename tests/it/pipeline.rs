@@ -644,8 +644,9 @@ struct Faulty<S> {
     inner: Arc<S>,
     /// Fail the next `record_attempt`, as if the sender died after the POST.
     armed: std::sync::atomic::AtomicBool,
-    /// Apply the next `record_attempt` but answer "already recorded", as DynamoDB does
-    /// when the SDK retries a conditional write that was applied and answered 500.
+    /// Apply the next `record_attempt` or `resume_delivery` but answer that it was
+    /// refused, as DynamoDB does when the SDK retries a conditional write that was
+    /// applied and answered 500.
     answer_lost: std::sync::atomic::AtomicBool,
     /// Fail writing the delivery for this endpoint, as if a publish died half-way.
     fail_insert_for: Option<Uuid>,
@@ -748,7 +749,11 @@ impl<S: Store> DeliveryStore for Faulty<S> {
         held: &Delivery,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, StoreError> {
-        self.inner.resume_delivery(held, at).await
+        let released = self.inner.resume_delivery(held, at).await?;
+        Ok(released
+            && !self
+                .answer_lost
+                .swap(false, std::sync::atomic::Ordering::SeqCst))
     }
     async fn purge_deliveries(
         &self,
@@ -943,6 +948,46 @@ async fn a_recorded_attempt_answered_as_a_duplicate_still_queues_its_retry(store
         "the retry was queued"
     );
     assert_eq!(h.receiver.requests().len(), 2);
+}
+
+/// A held delivery's release, applied and answered "refused" (the SDK's retry of it),
+/// still queues its job: else it is neither held nor queued, and no resume finds it.
+async fn a_release_answered_as_refused_still_queues_its_job(store: Arc<impl Store>) {
+    let mut h = Harness::start(
+        store.clone(),
+        Behaviour::always(Reply::ok()),
+        Options::default(),
+    )
+    .await;
+    let (endpoint_id, _) = h.endpoint(&["alert.fired"]).await;
+    let (router, path) = (
+        h.router.clone(),
+        format!("/org/acme/webhooks/endpoints/{endpoint_id}"),
+    );
+    let set_active = |active: bool| {
+        let body = format!(r#"{{"is_active": {active}}}"#);
+        let path = &path;
+        send(&router, "endpoints-update.json", move |e| {
+            set_path(e, path);
+            set_body(e, &body);
+        })
+    };
+    assert_eq!(set_active(false).await.status, 200);
+    // Published to a paused endpoint: its delivery is written held, no job queued.
+    h.publish("evt_release_lost").await;
+    h.sender.deliveries = Arc::new(Faulty {
+        inner: store.clone(),
+        armed: false.into(),
+        answer_lost: true.into(),
+        fail_insert_for: None,
+    });
+    assert_eq!(set_active(true).await.status, 200);
+    let resume = h.step(STEP).await;
+    assert!(
+        matches!(resume, Handled::Chunk { done: 1, .. }),
+        "its job is queued: {resume:?}"
+    );
+    assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Succeeded, 1));
 }
 
 /// Replaces "an enqueue failure after publish is recovered by the sweep" (the sweep is
@@ -1548,6 +1593,7 @@ on_both_backends!(
     a_sender_dying_after_the_post_loses_nothing,
     a_sender_dying_before_queueing_the_retry_loses_nothing,
     a_recorded_attempt_answered_as_a_duplicate_still_queues_its_retry,
+    a_release_answered_as_refused_still_queues_its_job,
     an_enqueue_failure_fails_the_publish_and_its_retry_completes_it,
     long_waits_wait_in_the_due_list,
     the_sender_caps_attempts_to_one_endpoint,

@@ -286,6 +286,25 @@ impl Delivery {
         }
     }
 
+    /// Where a manual retry leaves this delivery: succeeded, or paused on 410 Gone; a
+    /// failure starts no schedule of its own: a delivery with automatic attempts still to
+    /// come keeps waiting for them, any other has failed.
+    pub fn manual_outcome(&self, result: &super::PostOutcome) -> AttemptOutcome {
+        let (status, next_attempt_at) = if result.error.is_none() {
+            (DeliveryStatus::Succeeded, None)
+        } else if result.status == Some(410) {
+            (DeliveryStatus::Paused, None)
+        } else if self.status.is_due() && self.next_attempt_at.is_some() {
+            (DeliveryStatus::Retrying, self.next_attempt_at)
+        } else {
+            (DeliveryStatus::Failed, None)
+        };
+        AttemptOutcome {
+            status,
+            next_attempt_at,
+        }
+    }
+
     /// Whether automatic attempt `n` should still be made: it is the next one, and the
     /// delivery is still waiting for automatic attempts (a manual retry may have
     /// finished it meanwhile, or its endpoint been paused).

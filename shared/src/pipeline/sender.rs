@@ -128,25 +128,6 @@ pub fn next_job(d: &Delivery) -> Job {
     }
 }
 
-/// Where a manual retry leaves its delivery: succeeded, or paused on 410 Gone; a failure
-/// starts no schedule of its own: a delivery with automatic attempts still to come keeps
-/// waiting for them, any other has failed.
-fn manual_outcome(before: &Delivery, result: &PostOutcome) -> AttemptOutcome {
-    let (status, next_attempt_at) = if result.error.is_none() {
-        (DeliveryStatus::Succeeded, None)
-    } else if result.status == Some(410) {
-        (DeliveryStatus::Paused, None)
-    } else if before.status.is_due() && before.next_attempt_at.is_some() {
-        (DeliveryStatus::Retrying, before.next_attempt_at)
-    } else {
-        (DeliveryStatus::Failed, None)
-    };
-    AttemptOutcome {
-        status,
-        next_attempt_at,
-    }
-}
-
 /// A delivery job, taken apart.
 struct Work {
     job: DeliveryJob,
@@ -350,7 +331,7 @@ impl Sender {
         let gone = result.status == Some(410);
         let outcome = match work.expect {
             Expect::Attempt(n) => self.outcome_of(n, &result, finished),
-            Expect::Request(_) => manual_outcome(&seed, &result),
+            Expect::Request(_) => seed.manual_outcome(&result),
         };
         let attempt = Attempt {
             attempt_number,
@@ -549,13 +530,27 @@ impl Sender {
             .get_endpoint(&work.job.org, work.job.endpoint_id)
             .await?
             .is_some_and(|e| e.is_active);
-        let held = current.on_hold(at);
-        if resumed && self.deliveries.resume_delivery(&held, at).await? {
-            self.queue
-                .enqueue(vec![(next_job(&held), Duration::ZERO)])
-                .await?;
+        if resumed && let Some(job) = self.release(&current.on_hold(at), at).await? {
+            self.queue.enqueue(vec![(job, Duration::ZERO)]).await?;
         }
         Ok(Handled::Held)
+    }
+
+    /// Release a held delivery of a resumed endpoint: the job to queue for it, if any. A
+    /// release refused may have been this one's own write (applied, answered with an
+    /// error, sent again by the SDK and refused by its condition): the delivery is read,
+    /// and if it is released and due its job is queued all the same (released by another
+    /// resume pass, it gets a second job, which records nothing twice).
+    async fn release(&self, held: &Delivery, at: DateTime<Utc>) -> Result<Option<Job>, SendError> {
+        if self.deliveries.resume_delivery(held, at).await? {
+            return Ok(Some(next_job(held)));
+        }
+        Ok(self
+            .deliveries
+            .get_delivery(held.key)
+            .await?
+            .filter(|d| !d.held && d.status.is_due())
+            .map(|d| next_job(&d)))
     }
 
     /// Re-queue a chunk of a resumed endpoint's held deliveries.
@@ -575,8 +570,8 @@ impl Sender {
         let at = now();
         let mut jobs = Vec::with_capacity(held.len());
         for d in &held {
-            if self.deliveries.resume_delivery(d, at).await? {
-                jobs.push((next_job(d), Duration::ZERO));
+            if let Some(job) = self.release(d, at).await? {
+                jobs.push((job, Duration::ZERO));
             }
         }
         let more = held.len() == CHUNK as usize;
