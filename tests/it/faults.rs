@@ -651,8 +651,10 @@ async fn nothing_accepted_is_lost_or_doubled_when_requests_fail() {
             .all(|r| r.dynamo.after > 0 && r.sqs.after > 0),
         "every seed injects faults of both kinds into both services"
     );
+    // What CI's seeds were chosen for; other seeds (AVW_FAULT_SEEDS) need not have it.
     assert!(
-        reports.iter().any(|r| r.enqueues_lost_after_applied > 0),
+        std::env::var_os("AVW_FAULT_SEEDS").is_some()
+            || reports.iter().any(|r| r.enqueues_lost_after_applied > 0),
         "the seeds include a publish enqueue the SDK gave up on after SQS took it"
     );
     let violations: Vec<&String> = reports.iter().flat_map(|r| &r.violations).collect();
