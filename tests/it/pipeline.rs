@@ -881,18 +881,25 @@ impl JobQueue for FlakyQueue {
     }
 }
 
+/// A receiver that fails the first POST and accepts the rest, one endpoint for
+/// `alert.fired`, and event `id` published to it.
+async fn failing_once_after<S: Store>(store: Arc<S>, id: &str, options: Options) -> Harness<S> {
+    let h = Harness::start(
+        store,
+        Behaviour::sequence([Reply::status(500)], Reply::ok()),
+        options,
+    )
+    .await;
+    h.endpoint(&["alert.fired"]).await;
+    h.publish(id).await;
+    h
+}
+
 /// A sender that dies after recording a failed attempt but before queueing the next one
 /// loses nothing either: the message is handed out again, its attempt is recorded, so
 /// nothing is posted and what follows it (the retry) is queued instead.
 async fn a_sender_dying_before_queueing_the_retry_loses_nothing(store: Arc<impl Store>) {
-    let mut h = Harness::start(
-        store,
-        Behaviour::sequence([Reply::status(500)], Reply::ok()),
-        Options::default(),
-    )
-    .await;
-    h.endpoint(&["alert.fired"]).await;
-    h.publish("evt_no_retry_queued").await;
+    let mut h = failing_once_after(store, "evt_no_retry_queued", Options::default()).await;
     h.sender.queue = Arc::new(FlakyQueue {
         inner: h.queue.clone(),
         armed: true.into(),
@@ -921,14 +928,7 @@ async fn a_sender_dying_before_queueing_the_retry_loses_nothing(store: Arc<impl 
 /// recorded all the same, so its retry must still be queued (else the delivery stays
 /// `retrying` with nothing to move it on).
 async fn a_recorded_attempt_answered_as_a_duplicate_still_queues_its_retry(store: Arc<impl Store>) {
-    let mut h = Harness::start(
-        store.clone(),
-        Behaviour::sequence([Reply::status(500)], Reply::ok()),
-        Options::default(),
-    )
-    .await;
-    h.endpoint(&["alert.fired"]).await;
-    h.publish("evt_answer_lost").await;
+    let mut h = failing_once_after(store.clone(), "evt_answer_lost", Options::default()).await;
     h.sender.deliveries = Arc::new(Faulty {
         inner: store.clone(),
         armed: false.into(),
@@ -1054,14 +1054,7 @@ async fn long_waits_wait_in_the_due_list(store: Arc<impl Store>) {
         retry: vec![36_000],
         ..Options::default()
     };
-    let mut h = Harness::start(
-        store.clone(),
-        Behaviour::sequence([Reply::status(500)], Reply::ok()),
-        options,
-    )
-    .await;
-    h.endpoint(&["alert.fired"]).await;
-    h.publish("evt_long_wait").await;
+    let mut h = failing_once_after(store.clone(), "evt_long_wait", options).await;
     assert_eq!(h.step(STEP).await, attempted(DeliveryStatus::Retrying, 1));
     let id = h.receiver.requests()[0]
         .header("webhook-id")
