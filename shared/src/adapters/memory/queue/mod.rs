@@ -237,6 +237,11 @@ impl MemoryQueue {
     /// sure of, not skipped as a duplicate).
     pub fn take_restored(&self, job: &Job) -> bool {
         let mut state = self.shared.state();
+        // The worker asks for every job it takes: once the restored copies are all
+        // taken (soon after start), no job is serialized to find out.
+        if state.restored.is_empty() {
+            return false;
+        }
         let key = job.to_json();
         let Some(left) = state.restored.get_mut(&key) else {
             return false;
